@@ -1,0 +1,166 @@
+//! Wiring: resolves the key, opens the database, discovers pipelines, repairs
+//! state left by a previous process, then runs the dispatcher, the pipeline
+//! watcher and the web server under one cancellation token.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::pipelines::{PipelineRegistry, watch_pipelines_dir};
+use crate::runner::{Runner, RunnerDeps, container_spec, engine, recover_after_restart};
+use crate::secrets::{KeySource, resolve_encryption_key};
+use crate::web::{self, AppState};
+
+/// Entry point of `fastflow serve`.
+pub fn main() -> ExitCode {
+    init_tracing();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve_until_signal(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| EnvFilter::try_new(std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into()).to_lowercase()))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
+    let app = start(config).await?;
+    tracing::info!("Fast-Flow listening on http://{}", app.addr);
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    app.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// A started server; `stop` shuts it down.
+pub struct RunningApp {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl RunningApp {
+    /// Stops accepting work, lets in-flight responses finish, and returns.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+            tracing::warn!("some tasks did not stop within 5s; aborting them");
+            self.tasks.abort_all();
+        }
+    }
+}
+
+/// Starts everything and returns once the server accepts connections.
+pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
+    let started = Instant::now();
+    config.prepare_dirs().context("creating DATA_DIR, LOGS_DIR or UV_CACHE_DIR")?;
+    let (_key, source) =
+        resolve_encryption_key(config.encryption_key.as_ref(), &config.data_dir, config.is_production())?;
+    match &source {
+        KeySource::Generated(path) => tracing::warn!(
+            "ENCRYPTION_KEY not set: generated a new key into {} (mode 0600); back it up, or set ENCRYPTION_KEY",
+            path.display()
+        ),
+        KeySource::ExistingFile(path) => tracing::info!("using the encryption key from {}", path.display()),
+        KeySource::Environment => {}
+    }
+    let pool = crate::db::connect(&config.database_url).await?;
+    let instance_id = crate::db::instance_id(&pool).await?;
+    let root = config.pipelines_dir.clone();
+    let registry = Arc::new(tokio::task::spawn_blocking(move || PipelineRegistry::load(&root)).await?);
+    let docker = engine::connect(config.docker_host.as_deref())?;
+    let worker_user = container_spec::prepare_worker_user(&config.uv_cache_dir)
+        .with_context(|| format!("making UV_CACHE_DIR {} writable for pipelines", config.uv_cache_dir.display()))?;
+    let config = Arc::new(config);
+    let runner = Runner::new(RunnerDeps {
+        config: config.clone(),
+        pool: pool.clone(),
+        docker,
+        registry: registry.clone(),
+        hubs: Default::default(),
+        instance_id,
+        worker_user,
+    });
+    let repaired = recover_after_restart(runner.deps()).await?;
+    if repaired > 0 {
+        tracing::warn!(runs = repaired, "closed runs left running by the previous process");
+    }
+
+    let shutdown = CancellationToken::new();
+    let state = AppState {
+        config: config.clone(),
+        pool,
+        registry: registry.clone(),
+        runner: runner.clone(),
+        shutdown: shutdown.clone(),
+        started,
+    };
+    let listener = tokio::net::TcpListener::bind((config.host, config.port))
+        .await
+        .with_context(|| format!("binding {}:{} (set HOST/PORT)", config.host, config.port))?;
+    let addr = listener.local_addr()?;
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(runner.dispatch(shutdown.clone()));
+    tasks.spawn(watch_pipelines_dir(registry, shutdown.clone()));
+    let router = web::router(state.clone());
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "web server failed");
+        }
+    });
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "started");
+    Ok(RunningApp { addr, state, shutdown, tasks })
+}

@@ -1,0 +1,246 @@
+//! Typed configuration, read once from the environment (and an optional `.env`).
+//!
+//! Variable names follow Fast-Flow 1.x where the meaning is the same. Every
+//! value has an embedded default, so `fastflow` runs with nothing set.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// Where the server runs: production refuses insecure shortcuts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// Everything the process needs to know, resolved and validated at startup.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: IpAddr,
+    pub port: u16,
+    pub base_url: String,
+    pub environment: Environment,
+    pub data_dir: PathBuf,
+    pub pipelines_dir: PathBuf,
+    pub logs_dir: PathBuf,
+    pub database_url: String,
+    pub worker_base_image: String,
+    pub uv_cache_dir: PathBuf,
+    /// `ENCRYPTION_KEY` as given; resolved (or generated) by `secrets::key`.
+    pub encryption_key: Option<crate::secrets::SecretString>,
+    pub max_concurrent_runs: usize,
+    /// Default run timeout in seconds; `None` means no timeout.
+    pub container_timeout: Option<u64>,
+    pub retry_attempts: u32,
+    pub log_max_size_bytes: u64,
+    /// `DOCKER_HOST` (or its alias `DOCKER_PROXY_URL`); `None` uses the local socket.
+    pub docker_host: Option<String>,
+    /// Host CA bundle mounted into run containers (`WORKER_CA_BUNDLE`).
+    pub worker_ca_bundle: Option<PathBuf>,
+    /// Docker network for run containers (`WORKER_NETWORK`, default `bridge`).
+    pub worker_network: String,
+    /// Maximum number of processes inside one run container.
+    pub worker_pids_limit: i64,
+}
+
+/// A configuration value that could not be used; names the variable and why.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {var}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+pub const DEFAULT_WORKER_IMAGE: &str = "ghcr.io/astral-sh/uv:python3.12-bookworm-slim";
+
+impl Config {
+    /// Reads the process environment, after loading `.env` from the working directory if present.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal; a broken one is reported by dotenvy on the variables it sets.
+        let _ = dotenvy::dotenv();
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::from_vars(&vars)
+    }
+
+    /// Builds a config from an explicit variable map (tests, `check`).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| vars.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+
+        let host: IpAddr = parse_or(get("HOST"), "HOST", "127.0.0.1".parse().ok())?;
+        let port: u16 = parse_or(get("PORT"), "PORT", Some(8000))?;
+        let environment = match get("ENVIRONMENT").as_deref() {
+            None | Some("development") | Some("dev") => Environment::Development,
+            Some("production") | Some("prod") => Environment::Production,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "ENVIRONMENT",
+                    value: other.to_string(),
+                    reason: "expected `development` or `production`".into(),
+                });
+            }
+        };
+        let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let pipelines_dir =
+            PathBuf::from(get("PIPELINES_DIR").unwrap_or_else(|| "./examples/pipelines".into()));
+        let logs_dir = get("LOGS_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("logs"));
+        let uv_cache_dir =
+            get("UV_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("uv_cache"));
+        let database_url = get("DATABASE_URL")
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("fastflow.db").display()));
+        if !database_url.starts_with("sqlite:") {
+            return Err(ConfigError {
+                var: "DATABASE_URL",
+                value: database_url,
+                reason: "only sqlite: URLs are supported in this version".into(),
+            });
+        }
+        let base_url = get("BASE_URL").unwrap_or_else(|| format!("http://{host}:{port}"));
+
+        let max_concurrent_runs: usize =
+            parse_or(get("MAX_CONCURRENT_RUNS"), "MAX_CONCURRENT_RUNS", Some(10))?;
+        if max_concurrent_runs == 0 {
+            return Err(ConfigError {
+                var: "MAX_CONCURRENT_RUNS",
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        let timeout: u64 = parse_or(get("CONTAINER_TIMEOUT"), "CONTAINER_TIMEOUT", Some(0))?;
+        let log_max_size_mb: f64 = parse_or(get("LOG_MAX_SIZE_MB"), "LOG_MAX_SIZE_MB", Some(100.0))?;
+        if !(log_max_size_mb > 0.0 && log_max_size_mb.is_finite()) {
+            return Err(ConfigError {
+                var: "LOG_MAX_SIZE_MB",
+                value: log_max_size_mb.to_string(),
+                reason: "must be a positive number of megabytes".into(),
+            });
+        }
+        let worker_ca_bundle = get("WORKER_CA_BUNDLE").map(PathBuf::from);
+        if let Some(path) = &worker_ca_bundle
+            && !path.is_file()
+        {
+            return Err(ConfigError {
+                var: "WORKER_CA_BUNDLE",
+                value: path.display().to_string(),
+                reason: "not a readable file (expected a PEM CA bundle)".into(),
+            });
+        }
+
+        Ok(Config {
+            host,
+            port,
+            base_url,
+            environment,
+            data_dir,
+            pipelines_dir,
+            logs_dir,
+            database_url,
+            worker_base_image: get("WORKER_BASE_IMAGE").unwrap_or_else(|| DEFAULT_WORKER_IMAGE.into()),
+            uv_cache_dir,
+            encryption_key: get("ENCRYPTION_KEY").map(crate::secrets::SecretString::new),
+            max_concurrent_runs,
+            container_timeout: (timeout > 0).then_some(timeout),
+            retry_attempts: parse_or(get("RETRY_ATTEMPTS"), "RETRY_ATTEMPTS", Some(0))?,
+            log_max_size_bytes: (log_max_size_mb * 1024.0 * 1024.0) as u64,
+            docker_host: get("DOCKER_HOST").or_else(|| get("DOCKER_PROXY_URL")),
+            worker_ca_bundle,
+            worker_network: get("WORKER_NETWORK").unwrap_or_else(|| "bridge".into()),
+            worker_pids_limit: parse_or(get("WORKER_PIDS_LIMIT"), "WORKER_PIDS_LIMIT", Some(512))?,
+        })
+    }
+
+    /// Creates the data, log and cache directories and makes the paths that are
+    /// bind-mounted into containers absolute (Docker requires absolute host paths).
+    pub fn prepare_dirs(&mut self) -> std::io::Result<()> {
+        for dir in [&self.data_dir, &self.logs_dir, &self.uv_cache_dir] {
+            std::fs::create_dir_all(dir)?;
+        }
+        self.data_dir = absolute(&self.data_dir)?;
+        self.logs_dir = absolute(&self.logs_dir)?;
+        self.uv_cache_dir = absolute(&self.uv_cache_dir)?;
+        self.pipelines_dir = absolute(&self.pipelines_dir)?;
+        if let Some(ca) = &self.worker_ca_bundle {
+            self.worker_ca_bundle = Some(absolute(ca)?);
+        }
+        Ok(())
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+}
+
+fn absolute(path: &Path) -> std::io::Result<PathBuf> {
+    if path.exists() {
+        path.canonicalize()
+    } else {
+        std::path::absolute(path)
+    }
+}
+
+fn parse_or<T: std::str::FromStr>(
+    raw: Option<String>,
+    var: &'static str,
+    default: Option<T>,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match raw {
+        Some(value) => value.parse().map_err(|e: T::Err| ConfigError {
+            var,
+            value: value.clone(),
+            reason: e.to_string(),
+        }),
+        None => default.ok_or_else(|| ConfigError {
+            var,
+            value: String::new(),
+            reason: "is required".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_need_nothing_set() {
+        let c = Config::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(c.host.to_string(), "127.0.0.1");
+        assert_eq!(c.port, 8000);
+        assert_eq!(c.database_url, "sqlite://./data/fastflow.db");
+        assert_eq!(c.pipelines_dir, PathBuf::from("./examples/pipelines"));
+        assert_eq!(c.container_timeout, None);
+        assert_eq!(c.worker_base_image, DEFAULT_WORKER_IMAGE);
+    }
+
+    #[test]
+    fn docker_proxy_url_is_an_alias() {
+        let c = Config::from_vars(&vars(&[("DOCKER_PROXY_URL", "tcp://proxy:2375")])).unwrap();
+        assert_eq!(c.docker_host.as_deref(), Some("tcp://proxy:2375"));
+        let c = Config::from_vars(&vars(&[
+            ("DOCKER_PROXY_URL", "tcp://proxy:2375"),
+            ("DOCKER_HOST", "unix:///run/docker.sock"),
+        ]))
+        .unwrap();
+        assert_eq!(c.docker_host.as_deref(), Some("unix:///run/docker.sock"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = Config::from_vars(&vars(&[("PORT", "eighty")])).unwrap_err();
+        assert_eq!(err.var, "PORT");
+        let err = Config::from_vars(&vars(&[("MAX_CONCURRENT_RUNS", "0")])).unwrap_err();
+        assert_eq!(err.var, "MAX_CONCURRENT_RUNS");
+        let err = Config::from_vars(&vars(&[("WORKER_CA_BUNDLE", "/nonexistent/ca.pem")])).unwrap_err();
+        assert_eq!(err.var, "WORKER_CA_BUNDLE");
+        let err = Config::from_vars(&vars(&[("DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert_eq!(err.var, "DATABASE_URL");
+    }
+}

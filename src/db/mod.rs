@@ -1,0 +1,57 @@
+//! The database: pool, migrations, and every SQL statement of the application
+//! (one submodule per table group), so another backend is a change in one place.
+
+pub mod runs;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub use runs::{NewRun, Run, RunFilter, RunOutcome};
+pub type Pool = sqlx::SqlitePool;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Query(#[from] sqlx::Error),
+}
+
+/// Opens (creating if needed) the SQLite database with WAL, a busy timeout and
+/// foreign keys, and applies the embedded migrations.
+pub async fn connect(url: &str) -> Result<Pool, DbError> {
+    let err = |source| DbError::Connect { url: url.to_string(), source };
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(err)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .min_connections(1)
+        .connect_with(options)
+        .await
+        .map_err(err)?;
+    sqlx::migrate!("./migrations").run(&pool).await?;
+    Ok(pool)
+}
+
+/// The id of this installation, created on first use; it labels our containers so
+/// that two installations sharing one Docker engine never touch each other's.
+pub async fn instance_id(pool: &Pool) -> Result<String, DbError> {
+    let candidate = uuid::Uuid::now_v7().simple().to_string();
+    sqlx::query("INSERT INTO instance (key, value) VALUES ('instance_id', ?) ON CONFLICT (key) DO NOTHING")
+        .bind(&candidate)
+        .execute(pool)
+        .await?;
+    let id: String = sqlx::query_scalar("SELECT value FROM instance WHERE key = 'instance_id'")
+        .fetch_one(pool)
+        .await?;
+    Ok(id)
+}

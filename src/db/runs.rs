@@ -1,0 +1,216 @@
+//! Queries on the `runs` table: insert, read, list, claim from the queue, finish.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::types::Json;
+
+use super::{DbError, Pool};
+use crate::run_status::{ErrorType, RunStatus};
+
+pub type EnvMap = BTreeMap<String, String>;
+
+/// One row of `runs`.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct Run {
+    pub id: String,
+    pub pipeline_name: String,
+    pub status: RunStatus,
+    pub triggered_by: String,
+    #[serde(skip)]
+    pub env_vars: Json<EnvMap>,
+    #[serde(skip)]
+    pub parameters: Json<EnvMap>,
+    pub started_at: DateTime<Utc>,
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub container_started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub exit_code: Option<i64>,
+    pub error_type: Option<ErrorType>,
+    pub error_message: Option<String>,
+    pub image: Option<String>,
+    #[serde(skip)]
+    pub container_id: Option<String>,
+    pub log_file: String,
+    pub log_lines: i64,
+    pub log_bytes: i64,
+    pub log_truncated: bool,
+}
+
+impl Run {
+    /// Wall time from trigger to end (or to now while it runs).
+    pub fn duration_seconds(&self) -> Option<f64> {
+        let start = self.container_started_at.unwrap_or(self.started_at);
+        let end = self.finished_at.or_else(|| (!self.status.is_terminal()).then(Utc::now))?;
+        Some((end - start).num_milliseconds() as f64 / 1000.0)
+    }
+}
+
+/// What a trigger records.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub id: String,
+    pub pipeline_name: String,
+    pub triggered_by: String,
+    pub env_vars: EnvMap,
+    pub parameters: EnvMap,
+    pub log_file: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub status: RunStatus,
+    pub exit_code: Option<i64>,
+    pub error_type: Option<ErrorType>,
+    pub error_message: Option<String>,
+    pub log_lines: u64,
+    pub log_bytes: u64,
+    pub log_truncated: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub pipeline_name: Option<String>,
+    pub status: Option<RunStatus>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Per-pipeline counters and the latest run, for the pipelines list.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PipelineRunStats {
+    pub total_runs: i64,
+    pub successful_runs: i64,
+    pub failed_runs: i64,
+    pub last_run_id: Option<String>,
+    pub last_run_status: Option<RunStatus>,
+    pub last_run_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert(pool: &Pool, new: &NewRun) -> Result<Run, DbError> {
+    let run = sqlx::query_as::<_, Run>(
+        "INSERT INTO runs (id, pipeline_name, status, triggered_by, env_vars, parameters, started_at, log_file)
+         VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?) RETURNING *",
+    )
+    .bind(&new.id)
+    .bind(&new.pipeline_name)
+    .bind(&new.triggered_by)
+    .bind(Json(&new.env_vars))
+    .bind(Json(&new.parameters))
+    .bind(Utc::now())
+    .bind(&new.log_file)
+    .fetch_one(pool)
+    .await?;
+    Ok(run)
+}
+
+pub async fn get(pool: &Pool, id: &str) -> Result<Option<Run>, DbError> {
+    Ok(sqlx::query_as::<_, Run>("SELECT * FROM runs WHERE id = ?").bind(id).fetch_optional(pool).await?)
+}
+
+/// Runs matching the filter, newest first, and the total count without paging.
+pub async fn list(pool: &Pool, filter: &RunFilter) -> Result<(Vec<Run>, i64), DbError> {
+    const WHERE: &str = "WHERE (?1 IS NULL OR pipeline_name = ?1) AND (?2 IS NULL OR status = ?2)";
+    let rows = sqlx::query_as::<_, Run>(&format!(
+        "SELECT * FROM runs {WHERE} ORDER BY started_at DESC, rowid DESC LIMIT ?3 OFFSET ?4"
+    ))
+    .bind(&filter.pipeline_name)
+    .bind(filter.status)
+    .bind(filter.limit)
+    .bind(filter.offset)
+    .fetch_all(pool)
+    .await?;
+    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM runs {WHERE}"))
+        .bind(&filter.pipeline_name)
+        .bind(filter.status)
+        .fetch_one(pool)
+        .await?;
+    Ok((rows, total))
+}
+
+/// Takes the oldest queued run and marks it RUNNING, in one statement, if fewer
+/// than `max_running` runs are running. `None` when nothing may start now.
+pub async fn claim_next(pool: &Pool, max_running: i64) -> Result<Option<Run>, DbError> {
+    Ok(sqlx::query_as::<_, Run>(
+        "UPDATE runs SET status = 'RUNNING', claimed_at = ?1
+         WHERE id = (SELECT id FROM runs WHERE status = 'PENDING' ORDER BY started_at, rowid LIMIT 1)
+           AND (SELECT COUNT(*) FROM runs WHERE status = 'RUNNING') < ?2
+         RETURNING *",
+    )
+    .bind(Utc::now())
+    .bind(max_running)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn set_container(pool: &Pool, id: &str, container_id: &str, image: &str) -> Result<(), DbError> {
+    sqlx::query("UPDATE runs SET container_id = ?, image = ? WHERE id = ?")
+        .bind(container_id)
+        .bind(image)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_container_started(pool: &Pool, id: &str, at: DateTime<Utc>) -> Result<(), DbError> {
+    sqlx::query("UPDATE runs SET container_started_at = ? WHERE id = ?").bind(at).bind(id).execute(pool).await?;
+    Ok(())
+}
+
+/// Records the end of a run, only if it is still RUNNING (a status written first by
+/// a cancel or timeout is never overwritten). Returns whether the row changed.
+pub async fn finish(pool: &Pool, id: &str, outcome: &RunOutcome) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE runs SET status = ?, exit_code = ?, error_type = ?, error_message = ?, finished_at = ?,
+                         log_lines = ?, log_bytes = ?, log_truncated = ?
+         WHERE id = ? AND status IN ('PENDING', 'RUNNING')",
+    )
+    .bind(outcome.status)
+    .bind(outcome.exit_code)
+    .bind(outcome.error_type)
+    .bind(&outcome.error_message)
+    .bind(Utc::now())
+    .bind(outcome.log_lines as i64)
+    .bind(outcome.log_bytes as i64)
+    .bind(outcome.log_truncated)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Runs left RUNNING by a previous process; returned so their containers can be handled.
+pub async fn running(pool: &Pool) -> Result<Vec<Run>, DbError> {
+    Ok(sqlx::query_as::<_, Run>("SELECT * FROM runs WHERE status = 'RUNNING' ORDER BY started_at").fetch_all(pool).await?)
+}
+
+pub async fn pipeline_stats(pool: &Pool) -> Result<HashMap<String, PipelineRunStats>, DbError> {
+    let rows: Vec<(String, i64, i64, i64, Option<String>, Option<RunStatus>, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT r.pipeline_name, COUNT(*),
+                SUM(r.status = 'SUCCESS'), SUM(r.status = 'FAILED'),
+                l.id, l.status, l.started_at
+         FROM runs r
+         LEFT JOIN runs l ON l.id = (SELECT id FROM runs WHERE pipeline_name = r.pipeline_name
+                                     ORDER BY started_at DESC, rowid DESC LIMIT 1)
+         GROUP BY r.pipeline_name",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, total, ok, failed, last_id, last_status, last_at)| {
+            let stats = PipelineRunStats {
+                total_runs: total,
+                successful_runs: ok,
+                failed_runs: failed,
+                last_run_id: last_id,
+                last_run_status: last_status,
+                last_run_at: last_at,
+            };
+            (name, stats)
+        })
+        .collect())
+}

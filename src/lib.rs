@@ -1,0 +1,22 @@
+//! Fast-Flow: a lightweight, Docker-native, Python-centric task orchestrator.
+
+/// Wiring: database, discovery, runner and web server under one shutdown token.
+pub mod app;
+/// The access layer every route passes through.
+pub mod auth;
+/// `fastflow check`: validates a pipelines directory for CI.
+pub mod check;
+/// Typed configuration from the environment.
+pub mod config;
+/// Pool, migrations and every SQL statement.
+pub mod db;
+/// Pipeline discovery and `pipeline.json` metadata.
+pub mod pipelines;
+/// Run statuses and error types.
+pub mod run_status;
+/// Executes runs in Docker: queue dispatch, containers, logs, live hubs.
+pub mod runner;
+/// Secret values and the encryption key.
+pub mod secrets;
+/// Pages, fragments, SSE, JSON API.
+pub mod web;

@@ -1,0 +1,359 @@
+//! Typed readers for the JSON fields of pipeline metadata. Each reader takes a
+//! field out of the object, checks it, and records a precise problem on failure
+//! instead of stopping, so one file reports all of its problems at once.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// One problem (or warning) with one field of a metadata file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldIssue {
+    /// Dotted path of the field, e.g. `retry_strategy.delay` or `tags[2]`; empty for the whole file.
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "field `{}`: {}", self.field, self.message)
+        }
+    }
+}
+
+/// A memory amount as written (`"512m"`) and in bytes. Serialises as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemorySize {
+    pub text: String,
+    pub bytes: u64,
+}
+
+impl Serialize for MemorySize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+/// Parses Docker-style memory sizes: a number (fractions allowed) with an optional
+/// unit b, k, m, g, t (optionally followed by `b`/`ib`), case-insensitive; no unit means bytes.
+pub fn parse_memory(text: &str) -> Result<u64, String> {
+    let s = text.trim().to_ascii_lowercase();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    if number.is_empty() {
+        return Err(format!(
+            "`{text}` is not a memory size: expected a number with an optional unit, e.g. \"512m\", \"1g\", \"1.5g\""
+        ));
+    }
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: `{number}` is not a number"))?;
+    let multiplier: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => {
+            return Err(format!(
+                "`{text}`: unknown unit `{other}` (use b, k, m, g or t, e.g. \"512m\")"
+            ));
+        }
+    };
+    let bytes = value * multiplier as f64;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(format!("`{text}` is too large"));
+    }
+    Ok(bytes.round() as u64)
+}
+
+/// Parses `2026-01-31T12:00:00Z`, `2026-01-31T12:00:00+01:00`, or a naive
+/// `2026-01-31T12:00[:00]` / `2026-01-31 12:00:00` (taken as UTC).
+pub fn parse_datetime(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
+        return Ok(dt.with_timezone(&Utc));
+    }
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(text, fmt) {
+            return Ok(naive.and_utc());
+        }
+    }
+    Err(format!(
+        "`{text}` is not a date-time: use ISO 8601, e.g. \"2026-01-31T08:00:00Z\""
+    ))
+}
+
+/// Takes fields out of one JSON object, collecting problems under a path prefix.
+pub struct FieldReader<'a> {
+    object: Map<String, Value>,
+    prefix: String,
+    pub errors: &'a mut Vec<FieldIssue>,
+}
+
+impl<'a> FieldReader<'a> {
+    pub fn new(object: Map<String, Value>, prefix: &str, errors: &'a mut Vec<FieldIssue>) -> Self {
+        Self { object, prefix: prefix.to_string(), errors }
+    }
+
+    pub fn path(&self, key: &str) -> String {
+        if self.prefix.is_empty() { key.to_string() } else { format!("{}.{key}", self.prefix) }
+    }
+
+    pub fn error(&mut self, key: &str, message: impl Into<String>) {
+        let field = self.path(key);
+        self.errors.push(FieldIssue { field, message: message.into() });
+    }
+
+    /// The raw value of a field; `null` counts as absent.
+    pub fn take(&mut self, key: &str) -> Option<Value> {
+        self.object.remove(key).filter(|v| !v.is_null())
+    }
+
+    /// Keys not consumed by any reader (reported as warnings by the caller).
+    pub fn leftover_keys(&self) -> Vec<String> {
+        self.object.keys().map(|k| self.path(k)).collect()
+    }
+
+    pub fn string(&mut self, key: &str) -> Option<String> {
+        match self.take(key)? {
+            Value::String(s) => Some(s),
+            other => {
+                self.error(key, format!("must be a string, got {}", kind(&other)));
+                None
+            }
+        }
+    }
+
+    pub fn non_empty_string(&mut self, key: &str) -> Option<String> {
+        let s = self.string(key)?;
+        if s.trim().is_empty() {
+            self.error(key, "must not be empty");
+            return None;
+        }
+        Some(s)
+    }
+
+    pub fn bool(&mut self, key: &str) -> Option<bool> {
+        match self.take(key)? {
+            Value::Bool(b) => Some(b),
+            other => {
+                self.error(key, format!("must be true or false, got {}", kind(&other)));
+                None
+            }
+        }
+    }
+
+    /// A number strictly greater than zero.
+    pub fn positive_number(&mut self, key: &str, unit_hint: &str) -> Option<f64> {
+        match self.take(key)? {
+            Value::Number(n) => match n.as_f64() {
+                Some(v) if v > 0.0 && v.is_finite() => Some(v),
+                _ => {
+                    self.error(key, format!("must be greater than 0 ({unit_hint}), got {n}"));
+                    None
+                }
+            },
+            other => {
+                self.error(key, format!("must be a number ({unit_hint}), got {}", kind(&other)));
+                None
+            }
+        }
+    }
+
+    /// A whole number `>= min`.
+    pub fn integer_at_least(&mut self, key: &str, min: u64) -> Option<u64> {
+        let value = self.take(key)?;
+        let parsed = match &value {
+            Value::Number(n) => n.as_u64().or_else(|| {
+                // 30.0 is a whole number written as a float; accept it.
+                n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)
+            }),
+            _ => None,
+        };
+        match parsed {
+            Some(v) if v >= min => Some(v),
+            _ => {
+                let got = match &value {
+                    Value::Number(n) => n.to_string(),
+                    other => kind(other).to_string(),
+                };
+                self.error(key, format!("must be a whole number >= {min}, got {got}"));
+                None
+            }
+        }
+    }
+
+    pub fn memory(&mut self, key: &str) -> Option<MemorySize> {
+        let value = self.take(key)?;
+        let text = match &value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            other => {
+                self.error(key, format!("must be a memory size like \"512m\", got {}", kind(other)));
+                return None;
+            }
+        };
+        if text.trim_start().starts_with('-') {
+            self.error(key, format!("`{text}`: must not be negative"));
+            return None;
+        }
+        match parse_memory(&text) {
+            Ok(0) => {
+                self.error(key, format!("`{text}`: must be greater than 0"));
+                None
+            }
+            Ok(bytes) => Some(MemorySize { text, bytes }),
+            Err(message) => {
+                self.error(key, message);
+                None
+            }
+        }
+    }
+
+    pub fn datetime(&mut self, key: &str) -> Option<DateTime<Utc>> {
+        let text = self.string(key)?;
+        match parse_datetime(&text) {
+            Ok(dt) => Some(dt),
+            Err(message) => {
+                self.error(key, message);
+                None
+            }
+        }
+    }
+
+    pub fn string_list(&mut self, key: &str) -> Vec<String> {
+        let Some(value) = self.take(key) else { return Vec::new() };
+        let Value::Array(items) = value else {
+            self.error(key, format!("must be a list of strings, got {}", kind(&value)));
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            match item {
+                Value::String(s) => out.push(s),
+                other => self.error(&format!("{key}[{i}]"), format!("must be a string, got {}", kind(&other))),
+            }
+        }
+        out
+    }
+
+    /// An object of string values; numbers and booleans are accepted and kept as text.
+    pub fn string_map(&mut self, key: &str) -> BTreeMap<String, String> {
+        let Some(value) = self.take(key) else { return BTreeMap::new() };
+        let Value::Object(map) = value else {
+            self.error(key, format!("must be an object of NAME: \"value\" pairs, got {}", kind(&value)));
+            return BTreeMap::new();
+        };
+        let mut out = BTreeMap::new();
+        for (name, v) in map {
+            if !is_env_name(&name) {
+                self.error(&format!("{key}.{name}"), "is not a valid environment variable name (letters, digits, `_`; not starting with a digit)");
+                continue;
+            }
+            match v {
+                Value::String(s) => {
+                    out.insert(name, s);
+                }
+                Value::Number(n) => {
+                    out.insert(name, n.to_string());
+                }
+                Value::Bool(b) => {
+                    out.insert(name, b.to_string());
+                }
+                other => self.error(&format!("{key}.{name}"), format!("must be a string, got {}", kind(&other))),
+            }
+        }
+        out
+    }
+
+    /// A nested object for a sub-reader, or `None` (with an error) if it is not an object.
+    pub fn object(&mut self, key: &str) -> Option<Map<String, Value>> {
+        match self.take(key)? {
+            Value::Object(map) => Some(map),
+            other => {
+                self.error(key, format!("must be an object, got {}", kind(&other)));
+                None
+            }
+        }
+    }
+
+    /// A list whose items are objects; non-objects are reported and skipped.
+    pub fn object_list(&mut self, key: &str) -> Vec<(String, Map<String, Value>)> {
+        let Some(value) = self.take(key) else { return Vec::new() };
+        let Value::Array(items) = value else {
+            self.error(key, format!("must be a list of objects, got {}", kind(&value)));
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            let path = format!("{key}[{i}]");
+            match item {
+                Value::Object(map) => out.push((self.path(&path), map)),
+                other => self.error(&path, format!("must be an object, got {}", kind(&other))),
+            }
+        }
+        out
+    }
+}
+
+pub fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+pub fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_units() {
+        assert_eq!(parse_memory("512m"), Ok(512 << 20));
+        assert_eq!(parse_memory("1G"), Ok(1 << 30));
+        assert_eq!(parse_memory("1.5g"), Ok(3 << 29));
+        assert_eq!(parse_memory("100"), Ok(100));
+        assert_eq!(parse_memory("64MiB"), Ok(64 << 20));
+        assert!(parse_memory("12 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_memory("m").is_err());
+        assert!(parse_memory("1.2.3g").is_err());
+    }
+
+    #[test]
+    fn datetimes() {
+        assert!(parse_datetime("2026-01-31T08:00:00Z").is_ok());
+        assert!(parse_datetime("2026-01-31T08:00:00+01:00").is_ok());
+        assert!(parse_datetime("2026-01-31T08:00").is_ok());
+        assert!(parse_datetime("2026-01-31 08:00:00").is_ok());
+        assert!(parse_datetime("tomorrow").is_err());
+    }
+
+    #[test]
+    fn env_names() {
+        assert!(is_env_name("LOG_LEVEL"));
+        assert!(is_env_name("_x1"));
+        assert!(!is_env_name("1X"));
+        assert!(!is_env_name("A-B"));
+        assert!(!is_env_name(""));
+    }
+}

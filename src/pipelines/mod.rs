@@ -1,0 +1,74 @@
+//! Pipelines: discovery from `PIPELINES_DIR`, their metadata, and the in-memory
+//! registry that the web layer and the runner read (refreshed on file changes,
+//! never rescanned per request).
+
+mod discovery;
+pub mod fields;
+pub mod metadata;
+mod watch;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+pub use discovery::{Pipeline, Snapshot, is_valid_pipeline_name, scan};
+pub use fields::FieldIssue;
+pub use metadata::PipelineMetadata;
+pub use watch::watch_pipelines_dir;
+
+/// The current view of `PIPELINES_DIR`, swapped whole after each scan.
+pub struct PipelineRegistry {
+    root: PathBuf,
+    current: RwLock<Arc<Snapshot>>,
+    /// Serialises scans so two refreshes never interleave their writes.
+    scan_lock: tokio::sync::Mutex<()>,
+}
+
+impl PipelineRegistry {
+    /// Scans once (blocking) and returns the registry.
+    pub fn load(root: &Path) -> Self {
+        let snapshot = scan(root);
+        Self {
+            root: root.to_path_buf(),
+            current: RwLock::new(Arc::new(snapshot)),
+            scan_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The latest snapshot; cheap (one `Arc` clone).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Pipeline>> {
+        self.snapshot().pipelines.get(name).cloned()
+    }
+
+    /// Rescans the directory off the async threads and publishes the result.
+    pub async fn refresh(self: &Arc<Self>) -> Arc<Snapshot> {
+        let _guard = self.scan_lock.lock().await;
+        let root = self.root.clone();
+        let snapshot = match tokio::task::spawn_blocking(move || scan(&root)).await {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                tracing::error!(error = %e, "pipeline scan panicked; keeping the previous snapshot");
+                return self.snapshot();
+            }
+        };
+        let (valid, invalid) = snapshot.pipelines.values().fold((0, 0), |(v, i), p| {
+            if p.is_valid() { (v + 1, i) } else { (v, i + 1) }
+        });
+        tracing::info!(valid, invalid, dir = %self.root.display(), "pipelines discovered");
+        match self.current.write() {
+            Ok(mut guard) => *guard = snapshot.clone(),
+            Err(poisoned) => *poisoned.into_inner() = snapshot.clone(),
+        }
+        snapshot
+    }
+}

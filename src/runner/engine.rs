@@ -1,0 +1,168 @@
+//! The Docker Engine, through bollard: connecting, creating containers (pulling
+//! the image when it is missing), waiting for exit, and removing containers.
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+use bollard::errors::Error as BollardError;
+use bollard::models::ContainerCreateBody;
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+use super::container_spec::LABEL_INSTANCE;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot connect to the Docker engine ({host}): {source}")]
+    Connect { host: String, source: BollardError },
+    #[error("image `{image}` is not available locally and pulling it failed: {reason}. On machines without registry access build a local image with scripts/build-runner-image.sh and set WORKER_BASE_IMAGE")]
+    Pull { image: String, reason: String },
+    #[error("Docker engine error: {0}")]
+    Api(#[from] BollardError),
+}
+
+/// Connects to `DOCKER_HOST` (unix socket path or `unix://`, `tcp://`, `http://`), or
+/// the local socket. bollard connects lazily: this does not fail when the engine is down.
+pub fn connect(docker_host: Option<&str>) -> Result<Docker, EngineError> {
+    let result = match docker_host {
+        None => Docker::connect_with_local_defaults(),
+        Some(h) if h.starts_with('/') => Docker::connect_with_host(&format!("unix://{h}")),
+        Some(h) => Docker::connect_with_host(h),
+    };
+    result.map_err(|source| EngineError::Connect {
+        host: docker_host.unwrap_or("local socket").to_string(),
+        source,
+    })
+}
+
+fn is_not_found(e: &BollardError) -> bool {
+    matches!(e, BollardError::DockerResponseServerError { status_code: 404, .. })
+}
+
+/// Pulls `image` and waits for the pull to finish.
+pub async fn pull_image(docker: &Docker, image: &str) -> Result<(), EngineError> {
+    let (repo, tag) = split_image(image);
+    let options = CreateImageOptionsBuilder::new().from_image(repo).tag(tag).build();
+    let mut progress = docker.create_image(Some(options), None, None);
+    while let Some(item) = progress.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                    return Err(EngineError::Pull { image: image.into(), reason: detail });
+                }
+            }
+            Err(e) => return Err(EngineError::Pull { image: image.into(), reason: e.to_string() }),
+        }
+    }
+    Ok(())
+}
+
+/// `repo[:tag]` or `repo@digest`; a `:` inside a registry host:port is not a tag.
+fn split_image(image: &str) -> (&str, &str) {
+    if image.contains('@') {
+        return (image, "");
+    }
+    match image.rfind(':') {
+        Some(i) if !image[i..].contains('/') => (&image[..i], &image[i + 1..]),
+        _ => (image, "latest"),
+    }
+}
+
+/// Creates a container; when the image is missing, pulls it once and retries.
+pub async fn create_container(docker: &Docker, body: ContainerCreateBody) -> Result<String, EngineError> {
+    match docker.create_container(None, body.clone()).await {
+        Ok(created) => Ok(created.id),
+        Err(e) if is_not_found(&e) => {
+            let image = body.image.clone().unwrap_or_default();
+            tracing::info!(%image, "image missing locally; pulling");
+            pull_image(docker, &image).await?;
+            Ok(docker.create_container(None, body).await?.id)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Waits until the container is not running and returns its exit code.
+pub async fn wait_exit(docker: &Docker, id: &str) -> Result<i64, EngineError> {
+    loop {
+        let options = WaitContainerOptionsBuilder::new().condition("not-running").build();
+        let mut stream = docker.wait_container(id, Some(options));
+        match stream.next().await {
+            Some(Ok(resp)) => return Ok(resp.status_code),
+            // bollard reports a non-zero exit as an error value; it is an outcome.
+            Some(Err(BollardError::DockerContainerWaitError { code, .. })) => return Ok(code),
+            // The response headers took longer than the client timeout; keep waiting.
+            Some(Err(BollardError::RequestTimeoutError)) => continue,
+            Some(Err(e)) => return Err(e.into()),
+            None => {
+                let state = docker.inspect_container(id, None).await?.state;
+                return Ok(state.and_then(|s| s.exit_code).unwrap_or(-1));
+            }
+        }
+    }
+}
+
+pub async fn kill(docker: &Docker, id: &str) -> Result<(), EngineError> {
+    let options = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
+    match docker.kill_container(id, Some(options)).await {
+        // 409: already stopped; 404: already gone. Both mean "not running".
+        Err(BollardError::DockerResponseServerError { status_code: 404 | 409, .. }) | Ok(()) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether the engine reported the container as killed by the kernel OOM killer.
+pub async fn oom_killed(docker: &Docker, id: &str) -> Result<bool, EngineError> {
+    let state = docker.inspect_container(id, None).await?.state;
+    Ok(state.and_then(|s| s.oom_killed).unwrap_or(false))
+}
+
+/// Force-removes a container; "already gone" is success.
+pub async fn remove(docker: &Docker, id: &str) -> Result<(), EngineError> {
+    let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+    match docker.remove_container(id, Some(options)).await {
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => Ok(()), // removal already in progress
+        other => Ok(other?),
+    }
+}
+
+/// Removes the container in the background: the run's result never waits for it.
+pub fn remove_in_background(docker: &Docker, id: String) {
+    let docker = docker.clone();
+    tokio::spawn(async move {
+        if let Err(e) = remove(&docker, &id).await {
+            tracing::warn!(container = %id, error = %e, "could not remove run container");
+        }
+    });
+}
+
+/// Containers (any state) labelled as ours: `(container id, run id)`.
+pub async fn list_instance_containers(docker: &Docker, instance_id: &str) -> Result<Vec<(String, String)>, EngineError> {
+    let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_INSTANCE}={instance_id}")])]);
+    let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+    let containers = docker.list_containers(Some(options)).await?;
+    Ok(containers
+        .into_iter()
+        .filter_map(|c| {
+            let run_id = c.labels.as_ref()?.get(super::container_spec::LABEL_RUN_ID)?.clone();
+            Some((c.id?, run_id))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_image;
+
+    #[test]
+    fn image_references() {
+        assert_eq!(split_image("ghcr.io/astral-sh/uv:python3.12-bookworm-slim"), ("ghcr.io/astral-sh/uv", "python3.12-bookworm-slim"));
+        assert_eq!(split_image("fastflow-runner"), ("fastflow-runner", "latest"));
+        assert_eq!(split_image("localhost:5000/runner"), ("localhost:5000/runner", "latest"));
+        assert_eq!(split_image("localhost:5000/runner:v1"), ("localhost:5000/runner", "v1"));
+    }
+}

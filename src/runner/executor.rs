@@ -1,0 +1,212 @@
+//! Executes one claimed run: create the container, attach before start, pump
+//! logs, enforce the timeout, classify the exit, write the final state, and
+//! remove the container off the critical path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::query_parameters::{AttachContainerOptionsBuilder, StartContainerOptions};
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use super::container_spec::{self, RunContext};
+use super::engine::{self, EngineError};
+use super::log_pump::{self, RunLog};
+use super::logs::{LogWriter, log_path};
+use super::RunnerDeps;
+use crate::db::{self, Run, RunOutcome};
+use crate::pipelines::Pipeline;
+use crate::run_status::{ErrorType, RunStatus};
+
+/// How long the output stream may lag behind the container's exit.
+const OUTPUT_DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs `run` to completion and records its outcome. Never panics on engine or I/O
+/// errors: they end the run as `infrastructure_error` with a reason in the log.
+pub async fn execute(deps: Arc<RunnerDeps>, run: Run) {
+    let hub = deps.hubs.sender(&run.id);
+    let path = log_path(&deps.config.logs_dir, &run.id);
+    let writer = match LogWriter::open(&path, deps.config.log_max_size_bytes) {
+        Ok(w) => w,
+        Err(e) => {
+            let outcome = failure(ErrorType::InfrastructureError, format!("cannot open log file {}: {e}", path.display()));
+            record(&deps, &run, &outcome).await;
+            return;
+        }
+    };
+    let mut log = RunLog::new(writer, hub);
+    let mut outcome = match deps.registry.get(&run.pipeline_name) {
+        None => failure(
+            ErrorType::PipelineError,
+            format!("pipeline `{}` no longer exists in PIPELINES_DIR", run.pipeline_name),
+        ),
+        Some(p) if !p.is_valid() => failure(ErrorType::PipelineError, format!("pipeline is invalid: {}", p.error_lines().join("; "))),
+        Some(pipeline) => run_container(&deps, &run, &pipeline, &mut log).await,
+    };
+    if let Some(message) = &outcome.error_message {
+        // The reason also goes into the log, where the user is already looking.
+        let _ = log.system(format!("[fastflow] {message}"));
+    }
+    match log.close() {
+        Ok(summary) => {
+            outcome.log_lines = summary.lines;
+            outcome.log_bytes = summary.bytes;
+            outcome.log_truncated = summary.truncated;
+        }
+        Err(e) => tracing::error!(run = %run.id, error = %e, "finishing the log file failed"),
+    }
+    record(&deps, &run, &outcome).await;
+}
+
+/// Writes the final state, then tells viewers the run ended.
+async fn record(deps: &RunnerDeps, run: &Run, outcome: &RunOutcome) {
+    match db::runs::finish(&deps.pool, &run.id, outcome).await {
+        Ok(true) => {}
+        Ok(false) => tracing::info!(run = %run.id, "run already had a final status; kept it"),
+        Err(e) => tracing::error!(run = %run.id, error = %e, "recording the run outcome failed"),
+    }
+    let status = match db::runs::get(&deps.pool, &run.id).await {
+        Ok(Some(r)) => r.status,
+        _ => outcome.status,
+    };
+    tracing::info!(run = %run.id, pipeline = %run.pipeline_name, %status, exit_code = ?outcome.exit_code, error_type = ?outcome.error_type, "run finished");
+    deps.hubs.close(&run.id, status);
+}
+
+fn failure(error_type: ErrorType, message: String) -> RunOutcome {
+    RunOutcome {
+        status: RunStatus::Failed,
+        exit_code: None,
+        error_type: Some(error_type),
+        error_message: Some(message),
+        log_lines: 0,
+        log_bytes: 0,
+        log_truncated: false,
+    }
+}
+
+async fn run_container(deps: &RunnerDeps, run: &Run, pipeline: &Pipeline, log: &mut RunLog) -> RunOutcome {
+    let mut run_env = run.env_vars.0.clone();
+    run_env.extend(run.parameters.0.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let ctx = RunContext { run_id: &run.id, instance_id: &deps.instance_id, run_env: &run_env, user: &deps.worker_user };
+    let body = container_spec::build(&deps.config, pipeline, &ctx);
+    let container_id = match engine::create_container(&deps.docker, body).await {
+        Ok(id) => id,
+        Err(e) => return failure(ErrorType::InfrastructureError, format!("creating the container failed: {e}")),
+    };
+    if let Err(e) = db::runs::set_container(&deps.pool, &run.id, &container_id, &deps.config.worker_base_image).await {
+        tracing::warn!(run = %run.id, error = %e, "could not record the container id");
+    }
+    let outcome = attach_start_wait(deps, run, pipeline, &container_id, log).await;
+    engine::remove_in_background(&deps.docker, container_id);
+    outcome
+}
+
+async fn attach_start_wait(deps: &RunnerDeps, run: &Run, pipeline: &Pipeline, id: &str, log: &mut RunLog) -> RunOutcome {
+    let docker = &deps.docker;
+    let attach = AttachContainerOptionsBuilder::new().stream(true).stdout(true).stderr(true).logs(true).build();
+    let attached = match docker.attach_container(id, Some(attach)).await {
+        Ok(a) => a,
+        Err(e) => return failure(ErrorType::InfrastructureError, format!("attaching to the container failed: {e}")),
+    };
+    if let Err(e) = docker.start_container(id, None::<StartContainerOptions>).await {
+        return failure(ErrorType::InfrastructureError, format!("starting the container failed: {e}"));
+    }
+    if let Err(e) = db::runs::set_container_started(&deps.pool, &run.id, Utc::now()).await {
+        tracing::warn!(run = %run.id, error = %e, "could not record the start time");
+    }
+
+    let timeout = match pipeline.metadata.timeout {
+        Some(0) => None,
+        Some(t) => Some(t),
+        None => deps.config.container_timeout,
+    };
+    let stop_pump = CancellationToken::new();
+    let pump = log_pump::pump(log, attached.output, stop_pump.clone());
+    let waiter = wait_with_timeout(docker, id, timeout, stop_pump.clone());
+    let (pump_result, wait_result) = tokio::join!(pump, waiter);
+
+    let mut notes = Vec::new();
+    if let Err(e) = pump_result {
+        notes.push(e);
+    }
+    if let Err(e) = log_pump::reconcile(log, docker, id).await {
+        notes.push(e);
+    }
+    for note in &notes {
+        tracing::warn!(run = %run.id, "{note}");
+    }
+    let (exit_code, timed_out) = match wait_result {
+        Ok(v) => v,
+        Err(e) => return failure(ErrorType::InfrastructureError, format!("waiting for the container failed: {e}")),
+    };
+    classify_exit(deps, pipeline, id, exit_code, timed_out, timeout).await
+}
+
+/// Waits for exit, killing the container when the timeout expires. Returns the exit
+/// code and whether the timeout fired; then gives the output stream a grace period.
+async fn wait_with_timeout(
+    docker: &bollard::Docker,
+    id: &str,
+    timeout: Option<u64>,
+    stop_pump: CancellationToken,
+) -> Result<(i64, bool), EngineError> {
+    let deadline = async {
+        match timeout {
+            Some(secs) => tokio::time::sleep(Duration::from_secs(secs)).await,
+            None => std::future::pending().await,
+        }
+    };
+    let result = tokio::select! {
+        code = engine::wait_exit(docker, id) => code.map(|c| (c, false)),
+        _ = deadline => {
+            engine::kill(docker, id).await?;
+            engine::wait_exit(docker, id).await.map(|c| (c, true))
+        }
+    };
+    // The attach stream normally ends right after exit; don't wait on it forever.
+    let stop = stop_pump.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(OUTPUT_DRAIN_GRACE).await;
+        stop.cancel();
+    });
+    if result.is_err() {
+        stop_pump.cancel();
+    }
+    result
+}
+
+async fn classify_exit(
+    deps: &RunnerDeps,
+    pipeline: &Pipeline,
+    id: &str,
+    exit_code: i64,
+    timed_out: bool,
+    timeout: Option<u64>,
+) -> RunOutcome {
+    let mut outcome = RunOutcome {
+        status: if exit_code == 0 && !timed_out { RunStatus::Success } else { RunStatus::Failed },
+        exit_code: Some(exit_code),
+        error_type: None,
+        error_message: None,
+        log_lines: 0,
+        log_bytes: 0,
+        log_truncated: false,
+    };
+    if outcome.status == RunStatus::Success {
+        return outcome;
+    }
+    let mem_limit = pipeline.metadata.mem_hard_limit.as_ref();
+    let oom = !timed_out && (engine::oom_killed(&deps.docker, id).await.unwrap_or(false) || (exit_code == 137 && mem_limit.is_some()));
+    let (error_type, message) = if timed_out {
+        (ErrorType::Timeout, format!("timed out after {}s and was killed", timeout.unwrap_or_default()))
+    } else if oom {
+        let limit = mem_limit.map(|m| format!("mem_hard_limit {}", m.text)).unwrap_or_else(|| "the host's memory".into());
+        (ErrorType::Oom, format!("killed: out of memory (exceeded {limit})"))
+    } else {
+        (ErrorType::PipelineError, format!("main.py exited with code {exit_code}"))
+    };
+    outcome.error_type = Some(error_type);
+    outcome.error_message = Some(message);
+    outcome
+}

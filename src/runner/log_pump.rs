@@ -1,0 +1,172 @@
+//! Moves a container's output into the run's log: frames from the attach stream
+//! are split into lines, written and flushed in batches, then announced on the
+//! hub. After exit, a final non-follow read of the engine's log recovers any
+//! bytes the attach stream did not deliver (such as an unterminated last line).
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::query_parameters::LogsOptionsBuilder;
+use futures_util::{FutureExt, Stream, StreamExt};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::hub::HubEvent;
+use super::logs::{LineSplitter, LogLine, LogWriter, Stream as LogStream};
+
+pub type OutputStream = Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
+
+/// Lines collected before a flush when output arrives faster than we write.
+const MAX_BATCH_LINES: usize = 2048;
+
+/// The log of one run while it is being written.
+pub struct RunLog {
+    pub writer: LogWriter,
+    hub: broadcast::Sender<HubEvent>,
+    stdout: LineSplitter,
+    stderr: LineSplitter,
+    /// Bytes received per stream, to know what the final read still has to add.
+    pub stdout_bytes: u64,
+    pub stderr_bytes: u64,
+    batch: Vec<LogLine>,
+}
+
+impl RunLog {
+    pub fn new(writer: LogWriter, hub: broadcast::Sender<HubEvent>) -> Self {
+        Self {
+            writer,
+            hub,
+            stdout: LineSplitter::default(),
+            stderr: LineSplitter::default(),
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            batch: Vec::new(),
+        }
+    }
+
+    fn take_chunk(&mut self, stream: LogStream, bytes: &[u8]) -> std::io::Result<()> {
+        let lines = match stream {
+            LogStream::Stderr => {
+                self.stderr_bytes += bytes.len() as u64;
+                self.stderr.push(bytes)
+            }
+            _ => {
+                self.stdout_bytes += bytes.len() as u64;
+                self.stdout.push(bytes)
+            }
+        };
+        for text in lines {
+            if let Some(line) = self.writer.append(stream, text)? {
+                self.batch.push(line);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a note from Fast-Flow itself into the log.
+    pub fn system(&mut self, text: String) -> std::io::Result<()> {
+        if let Some(line) = self.writer.write_system(text)? {
+            self.batch.push(line);
+        }
+        self.publish()
+    }
+
+    /// Flushes to the file, then announces: a viewer never sees a line the file lacks.
+    pub fn publish(&mut self) -> std::io::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.writer.flush()?;
+        let batch = std::mem::take(&mut self.batch);
+        let _ = self.hub.send(HubEvent::Lines(Arc::new(batch)));
+        Ok(())
+    }
+
+    /// Emits partial last lines, writes the drop marker, syncs the file.
+    pub fn close(mut self) -> std::io::Result<super::logs::LogSummary> {
+        for stream in [LogStream::Stdout, LogStream::Stderr] {
+            let last = match stream {
+                LogStream::Stderr => self.stderr.finish(),
+                _ => self.stdout.finish(),
+            };
+            if let Some(text) = last
+                && let Some(line) = self.writer.append(stream, text)?
+            {
+                self.batch.push(line);
+            }
+        }
+        self.publish()?;
+        let (summary, marker) = self.writer.close()?;
+        if let Some(marker) = marker {
+            let _ = self.hub.send(HubEvent::Lines(Arc::new(vec![marker])));
+        }
+        Ok(summary)
+    }
+}
+
+fn classify(output: LogOutput) -> Option<(LogStream, bytes::Bytes)> {
+    match output {
+        LogOutput::StdOut { message } | LogOutput::Console { message } => Some((LogStream::Stdout, message)),
+        LogOutput::StdErr { message } => Some((LogStream::Stderr, message)),
+        LogOutput::StdIn { .. } => None,
+    }
+}
+
+/// Reads the attach stream until it ends or `stop` fires; returns why it ended if it failed.
+pub async fn pump(log: &mut RunLog, mut output: OutputStream, stop: CancellationToken) -> Result<(), String> {
+    loop {
+        let first = tokio::select! {
+            item = output.next() => item,
+            _ = stop.cancelled() => None,
+        };
+        let Some(item) = first else { break };
+        let mut next = Some(item);
+        let mut n = 0;
+        // Take everything that is already there, then write it in one flush.
+        while let Some(item) = next.take() {
+            match item {
+                Ok(out) => {
+                    if let Some((stream, bytes)) = classify(out) {
+                        log.take_chunk(stream, &bytes).map_err(|e| format!("writing the log file failed: {e}"))?;
+                    }
+                }
+                Err(e) => {
+                    log.publish().map_err(|e| e.to_string())?;
+                    return Err(format!("the output stream broke: {e}"));
+                }
+            }
+            n += 1;
+            if n < MAX_BATCH_LINES {
+                next = output.next().now_or_never().flatten();
+            }
+        }
+        log.publish().map_err(|e| format!("writing the log file failed: {e}"))?;
+    }
+    log.publish().map_err(|e| format!("writing the log file failed: {e}"))
+}
+
+/// After exit: adds what the engine's stored log has beyond what we received.
+pub async fn reconcile(log: &mut RunLog, docker: &Docker, container_id: &str) -> Result<(), String> {
+    let options = LogsOptionsBuilder::new().stdout(true).stderr(true).follow(false).build();
+    let mut stored = docker.logs(container_id, Some(options));
+    let (mut seen_out, mut seen_err) = (0u64, 0u64);
+    let (have_out, have_err) = (log.stdout_bytes, log.stderr_bytes);
+    while let Some(item) = stored.next().await {
+        let out = item.map_err(|e| format!("reading the engine's log failed: {e}"))?;
+        let Some((stream, bytes)) = classify(out) else { continue };
+        let (seen, have) = match stream {
+            LogStream::Stderr => (&mut seen_err, have_err),
+            _ => (&mut seen_out, have_out),
+        };
+        let start = *seen;
+        *seen += bytes.len() as u64;
+        if *seen <= have {
+            continue;
+        }
+        let skip = have.saturating_sub(start) as usize;
+        log.take_chunk(stream, &bytes[skip..]).map_err(|e| format!("writing the log file failed: {e}"))?;
+    }
+    log.publish().map_err(|e| format!("writing the log file failed: {e}"))
+}

@@ -1,0 +1,111 @@
+//! Resolves `ENCRYPTION_KEY`: validates a configured key, or in development
+//! generates one once into `DATA_DIR/encryption.key` (mode 0600).
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use super::SecretString;
+
+const KEY_FILE: &str = "encryption.key";
+
+/// How to generate a key, shown in every error about a missing or bad key.
+const HOW_TO_GENERATE: &str = "generate one with `python3 -c \"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"` or `head -c 32 /dev/urandom | base64 | tr '+/' '-_'` and set ENCRYPTION_KEY";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("ENCRYPTION_KEY is not set; production mode (ENVIRONMENT=production) requires it: {HOW_TO_GENERATE}")]
+    MissingInProduction,
+    #[error("ENCRYPTION_KEY is not a valid Fernet key (expected 32 bytes, url-safe base64): {HOW_TO_GENERATE}")]
+    InvalidConfigured,
+    #[error("{path}: not a valid Fernet key; delete the file to generate a new one, or set ENCRYPTION_KEY")]
+    InvalidFile { path: PathBuf },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// Where the key in use came from (logged at startup, never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Environment,
+    ExistingFile(PathBuf),
+    Generated(PathBuf),
+}
+
+/// Returns the key to use and where it came from.
+pub fn resolve_encryption_key(
+    configured: Option<&SecretString>,
+    data_dir: &Path,
+    production: bool,
+) -> Result<(SecretString, KeySource), KeyError> {
+    if let Some(key) = configured {
+        return match fernet::Fernet::new(key.expose()) {
+            Some(_) => Ok((key.clone(), KeySource::Environment)),
+            None => Err(KeyError::InvalidConfigured),
+        };
+    }
+    if production {
+        return Err(KeyError::MissingInProduction);
+    }
+    let path = data_dir.join(KEY_FILE);
+    let io = |source| KeyError::Io { path: path.clone(), source };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let key = text.trim().to_string();
+            if fernet::Fernet::new(&key).is_none() {
+                return Err(KeyError::InvalidFile { path });
+            }
+            Ok((SecretString::new(key), KeySource::ExistingFile(path)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = fernet::Fernet::generate_key();
+            // create_new: two processes starting at once must not overwrite each other's key.
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io)?;
+            file.write_all(format!("{key}\n").as_bytes()).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            Ok((SecretString::new(key), KeySource::Generated(path)))
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn generates_once_with_mode_0600_then_reuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let (k1, src1) = resolve_encryption_key(None, dir.path(), false).unwrap();
+        assert!(matches!(src1, KeySource::Generated(_)));
+        let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (k2, src2) = resolve_encryption_key(None, dir.path(), false).unwrap();
+        assert!(matches!(src2, KeySource::ExistingFile(_)));
+        assert_eq!(k1, k2);
+        assert!(fernet::Fernet::new(k1.expose()).is_some());
+    }
+
+    #[test]
+    fn production_without_key_is_an_error_that_says_how() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = resolve_encryption_key(None, dir.path(), true).unwrap_err();
+        assert!(err.to_string().contains("Fernet.generate_key"));
+        assert!(!dir.path().join(KEY_FILE).exists());
+    }
+
+    #[test]
+    fn invalid_configured_key_is_rejected_without_echoing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = SecretString::new("not-a-key-s3cr3t");
+        let err = resolve_encryption_key(Some(&bad), dir.path(), false).unwrap_err();
+        assert!(!err.to_string().contains("s3cr3t"));
+        assert!(format!("{bad:?}").contains("redacted"));
+    }
+}

@@ -1,0 +1,119 @@
+//! Following a run's log for a viewer, with no gap and no duplicate: subscribe to
+//! the live hub first, replay the file after the viewer's last line, then forward
+//! live lines with a higher sequence number. A lagging viewer re-reads the file.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::AppState;
+use crate::db;
+use crate::run_status::RunStatus;
+use crate::runner::hub::HubEvent;
+use crate::runner::logs::{LogLine, log_path, read_lines};
+
+/// Lines read from the file per step of a replay.
+const REPLAY_CHUNK: usize = 2000;
+
+pub enum Follow {
+    Lines(Vec<LogLine>),
+    End(RunStatus),
+    /// Reading the stored log failed; the stream stops.
+    Error(String),
+}
+
+/// The viewer's position: `Last-Event-ID` (sent by a reconnecting EventSource) or `?after=`.
+pub fn resume_after(headers: &HeaderMap, after: Option<u64>) -> u64 {
+    let from_header = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    from_header.into_iter().chain(after).max().unwrap_or(0)
+}
+
+/// Lines after `after`, then live lines, then the run's final status.
+pub fn follow(state: AppState, run_id: String, after: u64) -> impl Stream<Item = Follow> {
+    async_stream::stream! {
+        let path = log_path(&state.config.logs_dir, &run_id);
+        let mut last = after;
+        let hubs = state.runner.hubs().clone();
+        let mut rx = hubs.subscribe(&run_id);
+        // The executor writes the final status before closing the hub, so a run
+        // that is not finished now will deliver its End on `rx`.
+        let status = match db::runs::get(&state.pool, &run_id).await {
+            Ok(Some(run)) => run.status,
+            Ok(None) => { hubs.forget_if_unused(&run_id); return; }
+            Err(e) => { yield Follow::Error(e.to_string()); return; }
+        };
+        loop {
+            match read_lines(&path, last + 1, REPLAY_CHUNK) {
+                Ok(lines) if lines.is_empty() => break,
+                Ok(lines) => {
+                    last = lines[lines.len() - 1].seq;
+                    yield Follow::Lines(lines);
+                }
+                Err(e) => { yield Follow::Error(e.to_string()); return; }
+            }
+        }
+        if status.is_terminal() {
+            drop(rx);
+            hubs.forget_if_unused(&run_id);
+            yield Follow::End(status);
+            return;
+        }
+        loop {
+            let event = tokio::select! {
+                event = rx.recv() => event,
+                _ = state.shutdown.cancelled() => return,
+            };
+            let catch_up = match event {
+                Ok(HubEvent::Lines(batch)) => {
+                    let fresh: Vec<LogLine> = batch.iter().filter(|l| l.seq > last).cloned().collect();
+                    if let Some(l) = fresh.last() {
+                        // A gap means we missed a batch: fill it from the file instead.
+                        if fresh[0].seq == last + 1 {
+                            last = l.seq;
+                            yield Follow::Lines(fresh);
+                            continue;
+                        }
+                    } else {
+                        continue;
+                    }
+                    None
+                }
+                Ok(HubEvent::End(status)) => Some(status),
+                Err(RecvError::Lagged(_)) => None,
+                Err(RecvError::Closed) => match db::runs::get(&state.pool, &run_id).await {
+                    Ok(Some(run)) => Some(run.status),
+                    _ => Some(RunStatus::Failed),
+                },
+            };
+            loop {
+                match read_lines(&path, last + 1, REPLAY_CHUNK) {
+                    Ok(lines) if lines.is_empty() => break,
+                    Ok(lines) => {
+                        last = lines[lines.len() - 1].seq;
+                        yield Follow::Lines(lines);
+                    }
+                    Err(e) => { yield Follow::Error(e.to_string()); return; }
+                }
+            }
+            if let Some(status) = catch_up {
+                yield Follow::End(status);
+                return;
+            }
+        }
+    }
+}
+
+/// Wraps a stream of events as an SSE response with keep-alives.
+pub fn sse_response<S>(events: S) -> impl axum::response::IntoResponse
+where
+    S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
+{
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

@@ -1,0 +1,197 @@
+//! Pipeline pages: the list, one pipeline's detail, their fragments, and the
+//! Run / Refresh form actions.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Form, Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+use super::views::{PipelineRow, RunRow};
+use super::{AppError, AppState, is_htmx};
+use crate::db::{self, RunFilter};
+use crate::pipelines::Pipeline;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(list_page))
+        .route("/pipelines", get(list_page))
+        .route("/fragments/pipelines", get(list_fragment))
+        .route("/pipelines/refresh", post(refresh))
+        .route("/pipelines/{name}", get(detail_page))
+        .route("/fragments/pipelines/{name}/runs", get(recent_runs_fragment))
+        .route("/pipelines/{name}/run", post(run_from_form))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/pipelines.html")]
+struct ListPage {
+    rows: Vec<PipelineRow>,
+    dir: String,
+    dir_error: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "fragments/pipelines_table.html")]
+struct ListFragment {
+    rows: Vec<PipelineRow>,
+}
+
+async fn rows(state: &AppState) -> Result<(Vec<PipelineRow>, String), AppError> {
+    let snapshot = state.registry.snapshot();
+    let stats = db::runs::pipeline_stats(&state.pool).await?;
+    let rows = snapshot.pipelines.values().map(|p| PipelineRow::new(p, stats.get(&p.name))).collect();
+    Ok((rows, snapshot.dir_error.clone().unwrap_or_default()))
+}
+
+async fn list_page(State(state): State<AppState>) -> Result<ListPage, AppError> {
+    let (rows, dir_error) = rows(&state).await?;
+    Ok(ListPage { rows, dir: state.registry.root().display().to_string(), dir_error })
+}
+
+async fn list_fragment(State(state): State<AppState>) -> Result<ListFragment, AppError> {
+    Ok(ListFragment { rows: rows(&state).await?.0 })
+}
+
+async fn refresh(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    state.registry.refresh().await;
+    if is_htmx(&headers) {
+        return Ok(list_fragment(State(state)).await?.into_response());
+    }
+    Ok(Redirect::to("/pipelines").into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/pipeline.html")]
+struct DetailPage {
+    row: PipelineRow,
+    metadata_file: String,
+    limits: Vec<(&'static str, String)>,
+    settings: Vec<(&'static str, String)>,
+    env_keys: Vec<String>,
+    requirements: String,
+    runs: Vec<RunRow>,
+    name: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "fragments/runs_table.html")]
+struct RunsFragment {
+    runs: Vec<RunRow>,
+}
+
+fn find(state: &AppState, name: &str) -> Result<std::sync::Arc<Pipeline>, AppError> {
+    state.registry.get(name).ok_or_else(|| AppError::NotFound(format!("pipeline `{name}` not found")))
+}
+
+async fn recent_runs(state: &AppState, name: &str) -> Result<Vec<RunRow>, AppError> {
+    let filter = RunFilter { pipeline_name: Some(name.to_string()), status: None, limit: 20, offset: 0 };
+    let (runs, _) = db::runs::list(&state.pool, &filter).await?;
+    Ok(runs.iter().map(RunRow::new).collect())
+}
+
+async fn detail_page(State(state): State<AppState>, Path(name): Path<String>) -> Result<DetailPage, AppError> {
+    let p = find(&state, &name)?;
+    let stats = db::runs::pipeline_stats(&state.pool).await?;
+    let m = &p.metadata;
+    let show = |v: Option<String>| v.unwrap_or_else(|| "—".into());
+    let limits = vec![
+        ("CPU hard limit", show(m.cpu_hard_limit.map(|c| format!("{c} cores")))),
+        ("CPU soft limit", show(m.cpu_soft_limit.map(|c| format!("{c} cores")))),
+        ("Memory hard limit", show(m.mem_hard_limit.as_ref().map(|x| x.text.clone()))),
+        ("Memory soft limit", show(m.mem_soft_limit.as_ref().map(|x| x.text.clone()))),
+    ];
+    let timeout = match m.timeout {
+        Some(0) => "none".to_string(),
+        Some(t) => format!("{t}s"),
+        None => match state.config.container_timeout {
+            Some(t) => format!("{t}s (CONTAINER_TIMEOUT)"),
+            None => "none (CONTAINER_TIMEOUT unset)".into(),
+        },
+    };
+    let settings = vec![
+        ("Timeout", timeout),
+        ("Retry attempts", m.retry_attempts.unwrap_or(state.config.retry_attempts).to_string()),
+        ("Max instances", show(m.max_instances.map(|v| v.to_string()))),
+        ("Python", show(m.python_version.clone())),
+        ("Schedule", show(m.schedule_cron.clone().or(m.schedule_interval_seconds.map(|s| format!("every {s}s"))))),
+    ];
+    let mut env_keys: Vec<String> = m.default_env.keys().cloned().collect();
+    env_keys.extend(m.encrypted_env.keys().map(|k| format!("{k} (encrypted)")));
+    Ok(DetailPage {
+        row: PipelineRow::new(&p, stats.get(&p.name)),
+        metadata_file: p.metadata_file.clone().unwrap_or_else(|| "none (defaults)".into()),
+        limits,
+        settings,
+        env_keys,
+        requirements: p.requirements.clone().unwrap_or_default(),
+        runs: recent_runs(&state, &name).await?,
+        name,
+    })
+}
+
+async fn recent_runs_fragment(State(state): State<AppState>, Path(name): Path<String>) -> Result<RunsFragment, AppError> {
+    find(&state, &name)?;
+    Ok(RunsFragment { runs: recent_runs(&state, &name).await? })
+}
+
+#[derive(Deserialize)]
+struct RunForm {
+    #[serde(default)]
+    env: String,
+}
+
+/// `KEY=value` per line; blank lines and `#` comments are skipped.
+fn parse_env_lines(text: &str) -> Result<BTreeMap<String, String>, AppError> {
+    let mut env = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(AppError::BadRequest(format!("environment line {}: expected KEY=value", i + 1)));
+        };
+        let key = key.trim();
+        if !crate::pipelines::fields::is_env_name(key) {
+            return Err(AppError::BadRequest(format!("environment line {}: `{key}` is not a valid variable name", i + 1)));
+        }
+        env.insert(key.to_string(), value.to_string());
+    }
+    Ok(env)
+}
+
+async fn run_from_form(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<RunForm>,
+) -> Result<Response, AppError> {
+    let p = find(&state, &name)?;
+    let env = parse_env_lines(&form.env)?;
+    let run = state.runner.trigger(&p, env, BTreeMap::new(), "manual").await?;
+    let target = format!("/runs/{}", run.id);
+    if is_htmx(&headers) {
+        return Ok(([("HX-Redirect", target)], "").into_response());
+    }
+    Ok(Redirect::to(&target).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_env_lines;
+
+    #[test]
+    fn env_lines() {
+        let env = parse_env_lines("A=1\n# comment\n\nB = two=2\n").unwrap();
+        assert_eq!(env["A"], "1");
+        assert_eq!(env["B"], " two=2");
+        assert!(parse_env_lines("novalue").is_err());
+        assert!(parse_env_lines("1X=2").is_err());
+    }
+}

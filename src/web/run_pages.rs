@@ -1,0 +1,191 @@
+//! Run pages: the filtered, paginated list; one run's detail with its log
+//! following live over SSE; and their fragments.
+
+use std::convert::Infallible;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::response::sse::Event;
+use axum::routing::get;
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use super::log_stream::{Follow, follow, resume_after, sse_response};
+use super::views::{RunDetail, RunRow};
+use super::{AppError, AppState};
+use crate::db::{self, Run, RunFilter};
+use crate::run_status::RunStatus;
+use crate::runner::logs::{LogLine, log_path, tail_lines};
+
+const PAGE_SIZE: i64 = 50;
+/// The run page shows this many of the last lines; the rest is a download away.
+const PAGE_LOG_LINES: usize = 5000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/runs", get(list_page))
+        .route("/fragments/runs", get(list_fragment))
+        .route("/runs/{id}", get(detail_page))
+        .route("/fragments/runs/{id}/summary", get(summary_fragment))
+        .route("/fragments/runs/{id}/log", get(log_fragment))
+        .route("/runs/{id}/log/stream", get(log_stream))
+}
+
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    pipeline: Option<String>,
+    status: Option<String>,
+    page: Option<i64>,
+}
+
+struct ListView {
+    runs: Vec<RunRow>,
+    pipeline: String,
+    status: String,
+    page: i64,
+    pages: i64,
+    total: i64,
+    pipelines: Vec<String>,
+    statuses: Vec<&'static str>,
+}
+
+impl ListView {
+    fn page_link(&self, page: i64) -> String {
+        let enc = |s: &str| s.replace('%', "%25").replace('&', "%26").replace('=', "%3D").replace(' ', "%20");
+        format!("pipeline={}&status={}&page={page}", enc(&self.pipeline), enc(&self.status))
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/runs.html")]
+struct ListPage {
+    view: ListView,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "fragments/runs_list.html")]
+struct ListFragment {
+    view: ListView,
+}
+
+async fn list_view(state: &AppState, q: ListQuery) -> Result<ListView, AppError> {
+    let pipeline = q.pipeline.filter(|p| !p.is_empty());
+    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
+            AppError::BadRequest(format!("unknown status `{s}` (use PENDING, RUNNING, SUCCESS, FAILED or INTERRUPTED)"))
+        })?),
+    };
+    let page = q.page.unwrap_or(1).max(1);
+    let filter = RunFilter { pipeline_name: pipeline.clone(), status, limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE };
+    let (runs, total) = db::runs::list(&state.pool, &filter).await?;
+    Ok(ListView {
+        runs: runs.iter().map(RunRow::new).collect(),
+        pipeline: pipeline.unwrap_or_default(),
+        status: status.map(|s| s.to_string()).unwrap_or_default(),
+        page,
+        pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+        total,
+        pipelines: state.registry.snapshot().pipelines.keys().cloned().collect(),
+        statuses: RunStatus::ALL.iter().map(|s| s.as_str()).collect(),
+    })
+}
+
+async fn list_page(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<ListPage, AppError> {
+    Ok(ListPage { view: list_view(&state, q).await? })
+}
+
+async fn list_fragment(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<ListFragment, AppError> {
+    Ok(ListFragment { view: list_view(&state, q).await? })
+}
+
+async fn load(state: &AppState, id: &str) -> Result<Run, AppError> {
+    db::runs::get(&state.pool, id).await?.ok_or_else(|| AppError::NotFound(format!("run `{id}` not found")))
+}
+
+/// Log lines ready for the template.
+struct LogView {
+    lines: Vec<LogLine>,
+    omitted: u64,
+    last_seq: u64,
+}
+
+fn log_view(state: &AppState, run: &Run) -> Result<LogView, AppError> {
+    let path = log_path(&state.config.logs_dir, &run.id);
+    let lines = tail_lines(&path, PAGE_LOG_LINES).map_err(|e| AppError::internal("reading a run log", e))?;
+    let first = lines.first().map(|l| l.seq).unwrap_or(1);
+    let last_seq = lines.last().map(|l| l.seq).unwrap_or(0);
+    Ok(LogView { lines, omitted: first.saturating_sub(1), last_seq })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/run.html")]
+struct DetailPage {
+    run: RunDetail,
+    lines: Vec<LogLine>,
+    /// Lines before the first one shown.
+    omitted: u64,
+    /// Where the live stream continues.
+    last_seq: u64,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "fragments/run_summary.html")]
+struct SummaryFragment {
+    run: RunDetail,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "fragments/log_lines.html")]
+struct LogLinesFragment {
+    lines: Vec<LogLine>,
+}
+
+async fn detail_page(State(state): State<AppState>, Path(id): Path<String>) -> Result<DetailPage, AppError> {
+    let run = load(&state, &id).await?;
+    let log = log_view(&state, &run)?;
+    Ok(DetailPage { run: RunDetail::new(&run), lines: log.lines, omitted: log.omitted, last_seq: log.last_seq })
+}
+
+async fn summary_fragment(State(state): State<AppState>, Path(id): Path<String>) -> Result<SummaryFragment, AppError> {
+    Ok(SummaryFragment { run: RunDetail::new(&load(&state, &id).await?) })
+}
+
+async fn log_fragment(State(state): State<AppState>, Path(id): Path<String>) -> Result<LogLinesFragment, AppError> {
+    let run = load(&state, &id).await?;
+    Ok(LogLinesFragment { lines: log_view(&state, &run)?.lines })
+}
+
+#[derive(Deserialize)]
+struct StreamQuery {
+    after: Option<u64>,
+}
+
+/// The UI's live log: each event carries rendered `<div>` lines for htmx to append.
+async fn log_stream(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, AppError> {
+    load(&state, &id).await?;
+    let after = resume_after(&headers, q.after);
+    let events = follow(state, id, after).map(|item| {
+        let event = match item {
+            Follow::Lines(lines) => {
+                let last = lines.last().map(|l| l.seq).unwrap_or(0);
+                let html = LogLinesFragment { lines }.render().unwrap_or_default();
+                // SSE cannot carry a bare carriage return; it has no meaning in HTML here.
+                Event::default().event("line").id(last.to_string()).data(html.replace('\r', ""))
+            }
+            Follow::End(status) => Event::default().event("end").data(status.as_str()),
+            Follow::Error(e) => Event::default().event("end").data(format!("error: {e}")),
+        };
+        Ok::<_, Infallible>(event)
+    });
+    Ok(sse_response(events))
+}

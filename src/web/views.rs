@@ -1,0 +1,142 @@
+//! Display-ready rows for the templates: formatting of times, durations and
+//! statuses happens here once, not in every template.
+
+use chrono::{DateTime, Utc};
+
+use crate::db::Run;
+use crate::db::runs::PipelineRunStats;
+use crate::pipelines::Pipeline;
+
+pub fn fmt_time(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+pub fn fmt_duration(seconds: f64) -> String {
+    if seconds < 60.0 {
+        format!("{seconds:.1}s")
+    } else if seconds < 3600.0 {
+        format!("{}m {:02}s", (seconds / 60.0) as u64, (seconds % 60.0) as u64)
+    } else {
+        format!("{}h {:02}m", (seconds / 3600.0) as u64, ((seconds % 3600.0) / 60.0) as u64)
+    }
+}
+
+pub fn fmt_bytes(bytes: u64) -> String {
+    crate::runner::logs::human_bytes(bytes)
+}
+
+/// One line of the pipelines table.
+pub struct PipelineRow {
+    pub name: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub valid: bool,
+    pub enabled: bool,
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+    pub has_requirements: bool,
+    pub total_runs: i64,
+    pub last_status: String,
+    pub last_run_id: String,
+    pub last_run_at: String,
+}
+
+impl PipelineRow {
+    pub fn new(p: &Pipeline, stats: Option<&PipelineRunStats>) -> Self {
+        Self {
+            name: p.name.clone(),
+            description: p.metadata.description.clone().unwrap_or_default(),
+            tags: p.metadata.tags.clone(),
+            valid: p.is_valid(),
+            enabled: p.metadata.enabled,
+            errors: p.error_lines(),
+            warnings: p.warnings.iter().map(|w| w.to_string()).collect(),
+            has_requirements: p.has_requirements,
+            total_runs: stats.map(|s| s.total_runs).unwrap_or(0),
+            last_status: stats.and_then(|s| s.last_run_status).map(|s| s.to_string()).unwrap_or_default(),
+            last_run_id: stats.and_then(|s| s.last_run_id.clone()).unwrap_or_default(),
+            last_run_at: stats.and_then(|s| s.last_run_at.as_ref()).map(fmt_time).unwrap_or_default(),
+        }
+    }
+
+    pub fn runnable(&self) -> bool {
+        self.valid && self.enabled
+    }
+}
+
+/// One line of a runs table.
+pub struct RunRow {
+    pub id: String,
+    pub short_id: String,
+    pub pipeline_name: String,
+    pub status: String,
+    pub started_at: String,
+    pub duration: String,
+    pub exit_code: String,
+    pub error_type: String,
+    pub error_message: String,
+    pub triggered_by: String,
+}
+
+impl RunRow {
+    pub fn new(r: &Run) -> Self {
+        Self {
+            id: r.id.clone(),
+            short_id: r.id.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect(),
+            pipeline_name: r.pipeline_name.clone(),
+            status: r.status.to_string(),
+            started_at: fmt_time(&r.started_at),
+            duration: r.duration_seconds().map(fmt_duration).unwrap_or_default(),
+            exit_code: r.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+            error_type: r.error_type.map(|e| e.to_string()).unwrap_or_default(),
+            error_message: r.error_message.clone().unwrap_or_default(),
+            triggered_by: r.triggered_by.clone(),
+        }
+    }
+}
+
+/// The run detail header: everything about a run except its log.
+pub struct RunDetail {
+    pub row: RunRow,
+    pub finished: bool,
+    pub queued_at: String,
+    pub container_started_at: String,
+    pub finished_at: String,
+    pub image: String,
+    pub log_lines: i64,
+    pub log_size: String,
+    pub log_truncated: bool,
+    pub env_keys: Vec<String>,
+}
+
+impl RunDetail {
+    pub fn new(r: &Run) -> Self {
+        let mut env_keys: Vec<String> = r.env_vars.0.keys().chain(r.parameters.0.keys()).cloned().collect();
+        env_keys.sort();
+        env_keys.dedup();
+        Self {
+            row: RunRow::new(r),
+            finished: r.status.is_terminal(),
+            queued_at: fmt_time(&r.started_at),
+            container_started_at: r.container_started_at.as_ref().map(fmt_time).unwrap_or_default(),
+            finished_at: r.finished_at.as_ref().map(fmt_time).unwrap_or_default(),
+            image: r.image.clone().unwrap_or_default(),
+            log_lines: r.log_lines,
+            log_size: fmt_bytes(r.log_bytes.max(0) as u64),
+            log_truncated: r.log_truncated,
+            env_keys,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(fmt_duration(1.234), "1.2s");
+        assert_eq!(fmt_duration(75.0), "1m 15s");
+        assert_eq!(fmt_duration(3725.0), "1h 02m");
+    }
+}
