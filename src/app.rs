@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::pipelines::{PipelineRegistry, watch_pipelines_dir};
+use crate::pipelines::{PipelineRegistry, PipelinesWatch};
 use crate::runner::{Runner, RunnerDeps, container_spec, engine, recover_after_restart};
 use crate::secrets::{KeySource, resolve_encryption_key};
 use crate::web::{self, AppState};
@@ -48,7 +48,11 @@ fn init_tracing() {
     let filter = EnvFilter::try_from_env("RUST_LOG")
         .or_else(|_| EnvFilter::try_new(std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into()).to_lowercase()))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .try_init();
 }
 
 async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
@@ -116,6 +120,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     }
     let pool = crate::db::connect(&config.database_url).await?;
     let instance_id = crate::db::instance_id(&pool).await?;
+    let watch = PipelinesWatch::start(&config.pipelines_dir);
     let root = config.pipelines_dir.clone();
     let registry = Arc::new(tokio::task::spawn_blocking(move || PipelineRegistry::load(&root)).await?);
     let docker = engine::connect(config.docker_host.as_deref())?;
@@ -152,7 +157,9 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
 
     let mut tasks = JoinSet::new();
     tasks.spawn(runner.dispatch(shutdown.clone()));
-    tasks.spawn(watch_pipelines_dir(registry, shutdown.clone()));
+    if let Some(watch) = watch {
+        tasks.spawn(watch.run(registry, shutdown.clone()));
+    }
     let router = web::router(state.clone());
     let stop = shutdown.clone();
     tasks.spawn(async move {

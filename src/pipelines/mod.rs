@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 pub use discovery::{Pipeline, Snapshot, is_valid_pipeline_name, scan};
 pub use fields::FieldIssue;
 pub use metadata::PipelineMetadata;
-pub use watch::watch_pipelines_dir;
+pub use watch::PipelinesWatch;
 
 /// The current view of `PIPELINES_DIR`, swapped whole after each scan.
 pub struct PipelineRegistry {

@@ -1,10 +1,12 @@
 //! Watches `PIPELINES_DIR` for changes and refreshes the registry after a short
 //! quiet period, so a `git pull` that touches many files causes one rescan.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
 use super::PipelineRegistry;
@@ -12,38 +14,54 @@ use super::PipelineRegistry;
 /// Changes closer together than this are folded into one rescan.
 const QUIET_PERIOD: Duration = Duration::from_millis(250);
 
-/// Runs until `shutdown`. If the directory cannot be watched (e.g. it does not
-/// exist yet), logs why; refreshing from the UI still works.
-pub async fn watch_pipelines_dir(registry: Arc<PipelineRegistry>, shutdown: CancellationToken) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let mut watcher = match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
-            let _ = tx.send(());
+/// A registered watch. Create it before the first scan so no change falls between the two.
+pub struct PipelinesWatch {
+    _watcher: RecommendedWatcher,
+    changes: UnboundedReceiver<()>,
+}
+
+impl PipelinesWatch {
+    /// Starts watching `root`. If that is impossible (e.g. it does not exist yet),
+    /// logs why and returns `None`; refreshing from the UI still works.
+    pub fn start(root: &Path) -> Option<Self> {
+        let (tx, changes) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let handler = move |event: notify::Result<notify::Event>| {
+            // Reading files (our own scans included) raises access events; only changes count.
+            if let Ok(event) = event
+                && !matches!(event.kind, notify::EventKind::Access(_))
+            {
+                let _ = tx.send(());
+            }
+        };
+        let mut watcher = match notify::recommended_watcher(handler) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create a file watcher; pipelines refresh only on demand");
+                return None;
+            }
+        };
+        if let Err(e) = watcher.watch(root, RecursiveMode::Recursive) {
+            tracing::warn!(error = %e, dir = %root.display(), "cannot watch PIPELINES_DIR; pipelines refresh only on demand");
+            return None;
         }
-    }) {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot create a file watcher; pipelines refresh only on demand");
-            return;
-        }
-    };
-    if let Err(e) = watcher.watch(registry.root(), RecursiveMode::Recursive) {
-        tracing::warn!(error = %e, dir = %registry.root().display(), "cannot watch PIPELINES_DIR; pipelines refresh only on demand");
-        return;
+        Some(Self { _watcher: watcher, changes })
     }
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            got = rx.recv() => if got.is_none() { return },
-        }
-        // Debounce: wait until no event arrived for QUIET_PERIOD.
+
+    /// Rescans after each burst of changes, until `shutdown`.
+    pub async fn run(mut self, registry: Arc<PipelineRegistry>, shutdown: CancellationToken) {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(QUIET_PERIOD) => break,
-                got = rx.recv() => if got.is_none() { return },
+                got = self.changes.recv() => if got.is_none() { return },
             }
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(QUIET_PERIOD) => break,
+                    got = self.changes.recv() => if got.is_none() { return },
+                }
+            }
+            registry.refresh().await;
         }
-        registry.refresh().await;
     }
 }

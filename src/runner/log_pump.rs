@@ -27,9 +27,9 @@ pub struct RunLog {
     hub: broadcast::Sender<HubEvent>,
     stdout: LineSplitter,
     stderr: LineSplitter,
-    /// Bytes received per stream, to know what the final read still has to add.
-    pub stdout_bytes: u64,
-    pub stderr_bytes: u64,
+    /// Newlines received per stream, to know what the final read still has to add.
+    stdout_newlines: u64,
+    stderr_newlines: u64,
     batch: Vec<LogLine>,
 }
 
@@ -40,20 +40,21 @@ impl RunLog {
             hub,
             stdout: LineSplitter::default(),
             stderr: LineSplitter::default(),
-            stdout_bytes: 0,
-            stderr_bytes: 0,
+            stdout_newlines: 0,
+            stderr_newlines: 0,
             batch: Vec::new(),
         }
     }
 
     fn take_chunk(&mut self, stream: LogStream, bytes: &[u8]) -> std::io::Result<()> {
+        let newlines = bytes.iter().filter(|b| **b == b'\n').count() as u64;
         let lines = match stream {
             LogStream::Stderr => {
-                self.stderr_bytes += bytes.len() as u64;
+                self.stderr_newlines += newlines;
                 self.stderr.push(bytes)
             }
             _ => {
-                self.stdout_bytes += bytes.len() as u64;
+                self.stdout_newlines += newlines;
                 self.stdout.push(bytes)
             }
         };
@@ -148,25 +149,49 @@ pub async fn pump(log: &mut RunLog, mut output: OutputStream, stop: Cancellation
 }
 
 /// After exit: adds what the engine's stored log has beyond what we received.
+///
+/// Counting is by newlines, not bytes: the engine's json-file log stores invalid
+/// UTF-8 as U+FFFD, so byte counts of the two copies differ while lines do not.
 pub async fn reconcile(log: &mut RunLog, docker: &Docker, container_id: &str) -> Result<(), String> {
     let options = LogsOptionsBuilder::new().stdout(true).stderr(true).follow(false).build();
     let mut stored = docker.logs(container_id, Some(options));
-    let (mut seen_out, mut seen_err) = (0u64, 0u64);
-    let (have_out, have_err) = (log.stdout_bytes, log.stderr_bytes);
+    let mut skip = [log.stdout_newlines, log.stderr_newlines];
+    let mut rest: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     while let Some(item) = stored.next().await {
         let out = item.map_err(|e| format!("reading the engine's log failed: {e}"))?;
         let Some((stream, bytes)) = classify(out) else { continue };
-        let (seen, have) = match stream {
-            LogStream::Stderr => (&mut seen_err, have_err),
-            _ => (&mut seen_out, have_out),
-        };
-        let start = *seen;
-        *seen += bytes.len() as u64;
-        if *seen <= have {
+        let i = usize::from(stream == LogStream::Stderr);
+        let mut chunk = &bytes[..];
+        while skip[i] > 0 {
+            match chunk.iter().position(|b| *b == b'\n') {
+                Some(pos) => {
+                    chunk = &chunk[pos + 1..];
+                    skip[i] -= 1;
+                }
+                None => {
+                    chunk = &[];
+                    break;
+                }
+            }
+        }
+        rest[i].extend_from_slice(chunk);
+    }
+    for (i, stream) in [LogStream::Stdout, LogStream::Stderr].into_iter().enumerate() {
+        if rest[i].is_empty() {
             continue;
         }
-        let skip = have.saturating_sub(start) as usize;
-        log.take_chunk(stream, &bytes[skip..]).map_err(|e| format!("writing the log file failed: {e}"))?;
+        let have = match stream {
+            LogStream::Stderr => String::from_utf8_lossy(log.stderr.partial()).into_owned(),
+            _ => String::from_utf8_lossy(log.stdout.partial()).into_owned(),
+        };
+        let stored = String::from_utf8_lossy(&rest[i]).into_owned();
+        match stored.strip_prefix(have.as_str()) {
+            Some(missing) if !missing.is_empty() => {
+                log.take_chunk(stream, missing.as_bytes()).map_err(|e| format!("writing the log file failed: {e}"))?
+            }
+            Some(_) => {}
+            None => tracing::warn!(container = %container_id, "stored log differs from the streamed output; kept the streamed copy"),
+        }
     }
     log.publish().map_err(|e| format!("writing the log file failed: {e}"))
 }

@@ -105,6 +105,11 @@ impl LineSplitter {
         lines
     }
 
+    /// Bytes received since the last newline.
+    pub fn partial(&self) -> &[u8] {
+        &self.partial
+    }
+
     /// The last line if output did not end with a newline.
     pub fn finish(&mut self) -> Option<String> {
         if self.partial.is_empty() {

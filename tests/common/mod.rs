@@ -1,0 +1,214 @@
+//! Test harness: starts the real app (real SQLite file, real Docker engine, real
+//! HTTP server on a free port) in a temporary directory, plus helpers that wait
+//! on conditions with a deadline instead of sleeping.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use fastflow::app::{RunningApp, start};
+use fastflow::config::Config;
+use serde_json::Value;
+
+pub const DEFAULT_TEST_IMAGE: &str = "fastflow-runner:latest";
+
+/// The image tests run pipelines in: `FASTFLOW_TEST_IMAGE`, else the locally built runner image.
+pub fn test_image() -> String {
+    std::env::var("FASTFLOW_TEST_IMAGE").unwrap_or_else(|_| DEFAULT_TEST_IMAGE.to_string())
+}
+
+/// Fails the test with a clear message when no engine or image is there: Docker-backed
+/// tests are never silently skipped.
+pub async fn require_docker() {
+    let docker = fastflow::runner::engine::connect(std::env::var("DOCKER_HOST").ok().as_deref())
+        .expect("cannot build a Docker client");
+    if let Err(e) = docker.ping().await {
+        panic!(
+            "these tests need a running Docker engine (set DOCKER_HOST or start dockerd; `bash .ci/run` does both): {e}"
+        );
+    }
+    let image = test_image();
+    if docker.inspect_image(&image).await.is_err() {
+        panic!("test image `{image}` is missing: build it with `scripts/build-runner-image.sh {image}` (or set FASTFLOW_TEST_IMAGE)");
+    }
+}
+
+pub struct TestApp {
+    pub app: Option<RunningApp>,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+}
+
+/// Writes `files` (relative path → content) under `root`.
+pub fn write_files(root: &Path, files: &[(&str, &str)]) {
+    for (rel, text) in files {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().expect("file has a parent")).expect("mkdir");
+        std::fs::write(&path, text).expect("write file");
+    }
+}
+
+impl TestApp {
+    /// Starts an app whose PIPELINES_DIR holds `files`, with extra env settings.
+    pub async fn start_with(files: &[(&str, &str)], extra: &[(&str, &str)]) -> TestApp {
+        require_docker().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_files(&dir.path().join("pipelines"), files);
+        std::fs::create_dir_all(dir.path().join("pipelines")).expect("pipelines dir");
+        let app = start(Self::config(dir.path(), extra)).await.expect("app starts");
+        let base = format!("http://{}", app.addr);
+        TestApp { app: Some(app), base, dir, client: reqwest::Client::new() }
+    }
+
+    pub async fn start(files: &[(&str, &str)]) -> TestApp {
+        Self::start_with(files, &[]).await
+    }
+
+    pub fn config(root: &Path, extra: &[(&str, &str)]) -> Config {
+        let mut vars: HashMap<String, String> = HashMap::new();
+        vars.insert("DATA_DIR".into(), root.join("data").display().to_string());
+        vars.insert("PIPELINES_DIR".into(), root.join("pipelines").display().to_string());
+        vars.insert("PORT".into(), "0".into());
+        vars.insert("WORKER_BASE_IMAGE".into(), test_image());
+        if let Ok(host) = std::env::var("DOCKER_HOST") {
+            vars.insert("DOCKER_HOST".into(), host);
+        }
+        // The CI machine sits behind a TLS-intercepting proxy: containers need the host CA bundle.
+        let ca = std::env::var("FASTFLOW_TEST_CA_BUNDLE").unwrap_or_else(|_| "/etc/ssl/certs/ca-certificates.crt".into());
+        if Path::new(&ca).is_file() {
+            vars.insert("WORKER_CA_BUNDLE".into(), ca);
+        }
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        Config::from_vars(&vars).expect("test config is valid")
+    }
+
+    pub fn pipelines_dir(&self) -> PathBuf {
+        self.dir.path().join("pipelines")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let resp = self.client.get(self.url(path)).send().await.expect("GET");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("JSON body"))
+    }
+
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let resp = self.client.get(self.url(path)).send().await.expect("GET");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.expect("text body"))
+    }
+
+    pub async fn post_json(&self, path: &str, body: &str) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("POST");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("JSON body"))
+    }
+
+    /// Triggers a run through the API and returns its id.
+    pub async fn trigger(&self, pipeline: &str, body: &str) -> String {
+        let (status, run) = self.post_json(&format!("/api/pipelines/{pipeline}/run"), body).await;
+        assert_eq!(status, 200, "trigger {pipeline}: {run}");
+        assert_eq!(run["status"], "PENDING");
+        run["id"].as_str().expect("run id").to_string()
+    }
+
+    /// Waits until the run has a final status and returns it.
+    pub async fn wait_finished(&self, id: &str, limit: Duration) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let (status, run) = self.get_json(&format!("/api/runs/{id}")).await;
+            assert_eq!(status, 200, "{run}");
+            if matches!(run["status"].as_str(), Some("SUCCESS" | "FAILED" | "INTERRUPTED")) {
+                return run;
+            }
+            assert!(Instant::now() < deadline, "run {id} did not finish within {limit:?}: {run}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn run_to_end(&self, pipeline: &str, body: &str) -> (Value, String) {
+        let id = self.trigger(pipeline, body).await;
+        let run = self.wait_finished(&id, Duration::from_secs(180)).await;
+        let (status, log) = self.get_text(&format!("/api/runs/{id}/logs")).await;
+        assert_eq!(status, 200);
+        (run, log)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+    }
+}
+
+/// The text of each plain log line (`[YYYY-MM-DD HH:MM:SS.mmm] text`).
+pub fn log_texts(log: &str) -> Vec<&str> {
+    log.lines().map(|l| l.split_once("] ").map(|(_, t)| t).unwrap_or(l)).collect()
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone, Default)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+}
+
+/// Reads an SSE response until the stream ends (or `limit` passes) and returns its events.
+pub async fn read_sse(resp: reqwest::Response, limit: Duration) -> Vec<SseEvent> {
+    use futures_util::StreamExt;
+    let mut events = Vec::new();
+    let mut current = SseEvent::default();
+    let mut buf = String::new();
+    let mut body = resp.bytes_stream();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let chunk = match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(chunk)) => chunk.expect("SSE chunk"),
+            Ok(None) => break,
+            Err(_) => panic!("SSE stream did not end within {limit:?}; got {} events", events.len()),
+        };
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(pos) = buf.find('\n') {
+            let line: String = buf.drain(..=pos).collect();
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.is_empty() {
+                if !current.data.is_empty() || current.event.is_some() {
+                    events.push(std::mem::take(&mut current));
+                }
+                continue;
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (field, value) = line.split_once(':').map(|(f, v)| (f, v.strip_prefix(' ').unwrap_or(v))).unwrap_or((line, ""));
+            match field {
+                "id" => current.id = Some(value.to_string()),
+                "event" => current.event = Some(value.to_string()),
+                "data" => {
+                    if !current.data.is_empty() {
+                        current.data.push('\n');
+                    }
+                    current.data.push_str(value);
+                }
+                _ => {}
+            }
+        }
+    }
+    events
+}
