@@ -27,7 +27,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -46,7 +49,13 @@ pub fn main() -> ExitCode {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("RUST_LOG")
-        .or_else(|_| EnvFilter::try_new(std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into()).to_lowercase()))
+        .or_else(|_| {
+            EnvFilter::try_new(
+                std::env::var("LOG_LEVEL")
+                    .unwrap_or_else(|_| "info".into())
+                    .to_lowercase(),
+            )
+        })
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -68,13 +77,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -97,7 +107,10 @@ impl RunningApp {
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         let drain = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), drain)
+            .await
+            .is_err()
+        {
             tracing::warn!("some tasks did not stop within 5s; aborting them");
             self.tasks.abort_all();
         }
@@ -107,25 +120,38 @@ impl RunningApp {
 /// Starts everything and returns once the server accepts connections.
 pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     let started = Instant::now();
-    config.prepare_dirs().context("creating DATA_DIR, LOGS_DIR or UV_CACHE_DIR")?;
-    let (_key, source) =
-        resolve_encryption_key(config.encryption_key.as_ref(), &config.data_dir, config.is_production())?;
+    config
+        .prepare_dirs()
+        .context("creating DATA_DIR, LOGS_DIR or UV_CACHE_DIR")?;
+    let (_key, source) = resolve_encryption_key(
+        config.encryption_key.as_ref(),
+        &config.data_dir,
+        config.is_production(),
+    )?;
     match &source {
         KeySource::Generated(path) => tracing::warn!(
             "ENCRYPTION_KEY not set: generated a new key into {} (mode 0600); back it up, or set ENCRYPTION_KEY",
             path.display()
         ),
-        KeySource::ExistingFile(path) => tracing::info!("using the encryption key from {}", path.display()),
+        KeySource::ExistingFile(path) => {
+            tracing::info!("using the encryption key from {}", path.display())
+        }
         KeySource::Environment => {}
     }
     let pool = crate::db::connect(&config.database_url).await?;
     let instance_id = crate::db::instance_id(&pool).await?;
     let watch = PipelinesWatch::start(&config.pipelines_dir);
     let root = config.pipelines_dir.clone();
-    let registry = Arc::new(tokio::task::spawn_blocking(move || PipelineRegistry::load(&root)).await?);
+    let registry =
+        Arc::new(tokio::task::spawn_blocking(move || PipelineRegistry::load(&root)).await?);
     let docker = engine::connect(config.docker_host.as_deref())?;
-    let worker_user = container_spec::prepare_worker_user(&config.uv_cache_dir)
-        .with_context(|| format!("making UV_CACHE_DIR {} writable for pipelines", config.uv_cache_dir.display()))?;
+    let worker_user =
+        container_spec::prepare_worker_user(&config.uv_cache_dir).with_context(|| {
+            format!(
+                "making UV_CACHE_DIR {} writable for pipelines",
+                config.uv_cache_dir.display()
+            )
+        })?;
     let config = Arc::new(config);
     let runner = Runner::new(RunnerDeps {
         config: config.clone(),
@@ -138,7 +164,10 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     });
     let repaired = recover_after_restart(runner.deps()).await?;
     if repaired > 0 {
-        tracing::warn!(runs = repaired, "closed runs left running by the previous process");
+        tracing::warn!(
+            runs = repaired,
+            "closed runs left running by the previous process"
+        );
     }
 
     let shutdown = CancellationToken::new();
@@ -163,11 +192,17 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     let router = web::router(state.clone());
     let stop = shutdown.clone();
     tasks.spawn(async move {
-        let serve = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await });
+        let serve = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await });
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "web server failed");
         }
     });
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "started");
-    Ok(RunningApp { addr, state, shutdown, tasks })
+    Ok(RunningApp {
+        addr,
+        state,
+        shutdown,
+        tasks,
+    })
 }

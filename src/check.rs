@@ -25,7 +25,11 @@ pub fn main(dir: Option<PathBuf>) -> ExitCode {
     };
     let (report, ok) = report(&dir);
     print!("{report}");
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// The printed report and whether every pipeline is valid.

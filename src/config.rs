@@ -25,7 +25,8 @@ pub struct Config {
     pub pipelines_dir: PathBuf,
     pub logs_dir: PathBuf,
     pub database_url: String,
-    pub worker_base_image: String,
+    /// `WORKER_BASE_IMAGE` when set; otherwise the runner picks (see `engine::choose_image`).
+    pub worker_base_image: Option<String>,
     pub uv_cache_dir: PathBuf,
     /// `ENCRYPTION_KEY` as given; resolved (or generated) by `secrets::key`.
     pub encryption_key: Option<crate::secrets::SecretString>,
@@ -54,6 +55,8 @@ pub struct ConfigError {
 }
 
 pub const DEFAULT_WORKER_IMAGE: &str = "ghcr.io/astral-sh/uv:python3.12-bookworm-slim";
+/// The image `scripts/build-runner-image.sh` builds for machines without registry access.
+pub const LOCAL_RUNNER_IMAGE: &str = "fastflow-runner:latest";
 
 impl Config {
     /// Reads the process environment, after loading `.env` from the working directory if present.
@@ -66,7 +69,11 @@ impl Config {
 
     /// Builds a config from an explicit variable map (tests, `check`).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| vars.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            vars.get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
 
         let host: IpAddr = parse_or(get("HOST"), "HOST", "127.0.0.1".parse().ok())?;
         let port: u16 = parse_or(get("PORT"), "PORT", Some(8000))?;
@@ -84,9 +91,12 @@ impl Config {
         let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "./data".into()));
         let pipelines_dir =
             PathBuf::from(get("PIPELINES_DIR").unwrap_or_else(|| "./examples/pipelines".into()));
-        let logs_dir = get("LOGS_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("logs"));
-        let uv_cache_dir =
-            get("UV_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("uv_cache"));
+        let logs_dir = get("LOGS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("logs"));
+        let uv_cache_dir = get("UV_CACHE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("uv_cache"));
         let database_url = get("DATABASE_URL")
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("fastflow.db").display()));
         if !database_url.starts_with("sqlite:") {
@@ -108,7 +118,8 @@ impl Config {
             });
         }
         let timeout: u64 = parse_or(get("CONTAINER_TIMEOUT"), "CONTAINER_TIMEOUT", Some(0))?;
-        let log_max_size_mb: f64 = parse_or(get("LOG_MAX_SIZE_MB"), "LOG_MAX_SIZE_MB", Some(100.0))?;
+        let log_max_size_mb: f64 =
+            parse_or(get("LOG_MAX_SIZE_MB"), "LOG_MAX_SIZE_MB", Some(100.0))?;
         if !(log_max_size_mb > 0.0 && log_max_size_mb.is_finite()) {
             return Err(ConfigError {
                 var: "LOG_MAX_SIZE_MB",
@@ -136,7 +147,7 @@ impl Config {
             pipelines_dir,
             logs_dir,
             database_url,
-            worker_base_image: get("WORKER_BASE_IMAGE").unwrap_or_else(|| DEFAULT_WORKER_IMAGE.into()),
+            worker_base_image: get("WORKER_BASE_IMAGE"),
             uv_cache_dir,
             encryption_key: get("ENCRYPTION_KEY").map(crate::secrets::SecretString::new),
             max_concurrent_runs,
@@ -206,7 +217,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -217,7 +231,7 @@ mod tests {
         assert_eq!(c.database_url, "sqlite://./data/fastflow.db");
         assert_eq!(c.pipelines_dir, PathBuf::from("./examples/pipelines"));
         assert_eq!(c.container_timeout, None);
-        assert_eq!(c.worker_base_image, DEFAULT_WORKER_IMAGE);
+        assert_eq!(c.worker_base_image, None);
     }
 
     #[test]
@@ -238,7 +252,8 @@ mod tests {
         assert_eq!(err.var, "PORT");
         let err = Config::from_vars(&vars(&[("MAX_CONCURRENT_RUNS", "0")])).unwrap_err();
         assert_eq!(err.var, "MAX_CONCURRENT_RUNS");
-        let err = Config::from_vars(&vars(&[("WORKER_CA_BUNDLE", "/nonexistent/ca.pem")])).unwrap_err();
+        let err =
+            Config::from_vars(&vars(&[("WORKER_CA_BUNDLE", "/nonexistent/ca.pem")])).unwrap_err();
         assert_eq!(err.var, "WORKER_CA_BUNDLE");
         let err = Config::from_vars(&vars(&[("DATABASE_URL", "mysql://x")])).unwrap_err();
         assert_eq!(err.var, "DATABASE_URL");

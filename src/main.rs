@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "fastflow", version, about = "Lightweight, Docker-native, Python-centric task orchestrator")]
+#[command(
+    name = "fastflow",
+    version,
+    about = "Lightweight, Docker-native, Python-centric task orchestrator"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

@@ -16,7 +16,12 @@ async fn success_env_defaults_and_overrides() {
         ("envy/pipeline.json", r#"{"default_env": {"A": "from-default", "B": "from-default"}}"#),
     ])
     .await;
-    let (run, log) = app.run_to_end("envy", r#"{"env_vars": {"B": "from-run"}, "parameters": {"C": "param"}}"#).await;
+    let (run, log) = app
+        .run_to_end(
+            "envy",
+            r#"{"env_vars": {"B": "from-run"}, "parameters": {"C": "param"}}"#,
+        )
+        .await;
     assert_eq!(run["status"], "SUCCESS", "{run}\n{log}");
     assert_eq!(run["exit_code"], 0);
     assert!(run["error_type"].is_null());
@@ -25,7 +30,10 @@ async fn success_env_defaults_and_overrides() {
     assert!(texts.contains(&"B=from-run"), "{log}");
     assert!(texts.contains(&"C=param"), "{log}");
     assert!(texts.contains(&"FASTFLOW_PIPELINE=envy"), "{log}");
-    assert!(texts.contains(&format!("FASTFLOW_RUN_ID={}", run["id"].as_str().unwrap()).as_str()), "{log}");
+    assert!(
+        texts.contains(&format!("FASTFLOW_RUN_ID={}", run["id"].as_str().unwrap()).as_str()),
+        "{log}"
+    );
     // Run values are masked in the API, like Fast-Flow 1.x.
     assert_eq!(run["env_vars"]["B"], "***");
     app.stop().await;
@@ -34,8 +42,14 @@ async fn success_env_defaults_and_overrides() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exception_fails_with_traceback_and_exit_codes_are_kept() {
     let app = TestApp::start(&[
-        ("boom/main.py", "def f():\n    raise ValueError('boom happened')\nprint('before')\nf()\n"),
-        ("three/main.py", "import sys\nprint('leaving with 3')\nsys.exit(3)\n"),
+        (
+            "boom/main.py",
+            "def f():\n    raise ValueError('boom happened')\nprint('before')\nf()\n",
+        ),
+        (
+            "three/main.py",
+            "import sys\nprint('leaving with 3')\nsys.exit(3)\n",
+        ),
     ])
     .await;
     let (run, log) = app.run_to_end("boom", "").await;
@@ -57,14 +71,20 @@ async fn exception_fails_with_traceback_and_exit_codes_are_kept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_kills_the_container() {
     let app = TestApp::start(&[
-        ("slow/main.py", "import time\nprint('sleeping', flush=True)\ntime.sleep(120)\nprint('never')\n"),
+        (
+            "slow/main.py",
+            "import time\nprint('sleeping', flush=True)\ntime.sleep(120)\nprint('never')\n",
+        ),
         ("slow/pipeline.json", r#"{"timeout": 2}"#),
     ])
     .await;
     let (run, log) = app.run_to_end("slow", "").await;
     assert_eq!(run["status"], "FAILED", "{run}");
     assert_eq!(run["error_type"], "timeout");
-    assert!(run["error_message"].as_str().unwrap().contains("2s"), "{run}");
+    assert!(
+        run["error_message"].as_str().unwrap().contains("2s"),
+        "{run}"
+    );
     assert!(log.contains("sleeping") && !log.contains("never"), "{log}");
     assert!(run["duration_seconds"].as_f64().unwrap() < 60.0, "{run}");
     app.stop().await;
@@ -83,7 +103,10 @@ async fn memory_hog_is_oom_and_names_the_limit() {
     let (run, log) = app.run_to_end("hog", "").await;
     assert_eq!(run["status"], "FAILED", "{run}\n{log}");
     assert_eq!(run["error_type"], "oom", "{run}\n{log}");
-    assert!(run["error_message"].as_str().unwrap().contains("64m"), "{run}");
+    assert!(
+        run["error_message"].as_str().unwrap().contains("64m"),
+        "{run}"
+    );
     assert!(!log.contains("survived"));
     app.stop().await;
 }
@@ -91,7 +114,10 @@ async fn memory_hog_is_oom_and_names_the_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requirements_are_installed_by_uv() {
     let app = TestApp::start(&[
-        ("deps/main.py", "import six\nprint('six', six.__version__)\n"),
+        (
+            "deps/main.py",
+            "import six\nprint('six', six.__version__)\n",
+        ),
         ("deps/requirements.txt", "six==1.16.0\n"),
     ])
     .await;
@@ -100,7 +126,10 @@ async fn requirements_are_installed_by_uv() {
     assert!(log_texts(&log).contains(&"six 1.16.0"), "{log}");
     // The shared cache was written by the unprivileged pipeline user.
     let cache = app.dir.path().join("data/uv_cache");
-    assert!(std::fs::read_dir(&cache).unwrap().count() > 0, "uv cache is empty");
+    assert!(
+        std::fs::read_dir(&cache).unwrap().count() > 0,
+        "uv cache is empty"
+    );
     app.stop().await;
 }
 
@@ -141,7 +170,12 @@ async fn bytes_unicode_and_stderr_are_kept() {
     assert!(texts.contains(&"to stderr"), "{log}");
     assert_eq!(texts.last(), Some(&"partial"), "{log}");
     // The stream of each line is recorded (visible in the SSE payload).
-    let resp = app.client.get(app.url(&format!("/api/runs/{id}/logs/stream"))).send().await.unwrap();
+    let resp = app
+        .client
+        .get(app.url(&format!("/api/runs/{id}/logs/stream")))
+        .send()
+        .await
+        .unwrap();
     let events = common::read_sse(resp, Duration::from_secs(10)).await;
     let stderr_line = events
         .iter()
@@ -175,8 +209,14 @@ print("capeff:", caps[0])
     let (run, log) = app.run_to_end("hard", "").await;
     assert_eq!(run["status"], "SUCCESS", "{run}\n{log}");
     let texts = log_texts(&log);
-    assert!(texts.contains(&"app: refused (Read-only file system)"), "{log}");
-    assert!(texts.contains(&"root: refused (Read-only file system)"), "{log}");
+    assert!(
+        texts.contains(&"app: refused (Read-only file system)"),
+        "{log}"
+    );
+    assert!(
+        texts.contains(&"root: refused (Read-only file system)"),
+        "{log}"
+    );
     assert!(texts.contains(&"tmp: writable"), "{log}");
     assert!(!texts.contains(&"uid: 0"), "pipeline ran as root: {log}");
     assert!(texts.contains(&"capeff: 0000000000000000"), "{log}");
@@ -187,16 +227,29 @@ print("capeff:", caps[0])
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_log_is_truncated_visibly() {
     let app = TestApp::start_with(
-        &[("chatty/main.py", "for i in range(20000):\n    print('x' * 100, i)\n")],
+        &[(
+            "chatty/main.py",
+            "for i in range(20000):\n    print('x' * 100, i)\n",
+        )],
         &[("LOG_MAX_SIZE_MB", "0.1")],
     )
     .await;
     let (run, log) = app.run_to_end("chatty", "").await;
     assert_eq!(run["status"], "SUCCESS", "{run}");
     assert_eq!(run["log_truncated"], true);
-    assert!(log.contains("[fastflow] log truncated: LOG_MAX_SIZE_MB limit of 102.4 KiB reached"), "{}", &log[log.len().saturating_sub(500)..]);
+    assert!(
+        log.contains("[fastflow] log truncated: LOG_MAX_SIZE_MB limit of 102.4 KiB reached"),
+        "{}",
+        &log[log.len().saturating_sub(500)..]
+    );
     assert!(log.contains("more lines"), "drop count missing");
-    let size = std::fs::metadata(app.dir.path().join(format!("data/logs/{}.log", run["id"].as_str().unwrap()))).unwrap().len();
+    let size = std::fs::metadata(
+        app.dir
+            .path()
+            .join(format!("data/logs/{}.log", run["id"].as_str().unwrap())),
+    )
+    .unwrap()
+    .len();
     assert!(size < 110 * 1024, "log file is {size} bytes");
     app.stop().await;
 }
@@ -212,7 +265,13 @@ async fn missing_image_fails_with_a_clear_infrastructure_error() {
     assert_eq!(run["status"], "FAILED");
     assert_eq!(run["error_type"], "infrastructure_error");
     let msg = run["error_message"].as_str().unwrap();
-    assert!(msg.contains("fastflow-test-no-such-image:never") && msg.contains("build-runner-image.sh"), "{msg}");
-    assert!(log.contains("[fastflow]"), "reason is also in the log: {log}");
+    assert!(
+        msg.contains("fastflow-test-no-such-image:never") && msg.contains("build-runner-image.sh"),
+        "{msg}"
+    );
+    assert!(
+        log.contains("[fastflow]"),
+        "reason is also in the log: {log}"
+    );
     app.stop().await;
 }

@@ -9,11 +9,20 @@ use common::{TestApp, read_sse, write_files};
 fn pipelines_with_problems() -> Vec<(&'static str, &'static str)> {
     vec![
         ("good/main.py", "print('ok')\n"),
-        ("good/pipeline.json", r#"{"description": "a good one", "tags": ["t1"], "colour": "blue"}"#),
+        (
+            "good/pipeline.json",
+            r#"{"description": "a good one", "tags": ["t1"], "colour": "blue"}"#,
+        ),
         ("named/main.py", "print('named')\n"),
-        ("named/named.json", r#"{"description": "from named.json", "mem_hard_limit": "1.5g"}"#),
+        (
+            "named/named.json",
+            r#"{"description": "from named.json", "mem_hard_limit": "1.5g"}"#,
+        ),
         ("broken/main.py", "print('never runs')\n"),
-        ("broken/pipeline.json", "{\n  \"timeout\": 10,\n  \"mem_hard_limit\": \"12 parsecs\",\n  \"cpu_hard_limit\": -1\n}"),
+        (
+            "broken/pipeline.json",
+            "{\n  \"timeout\": 10,\n  \"mem_hard_limit\": \"12 parsecs\",\n  \"cpu_hard_limit\": -1\n}",
+        ),
         ("badjson/main.py", ""),
         ("badjson/pipeline.json", "{\"timeout\": 10,,}"),
         ("off/main.py", ""),
@@ -27,20 +36,51 @@ async fn invalid_metadata_is_listed_with_reasons_and_not_runnable() {
     let app = TestApp::start(&pipelines_with_problems()).await;
     let (status, list) = app.get_json("/api/pipelines").await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = list.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["badjson", "broken", "good", "named", "off"]);
-    let by_name = |n: &str| list.as_array().unwrap().iter().find(|p| p["name"] == n).unwrap().clone();
+    let by_name = |n: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == n)
+            .unwrap()
+            .clone()
+    };
 
     let broken = by_name("broken");
     assert_eq!(broken["valid"], false);
-    let fields: Vec<&str> = broken["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
-    assert!(fields.contains(&"mem_hard_limit") && fields.contains(&"cpu_hard_limit"), "{broken}");
-    assert!(broken["errors"].to_string().contains("unknown unit"), "{broken}");
-    assert!(by_name("badjson")["errors"][0]["message"].as_str().unwrap().contains("line 1"));
+    let fields: Vec<&str> = broken["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert!(
+        fields.contains(&"mem_hard_limit") && fields.contains(&"cpu_hard_limit"),
+        "{broken}"
+    );
+    assert!(
+        broken["errors"].to_string().contains("unknown unit"),
+        "{broken}"
+    );
+    assert!(
+        by_name("badjson")["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 1")
+    );
 
     let good = by_name("good");
     assert_eq!(good["valid"], true);
-    assert_eq!(good["warnings"][0]["field"], "colour", "unknown fields warn: {good}");
+    assert_eq!(
+        good["warnings"][0]["field"], "colour",
+        "unknown fields warn: {good}"
+    );
 
     // `{name}.json` is used when pipeline.json is absent.
     let named = by_name("named");
@@ -51,13 +91,18 @@ async fn invalid_metadata_is_listed_with_reasons_and_not_runnable() {
     // Invalid and disabled pipelines cannot be started; unknown ones are 404.
     let (status, body) = app.post_json("/api/pipelines/broken/run", "{}").await;
     assert_eq!(status, 422, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("mem_hard_limit"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("mem_hard_limit"),
+        "{body}"
+    );
     let (status, body) = app.post_json("/api/pipelines/off/run", "{}").await;
     assert_eq!(status, 409, "{body}");
     let (status, body) = app.post_json("/api/pipelines/nope/run", "{}").await;
     assert_eq!(status, 404, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("nope"));
-    let (status, body) = app.post_json("/api/pipelines/good/run", "{\"env_vars\": [1]}").await;
+    let (status, body) = app
+        .post_json("/api/pipelines/good/run", "{\"env_vars\": [1]}")
+        .await;
     assert_eq!(status, 400, "{body}");
     let (status, body) = app.post_json("/api/pipelines/good/run", "not json").await;
     assert_eq!(status, 400, "{body}");
@@ -67,31 +112,62 @@ async fn invalid_metadata_is_listed_with_reasons_and_not_runnable() {
     // The UI shows the same: the reason is visible and there is no Run button for it.
     let (status, html) = app.get_text("/pipelines").await;
     assert_eq!(status, 200);
-    assert!(html.contains("broken") && html.contains("unknown unit"), "reason missing in page");
-    assert!(!html.contains("action=\"/pipelines/broken/run\""), "invalid pipeline has a Run button");
+    assert!(
+        html.contains("broken") && html.contains("unknown unit"),
+        "reason missing in page"
+    );
+    assert!(
+        !html.contains("action=\"/pipelines/broken/run\""),
+        "invalid pipeline has a Run button"
+    );
     assert!(html.contains("action=\"/pipelines/good/run\""));
     let (_, fragment) = app.get_text("/fragments/pipelines").await;
-    assert!(fragment.contains("unknown unit") && !fragment.contains("<html"), "fragment is the table alone");
+    assert!(
+        fragment.contains("unknown unit") && !fragment.contains("<html"),
+        "fragment is the table alone"
+    );
     app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_follows_the_directory_without_restart() {
     let app = TestApp::start(&[("first/main.py", "print(1)\n")]).await;
-    write_files(&app.pipelines_dir(), &[("second/main.py", "print(2)\n"), ("second/pipeline.json", "{\"tags\": 5}")]);
+    write_files(
+        &app.pipelines_dir(),
+        &[
+            ("second/main.py", "print(2)\n"),
+            ("second/pipeline.json", "{\"tags\": 5}"),
+        ],
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, list) = app.get_json("/api/pipelines").await;
-        if let Some(p) = list.as_array().unwrap().iter().find(|p| p["name"] == "second") {
+        if let Some(p) = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "second")
+        {
             assert_eq!(p["valid"], false, "{p}");
             break;
         }
-        assert!(Instant::now() < deadline, "new pipeline not discovered: {list}");
+        assert!(
+            Instant::now() < deadline,
+            "new pipeline not discovered: {list}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Fixing the file makes it valid again; refresh on demand also works.
-    write_files(&app.pipelines_dir(), &[("second/pipeline.json", "{\"tags\": [\"five\"]}")]);
-    let resp = app.client.post(app.url("/api/pipelines/refresh")).send().await.unwrap();
+    write_files(
+        &app.pipelines_dir(),
+        &[("second/pipeline.json", "{\"tags\": [\"five\"]}")],
+    );
+    let resp = app
+        .client
+        .post(app.url("/api/pipelines/refresh"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let (_, p) = app.get_json("/api/pipelines/second").await;
     assert_eq!(p["valid"], true, "{p}");
@@ -117,14 +193,22 @@ async fn late_sse_viewer_gets_every_line_once_then_the_end() {
         assert!(Instant::now() < deadline, "run produced no output");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let resp = app.client.get(app.url(&format!("/api/runs/{id}/logs/stream"))).send().await.unwrap();
+    let resp = app
+        .client
+        .get(app.url(&format!("/api/runs/{id}/logs/stream")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let events = read_sse(resp, Duration::from_secs(60)).await;
     let end = events.last().expect("events");
     assert_eq!(end.event.as_deref(), Some("end"));
     assert!(end.data.contains("SUCCESS"), "{end:?}");
-    let lines: Vec<serde_json::Value> =
-        events.iter().filter(|e| e.event.is_none()).map(|e| serde_json::from_str(&e.data).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = events
+        .iter()
+        .filter(|e| e.event.is_none())
+        .map(|e| serde_json::from_str(&e.data).unwrap())
+        .collect();
     assert_eq!(lines.len(), 300, "every line exactly once");
     for (i, line) in lines.iter().enumerate() {
         assert_eq!(line["seq"], i as u64 + 1, "no gap, no duplicate");
@@ -144,15 +228,27 @@ async fn late_sse_viewer_gets_every_line_once_then_the_end() {
     let seqs: Vec<u64> = events
         .iter()
         .filter(|e| e.event.is_none())
-        .map(|e| serde_json::from_str::<serde_json::Value>(&e.data).unwrap()["seq"].as_u64().unwrap())
+        .map(|e| {
+            serde_json::from_str::<serde_json::Value>(&e.data).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(seqs, (251..=300).collect::<Vec<_>>());
 
     // The UI stream carries rendered, escaped HTML lines.
-    let resp = app.client.get(app.url(&format!("/runs/{id}/log/stream?after=299"))).send().await.unwrap();
+    let resp = app
+        .client
+        .get(app.url(&format!("/runs/{id}/log/stream?after=299")))
+        .send()
+        .await
+        .unwrap();
     let events = read_sse(resp, Duration::from_secs(10)).await;
     assert_eq!(events[0].event.as_deref(), Some("line"));
-    assert!(events[0].data.contains("tick 300") && events[0].data.contains("class=\"l out\""), "{events:?}");
+    assert!(
+        events[0].data.contains("tick 300") && events[0].data.contains("class=\"l out\""),
+        "{events:?}"
+    );
     assert_eq!(events.last().unwrap().event.as_deref(), Some("end"));
     app.stop().await;
 }
@@ -161,22 +257,39 @@ async fn late_sse_viewer_gets_every_line_once_then_the_end() {
 async fn pages_and_fragments_work_without_htmx() {
     let app = TestApp::start(&[
         ("web/main.py", "print('<b>not bold</b> & friends')\n"),
-        ("web/pipeline.json", r#"{"description": "shown <i>escaped</i>", "mem_hard_limit": "128m"}"#),
+        (
+            "web/pipeline.json",
+            r#"{"description": "shown <i>escaped</i>", "mem_hard_limit": "128m"}"#,
+        ),
     ])
     .await;
     // A plain form post (no htmx) redirects to the run page.
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let resp = client.post(app.url("/pipelines/web/run")).form(&[("env", "EXTRA=1")]).send().await.unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = client
+        .post(app.url("/pipelines/web/run"))
+        .form(&[("env", "EXTRA=1")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 303);
     let location = resp.headers()["location"].to_str().unwrap().to_string();
-    let id = location.strip_prefix("/runs/").expect("redirect to run page").to_string();
+    let id = location
+        .strip_prefix("/runs/")
+        .expect("redirect to run page")
+        .to_string();
     let run = app.wait_finished(&id, Duration::from_secs(60)).await;
     assert_eq!(run["status"], "SUCCESS");
     assert_eq!(run["triggered_by"], "manual");
 
     let (status, page) = app.get_text(&location).await;
     assert_eq!(status, 200);
-    assert!(page.contains("&#60;b&#62;not bold&#60;/b&#62; &#38; friends"), "log is escaped in the page: {page}");
+    assert!(
+        page.contains("&#60;b&#62;not bold&#60;/b&#62; &#38; friends"),
+        "log is escaped in the page: {page}"
+    );
     assert!(page.contains("SUCCESS") && page.contains("/api/runs/") && page.contains("download"));
     let (_, summary) = app.get_text(&format!("/fragments/runs/{id}/summary")).await;
     assert!(summary.contains("SUCCESS") && !summary.contains("<html"));
@@ -226,7 +339,9 @@ async fn api_lists_filters_and_tails() {
     let (_, failed) = app.get_json("/api/runs?status_filter=FAILED").await;
     assert_eq!(failed["total"], 1);
     assert_eq!(failed["runs"][0]["exit_code"], 2);
-    let (_, by_pipeline) = app.get_json("/api/runs?pipeline_name=ok&limit=1&offset=0").await;
+    let (_, by_pipeline) = app
+        .get_json("/api/runs?pipeline_name=ok&limit=1&offset=0")
+        .await;
     assert_eq!(by_pipeline["runs"][0]["id"], ok);
     let (_, paged) = app.get_json("/api/runs?limit=1&offset=1").await;
     assert_eq!(paged["runs"][0]["id"], ok);
@@ -243,7 +358,12 @@ async fn api_lists_filters_and_tails() {
     assert!(body["detail"].as_str().unwrap().contains("nope"));
 
     let (_, pipelines) = app.get_json("/api/pipelines").await;
-    let okp = pipelines.as_array().unwrap().iter().find(|p| p["name"] == "ok").unwrap();
+    let okp = pipelines
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "ok")
+        .unwrap();
     assert_eq!(okp["total_runs"], 1);
     assert_eq!(okp["successful_runs"], 1);
     assert_eq!(okp["last_run_status"], "SUCCESS");

@@ -24,7 +24,10 @@ pub enum DbError {
 /// Opens (creating if needed) the SQLite database with WAL, a busy timeout and
 /// foreign keys, and applies the embedded migrations.
 pub async fn connect(url: &str) -> Result<Pool, DbError> {
-    let err = |source| DbError::Connect { url: url.to_string(), source };
+    let err = |source| DbError::Connect {
+        url: url.to_string(),
+        source,
+    };
     let options = SqliteConnectOptions::from_str(url)
         .map_err(err)?
         .create_if_missing(true)
@@ -46,10 +49,12 @@ pub async fn connect(url: &str) -> Result<Pool, DbError> {
 /// that two installations sharing one Docker engine never touch each other's.
 pub async fn instance_id(pool: &Pool) -> Result<String, DbError> {
     let candidate = uuid::Uuid::now_v7().simple().to_string();
-    sqlx::query("INSERT INTO instance (key, value) VALUES ('instance_id', ?) ON CONFLICT (key) DO NOTHING")
-        .bind(&candidate)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO instance (key, value) VALUES ('instance_id', ?) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(&candidate)
+    .execute(pool)
+    .await?;
     let id: String = sqlx::query_scalar("SELECT value FROM instance WHERE key = 'instance_id'")
         .fetch_one(pool)
         .await?;

@@ -42,7 +42,9 @@ impl Run {
     /// Wall time from trigger to end (or to now while it runs).
     pub fn duration_seconds(&self) -> Option<f64> {
         let start = self.container_started_at.unwrap_or(self.started_at);
-        let end = self.finished_at.or_else(|| (!self.status.is_terminal()).then(Utc::now))?;
+        let end = self
+            .finished_at
+            .or_else(|| (!self.status.is_terminal()).then(Utc::now))?;
         Some((end - start).num_milliseconds() as f64 / 1000.0)
     }
 }
@@ -107,7 +109,10 @@ pub async fn insert(pool: &Pool, new: &NewRun) -> Result<Run, DbError> {
 }
 
 pub async fn get(pool: &Pool, id: &str) -> Result<Option<Run>, DbError> {
-    Ok(sqlx::query_as::<_, Run>("SELECT * FROM runs WHERE id = ?").bind(id).fetch_optional(pool).await?)
+    Ok(sqlx::query_as::<_, Run>("SELECT * FROM runs WHERE id = ?")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?)
 }
 
 /// Runs matching the filter, newest first, and the total count without paging.
@@ -145,7 +150,12 @@ pub async fn claim_next(pool: &Pool, max_running: i64) -> Result<Option<Run>, Db
     .await?)
 }
 
-pub async fn set_container(pool: &Pool, id: &str, container_id: &str, image: &str) -> Result<(), DbError> {
+pub async fn set_container(
+    pool: &Pool,
+    id: &str,
+    container_id: &str,
+    image: &str,
+) -> Result<(), DbError> {
     sqlx::query("UPDATE runs SET container_id = ?, image = ? WHERE id = ?")
         .bind(container_id)
         .bind(image)
@@ -155,8 +165,16 @@ pub async fn set_container(pool: &Pool, id: &str, container_id: &str, image: &st
     Ok(())
 }
 
-pub async fn set_container_started(pool: &Pool, id: &str, at: DateTime<Utc>) -> Result<(), DbError> {
-    sqlx::query("UPDATE runs SET container_started_at = ? WHERE id = ?").bind(at).bind(id).execute(pool).await?;
+pub async fn set_container_started(
+    pool: &Pool,
+    id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE runs SET container_started_at = ? WHERE id = ?")
+        .bind(at)
+        .bind(id)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -184,14 +202,30 @@ pub async fn finish(pool: &Pool, id: &str, outcome: &RunOutcome) -> Result<bool,
 
 /// Runs left RUNNING by a previous process; returned so their containers can be handled.
 pub async fn running(pool: &Pool) -> Result<Vec<Run>, DbError> {
-    Ok(sqlx::query_as::<_, Run>("SELECT * FROM runs WHERE status = 'RUNNING' ORDER BY started_at").fetch_all(pool).await?)
+    Ok(
+        sqlx::query_as::<_, Run>("SELECT * FROM runs WHERE status = 'RUNNING' ORDER BY started_at")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// A row of the per-pipeline statistics query.
+#[derive(sqlx::FromRow)]
+struct StatsRow {
+    pipeline_name: String,
+    total_runs: i64,
+    successful_runs: i64,
+    failed_runs: i64,
+    last_run_id: Option<String>,
+    last_run_status: Option<RunStatus>,
+    last_run_at: Option<DateTime<Utc>>,
 }
 
 pub async fn pipeline_stats(pool: &Pool) -> Result<HashMap<String, PipelineRunStats>, DbError> {
-    let rows: Vec<(String, i64, i64, i64, Option<String>, Option<RunStatus>, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT r.pipeline_name, COUNT(*),
-                SUM(r.status = 'SUCCESS'), SUM(r.status = 'FAILED'),
-                l.id, l.status, l.started_at
+    let rows: Vec<StatsRow> = sqlx::query_as(
+        "SELECT r.pipeline_name AS pipeline_name, COUNT(*) AS total_runs,
+                SUM(r.status = 'SUCCESS') AS successful_runs, SUM(r.status = 'FAILED') AS failed_runs,
+                l.id AS last_run_id, l.status AS last_run_status, l.started_at AS last_run_at
          FROM runs r
          LEFT JOIN runs l ON l.id = (SELECT id FROM runs WHERE pipeline_name = r.pipeline_name
                                      ORDER BY started_at DESC, rowid DESC LIMIT 1)
@@ -201,16 +235,16 @@ pub async fn pipeline_stats(pool: &Pool) -> Result<HashMap<String, PipelineRunSt
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(name, total, ok, failed, last_id, last_status, last_at)| {
+        .map(|r| {
             let stats = PipelineRunStats {
-                total_runs: total,
-                successful_runs: ok,
-                failed_runs: failed,
-                last_run_id: last_id,
-                last_run_status: last_status,
-                last_run_at: last_at,
+                total_runs: r.total_runs,
+                successful_runs: r.successful_runs,
+                failed_runs: r.failed_runs,
+                last_run_id: r.last_run_id,
+                last_run_status: r.last_run_status,
+                last_run_at: r.last_run_at,
             };
-            (name, stats)
+            (r.pipeline_name, stats)
         })
         .collect())
 }

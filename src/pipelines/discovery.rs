@@ -59,7 +59,9 @@ pub fn is_valid_pipeline_name(name: &str) -> bool {
         && name != "."
         && name != ".."
         && !name.starts_with(['.', '-'])
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// Scans `root`. Never fails: problems are recorded on the snapshot or the pipeline.
@@ -114,19 +116,29 @@ fn load_pipeline(root: &Path, dir: &Path, name: &str) -> Pipeline {
         Ok(real) => {
             pipeline.errors.push(FieldIssue {
                 field: String::new(),
-                message: format!("directory resolves to {} which is outside PIPELINES_DIR; refused", real.display()),
+                message: format!(
+                    "directory resolves to {} which is outside PIPELINES_DIR; refused",
+                    real.display()
+                ),
             });
             return pipeline;
         }
         Err(e) => {
-            pipeline.errors.push(FieldIssue { field: String::new(), message: format!("cannot resolve directory: {e}") });
+            pipeline.errors.push(FieldIssue {
+                field: String::new(),
+                message: format!("cannot resolve directory: {e}"),
+            });
             return pipeline;
         }
     }
 
     let named = format!("{name}.json");
     let candidates = ["pipeline.json", named.as_str()];
-    let present: Vec<&str> = candidates.iter().copied().filter(|f| dir.join(f).is_file()).collect();
+    let present: Vec<&str> = candidates
+        .iter()
+        .copied()
+        .filter(|f| dir.join(f).is_file())
+        .collect();
     if let Some(file) = present.first() {
         pipeline.metadata_file = Some(file.to_string());
         match std::fs::read_to_string(dir.join(file)) {
@@ -136,7 +148,10 @@ fn load_pipeline(root: &Path, dir: &Path, name: &str) -> Pipeline {
                 pipeline.errors = parsed.errors;
                 pipeline.warnings = parsed.warnings;
             }
-            Err(e) => pipeline.errors.push(FieldIssue { field: String::new(), message: format!("cannot read: {e}") }),
+            Err(e) => pipeline.errors.push(FieldIssue {
+                field: String::new(),
+                message: format!("cannot read: {e}"),
+            }),
         }
         if present.len() > 1 {
             pipeline.warnings.push(FieldIssue {
@@ -157,7 +172,11 @@ fn load_pipeline(root: &Path, dir: &Path, name: &str) -> Pipeline {
 fn read_prefix(path: &Path, max: u64) -> Option<String> {
     use std::io::Read;
     let mut buf = Vec::new();
-    std::fs::File::open(path).ok()?.take(max).read_to_end(&mut buf).ok()?;
+    std::fs::File::open(path)
+        .ok()?
+        .take(max)
+        .read_to_end(&mut buf)
+        .ok()?;
     Some(String::from_utf8_lossy(&buf).into_owned())
 }
 
@@ -190,8 +209,14 @@ mod tests {
         let s = scan(d);
         let names: Vec<&str> = s.pipelines.keys().map(String::as_str).collect();
         assert_eq!(names, vec!["broken", "named", "plain", "reqs", "with_json"]);
-        assert_eq!(s.pipelines["with_json"].metadata.description.as_deref(), Some("hi"));
-        assert_eq!(s.pipelines["named"].metadata_file.as_deref(), Some("named.json"));
+        assert_eq!(
+            s.pipelines["with_json"].metadata.description.as_deref(),
+            Some("hi")
+        );
+        assert_eq!(
+            s.pipelines["named"].metadata_file.as_deref(),
+            Some("named.json")
+        );
         assert_eq!(s.pipelines["named"].metadata.tags, vec!["x"]);
         assert!(!s.pipelines["broken"].is_valid());
         assert!(s.pipelines["broken"].error_lines()[0].starts_with("pipeline.json: invalid JSON"));

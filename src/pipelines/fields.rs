@@ -43,7 +43,9 @@ impl Serialize for MemorySize {
 /// unit b, k, m, g, t (optionally followed by `b`/`ib`), case-insensitive; no unit means bytes.
 pub fn parse_memory(text: &str) -> Result<u64, String> {
     let s = text.trim().to_ascii_lowercase();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
     if number.is_empty() {
         return Err(format!(
@@ -102,16 +104,27 @@ pub struct FieldReader<'a> {
 
 impl<'a> FieldReader<'a> {
     pub fn new(object: Map<String, Value>, prefix: &str, errors: &'a mut Vec<FieldIssue>) -> Self {
-        Self { object, prefix: prefix.to_string(), errors }
+        Self {
+            object,
+            prefix: prefix.to_string(),
+            errors,
+        }
     }
 
     pub fn path(&self, key: &str) -> String {
-        if self.prefix.is_empty() { key.to_string() } else { format!("{}.{key}", self.prefix) }
+        if self.prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.prefix)
+        }
     }
 
     pub fn error(&mut self, key: &str, message: impl Into<String>) {
         let field = self.path(key);
-        self.errors.push(FieldIssue { field, message: message.into() });
+        self.errors.push(FieldIssue {
+            field,
+            message: message.into(),
+        });
     }
 
     /// The raw value of a field; `null` counts as absent.
@@ -159,12 +172,18 @@ impl<'a> FieldReader<'a> {
             Value::Number(n) => match n.as_f64() {
                 Some(v) if v > 0.0 && v.is_finite() => Some(v),
                 _ => {
-                    self.error(key, format!("must be greater than 0 ({unit_hint}), got {n}"));
+                    self.error(
+                        key,
+                        format!("must be greater than 0 ({unit_hint}), got {n}"),
+                    );
                     None
                 }
             },
             other => {
-                self.error(key, format!("must be a number ({unit_hint}), got {}", kind(&other)));
+                self.error(
+                    key,
+                    format!("must be a number ({unit_hint}), got {}", kind(&other)),
+                );
                 None
             }
         }
@@ -176,7 +195,9 @@ impl<'a> FieldReader<'a> {
         let parsed = match &value {
             Value::Number(n) => n.as_u64().or_else(|| {
                 // 30.0 is a whole number written as a float; accept it.
-                n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                    .map(|f| f as u64)
             }),
             _ => None,
         };
@@ -199,7 +220,10 @@ impl<'a> FieldReader<'a> {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             other => {
-                self.error(key, format!("must be a memory size like \"512m\", got {}", kind(other)));
+                self.error(
+                    key,
+                    format!("must be a memory size like \"512m\", got {}", kind(other)),
+                );
                 return None;
             }
         };
@@ -232,16 +256,24 @@ impl<'a> FieldReader<'a> {
     }
 
     pub fn string_list(&mut self, key: &str) -> Vec<String> {
-        let Some(value) = self.take(key) else { return Vec::new() };
+        let Some(value) = self.take(key) else {
+            return Vec::new();
+        };
         let Value::Array(items) = value else {
-            self.error(key, format!("must be a list of strings, got {}", kind(&value)));
+            self.error(
+                key,
+                format!("must be a list of strings, got {}", kind(&value)),
+            );
             return Vec::new();
         };
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
             match item {
                 Value::String(s) => out.push(s),
-                other => self.error(&format!("{key}[{i}]"), format!("must be a string, got {}", kind(&other))),
+                other => self.error(
+                    &format!("{key}[{i}]"),
+                    format!("must be a string, got {}", kind(&other)),
+                ),
             }
         }
         out
@@ -249,9 +281,17 @@ impl<'a> FieldReader<'a> {
 
     /// An object of string values; numbers and booleans are accepted and kept as text.
     pub fn string_map(&mut self, key: &str) -> BTreeMap<String, String> {
-        let Some(value) = self.take(key) else { return BTreeMap::new() };
+        let Some(value) = self.take(key) else {
+            return BTreeMap::new();
+        };
         let Value::Object(map) = value else {
-            self.error(key, format!("must be an object of NAME: \"value\" pairs, got {}", kind(&value)));
+            self.error(
+                key,
+                format!(
+                    "must be an object of NAME: \"value\" pairs, got {}",
+                    kind(&value)
+                ),
+            );
             return BTreeMap::new();
         };
         let mut out = BTreeMap::new();
@@ -270,7 +310,10 @@ impl<'a> FieldReader<'a> {
                 Value::Bool(b) => {
                     out.insert(name, b.to_string());
                 }
-                other => self.error(&format!("{key}.{name}"), format!("must be a string, got {}", kind(&other))),
+                other => self.error(
+                    &format!("{key}.{name}"),
+                    format!("must be a string, got {}", kind(&other)),
+                ),
             }
         }
         out
@@ -289,9 +332,14 @@ impl<'a> FieldReader<'a> {
 
     /// A list whose items are objects; non-objects are reported and skipped.
     pub fn object_list(&mut self, key: &str) -> Vec<(String, Map<String, Value>)> {
-        let Some(value) = self.take(key) else { return Vec::new() };
+        let Some(value) = self.take(key) else {
+            return Vec::new();
+        };
         let Value::Array(items) = value else {
-            self.error(key, format!("must be a list of objects, got {}", kind(&value)));
+            self.error(
+                key,
+                format!("must be a list of objects, got {}", kind(&value)),
+            );
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -334,7 +382,11 @@ mod tests {
         assert_eq!(parse_memory("1.5g"), Ok(3 << 29));
         assert_eq!(parse_memory("100"), Ok(100));
         assert_eq!(parse_memory("64MiB"), Ok(64 << 20));
-        assert!(parse_memory("12 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_memory("12 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(parse_memory("m").is_err());
         assert!(parse_memory("1.2.3g").is_err());
     }

@@ -18,9 +18,17 @@ const DOCKER_MIN_MEMORY: u64 = 6 << 20;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RetryStrategy {
-    ExponentialBackoff { initial_delay: u64, max_delay: u64, multiplier: f64 },
-    FixedDelay { delay: u64 },
-    CustomSchedule { delays: Vec<u64> },
+    ExponentialBackoff {
+        initial_delay: u64,
+        max_delay: u64,
+        multiplier: f64,
+    },
+    FixedDelay {
+        delay: u64,
+    },
+    CustomSchedule {
+        delays: Vec<u64>,
+    },
 }
 
 /// One entry of `schedules[]` (Fast-Flow "run configs"): an `id`, a cron or an
@@ -144,7 +152,12 @@ pub fn parse_metadata(text: &str) -> ParsedMetadata {
         Err(e) => {
             parsed.errors.push(FieldIssue {
                 field: String::new(),
-                message: format!("invalid JSON at line {} column {}: {}", e.line(), e.column(), json_reason(&e)),
+                message: format!(
+                    "invalid JSON at line {} column {}: {}",
+                    e.line(),
+                    e.column(),
+                    json_reason(&e)
+                ),
             });
             return parsed;
         }
@@ -152,7 +165,10 @@ pub fn parse_metadata(text: &str) -> ParsedMetadata {
     let Value::Object(object) = value else {
         parsed.errors.push(FieldIssue {
             field: String::new(),
-            message: format!("must be a JSON object {{ ... }}, got {}", super::fields::kind(&value)),
+            message: format!(
+                "must be a JSON object {{ ... }}, got {}",
+                super::fields::kind(&value)
+            ),
         });
         return parsed;
     };
@@ -163,7 +179,10 @@ pub fn parse_metadata(text: &str) -> ParsedMetadata {
     parsed.metadata = m;
     parsed.warnings = leftover
         .into_iter()
-        .map(|field| FieldIssue { field, message: "unknown field, ignored".into() })
+        .map(|field| FieldIssue {
+            field,
+            message: "unknown field, ignored".into(),
+        })
         .collect();
     parsed.errors = errors;
     check_consistency(&parsed.metadata, &mut parsed.errors);
@@ -186,7 +205,9 @@ fn read_fields(r: &mut FieldReader<'_>) -> PipelineMetadata {
         cpu_soft_limit: r.positive_number("cpu_soft_limit", "CPU cores, e.g. 0.8"),
         mem_soft_limit: r.memory("mem_soft_limit"),
         timeout: r.integer_at_least("timeout", 0),
-        retry_attempts: r.integer_at_least("retry_attempts", 0).and_then(|v| small(r, "retry_attempts", v)),
+        retry_attempts: r
+            .integer_at_least("retry_attempts", 0)
+            .and_then(|v| small(r, "retry_attempts", v)),
         retry_strategy: None,
         enabled: r.bool("enabled").unwrap_or(true),
         description: r.string("description"),
@@ -202,7 +223,9 @@ fn read_fields(r: &mut FieldReader<'_>) -> PipelineMetadata {
         run_once_at: r.datetime("run_once_at"),
         schedules: Vec::new(),
         downstream_triggers: Vec::new(),
-        max_instances: r.integer_at_least("max_instances", 1).and_then(|v| small(r, "max_instances", v)),
+        max_instances: r
+            .integer_at_least("max_instances", 1)
+            .and_then(|v| small(r, "max_instances", v)),
         python_version: r.non_empty_string("python_version"),
         pipeline_type: r.non_empty_string("type"),
         restart_on_crash: r.bool("restart_on_crash").unwrap_or(false),
@@ -211,8 +234,14 @@ fn read_fields(r: &mut FieldReader<'_>) -> PipelineMetadata {
     };
     match m.pipeline_type.as_deref() {
         None | Some("script") => {}
-        Some("notebook") => r.error("type", "notebook pipelines (main.ipynb) are not supported by this version; use \"script\""),
-        Some(other) => r.error("type", format!("unknown pipeline type `{other}` (expected \"script\")")),
+        Some("notebook") => r.error(
+            "type",
+            "notebook pipelines (main.ipynb) are not supported by this version; use \"script\"",
+        ),
+        Some(other) => r.error(
+            "type",
+            format!("unknown pipeline type `{other}` (expected \"script\")"),
+        ),
     }
     if let Some(obj) = r.object("retry_strategy") {
         m.retry_strategy = read_retry_strategy(obj, &r.path("retry_strategy"), r.errors);
@@ -227,7 +256,10 @@ fn read_fields(r: &mut FieldReader<'_>) -> PipelineMetadata {
     if let Some(v) = &m.python_version
         && !v.chars().all(|c| c.is_ascii_digit() || c == '.')
     {
-        r.error("python_version", format!("`{v}` is not a Python version like \"3.12\""));
+        r.error(
+            "python_version",
+            format!("`{v}` is not a Python version like \"3.12\""),
+        );
     }
     m
 }
@@ -248,17 +280,29 @@ fn check_cron(expr: &str, key: &str, r: &mut FieldReader<'_>) {
     }
 }
 
-fn read_retry_strategy(obj: Map<String, Value>, prefix: &str, errors: &mut Vec<FieldIssue>) -> Option<RetryStrategy> {
+fn read_retry_strategy(
+    obj: Map<String, Value>,
+    prefix: &str,
+    errors: &mut Vec<FieldIssue>,
+) -> Option<RetryStrategy> {
     let mut r = FieldReader::new(obj, prefix, errors);
     let kind = r.string("type");
     let strategy = match kind.as_deref() {
         Some("exponential_backoff") => {
             let initial_delay = r.integer_at_least("initial_delay", 0).unwrap_or(60);
             let max_delay = r.integer_at_least("max_delay", 0).unwrap_or(3600);
-            let multiplier = r.positive_number("multiplier", "a factor, e.g. 2.0").unwrap_or(2.0);
-            Some(RetryStrategy::ExponentialBackoff { initial_delay, max_delay, multiplier })
+            let multiplier = r
+                .positive_number("multiplier", "a factor, e.g. 2.0")
+                .unwrap_or(2.0);
+            Some(RetryStrategy::ExponentialBackoff {
+                initial_delay,
+                max_delay,
+                multiplier,
+            })
         }
-        Some("fixed_delay") => Some(RetryStrategy::FixedDelay { delay: r.integer_at_least("delay", 0).unwrap_or(60) }),
+        Some("fixed_delay") => Some(RetryStrategy::FixedDelay {
+            delay: r.integer_at_least("delay", 0).unwrap_or(60),
+        }),
         Some("custom_schedule") => {
             let mut delays = Vec::new();
             match r.take("delays") {
@@ -266,7 +310,10 @@ fn read_retry_strategy(obj: Map<String, Value>, prefix: &str, errors: &mut Vec<F
                     for (i, item) in items.iter().enumerate() {
                         match item.as_u64() {
                             Some(d) => delays.push(d),
-                            None => r.error(&format!("delays[{i}]"), format!("must be a whole number of seconds >= 0, got {item}")),
+                            None => r.error(
+                                &format!("delays[{i}]"),
+                                format!("must be a whole number of seconds >= 0, got {item}"),
+                            ),
                         }
                     }
                 }
@@ -279,17 +326,27 @@ fn read_retry_strategy(obj: Map<String, Value>, prefix: &str, errors: &mut Vec<F
             None
         }
         None => {
-            r.error("type", "is required (exponential_backoff, fixed_delay or custom_schedule)");
+            r.error(
+                "type",
+                "is required (exponential_backoff, fixed_delay or custom_schedule)",
+            );
             None
         }
     };
     for key in r.leftover_keys() {
-        r.errors.push(FieldIssue { field: key, message: "unknown field for this retry strategy".into() });
+        r.errors.push(FieldIssue {
+            field: key,
+            message: "unknown field for this retry strategy".into(),
+        });
     }
     strategy
 }
 
-fn read_schedule(obj: Map<String, Value>, prefix: &str, errors: &mut Vec<FieldIssue>) -> ScheduleSpec {
+fn read_schedule(
+    obj: Map<String, Value>,
+    prefix: &str,
+    errors: &mut Vec<FieldIssue>,
+) -> ScheduleSpec {
     let mut r = FieldReader::new(obj, prefix, errors);
     let mut spec = ScheduleSpec {
         id: r.non_empty_string("id").unwrap_or_default(),
@@ -305,7 +362,9 @@ fn read_schedule(obj: Map<String, Value>, prefix: &str, errors: &mut Vec<FieldIs
         cpu_soft_limit: r.positive_number("cpu_soft_limit", "CPU cores, e.g. 0.8"),
         mem_soft_limit: r.memory("mem_soft_limit"),
         timeout: r.integer_at_least("timeout", 0),
-        retry_attempts: r.integer_at_least("retry_attempts", 0).and_then(|v| small(&mut r, "retry_attempts", v)),
+        retry_attempts: r
+            .integer_at_least("retry_attempts", 0)
+            .and_then(|v| small(&mut r, "retry_attempts", v)),
         retry_strategy: None,
         webhook_key: r.non_empty_string("webhook_key"),
     };
@@ -313,7 +372,10 @@ fn read_schedule(obj: Map<String, Value>, prefix: &str, errors: &mut Vec<FieldIs
         spec.retry_strategy = read_retry_strategy(obj, &r.path("retry_strategy"), r.errors);
     }
     if spec.id.is_empty() {
-        r.error("id", "is required (a name for this schedule, e.g. \"weekday-morning\")");
+        r.error(
+            "id",
+            "is required (a name for this schedule, e.g. \"weekday-morning\")",
+        );
     }
     if let Some(c) = &spec.schedule_cron {
         check_cron(c, "schedule_cron", &mut r);
@@ -322,7 +384,10 @@ fn read_schedule(obj: Map<String, Value>, prefix: &str, errors: &mut Vec<FieldIs
         r.error("", "needs `schedule_cron` or `schedule_interval_seconds`");
     }
     for key in r.leftover_keys() {
-        r.errors.push(FieldIssue { field: key, message: "unknown field in schedule".into() });
+        r.errors.push(FieldIssue {
+            field: key,
+            message: "unknown field in schedule".into(),
+        });
     }
     spec
 }
@@ -330,9 +395,14 @@ fn read_schedule(obj: Map<String, Value>, prefix: &str, errors: &mut Vec<FieldIs
 /// `downstream_triggers` accepts pipeline names, or objects
 /// `{"pipeline": "name", "on_success": true, "on_failure": false}`.
 fn read_downstream(r: &mut FieldReader<'_>) -> Vec<DownstreamTrigger> {
-    let Some(value) = r.take("downstream_triggers") else { return Vec::new() };
+    let Some(value) = r.take("downstream_triggers") else {
+        return Vec::new();
+    };
     let Value::Array(items) = value else {
-        r.error("downstream_triggers", "must be a list of pipeline names or {\"pipeline\": ...} objects");
+        r.error(
+            "downstream_triggers",
+            "must be a list of pipeline names or {\"pipeline\": ...} objects",
+        );
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -340,48 +410,78 @@ fn read_downstream(r: &mut FieldReader<'_>) -> Vec<DownstreamTrigger> {
         let path = format!("downstream_triggers[{i}]");
         match item {
             Value::String(name) if super::is_valid_pipeline_name(&name) => {
-                out.push(DownstreamTrigger { pipeline: name, on_success: true, on_failure: false, run_config_id: None })
+                out.push(DownstreamTrigger {
+                    pipeline: name,
+                    on_success: true,
+                    on_failure: false,
+                    run_config_id: None,
+                })
             }
             Value::Object(obj) => {
                 let full = r.path(&path);
                 let mut sub = FieldReader::new(obj, &full, r.errors);
-                let name = sub.string("pipeline").or_else(|| sub.string("pipeline_name"));
+                let name = sub
+                    .string("pipeline")
+                    .or_else(|| sub.string("pipeline_name"));
                 let on_success = sub.bool("on_success").unwrap_or(true);
                 let on_failure = sub.bool("on_failure").unwrap_or(false);
                 let run_config_id = sub.non_empty_string("run_config_id");
                 for key in sub.leftover_keys() {
-                    sub.errors.push(FieldIssue { field: key, message: "unknown field in downstream trigger".into() });
+                    sub.errors.push(FieldIssue {
+                        field: key,
+                        message: "unknown field in downstream trigger".into(),
+                    });
                 }
                 match name {
-                    Some(n) if super::is_valid_pipeline_name(&n) => {
-                        out.push(DownstreamTrigger { pipeline: n, on_success, on_failure, run_config_id })
-                    }
+                    Some(n) if super::is_valid_pipeline_name(&n) => out.push(DownstreamTrigger {
+                        pipeline: n,
+                        on_success,
+                        on_failure,
+                        run_config_id,
+                    }),
                     Some(n) => sub.error("pipeline", format!("`{n}` is not a valid pipeline name")),
                     None => sub.error("pipeline", "is required"),
                 }
             }
-            other => r.error(&path, format!("must be a pipeline name or an object, got {other}")),
+            other => r.error(
+                &path,
+                format!("must be a pipeline name or an object, got {other}"),
+            ),
         }
     }
     out
 }
 
 fn check_consistency(m: &PipelineMetadata, errors: &mut Vec<FieldIssue>) {
-    let mut err = |field: &str, message: String| errors.push(FieldIssue { field: field.into(), message });
+    let mut err = |field: &str, message: String| {
+        errors.push(FieldIssue {
+            field: field.into(),
+            message,
+        })
+    };
     if let Some(mem) = &m.mem_hard_limit
         && mem.bytes < DOCKER_MIN_MEMORY
     {
-        err("mem_hard_limit", format!("`{}` is below Docker's minimum of 6m", mem.text));
+        err(
+            "mem_hard_limit",
+            format!("`{}` is below Docker's minimum of 6m", mem.text),
+        );
     }
     if let (Some(soft), Some(hard)) = (&m.mem_soft_limit, &m.mem_hard_limit)
         && soft.bytes > hard.bytes
     {
-        err("mem_soft_limit", format!("`{}` is above mem_hard_limit `{}`", soft.text, hard.text));
+        err(
+            "mem_soft_limit",
+            format!("`{}` is above mem_hard_limit `{}`", soft.text, hard.text),
+        );
     }
     if let (Some(soft), Some(hard)) = (m.cpu_soft_limit, m.cpu_hard_limit)
         && soft > hard
     {
-        err("cpu_soft_limit", format!("{soft} is above cpu_hard_limit {hard}"));
+        err(
+            "cpu_soft_limit",
+            format!("{soft} is above cpu_hard_limit {hard}"),
+        );
     }
     if let (Some(start), Some(end)) = (m.schedule_start, m.schedule_end)
         && end <= start
@@ -434,11 +534,26 @@ mod tests {
         assert!(p.errors.is_empty(), "{:?}", p.errors);
         let m = p.metadata;
         assert_eq!(m.timeout, Some(0));
-        assert_eq!(m.retry_strategy, Some(RetryStrategy::ExponentialBackoff { initial_delay: 5, max_delay: 60, multiplier: 3.0 }));
+        assert_eq!(
+            m.retry_strategy,
+            Some(RetryStrategy::ExponentialBackoff {
+                initial_delay: 5,
+                max_delay: 60,
+                multiplier: 3.0
+            })
+        );
         assert_eq!(m.schedules.len(), 2);
         assert_eq!(m.schedules[1].schedule_interval_seconds, Some(90));
         assert_eq!(m.schedules[1].default_env["MODE"], "fast");
-        assert_eq!(m.downstream_triggers[1], DownstreamTrigger { pipeline: "alert".into(), on_success: false, on_failure: true, run_config_id: None });
+        assert_eq!(
+            m.downstream_triggers[1],
+            DownstreamTrigger {
+                pipeline: "alert".into(),
+                on_success: false,
+                on_failure: true,
+                run_config_id: None
+            }
+        );
         assert_eq!(m.max_instances, Some(2));
         assert_eq!(m.pipeline_type.as_deref(), Some("script"));
     }
@@ -447,7 +562,11 @@ mod tests {
     fn broken_json_says_where() {
         let p = parse_metadata("{\n  \"timeout\": 10,\n  \"tags\": [\"a\",]\n}");
         assert_eq!(p.errors.len(), 1);
-        assert!(p.errors[0].message.contains("line 3"), "{}", p.errors[0].message);
+        assert!(
+            p.errors[0].message.contains("line 3"),
+            "{}",
+            p.errors[0].message
+        );
     }
 
     #[test]
@@ -460,10 +579,22 @@ mod tests {
         );
         let f = fields(&p.errors);
         for expected in [
-            "cpu_hard_limit", "mem_hard_limit", "mem_soft_limit", "timeout", "retry_attempts", "enabled",
-            "tags[1]", "default_env.A", "schedule_cron", "retry_strategy.type",
+            "cpu_hard_limit",
+            "mem_hard_limit",
+            "mem_soft_limit",
+            "timeout",
+            "retry_attempts",
+            "enabled",
+            "tags[1]",
+            "default_env.A",
+            "schedule_cron",
+            "retry_strategy.type",
         ] {
-            assert!(f.contains(&expected), "missing error for {expected}: {:?}", p.errors);
+            assert!(
+                f.contains(&expected),
+                "missing error for {expected}: {:?}",
+                p.errors
+            );
         }
         assert!(p.errors.iter().any(|e| e.message.contains("unknown unit")));
     }
@@ -478,9 +609,14 @@ mod tests {
 
     #[test]
     fn limits_must_be_consistent() {
-        let p = parse_metadata(r#"{"mem_hard_limit": "1m", "cpu_soft_limit": 2, "cpu_hard_limit": 1}"#);
+        let p =
+            parse_metadata(r#"{"mem_hard_limit": "1m", "cpu_soft_limit": 2, "cpu_hard_limit": 1}"#);
         let f = fields(&p.errors);
-        assert!(f.contains(&"mem_hard_limit") && f.contains(&"cpu_soft_limit"), "{:?}", p.errors);
+        assert!(
+            f.contains(&"mem_hard_limit") && f.contains(&"cpu_soft_limit"),
+            "{:?}",
+            p.errors
+        );
     }
 
     #[test]

@@ -44,7 +44,10 @@ impl PipelinesWatch {
             tracing::warn!(error = %e, dir = %root.display(), "cannot watch PIPELINES_DIR; pipelines refresh only on demand");
             return None;
         }
-        Some(Self { _watcher: watcher, changes })
+        Some(Self {
+            _watcher: watcher,
+            changes,
+        })
     }
 
     /// Rescans after each burst of changes, until `shutdown`.

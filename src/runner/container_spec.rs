@@ -28,11 +28,16 @@ pub struct RunContext<'a> {
     pub run_env: &'a BTreeMap<String, String>,
     /// `uid:gid` the pipeline runs as.
     pub user: &'a str,
+    pub image: &'a str,
 }
 
 /// The container's environment: `default_env`, then the run's values (which win),
 /// then Fast-Flow's own variables (which nobody can override).
-pub fn environment(pipeline: &Pipeline, ctx: &RunContext<'_>, config: &Config) -> BTreeMap<String, String> {
+pub fn environment(
+    pipeline: &Pipeline,
+    ctx: &RunContext<'_>,
+    config: &Config,
+) -> BTreeMap<String, String> {
     let mut env: BTreeMap<String, String> = [
         ("PYTHONUNBUFFERED", "1"),
         ("PYTHONDONTWRITEBYTECODE", "1"),
@@ -45,12 +50,23 @@ pub fn environment(pipeline: &Pipeline, ctx: &RunContext<'_>, config: &Config) -
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     if config.worker_ca_bundle.is_some() {
-        for key in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT"] {
+        for key in [
+            "SSL_CERT_FILE",
+            "REQUESTS_CA_BUNDLE",
+            "CURL_CA_BUNDLE",
+            "PIP_CERT",
+        ] {
             env.insert(key.into(), CA_BUNDLE_MOUNT.into());
         }
         env.insert("UV_SYSTEM_CERTS".into(), "1".into());
     }
-    env.extend(pipeline.metadata.default_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.extend(
+        pipeline
+            .metadata
+            .default_env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     env.extend(ctx.run_env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.insert("FASTFLOW_RUN_ID".into(), ctx.run_id.into());
     env.insert("FASTFLOW_PIPELINE".into(), pipeline.name.clone());
@@ -64,7 +80,10 @@ pub fn command(pipeline: &Pipeline) -> Vec<String> {
         cmd.extend(["--python".into(), version.clone()]);
     }
     if pipeline.has_requirements {
-        cmd.extend(["--with-requirements".into(), format!("{APP_DIR}/requirements.txt")]);
+        cmd.extend([
+            "--with-requirements".into(),
+            format!("{APP_DIR}/requirements.txt"),
+        ]);
     }
     cmd.push(format!("{APP_DIR}/main.py"));
     cmd
@@ -88,7 +107,10 @@ pub fn build(config: &Config, pipeline: &Pipeline, ctx: &RunContext<'_>) -> Cont
         nano_cpus: meta.cpu_hard_limit.map(|c| (c * 1e9) as i64),
         pids_limit: Some(config.worker_pids_limit),
         readonly_rootfs: Some(true),
-        tmpfs: Some(HashMap::from([("/tmp".to_string(), TMPFS_OPTIONS.to_string())])),
+        tmpfs: Some(HashMap::from([(
+            "/tmp".to_string(),
+            TMPFS_OPTIONS.to_string(),
+        )])),
         security_opt: Some(vec!["no-new-privileges:true".into()]),
         cap_drop: Some(vec!["ALL".into()]),
         network_mode: Some(config.worker_network.clone()),
@@ -98,7 +120,7 @@ pub fn build(config: &Config, pipeline: &Pipeline, ctx: &RunContext<'_>) -> Cont
     };
     let env = environment(pipeline, ctx, config);
     ContainerCreateBody {
-        image: Some(config.worker_base_image.clone()),
+        image: Some(ctx.image.to_string()),
         cmd: Some(command(pipeline)),
         entrypoint: Some(Vec::new()),
         env: Some(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()),
@@ -173,7 +195,13 @@ mod tests {
     fn limits_hardening_and_mounts() {
         let p = pipeline(r#"{"mem_hard_limit": "512m", "cpu_hard_limit": 1.5}"#, true);
         let env = BTreeMap::new();
-        let ctx = RunContext { run_id: "r1", instance_id: "i1", run_env: &env, user: "1001:1001" };
+        let ctx = RunContext {
+            run_id: "r1",
+            instance_id: "i1",
+            run_env: &env,
+            user: "1001:1001",
+            image: "img",
+        };
         let body = build(&config(), &p, &ctx);
         let hc = body.host_config.unwrap();
         assert_eq!(hc.memory, Some(512 << 20));
@@ -181,20 +209,43 @@ mod tests {
         assert_eq!(hc.nano_cpus, Some(1_500_000_000));
         assert_eq!(hc.readonly_rootfs, Some(true));
         assert_eq!(hc.cap_drop, Some(vec!["ALL".to_string()]));
-        assert!(hc.binds.unwrap().contains(&"/srv/pipelines/etl:/app:ro".to_string()));
+        assert!(
+            hc.binds
+                .unwrap()
+                .contains(&"/srv/pipelines/etl:/app:ro".to_string())
+        );
         assert_eq!(body.user.as_deref(), Some("1001:1001"));
         assert_eq!(
             body.cmd.unwrap(),
-            ["uv", "run", "--no-project", "--with-requirements", "/app/requirements.txt", "/app/main.py"]
+            [
+                "uv",
+                "run",
+                "--no-project",
+                "--with-requirements",
+                "/app/requirements.txt",
+                "/app/main.py"
+            ]
         );
         assert_eq!(body.labels.unwrap()[LABEL_RUN_ID], "r1");
     }
 
     #[test]
     fn run_env_wins_over_default_env_but_not_over_fastflow_vars() {
-        let p = pipeline(r#"{"default_env": {"A": "default", "B": "default"}}"#, false);
-        let run_env = BTreeMap::from([("B".to_string(), "run".to_string()), ("FASTFLOW_RUN_ID".to_string(), "spoof".to_string())]);
-        let ctx = RunContext { run_id: "r1", instance_id: "i1", run_env: &run_env, user: "1:1" };
+        let p = pipeline(
+            r#"{"default_env": {"A": "default", "B": "default"}}"#,
+            false,
+        );
+        let run_env = BTreeMap::from([
+            ("B".to_string(), "run".to_string()),
+            ("FASTFLOW_RUN_ID".to_string(), "spoof".to_string()),
+        ]);
+        let ctx = RunContext {
+            run_id: "r1",
+            instance_id: "i1",
+            run_env: &run_env,
+            user: "1:1",
+            image: "img",
+        };
         let env = environment(&p, &ctx, &config());
         assert_eq!(env["A"], "default");
         assert_eq!(env["B"], "run");

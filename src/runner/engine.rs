@@ -18,7 +18,9 @@ use super::container_spec::LABEL_INSTANCE;
 pub enum EngineError {
     #[error("cannot connect to the Docker engine ({host}): {source}")]
     Connect { host: String, source: BollardError },
-    #[error("image `{image}` is not available locally and pulling it failed: {reason}. On machines without registry access build a local image with scripts/build-runner-image.sh and set WORKER_BASE_IMAGE")]
+    #[error(
+        "image `{image}` is not available locally and pulling it failed: {reason}. On machines without registry access build a local image with scripts/build-runner-image.sh and set WORKER_BASE_IMAGE"
+    )]
     Pull { image: String, reason: String },
     #[error("Docker engine error: {0}")]
     Api(#[from] BollardError),
@@ -39,22 +41,55 @@ pub fn connect(docker_host: Option<&str>) -> Result<Docker, EngineError> {
 }
 
 fn is_not_found(e: &BollardError) -> bool {
-    matches!(e, BollardError::DockerResponseServerError { status_code: 404, .. })
+    matches!(
+        e,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// The image for a run: `WORKER_BASE_IMAGE` when configured. Otherwise the default
+/// uv image if present, else a local image built by `scripts/build-runner-image.sh`
+/// if present (air-gapped machines), else the default uv image (pulled on first use).
+pub async fn choose_image(docker: &Docker, configured: Option<&str>) -> String {
+    use crate::config::{DEFAULT_WORKER_IMAGE, LOCAL_RUNNER_IMAGE};
+    if let Some(image) = configured {
+        return image.to_string();
+    }
+    if docker.inspect_image(DEFAULT_WORKER_IMAGE).await.is_err()
+        && docker.inspect_image(LOCAL_RUNNER_IMAGE).await.is_ok()
+    {
+        return LOCAL_RUNNER_IMAGE.to_string();
+    }
+    DEFAULT_WORKER_IMAGE.to_string()
 }
 
 /// Pulls `image` and waits for the pull to finish.
 pub async fn pull_image(docker: &Docker, image: &str) -> Result<(), EngineError> {
     let (repo, tag) = split_image(image);
-    let options = CreateImageOptionsBuilder::new().from_image(repo).tag(tag).build();
+    let options = CreateImageOptionsBuilder::new()
+        .from_image(repo)
+        .tag(tag)
+        .build();
     let mut progress = docker.create_image(Some(options), None, None);
     while let Some(item) = progress.next().await {
         match item {
             Ok(info) => {
                 if let Some(detail) = info.error_detail.and_then(|d| d.message) {
-                    return Err(EngineError::Pull { image: image.into(), reason: detail });
+                    return Err(EngineError::Pull {
+                        image: image.into(),
+                        reason: detail,
+                    });
                 }
             }
-            Err(e) => return Err(EngineError::Pull { image: image.into(), reason: e.to_string() }),
+            Err(e) => {
+                return Err(EngineError::Pull {
+                    image: image.into(),
+                    reason: e.to_string(),
+                });
+            }
         }
     }
     Ok(())
@@ -72,7 +107,10 @@ fn split_image(image: &str) -> (&str, &str) {
 }
 
 /// Creates a container; when the image is missing, pulls it once and retries.
-pub async fn create_container(docker: &Docker, body: ContainerCreateBody) -> Result<String, EngineError> {
+pub async fn create_container(
+    docker: &Docker,
+    body: ContainerCreateBody,
+) -> Result<String, EngineError> {
     match docker.create_container(None, body.clone()).await {
         Ok(created) => Ok(created.id),
         Err(e) if is_not_found(&e) => {
@@ -88,7 +126,9 @@ pub async fn create_container(docker: &Docker, body: ContainerCreateBody) -> Res
 /// Waits until the container is not running and returns its exit code.
 pub async fn wait_exit(docker: &Docker, id: &str) -> Result<i64, EngineError> {
     loop {
-        let options = WaitContainerOptionsBuilder::new().condition("not-running").build();
+        let options = WaitContainerOptionsBuilder::new()
+            .condition("not-running")
+            .build();
         let mut stream = docker.wait_container(id, Some(options));
         match stream.next().await {
             Some(Ok(resp)) => return Ok(resp.status_code),
@@ -109,7 +149,11 @@ pub async fn kill(docker: &Docker, id: &str) -> Result<(), EngineError> {
     let options = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
     match docker.kill_container(id, Some(options)).await {
         // 409: already stopped; 404: already gone. Both mean "not running".
-        Err(BollardError::DockerResponseServerError { status_code: 404 | 409, .. }) | Ok(()) => Ok(()),
+        Err(BollardError::DockerResponseServerError {
+            status_code: 404 | 409,
+            ..
+        })
+        | Ok(()) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -122,10 +166,15 @@ pub async fn oom_killed(docker: &Docker, id: &str) -> Result<bool, EngineError> 
 
 /// Force-removes a container; "already gone" is success.
 pub async fn remove(docker: &Docker, id: &str) -> Result<(), EngineError> {
-    let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+    let options = RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .v(true)
+        .build();
     match docker.remove_container(id, Some(options)).await {
         Err(e) if is_not_found(&e) => Ok(()),
-        Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => Ok(()), // removal already in progress
+        Err(BollardError::DockerResponseServerError {
+            status_code: 409, ..
+        }) => Ok(()), // removal already in progress
         other => Ok(other?),
     }
 }
@@ -141,14 +190,27 @@ pub fn remove_in_background(docker: &Docker, id: String) {
 }
 
 /// Containers (any state) labelled as ours: `(container id, run id)`.
-pub async fn list_instance_containers(docker: &Docker, instance_id: &str) -> Result<Vec<(String, String)>, EngineError> {
-    let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_INSTANCE}={instance_id}")])]);
-    let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+pub async fn list_instance_containers(
+    docker: &Docker,
+    instance_id: &str,
+) -> Result<Vec<(String, String)>, EngineError> {
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("{LABEL_INSTANCE}={instance_id}")],
+    )]);
+    let options = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
     let containers = docker.list_containers(Some(options)).await?;
     Ok(containers
         .into_iter()
         .filter_map(|c| {
-            let run_id = c.labels.as_ref()?.get(super::container_spec::LABEL_RUN_ID)?.clone();
+            let run_id = c
+                .labels
+                .as_ref()?
+                .get(super::container_spec::LABEL_RUN_ID)?
+                .clone();
             Some((c.id?, run_id))
         })
         .collect())
@@ -160,9 +222,21 @@ mod tests {
 
     #[test]
     fn image_references() {
-        assert_eq!(split_image("ghcr.io/astral-sh/uv:python3.12-bookworm-slim"), ("ghcr.io/astral-sh/uv", "python3.12-bookworm-slim"));
-        assert_eq!(split_image("fastflow-runner"), ("fastflow-runner", "latest"));
-        assert_eq!(split_image("localhost:5000/runner"), ("localhost:5000/runner", "latest"));
-        assert_eq!(split_image("localhost:5000/runner:v1"), ("localhost:5000/runner", "v1"));
+        assert_eq!(
+            split_image("ghcr.io/astral-sh/uv:python3.12-bookworm-slim"),
+            ("ghcr.io/astral-sh/uv", "python3.12-bookworm-slim")
+        );
+        assert_eq!(
+            split_image("fastflow-runner"),
+            ("fastflow-runner", "latest")
+        );
+        assert_eq!(
+            split_image("localhost:5000/runner"),
+            ("localhost:5000/runner", "latest")
+        );
+        assert_eq!(
+            split_image("localhost:5000/runner:v1"),
+            ("localhost:5000/runner", "v1")
+        );
     }
 }

@@ -9,11 +9,11 @@ use bollard::query_parameters::{AttachContainerOptionsBuilder, StartContainerOpt
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use super::RunnerDeps;
 use super::container_spec::{self, RunContext};
 use super::engine::{self, EngineError};
 use super::log_pump::{self, RunLog};
 use super::logs::{LogWriter, log_path};
-use super::RunnerDeps;
 use crate::db::{self, Run, RunOutcome};
 use crate::pipelines::Pipeline;
 use crate::run_status::{ErrorType, RunStatus};
@@ -29,7 +29,10 @@ pub async fn execute(deps: Arc<RunnerDeps>, run: Run) {
     let writer = match LogWriter::open(&path, deps.config.log_max_size_bytes) {
         Ok(w) => w,
         Err(e) => {
-            let outcome = failure(ErrorType::InfrastructureError, format!("cannot open log file {}: {e}", path.display()));
+            let outcome = failure(
+                ErrorType::InfrastructureError,
+                format!("cannot open log file {}: {e}", path.display()),
+            );
             record(&deps, &run, &outcome).await;
             return;
         }
@@ -38,9 +41,15 @@ pub async fn execute(deps: Arc<RunnerDeps>, run: Run) {
     let mut outcome = match deps.registry.get(&run.pipeline_name) {
         None => failure(
             ErrorType::PipelineError,
-            format!("pipeline `{}` no longer exists in PIPELINES_DIR", run.pipeline_name),
+            format!(
+                "pipeline `{}` no longer exists in PIPELINES_DIR",
+                run.pipeline_name
+            ),
         ),
-        Some(p) if !p.is_valid() => failure(ErrorType::PipelineError, format!("pipeline is invalid: {}", p.error_lines().join("; "))),
+        Some(p) if !p.is_valid() => failure(
+            ErrorType::PipelineError,
+            format!("pipeline is invalid: {}", p.error_lines().join("; ")),
+        ),
         Some(pipeline) => run_container(&deps, &run, &pipeline, &mut log).await,
     };
     if let Some(message) = &outcome.error_message {
@@ -85,16 +94,33 @@ fn failure(error_type: ErrorType, message: String) -> RunOutcome {
     }
 }
 
-async fn run_container(deps: &RunnerDeps, run: &Run, pipeline: &Pipeline, log: &mut RunLog) -> RunOutcome {
+async fn run_container(
+    deps: &RunnerDeps,
+    run: &Run,
+    pipeline: &Pipeline,
+    log: &mut RunLog,
+) -> RunOutcome {
     let mut run_env = run.env_vars.0.clone();
     run_env.extend(run.parameters.0.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let ctx = RunContext { run_id: &run.id, instance_id: &deps.instance_id, run_env: &run_env, user: &deps.worker_user };
+    let image = engine::choose_image(&deps.docker, deps.config.worker_base_image.as_deref()).await;
+    let ctx = RunContext {
+        run_id: &run.id,
+        instance_id: &deps.instance_id,
+        run_env: &run_env,
+        user: &deps.worker_user,
+        image: &image,
+    };
     let body = container_spec::build(&deps.config, pipeline, &ctx);
     let container_id = match engine::create_container(&deps.docker, body).await {
         Ok(id) => id,
-        Err(e) => return failure(ErrorType::InfrastructureError, format!("creating the container failed: {e}")),
+        Err(e) => {
+            return failure(
+                ErrorType::InfrastructureError,
+                format!("creating the container failed: {e}"),
+            );
+        }
     };
-    if let Err(e) = db::runs::set_container(&deps.pool, &run.id, &container_id, &deps.config.worker_base_image).await {
+    if let Err(e) = db::runs::set_container(&deps.pool, &run.id, &container_id, &image).await {
         tracing::warn!(run = %run.id, error = %e, "could not record the container id");
     }
     let outcome = attach_start_wait(deps, run, pipeline, &container_id, log).await;
@@ -102,15 +128,37 @@ async fn run_container(deps: &RunnerDeps, run: &Run, pipeline: &Pipeline, log: &
     outcome
 }
 
-async fn attach_start_wait(deps: &RunnerDeps, run: &Run, pipeline: &Pipeline, id: &str, log: &mut RunLog) -> RunOutcome {
+async fn attach_start_wait(
+    deps: &RunnerDeps,
+    run: &Run,
+    pipeline: &Pipeline,
+    id: &str,
+    log: &mut RunLog,
+) -> RunOutcome {
     let docker = &deps.docker;
-    let attach = AttachContainerOptionsBuilder::new().stream(true).stdout(true).stderr(true).logs(true).build();
+    let attach = AttachContainerOptionsBuilder::new()
+        .stream(true)
+        .stdout(true)
+        .stderr(true)
+        .logs(true)
+        .build();
     let attached = match docker.attach_container(id, Some(attach)).await {
         Ok(a) => a,
-        Err(e) => return failure(ErrorType::InfrastructureError, format!("attaching to the container failed: {e}")),
+        Err(e) => {
+            return failure(
+                ErrorType::InfrastructureError,
+                format!("attaching to the container failed: {e}"),
+            );
+        }
     };
-    if let Err(e) = docker.start_container(id, None::<StartContainerOptions>).await {
-        return failure(ErrorType::InfrastructureError, format!("starting the container failed: {e}"));
+    if let Err(e) = docker
+        .start_container(id, None::<StartContainerOptions>)
+        .await
+    {
+        return failure(
+            ErrorType::InfrastructureError,
+            format!("starting the container failed: {e}"),
+        );
     }
     if let Err(e) = db::runs::set_container_started(&deps.pool, &run.id, Utc::now()).await {
         tracing::warn!(run = %run.id, error = %e, "could not record the start time");
@@ -138,7 +186,12 @@ async fn attach_start_wait(deps: &RunnerDeps, run: &Run, pipeline: &Pipeline, id
     }
     let (exit_code, timed_out) = match wait_result {
         Ok(v) => v,
-        Err(e) => return failure(ErrorType::InfrastructureError, format!("waiting for the container failed: {e}")),
+        Err(e) => {
+            return failure(
+                ErrorType::InfrastructureError,
+                format!("waiting for the container failed: {e}"),
+            );
+        }
     };
     classify_exit(deps, pipeline, id, exit_code, timed_out, timeout).await
 }
@@ -185,7 +238,11 @@ async fn classify_exit(
     timeout: Option<u64>,
 ) -> RunOutcome {
     let mut outcome = RunOutcome {
-        status: if exit_code == 0 && !timed_out { RunStatus::Success } else { RunStatus::Failed },
+        status: if exit_code == 0 && !timed_out {
+            RunStatus::Success
+        } else {
+            RunStatus::Failed
+        },
         exit_code: Some(exit_code),
         error_type: None,
         error_message: None,
@@ -197,14 +254,30 @@ async fn classify_exit(
         return outcome;
     }
     let mem_limit = pipeline.metadata.mem_hard_limit.as_ref();
-    let oom = !timed_out && (engine::oom_killed(&deps.docker, id).await.unwrap_or(false) || (exit_code == 137 && mem_limit.is_some()));
+    let oom = !timed_out
+        && (engine::oom_killed(&deps.docker, id).await.unwrap_or(false)
+            || (exit_code == 137 && mem_limit.is_some()));
     let (error_type, message) = if timed_out {
-        (ErrorType::Timeout, format!("timed out after {}s and was killed", timeout.unwrap_or_default()))
+        (
+            ErrorType::Timeout,
+            format!(
+                "timed out after {}s and was killed",
+                timeout.unwrap_or_default()
+            ),
+        )
     } else if oom {
-        let limit = mem_limit.map(|m| format!("mem_hard_limit {}", m.text)).unwrap_or_else(|| "the host's memory".into());
-        (ErrorType::Oom, format!("killed: out of memory (exceeded {limit})"))
+        let limit = mem_limit
+            .map(|m| format!("mem_hard_limit {}", m.text))
+            .unwrap_or_else(|| "the host's memory".into());
+        (
+            ErrorType::Oom,
+            format!("killed: out of memory (exceeded {limit})"),
+        )
     } else {
-        (ErrorType::PipelineError, format!("main.py exited with code {exit_code}"))
+        (
+            ErrorType::PipelineError,
+            format!("main.py exited with code {exit_code}"),
+        )
     };
     outcome.error_type = Some(error_type);
     outcome.error_message = Some(message);

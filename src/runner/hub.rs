@@ -27,7 +27,10 @@ pub struct LogHubs {
 }
 
 impl LogHubs {
-    fn with_map<R>(&self, f: impl FnOnce(&mut HashMap<String, broadcast::Sender<HubEvent>>) -> R) -> R {
+    fn with_map<R>(
+        &self,
+        f: impl FnOnce(&mut HashMap<String, broadcast::Sender<HubEvent>>) -> R,
+    ) -> R {
         match self.channels.lock() {
             Ok(mut guard) => f(&mut guard),
             Err(poisoned) => f(&mut poisoned.into_inner()),
@@ -36,7 +39,11 @@ impl LogHubs {
 
     /// The sender for a run, created on first use.
     pub fn sender(&self, run_id: &str) -> broadcast::Sender<HubEvent> {
-        self.with_map(|m| m.entry(run_id.to_string()).or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0).clone())
+        self.with_map(|m| {
+            m.entry(run_id.to_string())
+                .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
+                .clone()
+        })
     }
 
     pub fn subscribe(&self, run_id: &str) -> broadcast::Receiver<HubEvent> {

@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 use super::hub::HubEvent;
 use super::logs::{LineSplitter, LogLine, LogWriter, Stream as LogStream};
 
-pub type OutputStream = Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
+pub type OutputStream =
+    Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
 
 /// Lines collected before a flush when output arrives faster than we write.
 const MAX_BATCH_LINES: usize = 2048;
@@ -109,14 +110,20 @@ impl RunLog {
 
 fn classify(output: LogOutput) -> Option<(LogStream, bytes::Bytes)> {
     match output {
-        LogOutput::StdOut { message } | LogOutput::Console { message } => Some((LogStream::Stdout, message)),
+        LogOutput::StdOut { message } | LogOutput::Console { message } => {
+            Some((LogStream::Stdout, message))
+        }
         LogOutput::StdErr { message } => Some((LogStream::Stderr, message)),
         LogOutput::StdIn { .. } => None,
     }
 }
 
 /// Reads the attach stream until it ends or `stop` fires; returns why it ended if it failed.
-pub async fn pump(log: &mut RunLog, mut output: OutputStream, stop: CancellationToken) -> Result<(), String> {
+pub async fn pump(
+    log: &mut RunLog,
+    mut output: OutputStream,
+    stop: CancellationToken,
+) -> Result<(), String> {
     loop {
         let first = tokio::select! {
             item = output.next() => item,
@@ -130,7 +137,8 @@ pub async fn pump(log: &mut RunLog, mut output: OutputStream, stop: Cancellation
             match item {
                 Ok(out) => {
                     if let Some((stream, bytes)) = classify(out) {
-                        log.take_chunk(stream, &bytes).map_err(|e| format!("writing the log file failed: {e}"))?;
+                        log.take_chunk(stream, &bytes)
+                            .map_err(|e| format!("writing the log file failed: {e}"))?;
                     }
                 }
                 Err(e) => {
@@ -143,23 +151,35 @@ pub async fn pump(log: &mut RunLog, mut output: OutputStream, stop: Cancellation
                 next = output.next().now_or_never().flatten();
             }
         }
-        log.publish().map_err(|e| format!("writing the log file failed: {e}"))?;
+        log.publish()
+            .map_err(|e| format!("writing the log file failed: {e}"))?;
     }
-    log.publish().map_err(|e| format!("writing the log file failed: {e}"))
+    log.publish()
+        .map_err(|e| format!("writing the log file failed: {e}"))
 }
 
 /// After exit: adds what the engine's stored log has beyond what we received.
 ///
 /// Counting is by newlines, not bytes: the engine's json-file log stores invalid
 /// UTF-8 as U+FFFD, so byte counts of the two copies differ while lines do not.
-pub async fn reconcile(log: &mut RunLog, docker: &Docker, container_id: &str) -> Result<(), String> {
-    let options = LogsOptionsBuilder::new().stdout(true).stderr(true).follow(false).build();
+pub async fn reconcile(
+    log: &mut RunLog,
+    docker: &Docker,
+    container_id: &str,
+) -> Result<(), String> {
+    let options = LogsOptionsBuilder::new()
+        .stdout(true)
+        .stderr(true)
+        .follow(false)
+        .build();
     let mut stored = docker.logs(container_id, Some(options));
     let mut skip = [log.stdout_newlines, log.stderr_newlines];
     let mut rest: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     while let Some(item) = stored.next().await {
         let out = item.map_err(|e| format!("reading the engine's log failed: {e}"))?;
-        let Some((stream, bytes)) = classify(out) else { continue };
+        let Some((stream, bytes)) = classify(out) else {
+            continue;
+        };
         let i = usize::from(stream == LogStream::Stderr);
         let mut chunk = &bytes[..];
         while skip[i] > 0 {
@@ -176,7 +196,10 @@ pub async fn reconcile(log: &mut RunLog, docker: &Docker, container_id: &str) ->
         }
         rest[i].extend_from_slice(chunk);
     }
-    for (i, stream) in [LogStream::Stdout, LogStream::Stderr].into_iter().enumerate() {
+    for (i, stream) in [LogStream::Stdout, LogStream::Stderr]
+        .into_iter()
+        .enumerate()
+    {
         if rest[i].is_empty() {
             continue;
         }
@@ -186,12 +209,15 @@ pub async fn reconcile(log: &mut RunLog, docker: &Docker, container_id: &str) ->
         };
         let stored = String::from_utf8_lossy(&rest[i]).into_owned();
         match stored.strip_prefix(have.as_str()) {
-            Some(missing) if !missing.is_empty() => {
-                log.take_chunk(stream, missing.as_bytes()).map_err(|e| format!("writing the log file failed: {e}"))?
-            }
+            Some(missing) if !missing.is_empty() => log
+                .take_chunk(stream, missing.as_bytes())
+                .map_err(|e| format!("writing the log file failed: {e}"))?,
             Some(_) => {}
-            None => tracing::warn!(container = %container_id, "stored log differs from the streamed output; kept the streamed copy"),
+            None => {
+                tracing::warn!(container = %container_id, "stored log differs from the streamed output; kept the streamed copy")
+            }
         }
     }
-    log.publish().map_err(|e| format!("writing the log file failed: {e}"))
+    log.publish()
+        .map_err(|e| format!("writing the log file failed: {e}"))
 }

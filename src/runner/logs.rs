@@ -55,26 +55,47 @@ pub struct LogLine {
 impl LogLine {
     /// The Fast-Flow 1.x plain-text form: `[YYYY-MM-DD HH:MM:SS.mmm] text`.
     pub fn to_plain(&self) -> String {
-        format!("[{}] {}", self.ts.format("%Y-%m-%d %H:%M:%S%.3f"), self.text)
+        format!(
+            "[{}] {}",
+            self.ts.format("%Y-%m-%d %H:%M:%S%.3f"),
+            self.text
+        )
     }
 
     fn to_file_line(&self) -> String {
-        format!("{} {} {}\n", self.ts.to_rfc3339_opts(SecondsFormat::Millis, true), self.stream.tag(), self.text)
+        format!(
+            "{} {} {}\n",
+            self.ts.to_rfc3339_opts(SecondsFormat::Millis, true),
+            self.stream.tag(),
+            self.text
+        )
     }
 
     fn from_file_line(seq: u64, line: &str) -> Self {
         // Fixed layout "<24-char ts> <3-char tag> <text>"; anything else is kept as text.
         let parsed = (line.len() >= 29 && line.is_char_boundary(24) && line.is_char_boundary(28))
             .then(|| {
-                let ts = DateTime::parse_from_rfc3339(&line[..24]).ok()?.with_timezone(&Utc);
+                let ts = DateTime::parse_from_rfc3339(&line[..24])
+                    .ok()?
+                    .with_timezone(&Utc);
                 let tag = &line[25..28];
                 let text = line.get(29..).unwrap_or("");
                 Some((ts, Stream::from_tag(tag), text.to_string()))
             })
             .flatten();
         match parsed {
-            Some((ts, stream, text)) => LogLine { seq, ts, stream, text },
-            None => LogLine { seq, ts: DateTime::<Utc>::UNIX_EPOCH, stream: Stream::System, text: line.to_string() },
+            Some((ts, stream, text)) => LogLine {
+                seq,
+                ts,
+                stream,
+                text,
+            },
+            None => LogLine {
+                seq,
+                ts: DateTime::<Utc>::UNIX_EPOCH,
+                stream: Stream::System,
+                text: line.to_string(),
+            },
         }
     }
 }
@@ -144,7 +165,10 @@ impl LogWriter {
     /// Opens (appending) the log file; `existing_lines` continues numbering after a restart.
     pub fn open(path: &Path, max_bytes: u64) -> std::io::Result<Self> {
         let (existing_lines, bytes) = count_lines(path)?;
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         Ok(Self {
             file: std::io::BufWriter::with_capacity(64 * 1024, file),
             next_seq: existing_lines + 1,
@@ -159,9 +183,16 @@ impl LogWriter {
     /// Buffers one line; returns it numbered if it was stored (`None` once over the cap).
     /// Call [`LogWriter::flush`] before announcing the returned lines.
     pub fn append(&mut self, stream: Stream, text: String) -> std::io::Result<Option<LogLine>> {
-        let line = LogLine { seq: self.next_seq, ts: Utc::now(), stream, text };
+        let line = LogLine {
+            seq: self.next_seq,
+            ts: Utc::now(),
+            stream,
+            text,
+        };
         let encoded = line.to_file_line();
-        if self.truncated || (stream != Stream::System && self.bytes + encoded.len() as u64 > self.max_bytes) {
+        if self.truncated
+            || (stream != Stream::System && self.bytes + encoded.len() as u64 > self.max_bytes)
+        {
             self.dropped_lines += 1;
             self.dropped_bytes += line.text.len() as u64 + 1;
             if !self.truncated {
@@ -181,7 +212,12 @@ impl LogWriter {
 
     /// A line from Fast-Flow itself; always stored, even past the cap.
     pub fn write_system(&mut self, text: String) -> std::io::Result<Option<LogLine>> {
-        let line = LogLine { seq: self.next_seq, ts: Utc::now(), stream: Stream::System, text };
+        let line = LogLine {
+            seq: self.next_seq,
+            ts: Utc::now(),
+            stream: Stream::System,
+            text,
+        };
         let encoded = line.to_file_line();
         self.file.write_all(encoded.as_bytes())?;
         self.bytes += encoded.len() as u64;
@@ -207,7 +243,11 @@ impl LogWriter {
         };
         self.file.flush()?;
         self.file.get_ref().sync_data()?;
-        let summary = LogSummary { lines: self.next_seq - 1, bytes: self.bytes, truncated: self.truncated };
+        let summary = LogSummary {
+            lines: self.next_seq - 1,
+            bytes: self.bytes,
+            truncated: self.truncated,
+        };
         Ok((summary, marker))
     }
 }
@@ -220,7 +260,11 @@ pub fn human_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 fn count_lines(path: &Path) -> std::io::Result<(u64, u64)> {
@@ -281,7 +325,10 @@ mod tests {
     fn splitter_keeps_partials_and_repairs_utf8() {
         let mut s = LineSplitter::default();
         assert_eq!(s.push(b"hello\nwor"), vec!["hello"]);
-        assert_eq!(s.push(b"ld\n\n\xff\xfeok\npart"), vec!["world", "", "\u{fffd}\u{fffd}ok"]);
+        assert_eq!(
+            s.push(b"ld\n\n\xff\xfeok\npart"),
+            vec!["world", "", "\u{fffd}\u{fffd}ok"]
+        );
         // A multi-byte character split across chunks is rejoined, not mangled.
         let snow = "☃".as_bytes();
         assert!(s.push(&snow[..1]).is_empty());
@@ -297,18 +344,28 @@ mod tests {
         let path = dir.path().join("r.log");
         let mut w = LogWriter::open(&path, 1 << 20).unwrap();
         w.append(Stream::Stdout, "one".into()).unwrap();
-        w.append(Stream::Stderr, "two  with  spaces".into()).unwrap();
+        w.append(Stream::Stderr, "two  with  spaces".into())
+            .unwrap();
         w.append(Stream::Stdout, "".into()).unwrap();
         let (summary, _) = w.close().unwrap();
         assert_eq!(summary.lines, 3);
         let lines = read_lines(&path, 2, 10).unwrap();
         assert_eq!(lines.len(), 2);
-        assert_eq!((lines[0].seq, lines[0].stream, lines[0].text.as_str()), (2, Stream::Stderr, "two  with  spaces"));
+        assert_eq!(
+            (lines[0].seq, lines[0].stream, lines[0].text.as_str()),
+            (2, Stream::Stderr, "two  with  spaces")
+        );
         assert_eq!(lines[1].text, "");
         assert!(lines[0].to_plain().ends_with("] two  with  spaces"));
         // Reopening continues the numbering.
         let mut w = LogWriter::open(&path, 1 << 20).unwrap();
-        assert_eq!(w.append(Stream::Stdout, "four".into()).unwrap().unwrap().seq, 4);
+        assert_eq!(
+            w.append(Stream::Stdout, "four".into())
+                .unwrap()
+                .unwrap()
+                .seq,
+            4
+        );
         w.close().unwrap();
         assert_eq!(tail_lines(&path, 1).unwrap()[0].text, "four");
     }
@@ -320,7 +377,10 @@ mod tests {
         let mut w = LogWriter::open(&path, 200).unwrap();
         let mut stored = 0;
         for i in 0..100 {
-            if w.append(Stream::Stdout, format!("line {i}")).unwrap().is_some() {
+            if w.append(Stream::Stdout, format!("line {i}"))
+                .unwrap()
+                .is_some()
+            {
                 stored += 1;
             }
         }
@@ -328,7 +388,11 @@ mod tests {
         assert!(summary.truncated);
         assert!(marker.unwrap().text.contains("more lines"));
         let lines = read_lines(&path, 1, 1000).unwrap();
-        assert!(lines.iter().any(|l| l.stream == Stream::System && l.text.contains("log truncated")));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.stream == Stream::System && l.text.contains("log truncated"))
+        );
         assert_eq!(lines.len() as u64, summary.lines);
         assert!(stored < 100);
     }

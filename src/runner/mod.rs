@@ -55,7 +55,10 @@ pub struct Runner {
 
 impl Runner {
     pub fn new(deps: RunnerDeps) -> Self {
-        Self { deps: Arc::new(deps), wake: Arc::new(Notify::new()) }
+        Self {
+            deps: Arc::new(deps),
+            wake: Arc::new(Notify::new()),
+        }
     }
 
     pub fn hubs(&self) -> &Arc<LogHubs> {
@@ -75,13 +78,18 @@ impl Runner {
         triggered_by: &str,
     ) -> Result<Run, TriggerError> {
         if !pipeline.is_valid() {
-            return Err(TriggerError::Invalid(pipeline.name.clone(), pipeline.error_lines().join("; ")));
+            return Err(TriggerError::Invalid(
+                pipeline.name.clone(),
+                pipeline.error_lines().join("; "),
+            ));
         }
         if !pipeline.metadata.enabled {
             return Err(TriggerError::Disabled(pipeline.name.clone()));
         }
         let id = uuid::Uuid::now_v7().to_string();
-        let log_file = logs::log_path(&self.deps.config.logs_dir, &id).display().to_string();
+        let log_file = logs::log_path(&self.deps.config.logs_dir, &id)
+            .display()
+            .to_string();
         let new = NewRun {
             id,
             pipeline_name: pipeline.name.clone(),

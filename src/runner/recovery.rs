@@ -38,7 +38,9 @@ pub async fn recover_after_restart(deps: &RunnerDeps) -> Result<usize, db::DbErr
                 engine::remove_in_background(&deps.docker, container);
             }
         }
-        Err(e) => tracing::warn!(error = %e, "could not list leftover containers (is the Docker engine reachable?)"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list leftover containers (is the Docker engine reachable?)")
+        }
     }
     Ok(stale.len())
 }

@@ -14,14 +14,23 @@ const HOW_TO_GENERATE: &str = "generate one with `python3 -c \"from cryptography
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("ENCRYPTION_KEY is not set; production mode (ENVIRONMENT=production) requires it: {HOW_TO_GENERATE}")]
+    #[error(
+        "ENCRYPTION_KEY is not set; production mode (ENVIRONMENT=production) requires it: {HOW_TO_GENERATE}"
+    )]
     MissingInProduction,
-    #[error("ENCRYPTION_KEY is not a valid Fernet key (expected 32 bytes, url-safe base64): {HOW_TO_GENERATE}")]
+    #[error(
+        "ENCRYPTION_KEY is not a valid Fernet key (expected 32 bytes, url-safe base64): {HOW_TO_GENERATE}"
+    )]
     InvalidConfigured,
-    #[error("{path}: not a valid Fernet key; delete the file to generate a new one, or set ENCRYPTION_KEY")]
+    #[error(
+        "{path}: not a valid Fernet key; delete the file to generate a new one, or set ENCRYPTION_KEY"
+    )]
     InvalidFile { path: PathBuf },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Where the key in use came from (logged at startup, never the key itself).
@@ -48,7 +57,10 @@ pub fn resolve_encryption_key(
         return Err(KeyError::MissingInProduction);
     }
     let path = data_dir.join(KEY_FILE);
-    let io = |source| KeyError::Io { path: path.clone(), source };
+    let io = |source| KeyError::Io {
+        path: path.clone(),
+        source,
+    };
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let key = text.trim().to_string();
@@ -84,7 +96,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (k1, src1) = resolve_encryption_key(None, dir.path(), false).unwrap();
         assert!(matches!(src1, KeySource::Generated(_)));
-        let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let (k2, src2) = resolve_encryption_key(None, dir.path(), false).unwrap();
         assert!(matches!(src2, KeySource::ExistingFile(_)));

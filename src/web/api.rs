@@ -77,21 +77,36 @@ fn pipeline_json<'a>(p: &'a Pipeline, stats: Option<&PipelineRunStats>) -> Pipel
 async fn list_pipelines(State(state): State<AppState>) -> Result<Response, ApiError> {
     let snapshot = state.registry.snapshot();
     let stats = db::runs::pipeline_stats(&state.pool).await?;
-    let list: Vec<_> = snapshot.pipelines.values().map(|p| pipeline_json(p, stats.get(&p.name))).collect();
+    let list: Vec<_> = snapshot
+        .pipelines
+        .values()
+        .map(|p| pipeline_json(p, stats.get(&p.name)))
+        .collect();
     Ok(Json(list).into_response())
 }
 
 async fn refresh_pipelines(State(state): State<AppState>) -> Result<Response, ApiError> {
     let snapshot = state.registry.refresh().await;
-    let invalid: Vec<&str> = snapshot.pipelines.values().filter(|p| !p.is_valid()).map(|p| p.name.as_str()).collect();
+    let invalid: Vec<&str> = snapshot
+        .pipelines
+        .values()
+        .filter(|p| !p.is_valid())
+        .map(|p| p.name.as_str())
+        .collect();
     Ok(Json(json!({ "pipelines": snapshot.pipelines.len(), "invalid": invalid, "dir_error": snapshot.dir_error })).into_response())
 }
 
 fn find(state: &AppState, name: &str) -> Result<std::sync::Arc<Pipeline>, ApiError> {
-    state.registry.get(name).ok_or_else(|| ApiError(AppError::NotFound(format!("pipeline `{name}` not found"))))
+    state
+        .registry
+        .get(name)
+        .ok_or_else(|| ApiError(AppError::NotFound(format!("pipeline `{name}` not found"))))
 }
 
-async fn get_pipeline(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+async fn get_pipeline(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     let p = find(&state, &name)?;
     let stats = db::runs::pipeline_stats(&state.pool).await?;
     Ok(Json(pipeline_json(&p, stats.get(&p.name))).into_response())
@@ -126,7 +141,16 @@ fn run_json(run: &Run, detail: bool) -> Value {
             .env_vars
             .0
             .iter()
-            .map(|(k, v)| (k.as_str(), if k.starts_with("_fastflow_") { v.as_str() } else { "***" }))
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    if k.starts_with("_fastflow_") {
+                        v.as_str()
+                    } else {
+                        "***"
+                    },
+                )
+            })
             .collect();
         v["env_vars"] = json!(masked);
         v["parameters"] = json!(run.parameters.0);
@@ -147,46 +171,75 @@ fn parse_trigger_body(body: &[u8]) -> Result<TriggerBody, AppError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| AppError::BadRequest(format!("request body is not valid JSON: {e}")))?;
     let Value::Object(mut obj) = value else {
-        return Err(AppError::BadRequest("request body must be a JSON object like {\"env_vars\": {}, \"parameters\": {}}".into()));
+        return Err(AppError::BadRequest(
+            "request body must be a JSON object like {\"env_vars\": {}, \"parameters\": {}}".into(),
+        ));
     };
     let mut take = |key: &str| -> Result<BTreeMap<String, String>, AppError> {
         let map = match obj.remove(key) {
             None | Some(Value::Null) => return Ok(BTreeMap::new()),
             Some(Value::Object(m)) => m,
-            Some(_) => return Err(AppError::BadRequest(format!("`{key}` must be an object of NAME: \"value\" pairs"))),
+            Some(_) => {
+                return Err(AppError::BadRequest(format!(
+                    "`{key}` must be an object of NAME: \"value\" pairs"
+                )));
+            }
         };
         if map.len() > MAX_ENV_KEYS {
-            return Err(AppError::BadRequest(format!("`{key}` has {} entries; at most {MAX_ENV_KEYS} are allowed", map.len())));
+            return Err(AppError::BadRequest(format!(
+                "`{key}` has {} entries; at most {MAX_ENV_KEYS} are allowed",
+                map.len()
+            )));
         }
         let mut out = BTreeMap::new();
         for (name, v) in map {
             if !crate::pipelines::fields::is_env_name(&name) {
-                return Err(AppError::BadRequest(format!("`{key}.{name}` is not a valid environment variable name")));
+                return Err(AppError::BadRequest(format!(
+                    "`{key}.{name}` is not a valid environment variable name"
+                )));
             }
             let text = match v {
                 Value::String(s) => s,
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
-                _ => return Err(AppError::BadRequest(format!("`{key}.{name}` must be a string"))),
+                _ => {
+                    return Err(AppError::BadRequest(format!(
+                        "`{key}.{name}` must be a string"
+                    )));
+                }
             };
             if text.chars().count() > MAX_ENV_VALUE_CHARS {
-                return Err(AppError::BadRequest(format!("`{key}.{name}` is longer than {MAX_ENV_VALUE_CHARS} characters")));
+                return Err(AppError::BadRequest(format!(
+                    "`{key}.{name}` is longer than {MAX_ENV_VALUE_CHARS} characters"
+                )));
             }
             out.insert(name, text);
         }
         Ok(out)
     };
-    let body = TriggerBody { env_vars: take("env_vars")?, parameters: take("parameters")? };
+    let body = TriggerBody {
+        env_vars: take("env_vars")?,
+        parameters: take("parameters")?,
+    };
     if let Some(unknown) = obj.keys().next() {
-        return Err(AppError::BadRequest(format!("unknown field `{unknown}` (expected env_vars, parameters)")));
+        return Err(AppError::BadRequest(format!(
+            "unknown field `{unknown}` (expected env_vars, parameters)"
+        )));
     }
     Ok(body)
 }
 
-async fn run_pipeline(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn run_pipeline(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let p = find(&state, &name)?;
     let body = parse_trigger_body(&body)?;
-    let run = state.runner.trigger(&p, body.env_vars, body.parameters, "api").await?;
+    let run = state
+        .runner
+        .trigger(&p, body.env_vars, body.parameters, "api")
+        .await?;
     Ok(Json(run_json(&run, false)).into_response())
 }
 
@@ -198,13 +251,24 @@ struct LimitQuery {
 fn check_limit(limit: Option<i64>, default: i64) -> Result<i64, ApiError> {
     match limit.unwrap_or(default) {
         l @ 1..=1000 => Ok(l),
-        l => Err(ApiError(AppError::BadRequest(format!("limit must be between 1 and 1000, got {l}")))),
+        l => Err(ApiError(AppError::BadRequest(format!(
+            "limit must be between 1 and 1000, got {l}"
+        )))),
     }
 }
 
-async fn pipeline_runs(State(state): State<AppState>, Path(name): Path<String>, Query(q): Query<LimitQuery>) -> Result<Response, ApiError> {
+async fn pipeline_runs(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<LimitQuery>,
+) -> Result<Response, ApiError> {
     let limit = check_limit(q.limit, 100)?;
-    let filter = RunFilter { pipeline_name: Some(name), status: None, limit, offset: 0 };
+    let filter = RunFilter {
+        pipeline_name: Some(name),
+        status: None,
+        limit,
+        offset: 0,
+    };
     let (runs, _) = db::runs::list(&state.pool, &filter).await?;
     Ok(Json(runs.iter().map(|r| run_json(r, false)).collect::<Vec<_>>()).into_response())
 }
@@ -217,7 +281,10 @@ struct RunsQuery {
     offset: Option<i64>,
 }
 
-async fn list_runs(State(state): State<AppState>, Query(q): Query<RunsQuery>) -> Result<Response, ApiError> {
+async fn list_runs(
+    State(state): State<AppState>,
+    Query(q): Query<RunsQuery>,
+) -> Result<Response, ApiError> {
     let limit = check_limit(q.limit, 50)?;
     let offset = q.offset.unwrap_or(0);
     if offset < 0 {
@@ -226,10 +293,17 @@ async fn list_runs(State(state): State<AppState>, Query(q): Query<RunsQuery>) ->
     let status = match q.status_filter.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
-            ApiError(AppError::BadRequest(format!("unknown status_filter `{s}` (PENDING, RUNNING, SUCCESS, FAILED, INTERRUPTED)")))
+            ApiError(AppError::BadRequest(format!(
+                "unknown status_filter `{s}` (PENDING, RUNNING, SUCCESS, FAILED, INTERRUPTED)"
+            )))
         })?),
     };
-    let filter = RunFilter { pipeline_name: q.pipeline_name.filter(|p| !p.is_empty()), status, limit, offset };
+    let filter = RunFilter {
+        pipeline_name: q.pipeline_name.filter(|p| !p.is_empty()),
+        status,
+        limit,
+        offset,
+    };
     let (runs, total) = db::runs::list(&state.pool, &filter).await?;
     Ok(Json(json!({
         "runs": runs.iter().map(|r| run_json(r, false)).collect::<Vec<_>>(),
@@ -241,10 +315,15 @@ async fn list_runs(State(state): State<AppState>, Query(q): Query<RunsQuery>) ->
 }
 
 async fn load(state: &AppState, id: &str) -> Result<Run, ApiError> {
-    db::runs::get(&state.pool, id).await?.ok_or_else(|| ApiError(AppError::NotFound(format!("run `{id}` not found"))))
+    db::runs::get(&state.pool, id)
+        .await?
+        .ok_or_else(|| ApiError(AppError::NotFound(format!("run `{id}` not found"))))
 }
 
-async fn get_run(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn get_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     Ok(Json(run_json(&load(&state, &id).await?, true)).into_response())
 }
 
@@ -256,12 +335,20 @@ struct LogsQuery {
 }
 
 /// The log as plain text, one `[YYYY-MM-DD HH:MM:SS.mmm] text` line per output line.
-async fn run_logs(State(state): State<AppState>, Path(id): Path<String>, Query(q): Query<LogsQuery>) -> Result<Response, ApiError> {
+async fn run_logs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Response, ApiError> {
     let run = load(&state, &id).await?;
     let path = log_path(&state.config.logs_dir, &run.id);
     let lines = match q.tail {
         Some(n @ 1..=MAX_TAIL) => tail_lines(&path, n),
-        Some(n) => return Err(ApiError(AppError::BadRequest(format!("tail must be between 1 and {MAX_TAIL}, got {n}")))),
+        Some(n) => {
+            return Err(ApiError(AppError::BadRequest(format!(
+                "tail must be between 1 and {MAX_TAIL}, got {n}"
+            ))));
+        }
         None => read_lines(&path, 1, usize::MAX),
     }
     .map_err(|e| AppError::internal("reading a run log", e))?;
@@ -270,8 +357,25 @@ async fn run_logs(State(state): State<AppState>, Path(id): Path<String>, Query(q
         text.push_str(&line.to_plain());
         text.push('\n');
     }
-    let disposition = if q.download { format!("attachment; filename=\"{}-{}.log\"", run.pipeline_name, run.id) } else { "inline".into() };
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, disposition)], text).into_response())
+    let disposition = if q.download {
+        format!(
+            "attachment; filename=\"{}-{}.log\"",
+            run.pipeline_name, run.id
+        )
+    } else {
+        "inline".into()
+    };
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; charset=utf-8".to_string(),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        text,
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -312,10 +416,21 @@ mod tests {
     #[test]
     fn trigger_bodies() {
         assert!(parse_trigger_body(b"").unwrap().env_vars.is_empty());
-        let b = parse_trigger_body(br#"{"env_vars": {"A": "1", "N": 2}, "parameters": null}"#).unwrap();
+        let b =
+            parse_trigger_body(br#"{"env_vars": {"A": "1", "N": 2}, "parameters": null}"#).unwrap();
         assert_eq!(b.env_vars["N"], "2");
-        for bad in [&b"[1]"[..], b"{\"env_vars\": 3}", b"{\"x\": {}}", b"{nope", b"{\"env_vars\": {\"1A\": \"x\"}}"] {
-            assert!(parse_trigger_body(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"[1]"[..],
+            b"{\"env_vars\": 3}",
+            b"{\"x\": {}}",
+            b"{nope",
+            b"{\"env_vars\": {\"1A\": \"x\"}}",
+        ] {
+            assert!(
+                parse_trigger_body(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

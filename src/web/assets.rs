@@ -9,9 +9,21 @@ use axum::routing::get;
 use super::AppState;
 
 const FILES: &[(&str, &str, &[u8])] = &[
-    ("style.css", "text/css; charset=utf-8", include_bytes!("../../static/style.css")),
-    ("vendor/htmx.min.js", "text/javascript; charset=utf-8", include_bytes!("../../static/vendor/htmx.min.js")),
-    ("vendor/sse.js", "text/javascript; charset=utf-8", include_bytes!("../../static/vendor/sse.js")),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/style.css"),
+    ),
+    (
+        "vendor/htmx.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/vendor/htmx.min.js"),
+    ),
+    (
+        "vendor/sse.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/vendor/sse.js"),
+    ),
 ];
 
 pub fn router() -> Router<AppState> {
@@ -21,7 +33,10 @@ pub fn router() -> Router<AppState> {
 async fn serve(Path(path): Path<String>) -> Response {
     match FILES.iter().find(|(name, _, _)| *name == path) {
         Some((_, mime, body)) => (
-            [(header::CONTENT_TYPE, *mime), (header::CACHE_CONTROL, "public, max-age=3600")],
+            [
+                (header::CONTENT_TYPE, *mime),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
             *body,
         )
             .into_response(),

@@ -45,7 +45,9 @@ impl AppError {
 
     pub fn message(&self) -> String {
         match self {
-            Self::Internal(context) => format!("internal error while {context}; see the server log"),
+            Self::Internal(context) => {
+                format!("internal error while {context}; see the server log")
+            }
             other => other.to_string(),
         }
     }
@@ -114,6 +116,10 @@ impl From<TriggerError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0.status(), Json(serde_json::json!({ "detail": self.0.message() }))).into_response()
+        (
+            self.0.status(),
+            Json(serde_json::json!({ "detail": self.0.message() })),
+        )
+            .into_response()
     }
 }

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Router;
 use axum::extract::{Form, Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 
 use super::views::{PipelineRow, RunRow};
@@ -24,7 +24,10 @@ pub fn router() -> Router<AppState> {
         .route("/fragments/pipelines", get(list_fragment))
         .route("/pipelines/refresh", post(refresh))
         .route("/pipelines/{name}", get(detail_page))
-        .route("/fragments/pipelines/{name}/runs", get(recent_runs_fragment))
+        .route(
+            "/fragments/pipelines/{name}/runs",
+            get(recent_runs_fragment),
+        )
         .route("/pipelines/{name}/run", post(run_from_form))
 }
 
@@ -45,17 +48,27 @@ struct ListFragment {
 async fn rows(state: &AppState) -> Result<(Vec<PipelineRow>, String), AppError> {
     let snapshot = state.registry.snapshot();
     let stats = db::runs::pipeline_stats(&state.pool).await?;
-    let rows = snapshot.pipelines.values().map(|p| PipelineRow::new(p, stats.get(&p.name))).collect();
+    let rows = snapshot
+        .pipelines
+        .values()
+        .map(|p| PipelineRow::new(p, stats.get(&p.name)))
+        .collect();
     Ok((rows, snapshot.dir_error.clone().unwrap_or_default()))
 }
 
 async fn list_page(State(state): State<AppState>) -> Result<ListPage, AppError> {
     let (rows, dir_error) = rows(&state).await?;
-    Ok(ListPage { rows, dir: state.registry.root().display().to_string(), dir_error })
+    Ok(ListPage {
+        rows,
+        dir: state.registry.root().display().to_string(),
+        dir_error,
+    })
 }
 
 async fn list_fragment(State(state): State<AppState>) -> Result<ListFragment, AppError> {
-    Ok(ListFragment { rows: rows(&state).await?.0 })
+    Ok(ListFragment {
+        rows: rows(&state).await?.0,
+    })
 }
 
 async fn refresh(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
@@ -86,25 +99,48 @@ struct RunsFragment {
 }
 
 fn find(state: &AppState, name: &str) -> Result<std::sync::Arc<Pipeline>, AppError> {
-    state.registry.get(name).ok_or_else(|| AppError::NotFound(format!("pipeline `{name}` not found")))
+    state
+        .registry
+        .get(name)
+        .ok_or_else(|| AppError::NotFound(format!("pipeline `{name}` not found")))
 }
 
 async fn recent_runs(state: &AppState, name: &str) -> Result<Vec<RunRow>, AppError> {
-    let filter = RunFilter { pipeline_name: Some(name.to_string()), status: None, limit: 20, offset: 0 };
+    let filter = RunFilter {
+        pipeline_name: Some(name.to_string()),
+        status: None,
+        limit: 20,
+        offset: 0,
+    };
     let (runs, _) = db::runs::list(&state.pool, &filter).await?;
     Ok(runs.iter().map(RunRow::new).collect())
 }
 
-async fn detail_page(State(state): State<AppState>, Path(name): Path<String>) -> Result<DetailPage, AppError> {
+async fn detail_page(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<DetailPage, AppError> {
     let p = find(&state, &name)?;
     let stats = db::runs::pipeline_stats(&state.pool).await?;
     let m = &p.metadata;
     let show = |v: Option<String>| v.unwrap_or_else(|| "—".into());
     let limits = vec![
-        ("CPU hard limit", show(m.cpu_hard_limit.map(|c| format!("{c} cores")))),
-        ("CPU soft limit", show(m.cpu_soft_limit.map(|c| format!("{c} cores")))),
-        ("Memory hard limit", show(m.mem_hard_limit.as_ref().map(|x| x.text.clone()))),
-        ("Memory soft limit", show(m.mem_soft_limit.as_ref().map(|x| x.text.clone()))),
+        (
+            "CPU hard limit",
+            show(m.cpu_hard_limit.map(|c| format!("{c} cores"))),
+        ),
+        (
+            "CPU soft limit",
+            show(m.cpu_soft_limit.map(|c| format!("{c} cores"))),
+        ),
+        (
+            "Memory hard limit",
+            show(m.mem_hard_limit.as_ref().map(|x| x.text.clone())),
+        ),
+        (
+            "Memory soft limit",
+            show(m.mem_soft_limit.as_ref().map(|x| x.text.clone())),
+        ),
     ];
     let timeout = match m.timeout {
         Some(0) => "none".to_string(),
@@ -116,16 +152,34 @@ async fn detail_page(State(state): State<AppState>, Path(name): Path<String>) ->
     };
     let settings = vec![
         ("Timeout", timeout),
-        ("Retry attempts", m.retry_attempts.unwrap_or(state.config.retry_attempts).to_string()),
-        ("Max instances", show(m.max_instances.map(|v| v.to_string()))),
+        (
+            "Retry attempts",
+            m.retry_attempts
+                .unwrap_or(state.config.retry_attempts)
+                .to_string(),
+        ),
+        (
+            "Max instances",
+            show(m.max_instances.map(|v| v.to_string())),
+        ),
         ("Python", show(m.python_version.clone())),
-        ("Schedule", show(m.schedule_cron.clone().or(m.schedule_interval_seconds.map(|s| format!("every {s}s"))))),
+        (
+            "Schedule",
+            show(
+                m.schedule_cron
+                    .clone()
+                    .or(m.schedule_interval_seconds.map(|s| format!("every {s}s"))),
+            ),
+        ),
     ];
     let mut env_keys: Vec<String> = m.default_env.keys().cloned().collect();
     env_keys.extend(m.encrypted_env.keys().map(|k| format!("{k} (encrypted)")));
     Ok(DetailPage {
         row: PipelineRow::new(&p, stats.get(&p.name)),
-        metadata_file: p.metadata_file.clone().unwrap_or_else(|| "none (defaults)".into()),
+        metadata_file: p
+            .metadata_file
+            .clone()
+            .unwrap_or_else(|| "none (defaults)".into()),
         limits,
         settings,
         env_keys,
@@ -135,9 +189,14 @@ async fn detail_page(State(state): State<AppState>, Path(name): Path<String>) ->
     })
 }
 
-async fn recent_runs_fragment(State(state): State<AppState>, Path(name): Path<String>) -> Result<RunsFragment, AppError> {
+async fn recent_runs_fragment(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<RunsFragment, AppError> {
     find(&state, &name)?;
-    Ok(RunsFragment { runs: recent_runs(&state, &name).await? })
+    Ok(RunsFragment {
+        runs: recent_runs(&state, &name).await?,
+    })
 }
 
 #[derive(Deserialize)]
@@ -155,11 +214,17 @@ fn parse_env_lines(text: &str) -> Result<BTreeMap<String, String>, AppError> {
             continue;
         }
         let Some((key, value)) = line.split_once('=') else {
-            return Err(AppError::BadRequest(format!("environment line {}: expected KEY=value", i + 1)));
+            return Err(AppError::BadRequest(format!(
+                "environment line {}: expected KEY=value",
+                i + 1
+            )));
         };
         let key = key.trim();
         if !crate::pipelines::fields::is_env_name(key) {
-            return Err(AppError::BadRequest(format!("environment line {}: `{key}` is not a valid variable name", i + 1)));
+            return Err(AppError::BadRequest(format!(
+                "environment line {}: `{key}` is not a valid variable name",
+                i + 1
+            )));
         }
         env.insert(key.to_string(), value.to_string());
     }
@@ -174,7 +239,10 @@ async fn run_from_form(
 ) -> Result<Response, AppError> {
     let p = find(&state, &name)?;
     let env = parse_env_lines(&form.env)?;
-    let run = state.runner.trigger(&p, env, BTreeMap::new(), "manual").await?;
+    let run = state
+        .runner
+        .trigger(&p, env, BTreeMap::new(), "manual")
+        .await?;
     let target = format!("/runs/{}", run.id);
     if is_htmx(&headers) {
         return Ok(([("HX-Redirect", target)], "").into_response());

@@ -55,8 +55,17 @@ struct ListView {
 
 impl ListView {
     fn page_link(&self, page: i64) -> String {
-        let enc = |s: &str| s.replace('%', "%25").replace('&', "%26").replace('=', "%3D").replace(' ', "%20");
-        format!("pipeline={}&status={}&page={page}", enc(&self.pipeline), enc(&self.status))
+        let enc = |s: &str| {
+            s.replace('%', "%25")
+                .replace('&', "%26")
+                .replace('=', "%3D")
+                .replace(' ', "%20")
+        };
+        format!(
+            "pipeline={}&status={}&page={page}",
+            enc(&self.pipeline),
+            enc(&self.status)
+        )
     }
 }
 
@@ -77,11 +86,18 @@ async fn list_view(state: &AppState, q: ListQuery) -> Result<ListView, AppError>
     let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
-            AppError::BadRequest(format!("unknown status `{s}` (use PENDING, RUNNING, SUCCESS, FAILED or INTERRUPTED)"))
+            AppError::BadRequest(format!(
+                "unknown status `{s}` (use PENDING, RUNNING, SUCCESS, FAILED or INTERRUPTED)"
+            ))
         })?),
     };
     let page = q.page.unwrap_or(1).max(1);
-    let filter = RunFilter { pipeline_name: pipeline.clone(), status, limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE };
+    let filter = RunFilter {
+        pipeline_name: pipeline.clone(),
+        status,
+        limit: PAGE_SIZE,
+        offset: (page - 1) * PAGE_SIZE,
+    };
     let (runs, total) = db::runs::list(&state.pool, &filter).await?;
     Ok(ListView {
         runs: runs.iter().map(RunRow::new).collect(),
@@ -90,21 +106,39 @@ async fn list_view(state: &AppState, q: ListQuery) -> Result<ListView, AppError>
         page,
         pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
         total,
-        pipelines: state.registry.snapshot().pipelines.keys().cloned().collect(),
+        pipelines: state
+            .registry
+            .snapshot()
+            .pipelines
+            .keys()
+            .cloned()
+            .collect(),
         statuses: RunStatus::ALL.iter().map(|s| s.as_str()).collect(),
     })
 }
 
-async fn list_page(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<ListPage, AppError> {
-    Ok(ListPage { view: list_view(&state, q).await? })
+async fn list_page(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<ListPage, AppError> {
+    Ok(ListPage {
+        view: list_view(&state, q).await?,
+    })
 }
 
-async fn list_fragment(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<ListFragment, AppError> {
-    Ok(ListFragment { view: list_view(&state, q).await? })
+async fn list_fragment(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<ListFragment, AppError> {
+    Ok(ListFragment {
+        view: list_view(&state, q).await?,
+    })
 }
 
 async fn load(state: &AppState, id: &str) -> Result<Run, AppError> {
-    db::runs::get(&state.pool, id).await?.ok_or_else(|| AppError::NotFound(format!("run `{id}` not found")))
+    db::runs::get(&state.pool, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("run `{id}` not found")))
 }
 
 /// Log lines ready for the template.
@@ -116,10 +150,15 @@ struct LogView {
 
 fn log_view(state: &AppState, run: &Run) -> Result<LogView, AppError> {
     let path = log_path(&state.config.logs_dir, &run.id);
-    let lines = tail_lines(&path, PAGE_LOG_LINES).map_err(|e| AppError::internal("reading a run log", e))?;
+    let lines = tail_lines(&path, PAGE_LOG_LINES)
+        .map_err(|e| AppError::internal("reading a run log", e))?;
     let first = lines.first().map(|l| l.seq).unwrap_or(1);
     let last_seq = lines.last().map(|l| l.seq).unwrap_or(0);
-    Ok(LogView { lines, omitted: first.saturating_sub(1), last_seq })
+    Ok(LogView {
+        lines,
+        omitted: first.saturating_sub(1),
+        last_seq,
+    })
 }
 
 #[derive(Template, WebTemplate)]
@@ -145,19 +184,37 @@ struct LogLinesFragment {
     lines: Vec<LogLine>,
 }
 
-async fn detail_page(State(state): State<AppState>, Path(id): Path<String>) -> Result<DetailPage, AppError> {
+async fn detail_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<DetailPage, AppError> {
     let run = load(&state, &id).await?;
     let log = log_view(&state, &run)?;
-    Ok(DetailPage { run: RunDetail::new(&run), lines: log.lines, omitted: log.omitted, last_seq: log.last_seq })
+    Ok(DetailPage {
+        run: RunDetail::new(&run),
+        lines: log.lines,
+        omitted: log.omitted,
+        last_seq: log.last_seq,
+    })
 }
 
-async fn summary_fragment(State(state): State<AppState>, Path(id): Path<String>) -> Result<SummaryFragment, AppError> {
-    Ok(SummaryFragment { run: RunDetail::new(&load(&state, &id).await?) })
+async fn summary_fragment(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<SummaryFragment, AppError> {
+    Ok(SummaryFragment {
+        run: RunDetail::new(&load(&state, &id).await?),
+    })
 }
 
-async fn log_fragment(State(state): State<AppState>, Path(id): Path<String>) -> Result<LogLinesFragment, AppError> {
+async fn log_fragment(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<LogLinesFragment, AppError> {
     let run = load(&state, &id).await?;
-    Ok(LogLinesFragment { lines: log_view(&state, &run)?.lines })
+    Ok(LogLinesFragment {
+        lines: log_view(&state, &run)?.lines,
+    })
 }
 
 #[derive(Deserialize)]
@@ -180,7 +237,10 @@ async fn log_stream(
                 let last = lines.last().map(|l| l.seq).unwrap_or(0);
                 let html = LogLinesFragment { lines }.render().unwrap_or_default();
                 // SSE cannot carry a bare carriage return; it has no meaning in HTML here.
-                Event::default().event("line").id(last.to_string()).data(html.replace('\r', ""))
+                Event::default()
+                    .event("line")
+                    .id(last.to_string())
+                    .data(html.replace('\r', ""))
             }
             Follow::End(status) => Event::default().event("end").data(status.as_str()),
             Follow::Error(e) => Event::default().event("end").data(format!("error: {e}")),

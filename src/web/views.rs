@@ -15,9 +15,17 @@ pub fn fmt_duration(seconds: f64) -> String {
     if seconds < 60.0 {
         format!("{seconds:.1}s")
     } else if seconds < 3600.0 {
-        format!("{}m {:02}s", (seconds / 60.0) as u64, (seconds % 60.0) as u64)
+        format!(
+            "{}m {:02}s",
+            (seconds / 60.0) as u64,
+            (seconds % 60.0) as u64
+        )
     } else {
-        format!("{}h {:02}m", (seconds / 3600.0) as u64, ((seconds % 3600.0) / 60.0) as u64)
+        format!(
+            "{}h {:02}m",
+            (seconds / 3600.0) as u64,
+            ((seconds % 3600.0) / 60.0) as u64
+        )
     }
 }
 
@@ -53,9 +61,17 @@ impl PipelineRow {
             warnings: p.warnings.iter().map(|w| w.to_string()).collect(),
             has_requirements: p.has_requirements,
             total_runs: stats.map(|s| s.total_runs).unwrap_or(0),
-            last_status: stats.and_then(|s| s.last_run_status).map(|s| s.to_string()).unwrap_or_default(),
-            last_run_id: stats.and_then(|s| s.last_run_id.clone()).unwrap_or_default(),
-            last_run_at: stats.and_then(|s| s.last_run_at.as_ref()).map(fmt_time).unwrap_or_default(),
+            last_status: stats
+                .and_then(|s| s.last_run_status)
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            last_run_id: stats
+                .and_then(|s| s.last_run_id.clone())
+                .unwrap_or_default(),
+            last_run_at: stats
+                .and_then(|s| s.last_run_at.as_ref())
+                .map(fmt_time)
+                .unwrap_or_default(),
         }
     }
 
@@ -82,7 +98,15 @@ impl RunRow {
     pub fn new(r: &Run) -> Self {
         Self {
             id: r.id.clone(),
-            short_id: r.id.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect(),
+            short_id: r
+                .id
+                .chars()
+                .rev()
+                .take(8)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect(),
             pipeline_name: r.pipeline_name.clone(),
             status: r.status.to_string(),
             started_at: fmt_time(&r.started_at),
@@ -111,14 +135,24 @@ pub struct RunDetail {
 
 impl RunDetail {
     pub fn new(r: &Run) -> Self {
-        let mut env_keys: Vec<String> = r.env_vars.0.keys().chain(r.parameters.0.keys()).cloned().collect();
+        let mut env_keys: Vec<String> = r
+            .env_vars
+            .0
+            .keys()
+            .chain(r.parameters.0.keys())
+            .cloned()
+            .collect();
         env_keys.sort();
         env_keys.dedup();
         Self {
             row: RunRow::new(r),
             finished: r.status.is_terminal(),
             queued_at: fmt_time(&r.started_at),
-            container_started_at: r.container_started_at.as_ref().map(fmt_time).unwrap_or_default(),
+            container_started_at: r
+                .container_started_at
+                .as_ref()
+                .map(fmt_time)
+                .unwrap_or_default(),
             finished_at: r.finished_at.as_ref().map(fmt_time).unwrap_or_default(),
             image: r.image.clone().unwrap_or_default(),
             log_lines: r.log_lines,

@@ -30,7 +30,9 @@ pub async fn require_docker() {
     }
     let image = test_image();
     if docker.inspect_image(&image).await.is_err() {
-        panic!("test image `{image}` is missing: build it with `scripts/build-runner-image.sh {image}` (or set FASTFLOW_TEST_IMAGE)");
+        panic!(
+            "test image `{image}` is missing: build it with `scripts/build-runner-image.sh {image}` (or set FASTFLOW_TEST_IMAGE)"
+        );
     }
 }
 
@@ -57,9 +59,16 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         write_files(&dir.path().join("pipelines"), files);
         std::fs::create_dir_all(dir.path().join("pipelines")).expect("pipelines dir");
-        let app = start(Self::config(dir.path(), extra)).await.expect("app starts");
+        let app = start(Self::config(dir.path(), extra))
+            .await
+            .expect("app starts");
         let base = format!("http://{}", app.addr);
-        TestApp { app: Some(app), base, dir, client: reqwest::Client::new() }
+        TestApp {
+            app: Some(app),
+            base,
+            dir,
+            client: reqwest::Client::new(),
+        }
     }
 
     pub async fn start(files: &[(&str, &str)]) -> TestApp {
@@ -69,14 +78,18 @@ impl TestApp {
     pub fn config(root: &Path, extra: &[(&str, &str)]) -> Config {
         let mut vars: HashMap<String, String> = HashMap::new();
         vars.insert("DATA_DIR".into(), root.join("data").display().to_string());
-        vars.insert("PIPELINES_DIR".into(), root.join("pipelines").display().to_string());
+        vars.insert(
+            "PIPELINES_DIR".into(),
+            root.join("pipelines").display().to_string(),
+        );
         vars.insert("PORT".into(), "0".into());
         vars.insert("WORKER_BASE_IMAGE".into(), test_image());
         if let Ok(host) = std::env::var("DOCKER_HOST") {
             vars.insert("DOCKER_HOST".into(), host);
         }
         // The CI machine sits behind a TLS-intercepting proxy: containers need the host CA bundle.
-        let ca = std::env::var("FASTFLOW_TEST_CA_BUNDLE").unwrap_or_else(|_| "/etc/ssl/certs/ca-certificates.crt".into());
+        let ca = std::env::var("FASTFLOW_TEST_CA_BUNDLE")
+            .unwrap_or_else(|_| "/etc/ssl/certs/ca-certificates.crt".into());
         if Path::new(&ca).is_file() {
             vars.insert("WORKER_CA_BUNDLE".into(), ca);
         }
@@ -121,7 +134,9 @@ impl TestApp {
 
     /// Triggers a run through the API and returns its id.
     pub async fn trigger(&self, pipeline: &str, body: &str) -> String {
-        let (status, run) = self.post_json(&format!("/api/pipelines/{pipeline}/run"), body).await;
+        let (status, run) = self
+            .post_json(&format!("/api/pipelines/{pipeline}/run"), body)
+            .await;
         assert_eq!(status, 200, "trigger {pipeline}: {run}");
         assert_eq!(run["status"], "PENDING");
         run["id"].as_str().expect("run id").to_string()
@@ -133,10 +148,16 @@ impl TestApp {
         loop {
             let (status, run) = self.get_json(&format!("/api/runs/{id}")).await;
             assert_eq!(status, 200, "{run}");
-            if matches!(run["status"].as_str(), Some("SUCCESS" | "FAILED" | "INTERRUPTED")) {
+            if matches!(
+                run["status"].as_str(),
+                Some("SUCCESS" | "FAILED" | "INTERRUPTED")
+            ) {
                 return run;
             }
-            assert!(Instant::now() < deadline, "run {id} did not finish within {limit:?}: {run}");
+            assert!(
+                Instant::now() < deadline,
+                "run {id} did not finish within {limit:?}: {run}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -158,7 +179,9 @@ impl TestApp {
 
 /// The text of each plain log line (`[YYYY-MM-DD HH:MM:SS.mmm] text`).
 pub fn log_texts(log: &str) -> Vec<&str> {
-    log.lines().map(|l| l.split_once("] ").map(|(_, t)| t).unwrap_or(l)).collect()
+    log.lines()
+        .map(|l| l.split_once("] ").map(|(_, t)| t).unwrap_or(l))
+        .collect()
 }
 
 /// One server-sent event.
@@ -181,7 +204,10 @@ pub async fn read_sse(resp: reqwest::Response, limit: Duration) -> Vec<SseEvent>
         let chunk = match tokio::time::timeout_at(deadline, body.next()).await {
             Ok(Some(chunk)) => chunk.expect("SSE chunk"),
             Ok(None) => break,
-            Err(_) => panic!("SSE stream did not end within {limit:?}; got {} events", events.len()),
+            Err(_) => panic!(
+                "SSE stream did not end within {limit:?}; got {} events",
+                events.len()
+            ),
         };
         buf.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(pos) = buf.find('\n') {
@@ -196,7 +222,10 @@ pub async fn read_sse(resp: reqwest::Response, limit: Duration) -> Vec<SseEvent>
             if line.starts_with(':') {
                 continue;
             }
-            let (field, value) = line.split_once(':').map(|(f, v)| (f, v.strip_prefix(' ').unwrap_or(v))).unwrap_or((line, ""));
+            let (field, value) = line
+                .split_once(':')
+                .map(|(f, v)| (f, v.strip_prefix(' ').unwrap_or(v)))
+                .unwrap_or((line, ""));
             match field {
                 "id" => current.id = Some(value.to_string()),
                 "event" => current.event = Some(value.to_string()),
