@@ -1,0 +1,25 @@
+# Fast-Flow server image. Build: docker build -t fastflow .
+# The pipeline runs themselves use WORKER_BASE_IMAGE, not this image.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src src
+COPY migrations migrations
+COPY templates templates
+COPY static static
+RUN cargo build --release --locked && strip target/release/fastflow
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/fastflow /usr/local/bin/fastflow
+COPY examples /opt/fastflow/examples
+WORKDIR /opt/fastflow
+ENV HOST=0.0.0.0 \
+    PORT=8000 \
+    DATA_DIR=/opt/fastflow/data \
+    PIPELINES_DIR=/opt/fastflow/examples/pipelines
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s CMD ["/bin/sh", "-c", "exec 3<>/dev/tcp/127.0.0.1/8000"]
+ENTRYPOINT ["/usr/local/bin/fastflow"]
+CMD ["serve"]
