@@ -78,7 +78,23 @@ async fn timeout_kills_the_container() {
         ("slow/pipeline.json", r#"{"timeout": 2}"#),
     ])
     .await;
-    let (run, log) = app.run_to_end("slow", "").await;
+    let id = app.trigger("slow", "").await;
+    // While it runs, its container carries the run's labels.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let labels = loop {
+        if let Some((_, labels)) = common::containers_for_run(&id).await.into_iter().next() {
+            break labels;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no labelled container appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(labels["fastflow.pipeline"], "slow");
+    assert!(labels.contains_key("fastflow.instance"));
+    let run = app.wait_finished(&id, Duration::from_secs(60)).await;
+    let (_, log) = app.get_text(&format!("/api/runs/{id}/logs")).await;
     assert_eq!(run["status"], "FAILED", "{run}");
     assert_eq!(run["error_type"], "timeout");
     assert!(
@@ -87,6 +103,8 @@ async fn timeout_kills_the_container() {
     );
     assert!(log.contains("sleeping") && !log.contains("never"), "{log}");
     assert!(run["duration_seconds"].as_f64().unwrap() < 60.0, "{run}");
+    // The container is removed after a kill, too.
+    common::wait_containers_removed(&id, Duration::from_secs(30)).await;
     app.stop().await;
 }
 
@@ -108,6 +126,7 @@ async fn memory_hog_is_oom_and_names_the_limit() {
         "{run}"
     );
     assert!(!log.contains("survived"));
+    common::wait_containers_removed(run["id"].as_str().unwrap(), Duration::from_secs(30)).await;
     app.stop().await;
 }
 
@@ -272,6 +291,34 @@ async fn missing_image_fails_with_a_clear_infrastructure_error() {
     assert!(
         log.contains("[fastflow]"),
         "reason is also in the log: {log}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_concurrent_runs_queues_the_rest() {
+    let app = TestApp::start_with(
+        &[(
+            "one_at_a_time/main.py",
+            "import time\ntime.sleep(0.5)\nprint('done')\n",
+        )],
+        &[("MAX_CONCURRENT_RUNS", "1")],
+    )
+    .await;
+    let first = app.trigger("one_at_a_time", "").await;
+    let second = app.trigger("one_at_a_time", "").await;
+    let a = app.wait_finished(&first, Duration::from_secs(60)).await;
+    let b = app.wait_finished(&second, Duration::from_secs(60)).await;
+    assert_eq!(
+        (a["status"].as_str(), b["status"].as_str()),
+        (Some("SUCCESS"), Some("SUCCESS"))
+    );
+    let parse =
+        |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    // FIFO, and the second was only taken from the queue after the first had finished.
+    assert!(
+        parse(&b["claimed_at"]) >= parse(&a["finished_at"]),
+        "{a}\n{b}"
     );
     app.stop().await;
 }

@@ -241,3 +241,41 @@ pub async fn read_sse(resp: reqwest::Response, limit: Duration) -> Vec<SseEvent>
     }
     events
 }
+
+/// Containers (any state) labelled with this run id: `(id, labels)`.
+pub async fn containers_for_run(run_id: &str) -> Vec<(String, HashMap<String, String>)> {
+    use bollard::query_parameters::ListContainersOptionsBuilder;
+    let docker = fastflow::runner::engine::connect(std::env::var("DOCKER_HOST").ok().as_deref())
+        .expect("docker client");
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("fastflow.run_id={run_id}")],
+    )]);
+    let options = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    docker
+        .list_containers(Some(options))
+        .await
+        .expect("list containers")
+        .into_iter()
+        .map(|c| (c.id.unwrap_or_default(), c.labels.unwrap_or_default()))
+        .collect()
+}
+
+/// Waits until no container of the run is left.
+pub async fn wait_containers_removed(run_id: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = containers_for_run(run_id).await;
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "containers of run {run_id} not removed: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
