@@ -44,57 +44,18 @@ pub fn follow(state: AppState, run_id: String, after: u64) -> impl Stream<Item =
         let mut rx = hubs.subscribe(&run_id);
         // The executor writes the final status before closing the hub, so a run
         // that is not finished now will deliver its End on `rx`.
-        let status = match db::runs::get(&state.pool, &run_id).await {
-            Ok(Some(run)) => run.status,
+        let mut end = match db::runs::get(&state.pool, &run_id).await {
+            Ok(Some(run)) => run.status.is_terminal().then_some(run.status),
             Ok(None) => { hubs.forget_if_unused(&run_id); return; }
             Err(e) => { yield Follow::Error(e.to_string()); return; }
         };
+        let mut replay = true;
         loop {
-            match read_lines(&path, last + 1, REPLAY_CHUNK) {
-                Ok(lines) if lines.is_empty() => break,
-                Ok(lines) => {
-                    last = lines[lines.len() - 1].seq;
-                    yield Follow::Lines(lines);
-                }
-                Err(e) => { yield Follow::Error(e.to_string()); return; }
-            }
-        }
-        if status.is_terminal() {
-            drop(rx);
-            hubs.forget_if_unused(&run_id);
-            yield Follow::End(status);
-            return;
-        }
-        loop {
-            let event = tokio::select! {
-                event = rx.recv() => event,
-                _ = state.shutdown.cancelled() => return,
-            };
-            let catch_up = match event {
-                Ok(HubEvent::Lines(batch)) => {
-                    let fresh: Vec<LogLine> = batch.iter().filter(|l| l.seq > last).cloned().collect();
-                    if let Some(l) = fresh.last() {
-                        // A gap means we missed a batch: fill it from the file instead.
-                        if fresh[0].seq == last + 1 {
-                            last = l.seq;
-                            yield Follow::Lines(fresh);
-                            continue;
-                        }
-                    } else {
-                        continue;
-                    }
-                    None
-                }
-                Ok(HubEvent::End(status)) => Some(status),
-                Err(RecvError::Lagged(_)) => None,
-                Err(RecvError::Closed) => match db::runs::get(&state.pool, &run_id).await {
-                    Ok(Some(run)) => Some(run.status),
-                    _ => Some(RunStatus::Failed),
-                },
-            };
-            loop {
+            // Read the file from the last line sent: at the start, after a lag or
+            // gap, and before the end (the file is the truth).
+            while replay {
                 match read_lines(&path, last + 1, REPLAY_CHUNK) {
-                    Ok(lines) if lines.is_empty() => break,
+                    Ok(lines) if lines.is_empty() => replay = false,
                     Ok(lines) => {
                         last = lines[lines.len() - 1].seq;
                         yield Follow::Lines(lines);
@@ -102,9 +63,39 @@ pub fn follow(state: AppState, run_id: String, after: u64) -> impl Stream<Item =
                     Err(e) => { yield Follow::Error(e.to_string()); return; }
                 }
             }
-            if let Some(status) = catch_up {
+            if let Some(status) = end {
+                drop(rx);
+                hubs.forget_if_unused(&run_id);
                 yield Follow::End(status);
                 return;
+            }
+            let event = tokio::select! {
+                event = rx.recv() => event,
+                _ = state.shutdown.cancelled() => return,
+            };
+            replay = true;
+            match event {
+                Ok(HubEvent::Lines(batch)) => {
+                    let fresh: Vec<LogLine> = batch.iter().filter(|l| l.seq > last).cloned().collect();
+                    match fresh.first().map(|l| l.seq) {
+                        None => replay = false,
+                        Some(first) if first == last + 1 => {
+                            last = fresh[fresh.len() - 1].seq;
+                            replay = false;
+                            yield Follow::Lines(fresh);
+                        }
+                        // A gap: we missed a batch; the replay fills it from the file.
+                        Some(_) => {}
+                    }
+                }
+                Ok(HubEvent::End(status)) => end = Some(status),
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => {
+                    end = Some(match db::runs::get(&state.pool, &run_id).await {
+                        Ok(Some(run)) => run.status,
+                        _ => RunStatus::Failed,
+                    })
+                }
             }
         }
     }
