@@ -161,6 +161,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         hubs: Default::default(),
         instance_id,
         worker_user,
+        active: Default::default(),
     });
     let repaired = recover_after_restart(runner.deps()).await?;
     if repaired > 0 {

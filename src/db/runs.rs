@@ -36,6 +36,9 @@ pub struct Run {
     pub log_lines: i64,
     pub log_bytes: i64,
     pub log_truncated: bool,
+    pub attempt: i64,
+    pub previous_run_id: Option<String>,
+    pub not_before: Option<DateTime<Utc>>,
 }
 
 impl Run {
@@ -58,6 +61,9 @@ pub struct NewRun {
     pub env_vars: EnvMap,
     pub parameters: EnvMap,
     pub log_file: String,
+    pub attempt: i64,
+    pub previous_run_id: Option<String>,
+    pub not_before: Option<DateTime<Utc>>,
 }
 
 /// How a run ended.
@@ -93,8 +99,9 @@ pub struct PipelineRunStats {
 
 pub async fn insert(pool: &Pool, new: &NewRun) -> Result<Run, DbError> {
     let run = sqlx::query_as::<_, Run>(
-        "INSERT INTO runs (id, pipeline_name, status, triggered_by, env_vars, parameters, started_at, log_file)
-         VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?) RETURNING *",
+        "INSERT INTO runs (id, pipeline_name, status, triggered_by, env_vars, parameters, started_at, log_file,
+                           attempt, previous_run_id, not_before)
+         VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
     )
     .bind(&new.id)
     .bind(&new.pipeline_name)
@@ -103,6 +110,9 @@ pub async fn insert(pool: &Pool, new: &NewRun) -> Result<Run, DbError> {
     .bind(Json(&new.parameters))
     .bind(Utc::now())
     .bind(&new.log_file)
+    .bind(new.attempt)
+    .bind(&new.previous_run_id)
+    .bind(new.not_before)
     .fetch_one(pool)
     .await?;
     Ok(run)
@@ -135,19 +145,81 @@ pub async fn list(pool: &Pool, filter: &RunFilter) -> Result<(Vec<Run>, i64), Db
     Ok((rows, total))
 }
 
-/// Takes the oldest queued run and marks it RUNNING, in one statement, if fewer
-/// than `max_running` runs are running. `None` when nothing may start now.
-pub async fn claim_next(pool: &Pool, max_running: i64) -> Result<Option<Run>, DbError> {
+/// Queued runs that may start now (`not_before` passed), oldest first.
+pub async fn startable(pool: &Pool, limit: i64) -> Result<Vec<Run>, DbError> {
     Ok(sqlx::query_as::<_, Run>(
-        "UPDATE runs SET status = 'RUNNING', claimed_at = ?1
-         WHERE id = (SELECT id FROM runs WHERE status = 'PENDING' ORDER BY started_at, rowid LIMIT 1)
-           AND (SELECT COUNT(*) FROM runs WHERE status = 'RUNNING') < ?2
-         RETURNING *",
+        "SELECT * FROM runs WHERE status = 'PENDING' AND (not_before IS NULL OR not_before <= ?)
+         ORDER BY started_at, rowid LIMIT ?",
     )
     .bind(Utc::now())
-    .bind(max_running)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The earliest `not_before` of a queued run that is still in the future.
+pub async fn next_wakeup(pool: &Pool) -> Result<Option<DateTime<Utc>>, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT MIN(not_before) FROM runs WHERE status = 'PENDING' AND not_before > ?",
+    )
+    .bind(Utc::now())
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Number of RUNNING runs per pipeline.
+pub async fn running_counts(pool: &Pool) -> Result<HashMap<String, i64>, DbError> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT pipeline_name, COUNT(*) FROM runs WHERE status = 'RUNNING' GROUP BY pipeline_name",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Marks one queued run RUNNING; `None` if it is no longer queued (e.g. cancelled).
+pub async fn claim(pool: &Pool, id: &str) -> Result<Option<Run>, DbError> {
+    Ok(sqlx::query_as::<_, Run>(
+        "UPDATE runs SET status = 'RUNNING', claimed_at = ? WHERE id = ? AND status = 'PENDING' RETURNING *",
+    )
+    .bind(Utc::now())
+    .bind(id)
     .fetch_optional(pool)
     .await?)
+}
+
+/// Queued runs started before this one (its place in the queue is this + 1).
+pub async fn queued_ahead(pool: &Pool, run: &Run) -> Result<i64, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM runs WHERE status = 'PENDING' AND (started_at < ?1 OR (started_at = ?1 AND id < ?2))",
+    )
+    .bind(run.started_at)
+    .bind(&run.id)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Records a cancel: PENDING or RUNNING become INTERRUPTED/cancelled. Returns the
+/// status the run had, or `None` if it had already finished.
+pub async fn cancel(pool: &Pool, id: &str) -> Result<Option<RunStatus>, DbError> {
+    let mut tx = pool.begin().await?;
+    let before: Option<RunStatus> = sqlx::query_scalar("SELECT status FROM runs WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(before) = before.filter(|s| !s.is_terminal()) else {
+        return Ok(None);
+    };
+    sqlx::query(
+        "UPDATE runs SET status = 'INTERRUPTED', error_type = 'cancelled', error_message = 'cancelled by a user',
+                         finished_at = ? WHERE id = ?",
+    )
+    .bind(Utc::now())
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(before))
 }
 
 pub async fn set_container(
@@ -178,26 +250,32 @@ pub async fn set_container_started(
     Ok(())
 }
 
-/// Records the end of a run, only if it is still RUNNING (a status written first by
-/// a cancel or timeout is never overwritten). Returns whether the row changed.
+/// Records the end of a run. Status and error are written only if the run is
+/// still PENDING/RUNNING (a cancel written first is never overwritten); the exit
+/// code and log counters are always recorded. Returns whether the status was set.
 pub async fn finish(pool: &Pool, id: &str, outcome: &RunOutcome) -> Result<bool, DbError> {
-    let done = sqlx::query(
-        "UPDATE runs SET status = ?, exit_code = ?, error_type = ?, error_message = ?, finished_at = ?,
-                         log_lines = ?, log_bytes = ?, log_truncated = ?
-         WHERE id = ? AND status IN ('PENDING', 'RUNNING')",
+    let open: Option<bool> = sqlx::query_scalar(
+        "UPDATE runs SET
+            error_type    = CASE WHEN status IN ('PENDING', 'RUNNING') THEN ?2 ELSE error_type END,
+            error_message = CASE WHEN status IN ('PENDING', 'RUNNING') THEN ?3 ELSE error_message END,
+            status        = CASE WHEN status IN ('PENDING', 'RUNNING') THEN ?1 ELSE status END,
+            finished_at   = COALESCE(finished_at, ?4),
+            exit_code = ?5, log_lines = ?6, log_bytes = ?7, log_truncated = ?8
+         WHERE id = ?9
+         RETURNING status = ?1",
     )
     .bind(outcome.status)
-    .bind(outcome.exit_code)
     .bind(outcome.error_type)
     .bind(&outcome.error_message)
     .bind(Utc::now())
+    .bind(outcome.exit_code)
     .bind(outcome.log_lines as i64)
     .bind(outcome.log_bytes as i64)
     .bind(outcome.log_truncated)
     .bind(id)
-    .execute(pool)
+    .fetch_optional(pool)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(open.unwrap_or(false))
 }
 
 /// Runs left RUNNING by a previous process; returned so their containers can be handled.

@@ -145,6 +145,21 @@ pub async fn wait_exit(docker: &Docker, id: &str) -> Result<i64, EngineError> {
     }
 }
 
+/// SIGTERM, then SIGKILL after `grace` seconds (the engine does both).
+pub async fn stop(docker: &Docker, id: &str, grace: i32) -> Result<(), EngineError> {
+    let options = bollard::query_parameters::StopContainerOptionsBuilder::new()
+        .t(grace)
+        .build();
+    match docker.stop_container(id, Some(options)).await {
+        Err(BollardError::DockerResponseServerError {
+            status_code: 304 | 404,
+            ..
+        })
+        | Ok(()) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub async fn kill(docker: &Docker, id: &str) -> Result<(), EngineError> {
     let options = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
     match docker.kill_container(id, Some(options)).await {

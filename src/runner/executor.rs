@@ -9,21 +9,53 @@ use bollard::query_parameters::{AttachContainerOptionsBuilder, StartContainerOpt
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::RunnerDeps;
 use super::container_spec::{self, RunContext};
 use super::engine::{self, EngineError};
 use super::log_pump::{self, RunLog};
 use super::logs::{LogWriter, log_path};
+use super::{Runner, RunnerDeps, retry};
 use crate::db::{self, Run, RunOutcome};
 use crate::pipelines::Pipeline;
 use crate::run_status::{ErrorType, RunStatus};
 
 /// How long the output stream may lag behind the container's exit.
 const OUTPUT_DRAIN_GRACE: Duration = Duration::from_secs(10);
+/// Seconds between SIGTERM and SIGKILL when a run is cancelled.
+const CANCEL_GRACE_SECS: i32 = 10;
+
+/// Why the container stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Exited,
+    TimedOut,
+    Cancelled,
+}
 
 /// Runs `run` to completion and records its outcome. Never panics on engine or I/O
 /// errors: they end the run as `infrastructure_error` with a reason in the log.
-pub async fn execute(deps: Arc<RunnerDeps>, run: Run) {
+pub async fn execute(runner: Runner, run: Run) {
+    let deps = runner.deps().clone();
+    let cancel = CancellationToken::new();
+    deps.with_active(|m| m.insert(run.id.clone(), cancel.clone()));
+    let (status, outcome, pipeline) = execute_registered(&deps, &run, &cancel).await;
+    deps.with_active(|m| m.remove(&run.id));
+    let Some(pipeline) = pipeline else { return };
+    let max_retries = pipeline
+        .metadata
+        .retry_attempts
+        .unwrap_or(deps.config.retry_attempts);
+    if retry::should_retry(&run, status, outcome.error_type, max_retries)
+        && let Err(e) = retry::schedule(&runner, &pipeline, &run).await
+    {
+        tracing::error!(run = %run.id, error = %e, "could not schedule the retry");
+    }
+}
+
+async fn execute_registered(
+    deps: &Arc<RunnerDeps>,
+    run: &Run,
+    cancel: &CancellationToken,
+) -> (RunStatus, RunOutcome, Option<Arc<Pipeline>>) {
     let hub = deps.hubs.sender(&run.id);
     let path = log_path(&deps.config.logs_dir, &run.id);
     let writer = match LogWriter::open(&path, deps.config.log_max_size_bytes) {
@@ -33,12 +65,16 @@ pub async fn execute(deps: Arc<RunnerDeps>, run: Run) {
                 ErrorType::InfrastructureError,
                 format!("cannot open log file {}: {e}", path.display()),
             );
-            record(&deps, &run, &outcome).await;
-            return;
+            let status = record(deps, run, &outcome).await;
+            return (status, outcome, None);
         }
     };
     let mut log = RunLog::new(writer, hub);
-    let mut outcome = match deps.registry.get(&run.pipeline_name) {
+    let pipeline = deps.registry.get(&run.pipeline_name);
+    // A cancel that arrived between the claim and now is already in the row.
+    let cancelled_early = matches!(db::runs::get(&deps.pool, &run.id).await, Ok(Some(r)) if r.status != RunStatus::Running);
+    let mut outcome = match &pipeline {
+        _ if cancelled_early || cancel.is_cancelled() => cancelled(),
         None => failure(
             ErrorType::PipelineError,
             format!(
@@ -50,7 +86,7 @@ pub async fn execute(deps: Arc<RunnerDeps>, run: Run) {
             ErrorType::PipelineError,
             format!("pipeline is invalid: {}", p.error_lines().join("; ")),
         ),
-        Some(pipeline) => run_container(&deps, &run, &pipeline, &mut log).await,
+        Some(p) => run_container(deps, run, p, &mut log, cancel).await,
     };
     if let Some(message) = &outcome.error_message {
         // The reason also goes into the log, where the user is already looking.
@@ -64,11 +100,20 @@ pub async fn execute(deps: Arc<RunnerDeps>, run: Run) {
         }
         Err(e) => tracing::error!(run = %run.id, error = %e, "finishing the log file failed"),
     }
-    record(&deps, &run, &outcome).await;
+    let status = record(deps, run, &outcome).await;
+    (status, outcome, pipeline)
 }
 
-/// Writes the final state, then tells viewers the run ended.
-async fn record(deps: &RunnerDeps, run: &Run, outcome: &RunOutcome) {
+fn cancelled() -> RunOutcome {
+    RunOutcome {
+        status: RunStatus::Interrupted,
+        error_type: Some(ErrorType::Cancelled),
+        ..failure(ErrorType::Cancelled, "cancelled by a user".into())
+    }
+}
+
+/// Writes the final state, then tells viewers the run ended. Returns the status stored.
+async fn record(deps: &RunnerDeps, run: &Run, outcome: &RunOutcome) -> RunStatus {
     match db::runs::finish(&deps.pool, &run.id, outcome).await {
         Ok(true) => {}
         Ok(false) => tracing::info!(run = %run.id, "run already had a final status; kept it"),
@@ -80,6 +125,7 @@ async fn record(deps: &RunnerDeps, run: &Run, outcome: &RunOutcome) {
     };
     tracing::info!(run = %run.id, pipeline = %run.pipeline_name, %status, exit_code = ?outcome.exit_code, error_type = ?outcome.error_type, "run finished");
     deps.hubs.close(&run.id, status);
+    status
 }
 
 fn failure(error_type: ErrorType, message: String) -> RunOutcome {
@@ -99,6 +145,7 @@ async fn run_container(
     run: &Run,
     pipeline: &Pipeline,
     log: &mut RunLog,
+    cancel: &CancellationToken,
 ) -> RunOutcome {
     let mut run_env = run.env_vars.0.clone();
     run_env.extend(run.parameters.0.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -123,7 +170,7 @@ async fn run_container(
     if let Err(e) = db::runs::set_container(&deps.pool, &run.id, &container_id, &image).await {
         tracing::warn!(run = %run.id, error = %e, "could not record the container id");
     }
-    let outcome = attach_start_wait(deps, run, pipeline, &container_id, log).await;
+    let outcome = attach_start_wait(deps, run, pipeline, &container_id, log, cancel).await;
     engine::remove_in_background(&deps.docker, container_id);
     outcome
 }
@@ -134,6 +181,7 @@ async fn attach_start_wait(
     pipeline: &Pipeline,
     id: &str,
     log: &mut RunLog,
+    cancel: &CancellationToken,
 ) -> RunOutcome {
     let docker = &deps.docker;
     let attach = AttachContainerOptionsBuilder::new()
@@ -151,6 +199,9 @@ async fn attach_start_wait(
             );
         }
     };
+    if cancel.is_cancelled() {
+        return cancelled();
+    }
     if let Err(e) = docker
         .start_container(id, None::<StartContainerOptions>)
         .await
@@ -171,7 +222,7 @@ async fn attach_start_wait(
     };
     let stop_pump = CancellationToken::new();
     let pump = log_pump::pump(log, attached.output, stop_pump.clone());
-    let waiter = wait_with_timeout(docker, id, timeout, stop_pump.clone());
+    let waiter = wait_with_timeout(docker, id, timeout, cancel, stop_pump.clone());
     let (pump_result, wait_result) = tokio::join!(pump, waiter);
 
     let mut notes = Vec::new();
@@ -184,7 +235,7 @@ async fn attach_start_wait(
     for note in &notes {
         tracing::warn!(run = %run.id, "{note}");
     }
-    let (exit_code, timed_out) = match wait_result {
+    let (exit_code, ending) = match wait_result {
         Ok(v) => v,
         Err(e) => {
             return failure(
@@ -193,17 +244,33 @@ async fn attach_start_wait(
             );
         }
     };
-    classify_exit(deps, pipeline, id, exit_code, timed_out, timeout).await
+    if ending == Ending::Cancelled {
+        return RunOutcome {
+            exit_code: Some(exit_code),
+            ..cancelled()
+        };
+    }
+    classify_exit(
+        deps,
+        pipeline,
+        id,
+        exit_code,
+        ending == Ending::TimedOut,
+        timeout,
+    )
+    .await
 }
 
-/// Waits for exit, killing the container when the timeout expires. Returns the exit
-/// code and whether the timeout fired; then gives the output stream a grace period.
+/// Waits for exit, killing the container when the timeout expires and stopping it
+/// (SIGTERM, then SIGKILL) on cancel. Returns the exit code and why the container
+/// ended; then gives the output stream a grace period.
 async fn wait_with_timeout(
     docker: &bollard::Docker,
     id: &str,
     timeout: Option<u64>,
+    cancel: &CancellationToken,
     stop_pump: CancellationToken,
-) -> Result<(i64, bool), EngineError> {
+) -> Result<(i64, Ending), EngineError> {
     let deadline = async {
         match timeout {
             Some(secs) => tokio::time::sleep(Duration::from_secs(secs)).await,
@@ -211,10 +278,14 @@ async fn wait_with_timeout(
         }
     };
     let result = tokio::select! {
-        code = engine::wait_exit(docker, id) => code.map(|c| (c, false)),
+        code = engine::wait_exit(docker, id) => code.map(|c| (c, Ending::Exited)),
         _ = deadline => {
             engine::kill(docker, id).await?;
-            engine::wait_exit(docker, id).await.map(|c| (c, true))
+            engine::wait_exit(docker, id).await.map(|c| (c, Ending::TimedOut))
+        }
+        _ = cancel.cancelled() => {
+            engine::stop(docker, id, CANCEL_GRACE_SECS).await?;
+            engine::wait_exit(docker, id).await.map(|c| (c, Ending::Cancelled))
         }
     };
     // The attach stream normally ends right after exit; don't wait on it forever.

@@ -2,15 +2,17 @@
 //! runs under `MAX_CONCURRENT_RUNS`, the executor over Docker, logs and live hubs.
 
 pub mod container_spec;
+mod dispatcher;
 pub mod engine;
 mod executor;
 pub mod hub;
 mod log_pump;
 pub mod logs;
 mod recovery;
+pub mod retry;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::db::{self, NewRun, Pool, Run};
 use crate::pipelines::{Pipeline, PipelineRegistry};
+use crate::run_status::RunStatus;
 use hub::LogHubs;
 
 pub use recovery::recover_after_restart;
@@ -33,6 +36,17 @@ pub struct RunnerDeps {
     pub instance_id: String,
     /// `uid:gid` that pipelines run as.
     pub worker_user: String,
+    /// Cancel switches of the runs executing in this process.
+    pub active: Mutex<HashMap<String, CancellationToken>>,
+}
+
+impl RunnerDeps {
+    fn with_active<R>(&self, f: impl FnOnce(&mut HashMap<String, CancellationToken>) -> R) -> R {
+        match self.active.lock() {
+            Ok(mut guard) => f(&mut guard),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
 }
 
 /// Why a trigger was refused.
@@ -42,11 +56,36 @@ pub enum TriggerError {
     Invalid(String, String),
     #[error("pipeline `{0}` is disabled (\"enabled\": false in its metadata)")]
     Disabled(String),
+    #[error("pipeline `{0}` not found")]
+    UnknownPipeline(String),
+    #[error("run `{0}` not found")]
+    UnknownRun(String),
     #[error(transparent)]
     Db(#[from] db::DbError),
 }
 
-/// The handle the web layer uses to start runs.
+/// Why a cancel was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    #[error("run `{0}` not found")]
+    NotFound(String),
+    #[error(
+        "run `{0}` already finished with status {1}; only queued or running runs can be cancelled"
+    )]
+    Finished(String, RunStatus),
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+}
+
+/// How a run relates to earlier ones.
+#[derive(Debug, Clone, Default)]
+pub struct RunLink {
+    pub attempt: i64,
+    pub previous_run_id: Option<String>,
+    pub not_before: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The handle the web layer uses to start and stop runs.
 #[derive(Clone)]
 pub struct Runner {
     deps: Arc<RunnerDeps>,
@@ -77,6 +116,22 @@ impl Runner {
         parameters: BTreeMap<String, String>,
         triggered_by: &str,
     ) -> Result<Run, TriggerError> {
+        let link = RunLink {
+            attempt: 1,
+            ..Default::default()
+        };
+        self.enqueue(pipeline, env_vars, parameters, triggered_by, link)
+            .await
+    }
+
+    async fn enqueue(
+        &self,
+        pipeline: &Pipeline,
+        env_vars: BTreeMap<String, String>,
+        parameters: BTreeMap<String, String>,
+        triggered_by: &str,
+        link: RunLink,
+    ) -> Result<Run, TriggerError> {
         if !pipeline.is_valid() {
             return Err(TriggerError::Invalid(
                 pipeline.name.clone(),
@@ -97,6 +152,9 @@ impl Runner {
             env_vars,
             parameters,
             log_file,
+            attempt: link.attempt.max(1),
+            previous_run_id: link.previous_run_id,
+            not_before: link.not_before,
         };
         let run = db::runs::insert(&self.deps.pool, &new).await?;
         tracing::info!(run = %run.id, pipeline = %run.pipeline_name, %triggered_by, "run queued");
@@ -104,35 +162,102 @@ impl Runner {
         Ok(run)
     }
 
-    /// Starts queued runs whenever a slot is free, until `shutdown`.
-    pub async fn dispatch(self, shutdown: CancellationToken) {
-        let max = self.deps.config.max_concurrent_runs as i64;
-        loop {
-            loop {
-                match db::runs::claim_next(&self.deps.pool, max).await {
-                    Ok(Some(run)) => {
-                        let deps = self.deps.clone();
-                        let wake = self.wake.clone();
-                        tokio::spawn(async move {
-                            executor::execute(deps, run).await;
-                            // A slot is free again.
-                            wake.notify_one();
-                        });
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::error!(error = %e, "claiming a queued run failed; retrying shortly");
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return,
-                            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                        }
-                    }
-                }
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = self.wake.notified() => {}
-            }
+    /// Starts a new run with the same environment and parameters as `id`.
+    pub async fn rerun(&self, id: &str) -> Result<Run, TriggerError> {
+        let old = db::runs::get(&self.deps.pool, id)
+            .await?
+            .ok_or_else(|| TriggerError::UnknownRun(id.to_string()))?;
+        let pipeline = self
+            .deps
+            .registry
+            .get(&old.pipeline_name)
+            .ok_or_else(|| TriggerError::UnknownPipeline(old.pipeline_name.clone()))?;
+        let env: BTreeMap<String, String> = old
+            .env_vars
+            .0
+            .iter()
+            .filter(|(k, _)| !k.starts_with("_fastflow_"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let link = RunLink {
+            attempt: 1,
+            previous_run_id: Some(old.id.clone()),
+            not_before: None,
+        };
+        self.enqueue(
+            &pipeline,
+            env,
+            old.parameters.0.clone(),
+            "manual_retry",
+            link,
+        )
+        .await
+    }
+
+    /// Cancels a queued or running run: it ends INTERRUPTED/cancelled. A running
+    /// container gets SIGTERM, then SIGKILL after a grace period.
+    pub async fn cancel(&self, id: &str) -> Result<RunStatus, CancelError> {
+        let Some(before) = db::runs::cancel(&self.deps.pool, id).await? else {
+            return match db::runs::get(&self.deps.pool, id).await? {
+                Some(run) => Err(CancelError::Finished(id.to_string(), run.status)),
+                None => Err(CancelError::NotFound(id.to_string())),
+            };
+        };
+        let token = self.deps.with_active(|m| m.get(id).cloned());
+        match token {
+            // The executor stops the container and closes the hub.
+            Some(token) => token.cancel(),
+            None => self.deps.hubs.close(id, RunStatus::Interrupted),
         }
+        tracing::info!(run = %id, was = %before, "run cancelled");
+        self.wake.notify_one();
+        Ok(before)
+    }
+}
+
+/// Where a queued run stands and why it has not started.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueueInfo {
+    /// 1 = next in line.
+    pub queue_position: i64,
+    pub waiting_reason: String,
+}
+
+impl Runner {
+    /// `None` unless the run is PENDING.
+    pub async fn queue_info(&self, run: &Run) -> Result<Option<QueueInfo>, db::DbError> {
+        if run.status != RunStatus::Pending {
+            return Ok(None);
+        }
+        let ahead = db::runs::queued_ahead(&self.deps.pool, run).await?;
+        let running = db::runs::running_counts(&self.deps.pool).await?;
+        let total: i64 = running.values().sum();
+        let max_total = self.deps.config.max_concurrent_runs;
+        let max_instances = self
+            .deps
+            .registry
+            .get(&run.pipeline_name)
+            .and_then(|p| p.metadata.max_instances);
+        let of_pipeline = running.get(&run.pipeline_name).copied().unwrap_or(0);
+        let waiting_reason = match (run.not_before, max_instances) {
+            (Some(at), _) if at > chrono::Utc::now() => {
+                format!(
+                    "retry attempt {} waits until {}",
+                    run.attempt,
+                    at.format("%Y-%m-%d %H:%M:%S UTC")
+                )
+            }
+            (_, Some(limit)) if of_pipeline >= limit as i64 => {
+                format!("max_instances: {of_pipeline} of {limit} runs of this pipeline are running")
+            }
+            _ if total >= max_total as i64 => {
+                format!("all {max_total} slots are busy (MAX_CONCURRENT_RUNS)")
+            }
+            _ => "starting".to_string(),
+        };
+        Ok(Some(QueueInfo {
+            queue_position: ahead + 1,
+            waiting_reason,
+        }))
     }
 }

@@ -38,6 +38,8 @@ pub fn router() -> Router<AppState> {
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/logs", get(run_logs))
         .route("/runs/{id}/logs/stream", get(run_log_stream))
+        .route("/runs/{id}/cancel", post(cancel_run))
+        .route("/runs/{id}/retry", post(retry_run))
 }
 
 #[derive(Serialize)]
@@ -135,6 +137,9 @@ fn run_json(run: &Run, detail: bool) -> Value {
         "metrics_file": Value::Null,
         "uv_version": Value::Null,
         "setup_duration": Value::Null,
+        "attempt": run.attempt,
+        "previous_run_id": run.previous_run_id,
+        "not_before": run.not_before,
     });
     if detail {
         let masked: BTreeMap<&str, &str> = run
@@ -324,7 +329,32 @@ async fn get_run(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(run_json(&load(&state, &id).await?, true)).into_response())
+    let run = load(&state, &id).await?;
+    let mut json = run_json(&run, true);
+    if let Some(info) = state.runner.queue_info(&run).await? {
+        json["queue_position"] = json!(info.queue_position);
+        json["waiting_reason"] = json!(info.waiting_reason);
+    }
+    Ok(Json(json).into_response())
+}
+
+async fn cancel_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let before = state.runner.cancel(&id).await?;
+    let run = load(&state, &id).await?;
+    let mut json = run_json(&run, false);
+    json["previous_status"] = json!(before);
+    Ok(Json(json).into_response())
+}
+
+async fn retry_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let run = state.runner.rerun(&id).await?;
+    Ok(Json(run_json(&run, false)).into_response())
 }
 
 #[derive(Deserialize)]

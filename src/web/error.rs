@@ -64,6 +64,9 @@ impl From<TriggerError> for AppError {
         match e {
             TriggerError::Invalid(..) => Self::Unprocessable(e.to_string()),
             TriggerError::Disabled(_) => Self::Conflict(e.to_string()),
+            TriggerError::UnknownPipeline(_) | TriggerError::UnknownRun(_) => {
+                Self::NotFound(e.to_string())
+            }
             TriggerError::Db(db) => db.into(),
         }
     }
@@ -104,6 +107,23 @@ impl From<AppError> for ApiError {
 
 impl From<crate::db::DbError> for ApiError {
     fn from(e: crate::db::DbError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl From<crate::runner::CancelError> for AppError {
+    fn from(e: crate::runner::CancelError) -> Self {
+        use crate::runner::CancelError;
+        match e {
+            CancelError::NotFound(_) => Self::NotFound(e.to_string()),
+            CancelError::Finished(..) => Self::BadRequest(e.to_string()),
+            CancelError::Db(db) => db.into(),
+        }
+    }
+}
+
+impl From<crate::runner::CancelError> for ApiError {
+    fn from(e: crate::runner::CancelError) -> Self {
         Self(e.into())
     }
 }

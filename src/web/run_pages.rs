@@ -33,6 +33,8 @@ pub fn router() -> Router<AppState> {
         .route("/fragments/runs/{id}/summary", get(summary_fragment))
         .route("/fragments/runs/{id}/log", get(log_fragment))
         .route("/runs/{id}/log/stream", get(log_stream))
+        .route("/runs/{id}/cancel", axum::routing::post(cancel))
+        .route("/runs/{id}/retry", axum::routing::post(retry))
 }
 
 #[derive(Deserialize, Default)]
@@ -184,6 +186,43 @@ struct LogLinesFragment {
     lines: Vec<LogLine>,
 }
 
+/// The detail view, with the queue position of a waiting run.
+async fn detail(state: &AppState, run: &Run) -> Result<RunDetail, AppError> {
+    let mut view = RunDetail::new(run);
+    if let Some(info) = state.runner.queue_info(run).await? {
+        view.waiting = format!(
+            "#{} in the queue — {}",
+            info.queue_position, info.waiting_reason
+        );
+    }
+    Ok(view)
+}
+
+fn go_to(headers: &HeaderMap, target: String) -> axum::response::Response {
+    if super::is_htmx(headers) {
+        return ([("HX-Redirect", target)], "").into_response();
+    }
+    axum::response::Redirect::to(&target).into_response()
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, AppError> {
+    state.runner.cancel(&id).await?;
+    Ok(go_to(&headers, format!("/runs/{id}")))
+}
+
+async fn retry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, AppError> {
+    let run = state.runner.rerun(&id).await?;
+    Ok(go_to(&headers, format!("/runs/{}", run.id)))
+}
+
 async fn detail_page(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -191,7 +230,7 @@ async fn detail_page(
     let run = load(&state, &id).await?;
     let log = log_view(&state, &run)?;
     Ok(DetailPage {
-        run: RunDetail::new(&run),
+        run: detail(&state, &run).await?,
         lines: log.lines,
         omitted: log.omitted,
         last_seq: log.last_seq,
@@ -202,8 +241,9 @@ async fn summary_fragment(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<SummaryFragment, AppError> {
+    let run = load(&state, &id).await?;
     Ok(SummaryFragment {
-        run: RunDetail::new(&load(&state, &id).await?),
+        run: detail(&state, &run).await?,
     })
 }
 

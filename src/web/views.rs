@@ -131,6 +131,10 @@ pub struct RunDetail {
     pub log_size: String,
     pub log_truncated: bool,
     pub env_keys: Vec<String>,
+    pub attempt: i64,
+    pub previous_run_id: String,
+    /// Why a queued run waits, and its place in the queue.
+    pub waiting: String,
 }
 
 impl RunDetail {
@@ -159,6 +163,9 @@ impl RunDetail {
             log_size: fmt_bytes(r.log_bytes.max(0) as u64),
             log_truncated: r.log_truncated,
             env_keys,
+            attempt: r.attempt,
+            previous_run_id: r.previous_run_id.clone().unwrap_or_default(),
+            waiting: String::new(),
         }
     }
 }

@@ -1,0 +1,88 @@
+//! The dispatcher: starts queued runs in FIFO order whenever a slot is free under
+//! `MAX_CONCURRENT_RUNS` and the pipeline's `max_instances`. It sleeps until a
+//! trigger, a finished run, or the next retry delay wakes it; it never polls.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Runner, executor};
+use crate::db;
+
+/// Queued runs looked at per pass; later ones are considered on the next pass.
+const SCAN_LIMIT: i64 = 500;
+
+impl Runner {
+    /// Runs until `shutdown`.
+    pub async fn dispatch(self, shutdown: CancellationToken) {
+        loop {
+            let sleep_for = match self.start_what_fits().await {
+                Ok(()) => self.time_to_next_retry().await,
+                Err(e) => {
+                    tracing::error!(error = %e, "dispatching queued runs failed; retrying shortly");
+                    Some(Duration::from_secs(1))
+                }
+            };
+            let timer = async {
+                match sleep_for {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = timer => {}
+            }
+        }
+    }
+
+    async fn start_what_fits(&self) -> Result<(), db::DbError> {
+        let max_total = self.deps.config.max_concurrent_runs as i64;
+        let mut running = db::runs::running_counts(&self.deps.pool).await?;
+        let mut total: i64 = running.values().sum();
+        if total >= max_total {
+            return Ok(());
+        }
+        for candidate in db::runs::startable(&self.deps.pool, SCAN_LIMIT).await? {
+            let limit = self
+                .deps
+                .registry
+                .get(&candidate.pipeline_name)
+                .and_then(|p| p.metadata.max_instances);
+            let of_pipeline = running.get(&candidate.pipeline_name).copied().unwrap_or(0);
+            if limit.is_some_and(|l| of_pipeline >= l as i64) {
+                continue; // FIFO within the pipeline; other pipelines may go ahead.
+            }
+            let Some(run) = db::runs::claim(&self.deps.pool, &candidate.id).await? else {
+                continue;
+            };
+            *running.entry(run.pipeline_name.clone()).or_default() += 1;
+            total += 1;
+            let runner = self.clone();
+            tokio::spawn(async move {
+                executor::execute(runner.clone(), run).await;
+                // A slot is free again.
+                runner.wake.notify_one();
+            });
+            if total >= max_total {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn time_to_next_retry(&self) -> Option<Duration> {
+        match db::runs::next_wakeup(&self.deps.pool).await {
+            Ok(Some(at)) => {
+                Some((at - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(5))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the retry schedule failed");
+                Some(Duration::from_secs(1))
+            }
+        }
+    }
+}
