@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::pipelines::{PipelineRegistry, PipelinesWatch};
-use crate::runner::{Runner, RunnerDeps, container_spec, engine, recover_after_restart};
+use crate::runner::{Runner, RunnerDeps, container_spec, engine};
 use crate::secrets::{KeySource, resolve_encryption_key};
 use crate::web::{self, AppState};
 
@@ -152,7 +152,10 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
                 config.uv_cache_dir.display()
             )
         })?;
+    container_spec::install_runtime(&config)
+        .with_context(|| format!("writing runtime files into {}", config.data_dir.display()))?;
     let config = Arc::new(config);
+    let shutdown = CancellationToken::new();
     let runner = Runner::new(RunnerDeps {
         config: config.clone(),
         pool: pool.clone(),
@@ -162,16 +165,12 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         instance_id,
         worker_user,
         active: Default::default(),
+        engine: Default::default(),
+        shutdown: shutdown.clone(),
+        tasks: Default::default(),
     });
-    let repaired = recover_after_restart(runner.deps()).await?;
-    if repaired > 0 {
-        tracing::warn!(
-            runs = repaired,
-            "closed runs left running by the previous process"
-        );
-    }
-
-    let shutdown = CancellationToken::new();
+    // Read before the dispatcher runs: these are the previous process's runs.
+    let stale = crate::db::runs::running(&pool).await?;
     let state = AppState {
         config: config.clone(),
         pool,
@@ -186,7 +185,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     let addr = listener.local_addr()?;
 
     let mut tasks = JoinSet::new();
-    tasks.spawn(runner.dispatch(shutdown.clone()));
+    tasks.spawn(runner.clone().recover(stale));
+    tasks.spawn(runner.clone().dispatch(shutdown.clone()));
     if let Some(watch) = watch {
         tasks.spawn(watch.run(registry, shutdown.clone()));
     }

@@ -43,6 +43,15 @@ pub struct Config {
     pub worker_network: String,
     /// Maximum number of processes inside one run container.
     pub worker_pids_limit: i64,
+    /// On shutdown, stop running containers and mark their runs INTERRUPTED
+    /// (default: leave them running and re-attach at the next start).
+    pub stop_runs_on_shutdown: bool,
+    /// Delete finished runs (rows, logs, metrics) older than this many days.
+    pub log_retention_days: Option<u32>,
+    /// Keep at most this many finished runs per pipeline.
+    pub log_retention_runs: Option<u32>,
+    /// Daily cleanup time, UTC (`CLEANUP_TIME`, `HH:MM`).
+    pub cleanup_time: chrono::NaiveTime,
 }
 
 /// A configuration value that could not be used; names the variable and why.
@@ -158,6 +167,22 @@ impl Config {
             worker_ca_bundle,
             worker_network: get("WORKER_NETWORK").unwrap_or_else(|| "bridge".into()),
             worker_pids_limit: parse_or(get("WORKER_PIDS_LIMIT"), "WORKER_PIDS_LIMIT", Some(512))?,
+            stop_runs_on_shutdown: parse_bool(
+                get("STOP_RUNS_ON_SHUTDOWN"),
+                "STOP_RUNS_ON_SHUTDOWN",
+            )?,
+            log_retention_days: positive_opt(get("LOG_RETENTION_DAYS"), "LOG_RETENTION_DAYS")?,
+            log_retention_runs: positive_opt(get("LOG_RETENTION_RUNS"), "LOG_RETENTION_RUNS")?,
+            cleanup_time: match get("CLEANUP_TIME") {
+                None => chrono::NaiveTime::from_hms_opt(2, 0, 0).unwrap_or_default(),
+                Some(t) => {
+                    chrono::NaiveTime::parse_from_str(&t, "%H:%M").map_err(|_| ConfigError {
+                        var: "CLEANUP_TIME",
+                        value: t.clone(),
+                        reason: "expected HH:MM (24-hour, UTC), e.g. 02:00".into(),
+                    })?
+                }
+            },
         })
     }
 
@@ -180,6 +205,24 @@ impl Config {
     pub fn is_production(&self) -> bool {
         self.environment == Environment::Production
     }
+}
+
+fn parse_bool(raw: Option<String>, var: &'static str) -> Result<bool, ConfigError> {
+    match raw.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("0" | "false" | "no" | "off") => Ok(false),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some(_) => Err(ConfigError {
+            var,
+            value: raw.unwrap_or_default(),
+            reason: "expected true or false".into(),
+        }),
+    }
+}
+
+/// An optional whole number >= 1; `0` or unset means "no limit".
+fn positive_opt(raw: Option<String>, var: &'static str) -> Result<Option<u32>, ConfigError> {
+    let value: u32 = parse_or(raw, var, Some(0))?;
+    Ok((value > 0).then_some(value))
 }
 
 fn absolute(path: &Path) -> std::io::Result<PathBuf> {
@@ -257,5 +300,9 @@ mod tests {
         assert_eq!(err.var, "WORKER_CA_BUNDLE");
         let err = Config::from_vars(&vars(&[("DATABASE_URL", "mysql://x")])).unwrap_err();
         assert_eq!(err.var, "DATABASE_URL");
+        let err = Config::from_vars(&vars(&[("CLEANUP_TIME", "25:99")])).unwrap_err();
+        assert_eq!(err.var, "CLEANUP_TIME");
+        let err = Config::from_vars(&vars(&[("STOP_RUNS_ON_SHUTDOWN", "maybe")])).unwrap_err();
+        assert_eq!(err.var, "STOP_RUNS_ON_SHUTDOWN");
     }
 }

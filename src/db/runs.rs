@@ -39,6 +39,10 @@ pub struct Run {
     pub attempt: i64,
     pub previous_run_id: Option<String>,
     pub not_before: Option<DateTime<Utc>>,
+    pub setup_duration: Option<f64>,
+    pub peak_cpu_percent: Option<f64>,
+    pub peak_memory_bytes: Option<i64>,
+    pub soft_limit_warning: Option<String>,
 }
 
 impl Run {
@@ -278,6 +282,88 @@ pub async fn finish(pool: &Pool, id: &str, outcome: &RunOutcome) -> Result<bool,
     Ok(open.unwrap_or(false))
 }
 
+pub async fn set_setup_duration(pool: &Pool, id: &str, seconds: f64) -> Result<(), DbError> {
+    sqlx::query("UPDATE runs SET setup_duration = ? WHERE id = ?")
+        .bind(seconds)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Records the latest resource peaks of a running run.
+pub async fn set_peaks(
+    pool: &Pool,
+    id: &str,
+    cpu_percent: f64,
+    memory_bytes: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE runs SET peak_cpu_percent = MAX(COALESCE(peak_cpu_percent, 0), ?),
+                         peak_memory_bytes = MAX(COALESCE(peak_memory_bytes, 0), ?) WHERE id = ?",
+    )
+    .bind(cpu_percent)
+    .bind(memory_bytes)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Flags a run that exceeded a soft limit; only the first warning is kept.
+pub async fn set_soft_limit_warning(pool: &Pool, id: &str, warning: &str) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE runs SET soft_limit_warning = ? WHERE id = ? AND soft_limit_warning IS NULL",
+    )
+    .bind(warning)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Adds a finished run to the counters that outlive log retention. Call once per run.
+pub async fn count_finished(pool: &Pool, id: &str) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO run_counters (day, pipeline_name, total, succeeded, failed, interrupted, duration_sum)
+         SELECT strftime('%Y-%m-%d', finished_at), pipeline_name, 1,
+                status = 'SUCCESS', status = 'FAILED', status = 'INTERRUPTED',
+                COALESCE((julianday(finished_at) - julianday(COALESCE(container_started_at, started_at))) * 86400.0, 0)
+         FROM runs WHERE id = ? AND status IN ('SUCCESS', 'FAILED', 'INTERRUPTED') AND finished_at IS NOT NULL
+         ON CONFLICT (day, pipeline_name) DO UPDATE SET
+            total = total + excluded.total, succeeded = succeeded + excluded.succeeded,
+            failed = failed + excluded.failed, interrupted = interrupted + excluded.interrupted,
+            duration_sum = duration_sum + excluded.duration_sum",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Marks a running run INTERRUPTED with a reason (before its container is stopped).
+pub async fn interrupt(pool: &Pool, id: &str, reason: &str) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE runs SET status = 'INTERRUPTED', error_type = 'cancelled', error_message = ?, finished_at = ?
+         WHERE id = ? AND status IN ('PENDING', 'RUNNING')",
+    )
+    .bind(reason)
+    .bind(Utc::now())
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Puts a claimed run back in the queue (its container never started).
+pub async fn requeue(pool: &Pool, id: &str) -> Result<(), DbError> {
+    sqlx::query("UPDATE runs SET status = 'PENDING', claimed_at = NULL, container_id = NULL WHERE id = ? AND status = 'RUNNING'")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 /// Runs left RUNNING by a previous process; returned so their containers can be handled.
 pub async fn running(pool: &Pool) -> Result<Vec<Run>, DbError> {
     Ok(
@@ -299,15 +385,23 @@ struct StatsRow {
     last_run_at: Option<DateTime<Utc>>,
 }
 
+/// Counters (from `run_counters`, so they survive retention) and the latest run per pipeline.
 pub async fn pipeline_stats(pool: &Pool) -> Result<HashMap<String, PipelineRunStats>, DbError> {
     let rows: Vec<StatsRow> = sqlx::query_as(
-        "SELECT r.pipeline_name AS pipeline_name, COUNT(*) AS total_runs,
-                SUM(r.status = 'SUCCESS') AS successful_runs, SUM(r.status = 'FAILED') AS failed_runs,
+        "WITH names AS (SELECT pipeline_name FROM run_counters UNION SELECT DISTINCT pipeline_name FROM runs),
+              counts AS (SELECT pipeline_name, SUM(total) AS total, SUM(succeeded) AS ok, SUM(failed) AS failed
+                         FROM run_counters GROUP BY pipeline_name),
+              open AS (SELECT pipeline_name, COUNT(*) AS n FROM runs
+                       WHERE status IN ('PENDING', 'RUNNING') GROUP BY pipeline_name)
+         SELECT n.pipeline_name AS pipeline_name,
+                COALESCE(c.total, 0) + COALESCE(o.n, 0) AS total_runs,
+                COALESCE(c.ok, 0) AS successful_runs, COALESCE(c.failed, 0) AS failed_runs,
                 l.id AS last_run_id, l.status AS last_run_status, l.started_at AS last_run_at
-         FROM runs r
-         LEFT JOIN runs l ON l.id = (SELECT id FROM runs WHERE pipeline_name = r.pipeline_name
-                                     ORDER BY started_at DESC, rowid DESC LIMIT 1)
-         GROUP BY r.pipeline_name",
+         FROM names n
+         LEFT JOIN counts c ON c.pipeline_name = n.pipeline_name
+         LEFT JOIN open o ON o.pipeline_name = n.pipeline_name
+         LEFT JOIN runs l ON l.id = (SELECT id FROM runs WHERE pipeline_name = n.pipeline_name
+                                     ORDER BY started_at DESC, rowid DESC LIMIT 1)",
     )
     .fetch_all(pool)
     .await?;

@@ -18,6 +18,30 @@ pub const LABEL_INSTANCE: &str = "fastflow.instance";
 pub const APP_DIR: &str = "/app";
 pub const UV_CACHE_MOUNT: &str = "/cache/uv";
 pub const CA_BUNDLE_MOUNT: &str = "/etc/fastflow/ca-bundle.crt";
+/// Fast-Flow's own Python files (the setup probe), read-only.
+pub const RUNTIME_MOUNT: &str = "/opt/fastflow";
+const SITECUSTOMIZE: &str = include_str!("runtime/sitecustomize.py");
+
+/// The line `sitecustomize` prints when `main.py` starts (unique per run).
+pub fn setup_marker(run_id: &str) -> String {
+    format!("\u{1e}fastflow-setup-ready {run_id}")
+}
+
+/// Where the runtime files live on the host.
+pub fn runtime_dir(config: &Config) -> PathBuf {
+    config.data_dir.join("runtime")
+}
+
+/// Writes the runtime files (world-readable, since pipelines run unprivileged).
+pub fn install_runtime(config: &Config) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = runtime_dir(config);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+    let file = dir.join("sitecustomize.py");
+    std::fs::write(&file, SITECUSTOMIZE)?;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))
+}
 const TMPFS_OPTIONS: &str = "rw,nosuid,nodev,size=256m";
 
 /// Inputs that are not part of the config or the pipeline.
@@ -70,6 +94,12 @@ pub fn environment(
     env.extend(ctx.run_env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.insert("FASTFLOW_RUN_ID".into(), ctx.run_id.into());
     env.insert("FASTFLOW_PIPELINE".into(), pipeline.name.clone());
+    env.insert("FASTFLOW_SETUP_MARKER".into(), setup_marker(ctx.run_id));
+    let python_path = match env.get("PYTHONPATH") {
+        Some(user) if !user.is_empty() => format!("{RUNTIME_MOUNT}:{user}"),
+        _ => RUNTIME_MOUNT.to_string(),
+    };
+    env.insert("PYTHONPATH".into(), python_path);
     env
 }
 
@@ -94,6 +124,7 @@ pub fn build(config: &Config, pipeline: &Pipeline, ctx: &RunContext<'_>) -> Cont
     let mut binds = vec![
         format!("{}:{APP_DIR}:ro", pipeline.dir.display()),
         format!("{}:{UV_CACHE_MOUNT}:rw", config.uv_cache_dir.display()),
+        format!("{}:{RUNTIME_MOUNT}:ro", runtime_dir(config).display()),
     ];
     if let Some(ca) = &config.worker_ca_bundle {
         binds.push(format!("{}:{CA_BUNDLE_MOUNT}:ro", ca.display()));

@@ -12,12 +12,16 @@ use crate::db;
 
 /// Queued runs looked at per pass; later ones are considered on the next pass.
 const SCAN_LIMIT: i64 = 500;
+/// How often to look for the engine while it is unreachable.
+const ENGINE_RETRY: Duration = Duration::from_secs(2);
 
 impl Runner {
     /// Runs until `shutdown`.
     pub async fn dispatch(self, shutdown: CancellationToken) {
         loop {
             let sleep_for = match self.start_what_fits().await {
+                // While the engine is away, look again every couple of seconds.
+                Ok(()) if self.deps.engine.down_reason().is_some() => Some(ENGINE_RETRY),
                 Ok(()) => self.time_to_next_retry().await,
                 Err(e) => {
                     tracing::error!(error = %e, "dispatching queued runs failed; retrying shortly");
@@ -45,7 +49,21 @@ impl Runner {
         if total >= max_total {
             return Ok(());
         }
-        for candidate in db::runs::startable(&self.deps.pool, SCAN_LIMIT).await? {
+        let candidates = db::runs::startable(&self.deps.pool, SCAN_LIMIT).await?;
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        // Claim nothing while the engine is away: the runs stay queued, with the reason shown.
+        match self.deps.docker.ping().await {
+            Ok(_) => self.deps.engine.set_up(),
+            Err(e) => {
+                self.deps
+                    .engine
+                    .set_down(format!("cannot reach the Docker engine: {e}"));
+                return Ok(());
+            }
+        }
+        for candidate in candidates {
             let limit = self
                 .deps
                 .registry
@@ -60,17 +78,25 @@ impl Runner {
             };
             *running.entry(run.pipeline_name.clone()).or_default() += 1;
             total += 1;
-            let runner = self.clone();
-            tokio::spawn(async move {
-                executor::execute(runner.clone(), run).await;
-                // A slot is free again.
-                runner.wake.notify_one();
-            });
+            self.spawn_executor(run, None);
             if total >= max_total {
                 break;
             }
         }
         Ok(())
+    }
+
+    /// Runs (or resumes) a run in a tracked task; wakes the dispatcher when it ends.
+    pub(crate) fn spawn_executor(&self, run: crate::db::Run, container: Option<String>) {
+        let runner = self.clone();
+        self.deps.tasks.spawn(async move {
+            match container {
+                None => executor::execute(runner.clone(), run).await,
+                Some(id) => executor::resume(runner.clone(), run, id).await,
+            }
+            // A slot is free again.
+            runner.wake.notify_one();
+        });
     }
 
     async fn time_to_next_retry(&self) -> Option<Duration> {

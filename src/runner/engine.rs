@@ -40,7 +40,29 @@ pub fn connect(docker_host: Option<&str>) -> Result<Docker, EngineError> {
     })
 }
 
-fn is_not_found(e: &BollardError) -> bool {
+impl EngineError {
+    /// The engine could not be reached at all (as opposed to refusing a request).
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            Self::Api(e) | Self::Connect { source: e, .. } => is_unreachable(e),
+            Self::Pull { .. } => false,
+        }
+    }
+}
+
+/// Connection-level failures: refused, socket missing, timed out.
+pub fn is_unreachable(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::IOError { .. }
+            | BollardError::HyperResponseError { .. }
+            | BollardError::RequestTimeoutError
+            | BollardError::HyperLegacyError { .. }
+            | BollardError::SocketNotFoundError(_)
+    )
+}
+
+pub fn is_not_found(e: &BollardError) -> bool {
     matches!(
         e,
         BollardError::DockerResponseServerError {

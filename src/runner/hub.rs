@@ -16,6 +16,7 @@ const CHANNEL_CAPACITY: usize = 4096;
 #[derive(Debug, Clone)]
 pub enum HubEvent {
     Lines(Arc<Vec<LogLine>>),
+    Metric(Arc<super::metrics::Sample>),
     /// The run's final status is in the database; nothing follows.
     End(RunStatus),
 }

@@ -1,7 +1,8 @@
-//! Moves a container's output into the run's log: frames from the attach stream
-//! are split into lines, written and flushed in batches, then announced on the
-//! hub. After exit, a final non-follow read of the engine's log recovers any
-//! bytes the attach stream did not deliver (such as an unterminated last line).
+//! Moves a container's output into the run's log: frames from the attach (or,
+//! after a restart, the follow-logs) stream are split into lines, written and
+//! flushed in batches, then announced on the hub. After exit, a final non-follow
+//! read of the engine's log recovers any bytes the live stream did not deliver
+//! (such as an unterminated last line).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -32,6 +33,13 @@ pub struct RunLog {
     stdout_newlines: u64,
     stderr_newlines: u64,
     batch: Vec<LogLine>,
+    /// Complete lines per stream (stdout, stderr) already stored before a restart.
+    skip: [u64; 2],
+    /// The line the runner's `sitecustomize` prints when `main.py` starts; never stored.
+    setup_marker: Option<String>,
+    /// When the marker arrived (`None` while the environment is being set up).
+    pub setup_seen_at: Option<chrono::DateTime<chrono::Utc>>,
+    setup_reported: bool,
 }
 
 impl RunLog {
@@ -44,7 +52,43 @@ impl RunLog {
             stdout_newlines: 0,
             stderr_newlines: 0,
             batch: Vec::new(),
+            skip: [0, 0],
+            setup_marker: None,
+            setup_seen_at: None,
+            setup_reported: false,
         }
+    }
+
+    /// Filters the setup marker out of stdout. `already_seen` when a resumed run recorded it.
+    pub fn with_setup_marker(mut self, marker: String, already_seen: bool) -> Self {
+        self.setup_marker = Some(marker);
+        self.setup_reported = already_seen;
+        if already_seen {
+            self.setup_seen_at = Some(chrono::Utc::now());
+        }
+        self
+    }
+
+    /// Skips the first complete lines of each stream: they are already in the file.
+    pub fn skip_stored(&mut self, stdout_lines: u64, stderr_lines: u64) {
+        self.skip = [stdout_lines, stderr_lines];
+    }
+
+    /// The setup time, once, when the marker has just been seen.
+    pub fn take_setup_event(&mut self) -> Option<chrono::DateTime<chrono::Utc>> {
+        if self.setup_reported {
+            return None;
+        }
+        let at = self.setup_seen_at?;
+        self.setup_reported = true;
+        Some(at)
+    }
+
+    /// Flushes what was written but keeps partial lines unwritten: the run goes on
+    /// without us, and a later resume re-reads those partial lines from the engine.
+    pub fn detach(mut self) -> std::io::Result<()> {
+        self.publish()?;
+        self.writer.flush()
     }
 
     fn take_chunk(&mut self, stream: LogStream, bytes: &[u8]) -> std::io::Result<()> {
@@ -59,7 +103,17 @@ impl RunLog {
                 self.stdout.push(bytes)
             }
         };
+        let i = usize::from(stream == LogStream::Stderr);
         for text in lines {
+            if stream == LogStream::Stdout && self.setup_marker.as_deref() == Some(text.as_str()) {
+                self.setup_marker = None;
+                self.setup_seen_at.get_or_insert_with(chrono::Utc::now);
+                continue;
+            }
+            if self.skip[i] > 0 {
+                self.skip[i] -= 1;
+                continue;
+            }
             if let Some(line) = self.writer.append(stream, text)? {
                 self.batch.push(line);
             }
@@ -118,11 +172,19 @@ fn classify(output: LogOutput) -> Option<(LogStream, bytes::Bytes)> {
     }
 }
 
-/// Reads the attach stream until it ends or `stop` fires; returns why it ended if it failed.
+/// Where to record the moment `main.py` started.
+pub struct SetupProbe<'a> {
+    pub pool: &'a crate::db::Pool,
+    pub run_id: &'a str,
+    pub container_started_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Reads the output stream until it ends or `stop` fires; returns why it ended if it failed.
 pub async fn pump(
     log: &mut RunLog,
     mut output: OutputStream,
     stop: CancellationToken,
+    probe: SetupProbe<'_>,
 ) -> Result<(), String> {
     loop {
         let first = tokio::select! {
@@ -153,6 +215,15 @@ pub async fn pump(
         }
         log.publish()
             .map_err(|e| format!("writing the log file failed: {e}"))?;
+        if let Some(at) = log.take_setup_event() {
+            let seconds =
+                (at - probe.container_started_at).num_milliseconds().max(0) as f64 / 1000.0;
+            if let Err(e) =
+                crate::db::runs::set_setup_duration(probe.pool, probe.run_id, seconds).await
+            {
+                tracing::warn!(run = %probe.run_id, error = %e, "could not record the setup duration");
+            }
+        }
     }
     log.publish()
         .map_err(|e| format!("writing the log file failed: {e}"))

@@ -283,6 +283,26 @@ fn count_lines(path: &Path) -> std::io::Result<(u64, u64)> {
     }
 }
 
+/// Stored stdout and stderr lines (Fast-Flow's own lines not counted): what a
+/// resumed run must skip in the engine's copy of the output.
+pub fn stream_line_counts(path: &Path) -> std::io::Result<(u64, u64)> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
+        Err(e) => return Err(e),
+    };
+    let (mut out, mut err) = (0, 0);
+    for raw in BufReader::new(file).split(b'\n') {
+        let raw = raw?;
+        match raw.get(25..29) {
+            Some(b"out ") => out += 1,
+            Some(b"err ") => err += 1,
+            _ => {}
+        }
+    }
+    Ok((out, err))
+}
+
 /// The log file of a run.
 pub fn log_path(logs_dir: &Path, run_id: &str) -> PathBuf {
     logs_dir.join(format!("{run_id}.log"))

@@ -4,10 +4,12 @@
 pub mod container_spec;
 mod dispatcher;
 pub mod engine;
+pub mod engine_state;
 mod executor;
 pub mod hub;
 mod log_pump;
 pub mod logs;
+pub mod metrics;
 mod recovery;
 pub mod retry;
 
@@ -23,8 +25,6 @@ use crate::pipelines::{Pipeline, PipelineRegistry};
 use crate::run_status::RunStatus;
 use hub::LogHubs;
 
-pub use recovery::recover_after_restart;
-
 /// Everything a run needs, shared by the dispatcher and every executor.
 pub struct RunnerDeps {
     pub config: Arc<Config>,
@@ -38,6 +38,12 @@ pub struct RunnerDeps {
     pub worker_user: String,
     /// Cancel switches of the runs executing in this process.
     pub active: Mutex<HashMap<String, CancellationToken>>,
+    /// Whether the Docker engine answers.
+    pub engine: engine_state::EngineState,
+    /// Fired when the server shuts down.
+    pub shutdown: CancellationToken,
+    /// Executor tasks, so shutdown can wait for their last writes.
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 impl RunnerDeps {
@@ -230,6 +236,12 @@ impl Runner {
             return Ok(None);
         }
         let ahead = db::runs::queued_ahead(&self.deps.pool, run).await?;
+        if let Some(reason) = self.deps.engine.down_reason() {
+            return Ok(Some(QueueInfo {
+                queue_position: ahead + 1,
+                waiting_reason: reason,
+            }));
+        }
         let running = db::runs::running_counts(&self.deps.pool).await?;
         let total: i64 = running.values().sum();
         let max_total = self.deps.config.max_concurrent_runs;

@@ -1,46 +1,68 @@
-//! Startup repair: runs left RUNNING by a previous process are closed with a
-//! reason, and this installation's leftover containers are removed. (Re-attaching
-//! to still-running containers is the run engine's next step.)
+//! Start-up repair. Runs left RUNNING by a previous process are picked up again:
+//! a container that still runs is re-attached (the log continues after the last
+//! stored line), an exited one is finalized with its real exit code and remaining
+//! output, a vanished one ends FAILED with the reason, a never-started one goes
+//! back to the queue. This installation's containers without a run are removed.
 
-use super::RunnerDeps;
-use super::engine;
-use super::logs::{LogWriter, log_path};
-use crate::db::{self, RunOutcome};
-use crate::run_status::{ErrorType, RunStatus};
+use std::collections::HashMap;
+use std::time::Duration;
 
-/// Returns how many runs were closed.
-pub async fn recover_after_restart(deps: &RunnerDeps) -> Result<usize, db::DbError> {
-    let stale = db::runs::running(&deps.pool).await?;
-    let reason = "Fast-Flow stopped while this run was in progress; its container was removed at the next start";
-    for run in &stale {
-        let path = log_path(&deps.config.logs_dir, &run.id);
-        let mut summary = Default::default();
-        if let Ok(mut w) = LogWriter::open(&path, deps.config.log_max_size_bytes) {
-            let _ = w.write_system(format!("[fastflow] {reason}"));
-            summary = w.close().map(|(s, _)| s).unwrap_or_default();
-        }
-        let outcome = RunOutcome {
-            status: RunStatus::Failed,
-            exit_code: None,
-            error_type: Some(ErrorType::InfrastructureError),
-            error_message: Some(reason.into()),
-            log_lines: summary.lines,
-            log_bytes: summary.bytes,
-            log_truncated: summary.truncated,
+use super::{Runner, engine};
+use crate::db::{self, Run};
+
+impl Runner {
+    /// Repairs `stale` (the runs RUNNING before this process started) once the
+    /// engine answers; runs in the background so start-up never waits for Docker.
+    pub async fn recover(self, stale: Vec<Run>) {
+        let deps = self.deps.clone();
+        let mut wait = Duration::from_millis(250);
+        let containers = loop {
+            match engine::list_instance_containers(&deps.docker, &deps.instance_id).await {
+                Ok(c) => {
+                    deps.engine.set_up();
+                    break c;
+                }
+                Err(e) => {
+                    deps.engine
+                        .set_down(format!("cannot reach the Docker engine: {e}"));
+                    tokio::select! {
+                        _ = deps.shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
         };
-        db::runs::finish(&deps.pool, &run.id, &outcome).await?;
-        tracing::warn!(run = %run.id, pipeline = %run.pipeline_name, "{reason}");
-    }
-    match engine::list_instance_containers(&deps.docker, &deps.instance_id).await {
-        Ok(containers) => {
-            for (container, run_id) in containers {
-                tracing::info!(%container, run = %run_id, "removing leftover run container");
+        let mut by_run: HashMap<String, String> =
+            containers.into_iter().map(|(c, r)| (r, c)).collect();
+        for run in stale {
+            match run
+                .container_id
+                .clone()
+                .or_else(|| by_run.get(&run.id).cloned())
+            {
+                Some(container) => {
+                    by_run.remove(&run.id);
+                    tracing::info!(run = %run.id, %container, "re-attaching to a run left by the previous process");
+                    self.spawn_executor(run, Some(container));
+                }
+                None => {
+                    // Claimed, but no container was created: it never ran.
+                    tracing::info!(run = %run.id, "requeueing a run that never started");
+                    if let Err(e) = db::runs::requeue(&deps.pool, &run.id).await {
+                        tracing::error!(run = %run.id, error = %e, "could not requeue");
+                    }
+                }
+            }
+        }
+        self.wake.notify_one();
+        // What is left are containers whose run is not open any more (or never existed).
+        for (run_id, container) in by_run {
+            let open = matches!(db::runs::get(&deps.pool, &run_id).await, Ok(Some(r)) if !r.status.is_terminal());
+            if !open {
+                tracing::info!(%container, run = %run_id, "removing a leftover run container");
                 engine::remove_in_background(&deps.docker, container);
             }
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "could not list leftover containers (is the Docker engine reachable?)")
-        }
     }
-    Ok(stale.len())
 }

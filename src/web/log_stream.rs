@@ -88,6 +88,7 @@ pub fn follow(state: AppState, run_id: String, after: u64) -> impl Stream<Item =
                         Some(_) => {}
                     }
                 }
+                Ok(HubEvent::Metric(_)) => replay = false,
                 Ok(HubEvent::End(status)) => end = Some(status),
                 Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => {

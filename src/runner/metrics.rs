@@ -1,0 +1,216 @@
+//! CPU and memory of a running container, from the engine's stats stream (about
+//! one sample a second): appended to `LOGS_DIR/<run_id>_metrics.jsonl`, announced
+//! on the run's hub, peaks kept on the run row, soft limits flagged once per run.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bollard::models::ContainerStatsResponse;
+use bollard::query_parameters::StatsOptionsBuilder;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::RunnerDeps;
+use super::hub::HubEvent;
+use crate::db::{self, Run};
+use crate::pipelines::Pipeline;
+
+/// Peaks are written to the database at most this often while a run goes on.
+const PEAK_WRITE_EVERY: u32 = 5;
+
+/// One sample; field names follow Fast-Flow 1.x's metrics file, plus a few more.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Sample {
+    pub timestamp: DateTime<Utc>,
+    /// Percent of one CPU core (200 = two full cores).
+    pub cpu_percent: f64,
+    /// Percent of `cpu_hard_limit`, when set.
+    pub cpu_percent_of_limit: Option<f64>,
+    pub ram_mb: f64,
+    pub ram_limit_mb: Option<f64>,
+    pub soft_limit_exceeded: bool,
+}
+
+pub fn metrics_path(logs_dir: &Path, run_id: &str) -> PathBuf {
+    logs_dir.join(format!("{run_id}_metrics.jsonl"))
+}
+
+/// All stored samples of a run (an unreadable line is skipped, not fatal).
+pub fn read_samples(path: &Path) -> std::io::Result<Vec<Sample>> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for line in BufReader::new(file).lines() {
+        if let Ok(sample) = serde_json::from_str(&line?) {
+            out.push(sample);
+        }
+    }
+    Ok(out)
+}
+
+/// CPU percent of one core between this sample and the previous one, as `docker stats` computes it.
+fn cpu_percent(stats: &ContainerStatsResponse) -> Option<f64> {
+    let now = stats.cpu_stats.as_ref()?;
+    let pre = stats.precpu_stats.as_ref()?;
+    let used =
+        now.cpu_usage.as_ref()?.total_usage? as f64 - pre.cpu_usage.as_ref()?.total_usage? as f64;
+    let system = now.system_cpu_usage? as f64 - pre.system_cpu_usage? as f64;
+    if system <= 0.0 || pre.system_cpu_usage == Some(0) {
+        return None;
+    }
+    let cpus = now
+        .online_cpus
+        .map(f64::from)
+        .or_else(|| {
+            now.cpu_usage
+                .as_ref()?
+                .percpu_usage
+                .as_ref()
+                .map(|v| v.len() as f64)
+        })
+        .unwrap_or(1.0);
+    Some((used / system * cpus * 100.0).max(0.0))
+}
+
+/// Memory in use without the page cache (`cache` on cgroup v1, `inactive_file` on v2).
+fn memory_bytes(stats: &ContainerStatsResponse) -> Option<(u64, Option<u64>)> {
+    let mem = stats.memory_stats.as_ref()?;
+    let usage = mem.usage?;
+    let cache = mem
+        .stats
+        .as_ref()
+        .and_then(|s| s.get("inactive_file").or_else(|| s.get("cache")).copied())
+        .unwrap_or(0);
+    Some((usage.saturating_sub(cache), mem.limit))
+}
+
+struct Limits {
+    cpu_hard: Option<f64>,
+    cpu_soft: Option<f64>,
+    mem_hard: Option<u64>,
+    mem_soft: Option<u64>,
+}
+
+impl Limits {
+    fn of(p: &Pipeline) -> Self {
+        let m = &p.metadata;
+        Self {
+            cpu_hard: m.cpu_hard_limit,
+            cpu_soft: m.cpu_soft_limit,
+            mem_hard: m.mem_hard_limit.as_ref().map(|x| x.bytes),
+            mem_soft: m.mem_soft_limit.as_ref().map(|x| x.bytes),
+        }
+    }
+
+    /// The first soft limit the sample exceeds, described for the user.
+    fn exceeded(&self, cpu_percent: f64, ram_bytes: u64, p: &Pipeline) -> Option<String> {
+        let cores = cpu_percent / 100.0;
+        if let Some(soft) = self.cpu_soft
+            && cores > soft
+        {
+            return Some(format!(
+                "CPU {cores:.2} cores exceeded cpu_soft_limit {soft}"
+            ));
+        }
+        if let (Some(soft), Some(text)) = (self.mem_soft, p.metadata.mem_soft_limit.as_ref())
+            && ram_bytes > soft
+        {
+            return Some(format!(
+                "memory {} exceeded mem_soft_limit {}",
+                super::logs::human_bytes(ram_bytes),
+                text.text
+            ));
+        }
+        None
+    }
+}
+
+/// Samples until the stats stream ends or `stop` fires; stores and announces each sample.
+pub async fn sample(
+    deps: &RunnerDeps,
+    run: &Run,
+    pipeline: &Pipeline,
+    container: &str,
+    stop: CancellationToken,
+) {
+    let options = StatsOptionsBuilder::new()
+        .stream(true)
+        .one_shot(false)
+        .build();
+    let mut stream = deps.docker.stats(container, Some(options));
+    let path = metrics_path(&deps.config.logs_dir, &run.id);
+    let mut file = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(run = %run.id, error = %e, "cannot open the metrics file; no metrics for this run");
+            return;
+        }
+    };
+    let limits = Limits::of(pipeline);
+    let hub = deps.hubs.sender(&run.id);
+    let (mut peak_cpu, mut peak_mem, mut since_write, mut warned) =
+        (0.0f64, 0u64, 0u32, run.soft_limit_warning.is_some());
+    loop {
+        let item = tokio::select! {
+            item = stream.next() => item,
+            _ = stop.cancelled() => None,
+        };
+        let Some(Ok(stats)) = item else { break };
+        let (Some(cpu), Some((ram, engine_limit))) = (cpu_percent(&stats), memory_bytes(&stats))
+        else {
+            continue;
+        };
+        let warning = limits.exceeded(cpu, ram, pipeline);
+        let sample = Sample {
+            timestamp: Utc::now(),
+            cpu_percent: round2(cpu),
+            cpu_percent_of_limit: limits.cpu_hard.map(|h| round2(cpu / h)),
+            ram_mb: round2(ram as f64 / 1_048_576.0),
+            ram_limit_mb: limits
+                .mem_hard
+                .or(engine_limit)
+                .map(|l| round2(l as f64 / 1_048_576.0)),
+            soft_limit_exceeded: warning.is_some(),
+        };
+        if let Ok(line) = serde_json::to_string(&sample) {
+            let _ = writeln!(file, "{line}");
+        }
+        let _ = hub.send(HubEvent::Metric(Arc::new(sample)));
+        if let Some(w) = warning
+            && !warned
+        {
+            warned = true;
+            tracing::info!(run = %run.id, "{w}");
+            if let Err(e) = db::runs::set_soft_limit_warning(&deps.pool, &run.id, &w).await {
+                tracing::warn!(run = %run.id, error = %e, "could not record the soft-limit warning");
+            }
+        }
+        since_write += 1;
+        if cpu > peak_cpu || ram > peak_mem {
+            peak_cpu = peak_cpu.max(cpu);
+            peak_mem = peak_mem.max(ram);
+            if since_write >= PEAK_WRITE_EVERY {
+                since_write = 0;
+                let _ = db::runs::set_peaks(&deps.pool, &run.id, round2(peak_cpu), peak_mem as i64)
+                    .await;
+            }
+        }
+    }
+    if peak_mem > 0 {
+        let _ = db::runs::set_peaks(&deps.pool, &run.id, round2(peak_cpu), peak_mem as i64).await;
+    }
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
