@@ -187,6 +187,11 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     let mut tasks = JoinSet::new();
     tasks.spawn(runner.clone().recover(stale));
     tasks.spawn(runner.clone().dispatch(shutdown.clone()));
+    tasks.spawn(crate::retention::run_daily(
+        state.pool.clone(),
+        config.clone(),
+        shutdown.clone(),
+    ));
     if let Some(watch) = watch {
         tasks.spawn(watch.run(registry, shutdown.clone()));
     }

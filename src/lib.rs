@@ -12,6 +12,8 @@ pub mod config;
 pub mod db;
 /// Pipeline discovery and `pipeline.json` metadata.
 pub mod pipelines;
+/// Removes old runs with their files.
+pub mod retention;
 /// Run statuses and error types.
 pub mod run_status;
 /// Executes runs in Docker: queue dispatch, containers, logs, live hubs.

@@ -45,6 +45,12 @@ pub async fn connect(url: &str) -> Result<Pool, DbError> {
     Ok(pool)
 }
 
+/// A trivial query: is the database answering?
+pub async fn ping(pool: &Pool) -> Result<(), DbError> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}
+
 /// The id of this installation, created on first use; it labels our containers so
 /// that two installations sharing one Docker engine never touch each other's.
 pub async fn instance_id(pool: &Pool) -> Result<String, DbError> {

@@ -420,3 +420,61 @@ pub async fn pipeline_stats(pool: &Pool) -> Result<HashMap<String, PipelineRunSt
         })
         .collect())
 }
+
+/// Finished runs that retention removes: finished before `older_than`, or beyond the
+/// newest `keep_per_pipeline` finished runs of their pipeline. Queued and running
+/// runs are never returned.
+pub async fn expired(
+    pool: &Pool,
+    older_than: Option<DateTime<Utc>>,
+    keep_per_pipeline: Option<u32>,
+) -> Result<Vec<(String, String)>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT id, log_file FROM (
+             SELECT id, log_file, finished_at,
+                    ROW_NUMBER() OVER (PARTITION BY pipeline_name ORDER BY started_at DESC, rowid DESC) AS newest
+             FROM runs WHERE status IN ('SUCCESS', 'FAILED', 'INTERRUPTED'))
+         WHERE (?1 IS NOT NULL AND finished_at < ?1) OR (?2 IS NOT NULL AND newest > ?2)",
+    )
+    .bind(older_than)
+    .bind(keep_per_pipeline.map(i64::from))
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Deletes finished runs by id (open runs are never deleted).
+pub async fn delete_finished(pool: &Pool, ids: &[String]) -> Result<u64, DbError> {
+    let mut deleted = 0;
+    for id in ids {
+        deleted += sqlx::query(
+            "DELETE FROM runs WHERE id = ? AND status IN ('SUCCESS', 'FAILED', 'INTERRUPTED')",
+        )
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    }
+    Ok(deleted)
+}
+
+/// Per-day counters (they survive retention), newest day first.
+pub async fn daily_counters(pool: &Pool, days: i64) -> Result<Vec<DailyCounter>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT day, pipeline_name, total, succeeded, failed, interrupted, duration_sum FROM run_counters
+         WHERE day >= strftime('%Y-%m-%d', 'now', ?) ORDER BY day DESC, pipeline_name",
+    )
+    .bind(format!("-{days} days"))
+    .fetch_all(pool)
+    .await?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct DailyCounter {
+    pub day: String,
+    pub pipeline_name: String,
+    pub total: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub interrupted: i64,
+    pub duration_sum: f64,
+}

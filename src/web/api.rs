@@ -38,7 +38,11 @@ pub fn router() -> Router<AppState> {
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/logs", get(run_logs))
         .route("/runs/{id}/logs/stream", get(run_log_stream))
+        .route("/runs/{id}/metrics", get(run_metrics))
+        .route("/runs/{id}/metrics/stream", get(run_metrics_stream))
         .route("/runs/{id}/cancel", post(cancel_run))
+        .route("/system/cleanup", post(run_cleanup))
+        .route("/stats/daily", get(daily_stats))
         .route("/runs/{id}/retry", post(retry_run))
 }
 
@@ -134,9 +138,12 @@ fn run_json(run: &Run, detail: bool) -> Value {
         "log_lines": run.log_lines,
         "log_bytes": run.log_bytes,
         "log_truncated": run.log_truncated,
-        "metrics_file": Value::Null,
+        "metrics_file": run.log_file.strip_suffix(".log").map(|base| format!("{base}_metrics.jsonl")),
         "uv_version": Value::Null,
-        "setup_duration": Value::Null,
+        "setup_duration": run.setup_duration,
+        "peak_cpu_percent": run.peak_cpu_percent,
+        "peak_memory_bytes": run.peak_memory_bytes,
+        "soft_limit_warning": run.soft_limit_warning,
         "attempt": run.attempt,
         "previous_run_id": run.previous_run_id,
         "not_before": run.not_before,
@@ -336,6 +343,84 @@ async fn get_run(
         json["waiting_reason"] = json!(info.waiting_reason);
     }
     Ok(Json(json).into_response())
+}
+
+/// The run's samples and peaks, with the limits that applied.
+async fn run_metrics(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let run = load(&state, &id).await?;
+    let samples = crate::runner::metrics::read_samples(&crate::runner::metrics::metrics_path(
+        &state.config.logs_dir,
+        &run.id,
+    ))
+    .map_err(|e| AppError::internal("reading run metrics", e))?;
+    let meta = state
+        .registry
+        .get(&run.pipeline_name)
+        .map(|p| p.metadata.clone())
+        .unwrap_or_default();
+    Ok(Json(json!({
+        "run_id": run.id,
+        "samples": samples,
+        "peak_cpu_percent": run.peak_cpu_percent,
+        "peak_memory_bytes": run.peak_memory_bytes,
+        "soft_limit_warning": run.soft_limit_warning,
+        "cpu_hard_limit": meta.cpu_hard_limit,
+        "cpu_soft_limit": meta.cpu_soft_limit,
+        "mem_hard_limit": meta.mem_hard_limit,
+        "mem_soft_limit": meta.mem_soft_limit,
+    }))
+    .into_response())
+}
+
+/// SSE: `event: metric` with one sample as JSON per event, then `event: end`.
+async fn run_metrics_stream(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    use super::metrics_stream::{MetricFollow, follow_metrics};
+    load(&state, &id).await?;
+    let events = follow_metrics(state, id).flat_map(|item| {
+        let events: Vec<Event> = match item {
+            MetricFollow::Samples(samples) => samples
+                .iter()
+                .map(|s| {
+                    Event::default()
+                        .event("metric")
+                        .data(serde_json::to_string(s).unwrap_or_default())
+                })
+                .collect(),
+            MetricFollow::End(status) => vec![
+                Event::default()
+                    .event("end")
+                    .data(json!({"status": status}).to_string()),
+            ],
+        };
+        futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>))
+    });
+    Ok(sse_response(events).into_response())
+}
+
+/// Runs the retention cleanup now and reports what it removed.
+async fn run_cleanup(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let report = crate::retention::cleanup(&state.pool, &state.config).await?;
+    Ok(Json(report).into_response())
+}
+
+#[derive(Deserialize)]
+struct DaysQuery {
+    days: Option<i64>,
+}
+
+/// Runs per day and pipeline (kept when retention deletes the runs themselves).
+async fn daily_stats(
+    State(state): State<AppState>,
+    Query(q): Query<DaysQuery>,
+) -> Result<Response, ApiError> {
+    let days = q.days.unwrap_or(30).clamp(1, 3650);
+    Ok(Json(db::runs::daily_counters(&state.pool, days).await?).into_response())
 }
 
 async fn cancel_run(

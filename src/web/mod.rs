@@ -3,8 +3,10 @@
 
 mod api;
 mod assets;
+mod charts;
 mod error;
 mod log_stream;
+mod metrics_stream;
 mod pipeline_pages;
 mod run_pages;
 mod views;
@@ -43,6 +45,8 @@ pub fn router(state: AppState) -> Router {
         .nest("/api", api::router())
         .merge(assets::router())
         .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/fragments/engine-status", get(engine_status))
         .layer(axum::middleware::from_fn(crate::auth::access_guard))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -56,6 +60,41 @@ async fn health(
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
     }))
+}
+
+/// 200 when runs can start (database and Docker engine reachable), else 503 with why.
+async fn ready(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let reason = match crate::db::ping(&state.pool).await {
+        Err(e) => Some(format!("database unavailable: {e}")),
+        Ok(()) => state.runner.deps().engine.down_reason(),
+    };
+    match reason {
+        None => axum::Json(serde_json::json!({"ready": true})).into_response(),
+        Some(reason) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"ready": false, "reason": reason})),
+        )
+            .into_response(),
+    }
+}
+
+/// The banner every page loads: empty while the engine is reachable.
+async fn engine_status(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Html<String> {
+    let html = match state.runner.deps().engine.down_reason() {
+        None => String::new(),
+        Some(reason) => format!(
+            r#"<p class="banner error">⚠ Runs cannot start: {}. Queued runs will start by themselves when the engine is back.</p>"#,
+            askama::filters::escape(&reason, askama::filters::Html)
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        ),
+    };
+    axum::response::Html(html)
 }
 
 /// True when the request came from htmx (it then wants a fragment, not a page).

@@ -14,12 +14,14 @@ use axum::routing::get;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
+use super::charts;
 use super::log_stream::{Follow, follow, resume_after, sse_response};
 use super::views::{RunDetail, RunRow};
 use super::{AppError, AppState};
 use crate::db::{self, Run, RunFilter};
 use crate::run_status::RunStatus;
 use crate::runner::logs::{LogLine, log_path, tail_lines};
+use crate::runner::metrics::{metrics_path, read_samples};
 
 const PAGE_SIZE: i64 = 50;
 /// The run page shows this many of the last lines; the rest is a download away.
@@ -32,7 +34,9 @@ pub fn router() -> Router<AppState> {
         .route("/runs/{id}", get(detail_page))
         .route("/fragments/runs/{id}/summary", get(summary_fragment))
         .route("/fragments/runs/{id}/log", get(log_fragment))
+        .route("/fragments/runs/{id}/metrics", get(metrics_fragment))
         .route("/runs/{id}/log/stream", get(log_stream))
+        .route("/runs/cleanup", axum::routing::post(cleanup))
         .route("/runs/{id}/cancel", axum::routing::post(cancel))
         .route("/runs/{id}/retry", axum::routing::post(retry))
 }
@@ -167,6 +171,8 @@ fn log_view(state: &AppState, run: &Run) -> Result<LogView, AppError> {
 #[template(path = "pages/run.html")]
 struct DetailPage {
     run: RunDetail,
+    /// Server-rendered SVG (numbers only, built in `charts`).
+    charts: String,
     lines: Vec<LogLine>,
     /// Lines before the first one shown.
     omitted: u64,
@@ -205,6 +211,33 @@ fn go_to(headers: &HeaderMap, target: String) -> axum::response::Response {
     axum::response::Redirect::to(&target).into_response()
 }
 
+/// "Clean up now": applies the retention settings and says what was removed.
+async fn cleanup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, AppError> {
+    let r = crate::retention::cleanup(&state.pool, &state.config).await?;
+    if !super::is_htmx(&headers) {
+        return Ok(go_to(&headers, "/runs".into()));
+    }
+    let text = if r.retention_days.is_none() && r.retention_runs.is_none() {
+        "Retention is off: set LOG_RETENTION_DAYS and/or LOG_RETENTION_RUNS.".to_string()
+    } else {
+        format!(
+            "Removed {} runs and {} files ({}).{}",
+            r.runs_deleted,
+            r.files_deleted,
+            super::views::fmt_bytes(r.bytes_freed),
+            if r.errors.is_empty() {
+                String::new()
+            } else {
+                format!(" {} runs kept: files could not be removed.", r.errors.len())
+            }
+        )
+    };
+    Ok(axum::response::Html(format!(r#"<p class="banner info">{text}</p>"#)).into_response())
+}
+
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -231,10 +264,45 @@ async fn detail_page(
     let log = log_view(&state, &run)?;
     Ok(DetailPage {
         run: detail(&state, &run).await?,
+        charts: charts_for(&state, &run),
         lines: log.lines,
         omitted: log.omitted,
         last_seq: log.last_seq,
     })
+}
+
+fn charts_for(state: &AppState, run: &Run) -> String {
+    let samples = read_samples(&metrics_path(&state.config.logs_dir, &run.id)).unwrap_or_default();
+    let meta = state
+        .registry
+        .get(&run.pipeline_name)
+        .map(|p| p.metadata.clone())
+        .unwrap_or_default();
+    let mb = |m: &Option<crate::pipelines::fields::MemorySize>| {
+        m.as_ref().map(|x| x.bytes as f64 / 1_048_576.0)
+    };
+    charts::run_charts(
+        &samples,
+        meta.cpu_hard_limit,
+        meta.cpu_soft_limit,
+        mb(&meta.mem_hard_limit),
+        mb(&meta.mem_soft_limit),
+    )
+}
+
+/// The CPU and memory charts alone (the run page refreshes them while the run goes on).
+async fn metrics_fragment(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, AppError> {
+    let run = load(&state, &id).await?;
+    let mut response = axum::response::Html(charts_for(&state, &run)).into_response();
+    if run.status.is_terminal() {
+        // htmx stops polling on 286.
+        *response.status_mut() =
+            axum::http::StatusCode::from_u16(286).unwrap_or(axum::http::StatusCode::OK);
+    }
+    Ok(response)
 }
 
 async fn summary_fragment(

@@ -92,6 +92,9 @@ pub struct RunRow {
     pub error_type: String,
     pub error_message: String,
     pub triggered_by: String,
+    /// A soft-limit warning, if the run exceeded one.
+    pub warning: String,
+    pub attempt: i64,
 }
 
 impl RunRow {
@@ -115,6 +118,8 @@ impl RunRow {
             error_type: r.error_type.map(|e| e.to_string()).unwrap_or_default(),
             error_message: r.error_message.clone().unwrap_or_default(),
             triggered_by: r.triggered_by.clone(),
+            warning: r.soft_limit_warning.clone().unwrap_or_default(),
+            attempt: r.attempt,
         }
     }
 }
@@ -131,10 +136,12 @@ pub struct RunDetail {
     pub log_size: String,
     pub log_truncated: bool,
     pub env_keys: Vec<String>,
-    pub attempt: i64,
     pub previous_run_id: String,
     /// Why a queued run waits, and its place in the queue.
     pub waiting: String,
+    pub setup: String,
+    pub peak_cpu: String,
+    pub peak_memory: String,
 }
 
 impl RunDetail {
@@ -163,9 +170,17 @@ impl RunDetail {
             log_size: fmt_bytes(r.log_bytes.max(0) as u64),
             log_truncated: r.log_truncated,
             env_keys,
-            attempt: r.attempt,
             previous_run_id: r.previous_run_id.clone().unwrap_or_default(),
             waiting: String::new(),
+            setup: r.setup_duration.map(fmt_duration).unwrap_or_default(),
+            peak_cpu: r
+                .peak_cpu_percent
+                .map(|c| format!("{c:.0}% of a core"))
+                .unwrap_or_default(),
+            peak_memory: r
+                .peak_memory_bytes
+                .map(|b| fmt_bytes(b.max(0) as u64))
+                .unwrap_or_default(),
         }
     }
 }

@@ -1,0 +1,116 @@
+//! Retention: removes finished runs past `LOG_RETENTION_DAYS` or beyond the newest
+//! `LOG_RETENTION_RUNS` per pipeline, with their log and metrics files. Queued and
+//! running runs are never touched; counters and daily statistics stay.
+
+use std::path::Path;
+
+use chrono::{Duration, NaiveTime, Utc};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::db::{self, Pool};
+use crate::runner::logs::log_path;
+use crate::runner::metrics::metrics_path;
+
+/// What one cleanup removed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CleanupReport {
+    pub runs_deleted: u64,
+    pub files_deleted: u64,
+    pub bytes_freed: u64,
+    /// Runs kept because a file could not be removed (with the reason).
+    pub errors: Vec<String>,
+    pub retention_days: Option<u32>,
+    pub retention_runs: Option<u32>,
+}
+
+/// Removes what the retention settings say; with neither set it removes nothing.
+pub async fn cleanup(pool: &Pool, config: &Config) -> Result<CleanupReport, db::DbError> {
+    let mut report = CleanupReport {
+        retention_days: config.log_retention_days,
+        retention_runs: config.log_retention_runs,
+        ..Default::default()
+    };
+    if config.log_retention_days.is_none() && config.log_retention_runs.is_none() {
+        return Ok(report);
+    }
+    let older_than = config
+        .log_retention_days
+        .map(|d| Utc::now() - Duration::days(i64::from(d)));
+    let expired = db::runs::expired(pool, older_than, config.log_retention_runs).await?;
+    let mut removable = Vec::with_capacity(expired.len());
+    for (id, _) in expired {
+        match remove_files(&config.logs_dir, &id) {
+            Ok((files, bytes)) => {
+                report.files_deleted += files;
+                report.bytes_freed += bytes;
+                removable.push(id);
+            }
+            Err(e) => report.errors.push(format!("run {id}: {e}")),
+        }
+    }
+    report.runs_deleted = db::runs::delete_finished(pool, &removable).await?;
+    tracing::info!(
+        runs = report.runs_deleted,
+        files = report.files_deleted,
+        bytes = report.bytes_freed,
+        errors = report.errors.len(),
+        "retention cleanup done"
+    );
+    Ok(report)
+}
+
+fn remove_files(logs_dir: &Path, run_id: &str) -> std::io::Result<(u64, u64)> {
+    let (mut files, mut bytes) = (0, 0);
+    for path in [log_path(logs_dir, run_id), metrics_path(logs_dir, run_id)] {
+        let size = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        std::fs::remove_file(&path)?;
+        files += 1;
+        bytes += size;
+    }
+    Ok((files, bytes))
+}
+
+/// Runs the cleanup every day at `CLEANUP_TIME` (UTC) until `shutdown`.
+pub async fn run_daily(pool: Pool, config: std::sync::Arc<Config>, shutdown: CancellationToken) {
+    if config.log_retention_days.is_none() && config.log_retention_runs.is_none() {
+        return;
+    }
+    loop {
+        let wait = until_next(config.cleanup_time);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        if let Err(e) = cleanup(&pool, &config).await {
+            tracing::error!(error = %e, "retention cleanup failed");
+        }
+    }
+}
+
+fn until_next(at: NaiveTime) -> std::time::Duration {
+    let now = Utc::now();
+    let today = now.date_naive().and_time(at).and_utc();
+    let next = if today > now {
+        today
+    } else {
+        today + Duration::days(1)
+    };
+    (next - now).to_std().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_cleanup_is_within_a_day() {
+        let wait = until_next(NaiveTime::from_hms_opt(2, 0, 0).unwrap());
+        assert!(wait <= std::time::Duration::from_secs(86_400));
+    }
+}
