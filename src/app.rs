@@ -103,15 +103,19 @@ pub struct RunningApp {
 }
 
 impl RunningApp {
-    /// Stops accepting work, lets in-flight responses finish, and returns.
+    /// Stops accepting work, lets in-flight responses and log writes finish, and
+    /// returns within a few seconds. Running containers are left running (and
+    /// re-attached at the next start) unless `STOP_RUNS_ON_SHUTDOWN` is set.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
-        let drain = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(5), drain)
-            .await
-            .is_err()
-        {
-            tracing::warn!("some tasks did not stop within 5s; aborting them");
+        let executors = self.state.runner.deps().tasks.clone();
+        executors.close();
+        let drain = async {
+            while self.tasks.join_next().await.is_some() {}
+            executors.wait().await;
+        };
+        if tokio::time::timeout(Duration::from_secs(8), drain).await.is_err() {
+            tracing::warn!("some tasks did not stop within 8s; aborting them");
             self.tasks.abort_all();
         }
     }

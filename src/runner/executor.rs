@@ -198,7 +198,7 @@ impl Exec<'_> {
         }
         let outcome = self.attach_and_start(log, &id).await;
         if outcome.is_ok() {
-            engine::remove_in_background(&deps.docker, id);
+            self.remove_container(id).await;
         }
         outcome
     }
@@ -289,9 +289,21 @@ impl Exec<'_> {
         let started_at = self.run.container_started_at.unwrap_or_else(Utc::now);
         let outcome = self.follow(log, &id, output, started_at).await;
         if outcome.is_ok() {
-            engine::remove_in_background(docker, id);
+            self.remove_container(id).await;
         }
         outcome
+    }
+
+    /// Removal is off the critical path, except during shutdown, when the
+    /// process is about to end and a background task would not run.
+    async fn remove_container(&self, id: String) {
+        if self.deps.shutdown.is_cancelled() {
+            if let Err(e) = engine::remove(&self.deps.docker, &id).await {
+                tracing::warn!(container = %id, error = %e, "could not remove run container");
+            }
+        } else {
+            engine::remove_in_background(&self.deps.docker, id);
+        }
     }
 
     /// Pumps output and samples metrics until the container ends, then classifies it.

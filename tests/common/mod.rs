@@ -41,6 +41,7 @@ pub struct TestApp {
     pub base: String,
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
+    extra: Vec<(String, String)>,
 }
 
 /// Writes `files` (relative path → content) under `root`.
@@ -63,12 +64,29 @@ impl TestApp {
             .await
             .expect("app starts");
         let base = format!("http://{}", app.addr);
+        let extra = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         TestApp {
             app: Some(app),
             base,
             dir,
             client: reqwest::Client::new(),
+            extra,
         }
+    }
+
+    /// Stops the server (as on SIGTERM: running containers are left running).
+    pub async fn stop_only(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+    }
+
+    /// Starts a new server on the same data after `stop_only`.
+    pub async fn start_again(&mut self) {
+        let extra: Vec<(&str, &str)> = self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let app = start(Self::config(self.dir.path(), &extra)).await.expect("app restarts");
+        self.base = format!("http://{}", app.addr);
+        self.app = Some(app);
     }
 
     pub async fn start(files: &[(&str, &str)]) -> TestApp {
@@ -278,4 +296,86 @@ pub async fn wait_containers_removed(run_id: &str, limit: Duration) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A `fastflow` server process (for kill -9 and SIGTERM tests).
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl ServerProcess {
+    /// Starts the binary on `root` (DATA_DIR=root/data, PIPELINES_DIR=root/pipelines).
+    pub fn spawn(root: &Path, extra: &[(&str, &str)]) -> ServerProcess {
+        use std::io::{BufRead, BufReader};
+        let config = TestApp::config(root, &[]);
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fastflow"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATA_DIR", root.join("data"))
+            .env("PIPELINES_DIR", root.join("pipelines"))
+            .env("PORT", "0")
+            .env("RUST_LOG", "info")
+            .env("WORKER_BASE_IMAGE", test_image())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        if let Some(ca) = &config.worker_ca_bundle {
+            cmd.env("WORKER_CA_BUNDLE", ca);
+        }
+        if let Ok(host) = std::env::var("DOCKER_HOST") {
+            cmd.env("DOCKER_HOST", host);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn fastflow");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("server reports its address");
+        ServerProcess { child, base: format!("http://{addr}") }
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
+    /// Waits for the process to exit; returns whether it did within `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client bound to a server process.
+pub async fn get_json_at(base: &str, path: &str) -> (u16, Value) {
+    let resp = reqwest::get(format!("{base}{path}")).await.expect("GET");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("JSON"))
+}
+
+pub async fn get_text_at(base: &str, path: &str) -> String {
+    reqwest::get(format!("{base}{path}")).await.expect("GET").text().await.expect("text")
 }
