@@ -114,7 +114,10 @@ impl RunningApp {
             while self.tasks.join_next().await.is_some() {}
             executors.wait().await;
         };
-        if tokio::time::timeout(Duration::from_secs(8), drain).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(8), drain)
+            .await
+            .is_err()
+        {
             tracing::warn!("some tasks did not stop within 8s; aborting them");
             self.tasks.abort_all();
         }

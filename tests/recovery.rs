@@ -11,15 +11,30 @@ use serde_json::Value;
 const COUNTER: &str = "import sys, time\nfor i in range(1, 81):\n    print(f'line {i}', flush=True)\n    time.sleep(0.05)\nsys.stdout.write('tail without newline')\n";
 
 async fn trigger_at(base: &str, pipeline: &str) -> String {
-    let resp = reqwest::Client::new().post(format!("{base}/api/pipelines/{pipeline}/run")).send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/pipelines/{pipeline}/run"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+    resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 async fn wait_lines(base: &str, id: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while get_text_at(base, &format!("/api/runs/{id}/logs")).await.lines().count() < n {
-        assert!(Instant::now() < deadline, "run {id} did not produce {n} lines");
+    while get_text_at(base, &format!("/api/runs/{id}/logs"))
+        .await
+        .lines()
+        .count()
+        < n
+    {
+        assert!(
+            Instant::now() < deadline,
+            "run {id} did not produce {n} lines"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -28,7 +43,10 @@ async fn wait_final(base: &str, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let (_, run) = get_json_at(base, &format!("/api/runs/{id}")).await;
-        if matches!(run["status"].as_str(), Some("SUCCESS" | "FAILED" | "INTERRUPTED")) {
+        if matches!(
+            run["status"].as_str(),
+            Some("SUCCESS" | "FAILED" | "INTERRUPTED")
+        ) {
             return run;
         }
         assert!(Instant::now() < deadline, "run did not finish: {run}");
@@ -38,7 +56,11 @@ async fn wait_final(base: &str, id: &str) -> Value {
 
 /// The user's lines of a log (Fast-Flow's own `[fastflow]` notes left out).
 fn user_lines(log: &str) -> Vec<String> {
-    common::log_texts(log).into_iter().filter(|t| !t.starts_with("[fastflow]")).map(String::from).collect()
+    common::log_texts(log)
+        .into_iter()
+        .filter(|t| !t.starts_with("[fastflow]"))
+        .map(String::from)
+        .collect()
 }
 
 fn expected_counter_lines() -> Vec<String> {
@@ -51,7 +73,10 @@ fn expected_counter_lines() -> Vec<String> {
 async fn kill_9_mid_run_then_restart_finishes_with_a_complete_log() {
     common::require_docker().await;
     let root = tempfile::tempdir().unwrap();
-    write_files(&root.path().join("pipelines"), &[("counter/main.py", COUNTER)]);
+    write_files(
+        &root.path().join("pipelines"),
+        &[("counter/main.py", COUNTER)],
+    );
     let server = ServerProcess::spawn(root.path(), &[]);
     let id = trigger_at(&server.base, "counter").await;
     wait_lines(&server.base, &id, 15).await;
@@ -64,7 +89,11 @@ async fn kill_9_mid_run_then_restart_finishes_with_a_complete_log() {
     assert_eq!(run["status"], "SUCCESS", "{run}");
     assert_eq!(run["exit_code"], 0);
     let log = get_text_at(&server.base, &format!("/api/runs/{id}/logs")).await;
-    assert_eq!(user_lines(&log), expected_counter_lines(), "no line lost, none doubled:\n{log}");
+    assert_eq!(
+        user_lines(&log),
+        expected_counter_lines(),
+        "no line lost, none doubled:\n{log}"
+    );
     assert!(log.contains("[fastflow] re-attached"), "{log}");
     common::wait_containers_removed(&id, Duration::from_secs(30)).await;
 }
@@ -75,7 +104,10 @@ async fn run_that_exited_while_the_server_was_down_gets_its_real_exit_code() {
     let root = tempfile::tempdir().unwrap();
     write_files(
         &root.path().join("pipelines"),
-        &[("quitter/main.py", "import sys, time\nprint('before', flush=True)\ntime.sleep(1.5)\nprint('after', flush=True)\nsys.exit(3)\n")],
+        &[(
+            "quitter/main.py",
+            "import sys, time\nprint('before', flush=True)\ntime.sleep(1.5)\nprint('after', flush=True)\nsys.exit(3)\n",
+        )],
     );
     let server = ServerProcess::spawn(root.path(), &[]);
     let id = trigger_at(&server.base, "quitter").await;
@@ -86,7 +118,14 @@ async fn run_that_exited_while_the_server_was_down_gets_its_real_exit_code() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let out = std::process::Command::new("docker")
-            .args(["ps", "-q", "--filter", &format!("label=fastflow.run_id={id}"), "--filter", "status=exited"])
+            .args([
+                "ps",
+                "-q",
+                "--filter",
+                &format!("label=fastflow.run_id={id}"),
+                "--filter",
+                "status=exited",
+            ])
             .output()
             .expect("docker ps");
         if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
@@ -107,7 +146,10 @@ async fn run_that_exited_while_the_server_was_down_gets_its_real_exit_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vanished_container_fails_with_a_reason_and_queued_runs_survive() {
     let mut app = TestApp::start_with(
-        &[("sleeper/main.py", "import time\nprint('up', flush=True)\ntime.sleep(120)\n")],
+        &[(
+            "sleeper/main.py",
+            "import time\nprint('up', flush=True)\ntime.sleep(120)\n",
+        )],
         &[("MAX_CONCURRENT_RUNS", "1")],
     )
     .await;
@@ -115,20 +157,34 @@ async fn vanished_container_fails_with_a_reason_and_queued_runs_survive() {
     let queued = app.trigger("sleeper", "").await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let container = loop {
-        if let Some((c, _)) = common::containers_for_run(&running).await.into_iter().next() {
+        if let Some((c, _)) = common::containers_for_run(&running)
+            .await
+            .into_iter()
+            .next()
+        {
             break c;
         }
         assert!(Instant::now() < deadline, "no container");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     app.stop_only().await;
-    let status = std::process::Command::new("docker").args(["rm", "-f", &container]).output().unwrap().status;
+    let status = std::process::Command::new("docker")
+        .args(["rm", "-f", &container])
+        .output()
+        .unwrap()
+        .status;
     assert!(status.success());
     app.start_again().await;
     let run = app.wait_finished(&running, Duration::from_secs(60)).await;
     assert_eq!(run["status"], "FAILED", "{run}");
     assert_eq!(run["error_type"], "infrastructure_error");
-    assert!(run["error_message"].as_str().unwrap().contains("disappeared"), "{run}");
+    assert!(
+        run["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("disappeared"),
+        "{run}"
+    );
     // The queued run survived the restart and now runs.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -137,10 +193,14 @@ async fn vanished_container_fails_with_a_reason_and_queued_runs_survive() {
             break;
         }
         assert_eq!(q["status"], "PENDING", "{q}");
-        assert!(Instant::now() < deadline, "queued run did not start after restart");
+        assert!(
+            Instant::now() < deadline,
+            "queued run did not start after restart"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    app.post_json(&format!("/api/runs/{queued}/cancel"), "").await;
+    app.post_json(&format!("/api/runs/{queued}/cancel"), "")
+        .await;
     app.wait_finished(&queued, Duration::from_secs(60)).await;
     app.stop().await;
 }
@@ -149,13 +209,23 @@ async fn vanished_container_fails_with_a_reason_and_queued_runs_survive() {
 async fn sigterm_exits_promptly_and_leaves_the_run_to_the_next_start() {
     common::require_docker().await;
     let root = tempfile::tempdir().unwrap();
-    write_files(&root.path().join("pipelines"), &[("counter/main.py", COUNTER)]);
+    write_files(
+        &root.path().join("pipelines"),
+        &[("counter/main.py", COUNTER)],
+    );
     let mut server = ServerProcess::spawn(root.path(), &[]);
     let id = trigger_at(&server.base, "counter").await;
     wait_lines(&server.base, &id, 10).await;
     server.signal(libc::SIGTERM);
-    assert!(server.wait_exit(Duration::from_secs(10)), "server did not exit after SIGTERM");
-    assert_eq!(common::containers_for_run(&id).await.len(), 1, "the run's container keeps running");
+    assert!(
+        server.wait_exit(Duration::from_secs(10)),
+        "server did not exit after SIGTERM"
+    );
+    assert_eq!(
+        common::containers_for_run(&id).await.len(),
+        1,
+        "the run's container keeps running"
+    );
     let server = ServerProcess::spawn(root.path(), &[]);
     let run = wait_final(&server.base, &id).await;
     assert_eq!(run["status"], "SUCCESS", "{run}");
@@ -167,15 +237,24 @@ async fn sigterm_exits_promptly_and_leaves_the_run_to_the_next_start() {
 async fn sigterm_with_stop_runs_on_shutdown_interrupts_the_run() {
     common::require_docker().await;
     let root = tempfile::tempdir().unwrap();
-    write_files(&root.path().join("pipelines"), &[("counter/main.py", COUNTER)]);
+    write_files(
+        &root.path().join("pipelines"),
+        &[("counter/main.py", COUNTER)],
+    );
     let mut server = ServerProcess::spawn(root.path(), &[("STOP_RUNS_ON_SHUTDOWN", "true")]);
     let id = trigger_at(&server.base, "counter").await;
     wait_lines(&server.base, &id, 10).await;
     server.signal(libc::SIGTERM);
-    assert!(server.wait_exit(Duration::from_secs(10)), "server did not exit after SIGTERM");
+    assert!(
+        server.wait_exit(Duration::from_secs(10)),
+        "server did not exit after SIGTERM"
+    );
     common::wait_containers_removed(&id, Duration::from_secs(30)).await;
     let server = ServerProcess::spawn(root.path(), &[]);
     let (_, run) = get_json_at(&server.base, &format!("/api/runs/{id}")).await;
     assert_eq!(run["status"], "INTERRUPTED", "{run}");
-    assert!(run["error_message"].as_str().unwrap().contains("shut down"), "{run}");
+    assert!(
+        run["error_message"].as_str().unwrap().contains("shut down"),
+        "{run}"
+    );
 }

@@ -64,7 +64,10 @@ impl TestApp {
             .await
             .expect("app starts");
         let base = format!("http://{}", app.addr);
-        let extra = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let extra = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         TestApp {
             app: Some(app),
             base,
@@ -83,8 +86,14 @@ impl TestApp {
 
     /// Starts a new server on the same data after `stop_only`.
     pub async fn start_again(&mut self) {
-        let extra: Vec<(&str, &str)> = self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let app = start(Self::config(self.dir.path(), &extra)).await.expect("app restarts");
+        let extra: Vec<(&str, &str)> = self
+            .extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let app = start(Self::config(self.dir.path(), &extra))
+            .await
+            .expect("app restarts");
         self.base = format!("http://{}", app.addr);
         self.app = Some(app);
     }
@@ -338,8 +347,13 @@ impl ServerProcess {
                 }
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("server reports its address");
-        ServerProcess { child, base: format!("http://{addr}") }
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server reports its address");
+        ServerProcess {
+            child,
+            base: format!("http://{addr}"),
+        }
     }
 
     pub fn signal(&self, signal: i32) {
@@ -377,5 +391,10 @@ pub async fn get_json_at(base: &str, path: &str) -> (u16, Value) {
 }
 
 pub async fn get_text_at(base: &str, path: &str) -> String {
-    reqwest::get(format!("{base}{path}")).await.expect("GET").text().await.expect("text")
+    reqwest::get(format!("{base}{path}"))
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("text")
 }
