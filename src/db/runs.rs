@@ -101,7 +101,11 @@ pub struct PipelineRunStats {
     pub last_run_at: Option<DateTime<Utc>>,
 }
 
+/// Queues a run. The trigger time is taken while holding SQLite's write lock, so
+/// queue order by `started_at` is exactly insertion order, even for concurrent triggers.
 pub async fn insert(pool: &Pool, new: &NewRun) -> Result<Run, DbError> {
+    // A dropped transaction rolls back, even if the request that triggered it is cancelled.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let run = sqlx::query_as::<_, Run>(
         "INSERT INTO runs (id, pipeline_name, status, triggered_by, env_vars, parameters, started_at, log_file,
                            attempt, previous_run_id, not_before)
@@ -117,8 +121,9 @@ pub async fn insert(pool: &Pool, new: &NewRun) -> Result<Run, DbError> {
     .bind(new.attempt)
     .bind(&new.previous_run_id)
     .bind(new.not_before)
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(run)
 }
 

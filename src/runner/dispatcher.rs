@@ -54,13 +54,15 @@ impl Runner {
             return Ok(());
         }
         // Claim nothing while the engine is away: the runs stay queued, with the reason shown.
-        match self.deps.docker.ping().await {
-            Ok(_) => self.deps.engine.set_up(),
-            Err(e) => {
-                self.deps
-                    .engine
-                    .set_down(format!("cannot reach the Docker engine: {e}"));
-                return Ok(());
+        if !self.deps.engine.recently_ok() {
+            match self.deps.docker.ping().await {
+                Ok(_) => self.deps.engine.set_up(),
+                Err(e) => {
+                    self.deps
+                        .engine
+                        .set_down(format!("cannot reach the Docker engine: {e}"));
+                    return Ok(());
+                }
             }
         }
         for candidate in candidates {

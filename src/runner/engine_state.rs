@@ -3,9 +3,15 @@
 
 use std::sync::RwLock;
 
+use std::time::{Duration, Instant};
+
+/// A successful check is trusted this long before the dispatcher pings again.
+const TRUST_FOR: Duration = Duration::from_secs(5);
+
 #[derive(Default)]
 pub struct EngineState {
     down: RwLock<Option<String>>,
+    last_ok: RwLock<Option<Instant>>,
 }
 
 impl EngineState {
@@ -26,9 +32,27 @@ impl EngineState {
             tracing::warn!(%reason, "Docker engine unreachable; queued runs wait until it is back");
         }
         *guard = Some(reason);
+        drop(guard);
+        match self.last_ok.write() {
+            Ok(mut g) => *g = None,
+            Err(p) => *p.into_inner() = None,
+        }
+    }
+
+    /// Whether the engine answered recently (then the dispatcher skips its ping).
+    pub fn recently_ok(&self) -> bool {
+        let last = match self.last_ok.read() {
+            Ok(g) => *g,
+            Err(p) => *p.into_inner(),
+        };
+        self.down_reason().is_none() && last.is_some_and(|t| t.elapsed() < TRUST_FOR)
     }
 
     pub fn set_up(&self) {
+        match self.last_ok.write() {
+            Ok(mut g) => *g = Some(Instant::now()),
+            Err(p) => *p.into_inner() = Some(Instant::now()),
+        }
         let mut guard = match self.down.write() {
             Ok(g) => g,
             Err(p) => p.into_inner(),

@@ -20,6 +20,9 @@ use crate::pipelines::Pipeline;
 
 /// Peaks are written to the database at most this often while a run goes on.
 const PEAK_WRITE_EVERY: u32 = 5;
+/// The engine's first CPU figure needs a second of history anyway; runs shorter than
+/// this are not sampled, which spares the engine a stats stream per short run.
+const FIRST_SAMPLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One sample; field names follow Fast-Flow 1.x's metrics file, plus a few more.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -139,6 +142,10 @@ pub async fn sample(
     container: &str,
     stop: CancellationToken,
 ) {
+    tokio::select! {
+        _ = stop.cancelled() => return,
+        _ = tokio::time::sleep(FIRST_SAMPLE_AFTER) => {}
+    }
     let options = StatsOptionsBuilder::new()
         .stream(true)
         .one_shot(false)
