@@ -63,6 +63,14 @@ fn user_lines(log: &str) -> Vec<String> {
         .collect()
 }
 
+/// A data root whose pipelines directory holds `files` (the engine must be there).
+async fn root_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    common::require_docker().await;
+    let root = tempfile::tempdir().unwrap();
+    write_files(&root.path().join("pipelines"), files);
+    root
+}
+
 fn expected_counter_lines() -> Vec<String> {
     let mut v: Vec<String> = (1..=80).map(|i| format!("line {i}")).collect();
     v.push("tail without newline".into());
@@ -71,12 +79,7 @@ fn expected_counter_lines() -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_run_then_restart_finishes_with_a_complete_log() {
-    common::require_docker().await;
-    let root = tempfile::tempdir().unwrap();
-    write_files(
-        &root.path().join("pipelines"),
-        &[("counter/main.py", COUNTER)],
-    );
+    let root = root_with(&[("counter/main.py", COUNTER)]).await;
     let server = ServerProcess::spawn(root.path(), &[]);
     let id = trigger_at(&server.base, "counter").await;
     wait_lines(&server.base, &id, 15).await;
@@ -100,15 +103,11 @@ async fn kill_9_mid_run_then_restart_finishes_with_a_complete_log() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_that_exited_while_the_server_was_down_gets_its_real_exit_code() {
-    common::require_docker().await;
-    let root = tempfile::tempdir().unwrap();
-    write_files(
-        &root.path().join("pipelines"),
-        &[(
-            "quitter/main.py",
-            "import sys, time\nprint('before', flush=True)\ntime.sleep(1.5)\nprint('after', flush=True)\nsys.exit(3)\n",
-        )],
-    );
+    let root = root_with(&[(
+        "quitter/main.py",
+        "import sys, time\nprint('before', flush=True)\ntime.sleep(1.5)\nprint('after', flush=True)\nsys.exit(3)\n",
+    )])
+    .await;
     let server = ServerProcess::spawn(root.path(), &[]);
     let id = trigger_at(&server.base, "quitter").await;
     wait_lines(&server.base, &id, 1).await;
@@ -207,12 +206,7 @@ async fn vanished_container_fails_with_a_reason_and_queued_runs_survive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_promptly_and_leaves_the_run_to_the_next_start() {
-    common::require_docker().await;
-    let root = tempfile::tempdir().unwrap();
-    write_files(
-        &root.path().join("pipelines"),
-        &[("counter/main.py", COUNTER)],
-    );
+    let root = root_with(&[("counter/main.py", COUNTER)]).await;
     let mut server = ServerProcess::spawn(root.path(), &[]);
     let id = trigger_at(&server.base, "counter").await;
     wait_lines(&server.base, &id, 10).await;
@@ -235,12 +229,7 @@ async fn sigterm_exits_promptly_and_leaves_the_run_to_the_next_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_stop_runs_on_shutdown_interrupts_the_run() {
-    common::require_docker().await;
-    let root = tempfile::tempdir().unwrap();
-    write_files(
-        &root.path().join("pipelines"),
-        &[("counter/main.py", COUNTER)],
-    );
+    let root = root_with(&[("counter/main.py", COUNTER)]).await;
     let mut server = ServerProcess::spawn(root.path(), &[("STOP_RUNS_ON_SHUTDOWN", "true")]);
     let id = trigger_at(&server.base, "counter").await;
     wait_lines(&server.base, &id, 10).await;
