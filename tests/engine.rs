@@ -172,7 +172,7 @@ async fn retries_follow_their_strategy_and_are_linked() {
         ("custom/main.py", "raise SystemExit(1)\n"),
         ("custom/pipeline.json", r#"{"retry_attempts": 2, "retry_strategy": {"type": "custom_schedule", "delays": [2, 1]}}"#),
         ("slow/main.py", "import time\ntime.sleep(60)\n"),
-        ("slow/pipeline.json", r#"{"timeout": 1, "retry_attempts": 1, "retry_strategy": {"type": "fixed_delay", "delay": 0}}"#),
+        ("slow/pipeline.json", r#"{"timeout": 1, "retry_attempts": 1, "retry_strategy": {"type": "fixed_delay", "delay": 1}}"#),
     ])
     .await;
     let first = app
@@ -235,6 +235,10 @@ async fn retries_follow_their_strategy_and_are_linked() {
         chain.iter().all(|r| r["error_type"] == "timeout"),
         "{chain:#?}"
     );
+    // Fixed delay: 1 s.
+    let gap = ts(&chain[1]["not_before"]) - ts(&chain[0]["finished_at"]);
+    assert!(gap.num_milliseconds() >= 950, "fixed delay: {gap}");
+    assert!(ts(&chain[1]["claimed_at"]) >= ts(&chain[1]["not_before"]));
     app.stop().await;
 }
 
