@@ -133,6 +133,8 @@ async fn handle(
             if let Err(e) = log.detach() {
                 tracing::error!(run = %run.id, error = %e, "flushing the log failed");
             }
+            // Nobody finishes this run here; a viewer waiting on it keeps its own channel.
+            deps.hubs.forget_if_unused(&run.id);
             return Handled::NotFinished;
         }
     };
@@ -272,7 +274,6 @@ impl Exec<'_> {
             // Created but not started before the crash: it has not run, so it goes back to the queue.
             let _ = engine::remove(docker, &id).await;
             let _ = db::runs::requeue(&self.deps.pool, &self.run.id).await;
-            self.deps.hubs.forget_if_unused(&self.run.id);
             return Err(NotFinished);
         }
         let path = log_path(&self.deps.config.logs_dir, &self.run.id);
