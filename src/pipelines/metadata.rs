@@ -44,15 +44,69 @@ pub struct ScheduleSpec {
     pub default_env: BTreeMap<String, String>,
     #[serde(skip)]
     pub encrypted_env: BTreeMap<String, String>,
-    pub cpu_hard_limit: Option<f64>,
-    pub mem_hard_limit: Option<MemorySize>,
-    pub cpu_soft_limit: Option<f64>,
-    pub mem_soft_limit: Option<MemorySize>,
+    #[serde(flatten)]
+    pub limits: ResourceLimits,
     pub timeout: Option<u64>,
     pub retry_attempts: Option<u32>,
     pub retry_strategy: Option<RetryStrategy>,
     #[serde(skip)]
     pub webhook_key: Option<String>,
+}
+
+/// Hard limits (enforced by Docker) and soft limits (monitored), as a pipeline or
+/// one of its schedules sets them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ResourceLimits {
+    pub cpu_hard_limit: Option<f64>,
+    pub mem_hard_limit: Option<MemorySize>,
+    pub cpu_soft_limit: Option<f64>,
+    pub mem_soft_limit: Option<MemorySize>,
+}
+
+impl ResourceLimits {
+    fn read(r: &mut FieldReader<'_>) -> Self {
+        Self {
+            cpu_hard_limit: r.positive_number("cpu_hard_limit", "CPU cores, e.g. 1.0"),
+            mem_hard_limit: r.memory("mem_hard_limit"),
+            cpu_soft_limit: r.positive_number("cpu_soft_limit", "CPU cores, e.g. 0.8"),
+            mem_soft_limit: r.memory("mem_soft_limit"),
+        }
+    }
+
+    /// Docker's minimum, and soft limits not above hard ones; `prefix` is the path of the owner.
+    fn check(&self, prefix: &str, errors: &mut Vec<FieldIssue>) {
+        let path = |f: &str| {
+            if prefix.is_empty() {
+                f.to_string()
+            } else {
+                format!("{prefix}.{f}")
+            }
+        };
+        if let Some(mem) = &self.mem_hard_limit
+            && mem.bytes < DOCKER_MIN_MEMORY
+        {
+            errors.push(FieldIssue {
+                field: path("mem_hard_limit"),
+                message: format!("`{}` is below Docker's minimum of 6m", mem.text),
+            });
+        }
+        if let (Some(soft), Some(hard)) = (&self.mem_soft_limit, &self.mem_hard_limit)
+            && soft.bytes > hard.bytes
+        {
+            errors.push(FieldIssue {
+                field: path("mem_soft_limit"),
+                message: format!("`{}` is above mem_hard_limit `{}`", soft.text, hard.text),
+            });
+        }
+        if let (Some(soft), Some(hard)) = (self.cpu_soft_limit, self.cpu_hard_limit)
+            && soft > hard
+        {
+            errors.push(FieldIssue {
+                field: path("cpu_soft_limit"),
+                message: format!("{soft} is above cpu_hard_limit {hard}"),
+            });
+        }
+    }
 }
 
 /// A pipeline to start after this one finishes.
@@ -68,10 +122,8 @@ pub struct DownstreamTrigger {
 /// Everything `pipeline.json` can say. Absent fields take Fast-Flow's defaults.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PipelineMetadata {
-    pub cpu_hard_limit: Option<f64>,
-    pub mem_hard_limit: Option<MemorySize>,
-    pub cpu_soft_limit: Option<f64>,
-    pub mem_soft_limit: Option<MemorySize>,
+    #[serde(flatten)]
+    pub limits: ResourceLimits,
     /// Seconds; `Some(0)` means explicitly no timeout, `None` means use `CONTAINER_TIMEOUT`.
     pub timeout: Option<u64>,
     pub retry_attempts: Option<u32>,
@@ -105,10 +157,7 @@ pub struct PipelineMetadata {
 impl Default for PipelineMetadata {
     fn default() -> Self {
         Self {
-            cpu_hard_limit: None,
-            mem_hard_limit: None,
-            cpu_soft_limit: None,
-            mem_soft_limit: None,
+            limits: ResourceLimits::default(),
             timeout: None,
             retry_attempts: None,
             retry_strategy: None,
@@ -200,10 +249,7 @@ fn json_reason(e: &serde_json::Error) -> String {
 
 fn read_fields(r: &mut FieldReader<'_>) -> PipelineMetadata {
     let mut m = PipelineMetadata {
-        cpu_hard_limit: r.positive_number("cpu_hard_limit", "CPU cores, e.g. 1.0"),
-        mem_hard_limit: r.memory("mem_hard_limit"),
-        cpu_soft_limit: r.positive_number("cpu_soft_limit", "CPU cores, e.g. 0.8"),
-        mem_soft_limit: r.memory("mem_soft_limit"),
+        limits: ResourceLimits::read(r),
         timeout: r.integer_at_least("timeout", 0),
         retry_attempts: r
             .integer_at_least("retry_attempts", 0)
@@ -357,10 +403,7 @@ fn read_schedule(
         enabled: r.bool("enabled").unwrap_or(true),
         default_env: r.string_map("default_env"),
         encrypted_env: r.string_map("encrypted_env"),
-        cpu_hard_limit: r.positive_number("cpu_hard_limit", "CPU cores, e.g. 1.0"),
-        mem_hard_limit: r.memory("mem_hard_limit"),
-        cpu_soft_limit: r.positive_number("cpu_soft_limit", "CPU cores, e.g. 0.8"),
-        mem_soft_limit: r.memory("mem_soft_limit"),
+        limits: ResourceLimits::read(&mut r),
         timeout: r.integer_at_least("timeout", 0),
         retry_attempts: r
             .integer_at_least("retry_attempts", 0)
@@ -371,6 +414,7 @@ fn read_schedule(
     if let Some(obj) = r.object("retry_strategy") {
         spec.retry_strategy = read_retry_strategy(obj, &r.path("retry_strategy"), r.errors);
     }
+    spec.limits.check(prefix, r.errors);
     if spec.id.is_empty() {
         r.error(
             "id",
@@ -453,36 +497,13 @@ fn read_downstream(r: &mut FieldReader<'_>) -> Vec<DownstreamTrigger> {
 }
 
 fn check_consistency(m: &PipelineMetadata, errors: &mut Vec<FieldIssue>) {
+    m.limits.check("", errors);
     let mut err = |field: &str, message: String| {
         errors.push(FieldIssue {
             field: field.into(),
             message,
         })
     };
-    if let Some(mem) = &m.mem_hard_limit
-        && mem.bytes < DOCKER_MIN_MEMORY
-    {
-        err(
-            "mem_hard_limit",
-            format!("`{}` is below Docker's minimum of 6m", mem.text),
-        );
-    }
-    if let (Some(soft), Some(hard)) = (&m.mem_soft_limit, &m.mem_hard_limit)
-        && soft.bytes > hard.bytes
-    {
-        err(
-            "mem_soft_limit",
-            format!("`{}` is above mem_hard_limit `{}`", soft.text, hard.text),
-        );
-    }
-    if let (Some(soft), Some(hard)) = (m.cpu_soft_limit, m.cpu_hard_limit)
-        && soft > hard
-    {
-        err(
-            "cpu_soft_limit",
-            format!("{soft} is above cpu_hard_limit {hard}"),
-        );
-    }
     if let (Some(start), Some(end)) = (m.schedule_start, m.schedule_end)
         && end <= start
     {
@@ -512,8 +533,8 @@ mod tests {
         );
         assert!(p.errors.is_empty(), "{:?}", p.errors);
         assert!(p.warnings.is_empty());
-        assert_eq!(p.metadata.mem_hard_limit.unwrap().bytes, 1 << 30);
-        assert_eq!(p.metadata.mem_soft_limit.unwrap().bytes, 800 << 20);
+        assert_eq!(p.metadata.limits.mem_hard_limit.unwrap().bytes, 1 << 30);
+        assert_eq!(p.metadata.limits.mem_soft_limit.unwrap().bytes, 800 << 20);
         assert_eq!(p.metadata.timeout, Some(3600));
         assert_eq!(p.metadata.retry_attempts, Some(3));
         assert_eq!(p.metadata.default_env["LOG_LEVEL"], "INFO");
@@ -614,6 +635,19 @@ mod tests {
         let f = fields(&p.errors);
         assert!(
             f.contains(&"mem_hard_limit") && f.contains(&"cpu_soft_limit"),
+            "{:?}",
+            p.errors
+        );
+    }
+
+    #[test]
+    fn schedule_limits_are_checked_like_the_pipeline_ones() {
+        let p = parse_metadata(
+            r#"{"schedules": [{"id": "x", "schedule_interval_seconds": 5, "mem_hard_limit": "1m"}]}"#,
+        );
+        assert_eq!(
+            fields(&p.errors),
+            vec!["schedules[0].mem_hard_limit"],
             "{:?}",
             p.errors
         );

@@ -129,13 +129,13 @@ pub fn build(config: &Config, pipeline: &Pipeline, ctx: &RunContext<'_>) -> Cont
     if let Some(ca) = &config.worker_ca_bundle {
         binds.push(format!("{}:{CA_BUNDLE_MOUNT}:ro", ca.display()));
     }
-    let memory = meta.mem_hard_limit.as_ref().map(|m| m.bytes as i64);
+    let memory = meta.limits.mem_hard_limit.as_ref().map(|m| m.bytes as i64);
     let host_config = HostConfig {
         binds: Some(binds),
         memory,
         // Swap equal to memory means no swap: the limit is a real limit.
         memory_swap: memory,
-        nano_cpus: meta.cpu_hard_limit.map(|c| (c * 1e9) as i64),
+        nano_cpus: meta.limits.cpu_hard_limit.map(|c| (c * 1e9) as i64),
         pids_limit: Some(config.worker_pids_limit),
         readonly_rootfs: Some(true),
         tmpfs: Some(HashMap::from([(

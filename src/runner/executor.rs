@@ -486,7 +486,7 @@ async fn classify_exit(
         outcome.error_message = None;
         return outcome;
     }
-    let mem_limit = pipeline.metadata.mem_hard_limit.as_ref();
+    let mem_limit = pipeline.metadata.limits.mem_hard_limit.as_ref();
     let oom = !timed_out
         && (engine::oom_killed(&deps.docker, id).await.unwrap_or(false)
             || (exit_code == 137 && mem_limit.is_some()));

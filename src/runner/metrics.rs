@@ -104,10 +104,10 @@ impl Limits {
     fn of(p: &Pipeline) -> Self {
         let m = &p.metadata;
         Self {
-            cpu_hard: m.cpu_hard_limit,
-            cpu_soft: m.cpu_soft_limit,
-            mem_hard: m.mem_hard_limit.as_ref().map(|x| x.bytes),
-            mem_soft: m.mem_soft_limit.as_ref().map(|x| x.bytes),
+            cpu_hard: m.limits.cpu_hard_limit,
+            cpu_soft: m.limits.cpu_soft_limit,
+            mem_hard: m.limits.mem_hard_limit.as_ref().map(|x| x.bytes),
+            mem_soft: m.limits.mem_soft_limit.as_ref().map(|x| x.bytes),
         }
     }
 
@@ -121,7 +121,7 @@ impl Limits {
                 "CPU {cores:.2} cores exceeded cpu_soft_limit {soft}"
             ));
         }
-        if let (Some(soft), Some(text)) = (self.mem_soft, p.metadata.mem_soft_limit.as_ref())
+        if let (Some(soft), Some(text)) = (self.mem_soft, p.metadata.limits.mem_soft_limit.as_ref())
             && ram_bytes > soft
         {
             return Some(format!(

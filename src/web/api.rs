@@ -367,10 +367,10 @@ async fn run_metrics(
         "peak_cpu_percent": run.peak_cpu_percent,
         "peak_memory_bytes": run.peak_memory_bytes,
         "soft_limit_warning": run.soft_limit_warning,
-        "cpu_hard_limit": meta.cpu_hard_limit,
-        "cpu_soft_limit": meta.cpu_soft_limit,
-        "mem_hard_limit": meta.mem_hard_limit,
-        "mem_soft_limit": meta.mem_soft_limit,
+        "cpu_hard_limit": meta.limits.cpu_hard_limit,
+        "cpu_soft_limit": meta.limits.cpu_soft_limit,
+        "mem_hard_limit": meta.limits.mem_hard_limit,
+        "mem_soft_limit": meta.limits.mem_soft_limit,
     }))
     .into_response())
 }

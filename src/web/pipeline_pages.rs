@@ -127,19 +127,19 @@ async fn detail_page(
     let limits = vec![
         (
             "CPU hard limit",
-            show(m.cpu_hard_limit.map(|c| format!("{c} cores"))),
+            show(m.limits.cpu_hard_limit.map(|c| format!("{c} cores"))),
         ),
         (
             "CPU soft limit",
-            show(m.cpu_soft_limit.map(|c| format!("{c} cores"))),
+            show(m.limits.cpu_soft_limit.map(|c| format!("{c} cores"))),
         ),
         (
             "Memory hard limit",
-            show(m.mem_hard_limit.as_ref().map(|x| x.text.clone())),
+            show(m.limits.mem_hard_limit.as_ref().map(|x| x.text.clone())),
         ),
         (
             "Memory soft limit",
-            show(m.mem_soft_limit.as_ref().map(|x| x.text.clone())),
+            show(m.limits.mem_soft_limit.as_ref().map(|x| x.text.clone())),
         ),
     ];
     let timeout = match m.timeout {

@@ -283,10 +283,10 @@ fn charts_for(state: &AppState, run: &Run) -> String {
     };
     charts::run_charts(
         &samples,
-        meta.cpu_hard_limit,
-        meta.cpu_soft_limit,
-        mb(&meta.mem_hard_limit),
-        mb(&meta.mem_soft_limit),
+        meta.limits.cpu_hard_limit,
+        meta.limits.cpu_soft_limit,
+        mb(&meta.limits.mem_hard_limit),
+        mb(&meta.limits.mem_soft_limit),
     )
 }
 
