@@ -60,18 +60,19 @@ struct ListView {
 }
 
 impl ListView {
+    /// The query of the page shown (the list refreshes itself with it).
+    fn current_link(&self) -> String {
+        self.page_link(self.page)
+    }
+
     fn page_link(&self, page: i64) -> String {
-        let enc = |s: &str| {
-            s.replace('%', "%25")
-                .replace('&', "%26")
-                .replace('=', "%3D")
-                .replace(' ', "%20")
-        };
-        format!(
-            "pipeline={}&status={}&page={page}",
-            enc(&self.pipeline),
-            enc(&self.status)
-        )
+        let page = page.to_string();
+        let query = [
+            ("pipeline", self.pipeline.as_str()),
+            ("status", self.status.as_str()),
+            ("page", &page),
+        ];
+        serde_urlencoded::to_string(query).unwrap_or_default()
     }
 }
 
