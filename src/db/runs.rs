@@ -46,9 +46,10 @@ pub struct Run {
 }
 
 impl Run {
-    /// Wall time from trigger to end (or to now while it runs).
+    /// Wall time from container start to end (or to now while it runs).
     pub fn duration_seconds(&self) -> Option<f64> {
-        let start = self.container_started_at.unwrap_or(self.started_at);
+        // A run that never started a container has no duration (it waited, or failed before).
+        let start = self.container_started_at?;
         let end = self
             .finished_at
             .or_else(|| (!self.status.is_terminal()).then(Utc::now))?;

@@ -158,6 +158,7 @@ async fn detail_page(
                 .unwrap_or(state.config.retry_attempts)
                 .to_string(),
         ),
+        ("Retry delays", retry_delays(m.retry_strategy.as_ref())),
         (
             "Max instances",
             show(m.max_instances.map(|v| v.to_string())),
@@ -197,6 +198,22 @@ async fn recent_runs_fragment(
     Ok(RunsFragment {
         runs: recent_runs(&state, &name).await?,
     })
+}
+
+/// The strategy in words, with the first delays it gives.
+fn retry_delays(strategy: Option<&crate::pipelines::metadata::RetryStrategy>) -> String {
+    let first: Vec<String> = (1..=4)
+        .map(|n| format!("{}s", crate::runner::retry::delay(strategy, n).as_secs()))
+        .collect();
+    let kind = match strategy {
+        None => "fixed (default)",
+        Some(crate::pipelines::metadata::RetryStrategy::FixedDelay { .. }) => "fixed_delay",
+        Some(crate::pipelines::metadata::RetryStrategy::ExponentialBackoff { .. }) => {
+            "exponential_backoff"
+        }
+        Some(crate::pipelines::metadata::RetryStrategy::CustomSchedule { .. }) => "custom_schedule",
+    };
+    format!("{kind}: {} …", first.join(", "))
 }
 
 #[derive(Deserialize)]
