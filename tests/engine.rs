@@ -14,21 +14,6 @@ fn ts(v: &Value) -> DateTime<FixedOffset> {
         .unwrap()
 }
 
-async fn wait_status(app: &TestApp, id: &str, status: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, run) = app.get_json(&format!("/api/runs/{id}")).await;
-        if run["status"] == status {
-            return run;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "run {id} never reached {status}: {run}"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_queued_and_running_runs_ends_interrupted() {
     let app = TestApp::start_with(
@@ -41,7 +26,7 @@ async fn cancel_queued_and_running_runs_ends_interrupted() {
     .await;
     let running = app.trigger("sleeper", "").await;
     let queued = app.trigger("sleeper", "").await;
-    wait_status(&app, &running, "RUNNING").await;
+    app.wait_status(&running, "RUNNING").await;
     let (_, waiting) = app.get_json(&format!("/api/runs/{queued}")).await;
     assert_eq!(waiting["queue_position"], 1, "{waiting}");
     assert!(
@@ -255,7 +240,7 @@ async fn cancelled_runs_are_not_retried_and_rerun_copies_the_run() {
             r#"{"env_vars": {"A": "1", "SLEEP": "60"}, "parameters": {"P": "2"}}"#,
         )
         .await;
-    wait_status(&app, &id, "RUNNING").await;
+    app.wait_status(&id, "RUNNING").await;
     let (status, _) = app.post_json(&format!("/api/runs/{id}/cancel"), "").await;
     assert_eq!(status, 200);
     let run = app.wait_finished(&id, Duration::from_secs(60)).await;
@@ -269,7 +254,7 @@ async fn cancelled_runs_are_not_retried_and_rerun_copies_the_run() {
     assert_eq!(again["previous_run_id"], id.as_str());
     assert_eq!(again["triggered_by"], "manual_retry");
     let new_id = again["id"].as_str().unwrap().to_string();
-    wait_status(&app, &new_id, "RUNNING").await;
+    app.wait_status(&new_id, "RUNNING").await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, log) = app.get_text(&format!("/api/runs/{new_id}/logs")).await;
@@ -304,7 +289,7 @@ async fn max_instances_limits_one_pipeline_not_the_others() {
     let a = app.trigger("single", "").await;
     let b = app.trigger("single", "").await;
     let c = app.trigger("other", "").await;
-    wait_status(&app, &a, "RUNNING").await;
+    app.wait_status(&a, "RUNNING").await;
     let (_, waiting) = app.get_json(&format!("/api/runs/{b}")).await;
     if waiting["status"] == "PENDING" {
         assert!(

@@ -173,15 +173,7 @@ async fn metrics_peaks_limits_and_soft_limit_warning() {
     ])
     .await;
     let id = app.trigger("busy", "").await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, run) = app.get_json(&format!("/api/runs/{id}")).await;
-        if run["status"] == "RUNNING" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never ran");
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+    app.wait_status(&id, "RUNNING").await;
     // Live samples over SSE while it runs.
     let resp = app
         .client
@@ -275,11 +267,7 @@ async fn retention_removes_exactly_what_it_should() {
     let b = app.trigger("b", "").await;
     app.wait_finished(&b, Duration::from_secs(60)).await;
     let long = app.trigger("long", "").await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while app.get_json(&format!("/api/runs/{long}")).await.1["status"] != "RUNNING" {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+    app.wait_status(&long, "RUNNING").await;
     // Age b's run by three days, directly in the database file.
     let db = sqlx::SqlitePool::connect(&format!(
         "sqlite://{}",

@@ -169,6 +169,22 @@ impl TestApp {
         run["id"].as_str().expect("run id").to_string()
     }
 
+    /// Waits until the run has `status` and returns it.
+    pub async fn wait_status(&self, id: &str, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, run) = self.get_json(&format!("/api/runs/{id}")).await;
+            if run["status"] == status {
+                return run;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {id} never reached {status}: {run}"
+            );
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
     /// Waits until the run has a final status and returns it.
     pub async fn wait_finished(&self, id: &str, limit: Duration) -> Value {
         let deadline = Instant::now() + limit;
