@@ -32,6 +32,14 @@ pub fn main(dir: Option<PathBuf>) -> ExitCode {
     }
 }
 
+/// `name/file: problem`, or `name: problem` for the directory itself.
+fn located(p: &crate::pipelines::Pipeline, issue: &crate::pipelines::FieldIssue) -> String {
+    match p.file_of(issue) {
+        Some(file) => format!("{}/{file}: {issue}", p.name),
+        None => format!("{}: {issue}", p.name),
+    }
+}
+
 /// The printed report and whether every pipeline is valid.
 pub fn report(dir: &std::path::Path) -> (String, bool) {
     let snapshot = scan(dir);
@@ -42,19 +50,17 @@ pub fn report(dir: &std::path::Path) -> (String, bool) {
     }
     let mut invalid = 0;
     for p in snapshot.pipelines.values() {
-        let file = p.metadata_file.clone().unwrap_or_else(|| "main.py".into());
-        let location = format!("{}/{}", p.name, file);
         if p.is_valid() {
             out.push_str(&format!("ok      {}\n", p.name));
         } else {
             invalid += 1;
             out.push_str(&format!("INVALID {}\n", p.name));
             for e in &p.errors {
-                out.push_str(&format!("  error: {location}: {e}\n"));
+                out.push_str(&format!("  error: {}\n", located(p, e)));
             }
         }
         for w in &p.warnings {
-            out.push_str(&format!("  warning: {location}: {w}\n"));
+            out.push_str(&format!("  warning: {}\n", located(p, w)));
         }
     }
     out.push_str(&format!(

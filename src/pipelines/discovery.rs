@@ -8,11 +8,14 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::confined::PipelineDir;
 use super::fields::FieldIssue;
 use super::metadata::{PipelineMetadata, parse_metadata};
 
 /// requirements.txt is shown in the UI; anything larger is cut for display only.
 const MAX_REQUIREMENTS_DISPLAY: u64 = 64 * 1024;
+/// A metadata file larger than this is refused (the pipeline is invalid).
+pub const MAX_METADATA_BYTES: u64 = 1024 * 1024;
 
 /// One discovered pipeline, valid or not.
 #[derive(Debug, Clone, Serialize)]
@@ -38,8 +41,24 @@ impl Pipeline {
 
     /// The errors as one line each, prefixed with the file they come from.
     pub fn error_lines(&self) -> Vec<String> {
-        let file = self.metadata_file.as_deref().unwrap_or("main.py");
-        self.errors.iter().map(|e| format!("{file}: {e}")).collect()
+        self.errors.iter().map(|e| self.located(e)).collect()
+    }
+
+    /// `file: problem` for one error or warning of this pipeline.
+    pub fn located(&self, issue: &FieldIssue) -> String {
+        match self.file_of(issue) {
+            Some(file) => format!("{file}: {issue}"),
+            None => issue.to_string(),
+        }
+    }
+
+    /// The file an issue is in; `None` for the directory itself.
+    pub fn file_of<'a>(&'a self, issue: &'a FieldIssue) -> Option<&'a str> {
+        match issue.file.as_deref() {
+            Some("") => None,
+            Some(file) => Some(file),
+            None => Some(self.metadata_file.as_deref().unwrap_or("main.py")),
+        }
     }
 }
 
@@ -81,7 +100,9 @@ pub fn scan(root: &Path) -> Snapshot {
             continue;
         }
         let dir = entry.path();
-        if !dir.is_dir() || !dir.join("main.py").is_file() {
+        // Any `main.py` entry (file, link, even a broken one) makes a pipeline; whether
+        // it may be used is decided in `load_pipeline`, so a bad one is shown, not hidden.
+        if !dir.is_dir() || dir.join("main.py").symlink_metadata().is_err() {
             continue;
         }
         let pipeline = load_pipeline(&canonical_root, &dir, &name);
@@ -101,83 +122,112 @@ fn load_pipeline(root: &Path, dir: &Path, name: &str) -> Pipeline {
         errors: Vec::new(),
         warnings: Vec::new(),
     };
+    let fail = |pipeline: &mut Pipeline, message: String| {
+        // An empty file name: the problem is the directory itself.
+        pipeline.errors.push(FieldIssue::in_file("", message));
+    };
     if !is_valid_pipeline_name(name) {
-        pipeline.errors.push(FieldIssue {
-            field: String::new(),
-            message: format!(
+        fail(
+            &mut pipeline,
+            format!(
                 "directory name `{name}` is not a valid pipeline name (letters, digits, `_`, `-`, `.`; not starting with `.` or `-`)"
             ),
-        });
+        );
         return pipeline;
     }
     // A symlinked pipeline directory must stay inside PIPELINES_DIR.
     match dir.canonicalize() {
         Ok(real) if real.starts_with(root) => pipeline.dir = real,
-        Ok(real) => {
-            pipeline.errors.push(FieldIssue {
-                field: String::new(),
-                message: format!(
-                    "directory resolves to {} which is outside PIPELINES_DIR; refused",
-                    real.display()
-                ),
-            });
+        Ok(_) => {
+            fail(
+                &mut pipeline,
+                "the directory is a symbolic link that leads outside PIPELINES_DIR; refused".into(),
+            );
             return pipeline;
         }
         Err(e) => {
-            pipeline.errors.push(FieldIssue {
-                field: String::new(),
-                message: format!("cannot resolve directory: {e}"),
-            });
+            fail(
+                &mut pipeline,
+                format!("cannot resolve the directory: {}", e.kind()),
+            );
             return pipeline;
         }
     }
-
-    let named = format!("{name}.json");
-    let candidates = ["pipeline.json", named.as_str()];
-    let present: Vec<&str> = candidates
-        .iter()
-        .copied()
-        .filter(|f| dir.join(f).is_file())
-        .collect();
-    if let Some(file) = present.first() {
-        pipeline.metadata_file = Some(file.to_string());
-        match std::fs::read_to_string(dir.join(file)) {
-            Ok(text) => {
-                let parsed = parse_metadata(&text);
-                pipeline.metadata = parsed.metadata;
-                pipeline.errors = parsed.errors;
-                pipeline.warnings = parsed.warnings;
-            }
-            Err(e) => pipeline.errors.push(FieldIssue {
-                field: String::new(),
-                message: format!("cannot read: {e}"),
-            }),
+    let files = match PipelineDir::open(&pipeline.dir) {
+        Ok(d) => d,
+        Err(e) => {
+            fail(
+                &mut pipeline,
+                format!("cannot open the directory: {}", e.kind()),
+            );
+            return pipeline;
         }
-        if present.len() > 1 {
-            pipeline.warnings.push(FieldIssue {
-                field: String::new(),
-                message: format!("both pipeline.json and {named} exist; {named} is ignored"),
-            });
-        }
+    };
+    if let Err(problem) = files.has_file("main.py") {
+        pipeline
+            .errors
+            .push(FieldIssue::in_file("main.py", problem.to_string()));
     }
-
-    let req = dir.join("requirements.txt");
-    if req.is_file() {
-        pipeline.has_requirements = true;
-        pipeline.requirements = read_prefix(&req, MAX_REQUIREMENTS_DISPLAY);
+    read_metadata(&files, &mut pipeline);
+    match files.read_prefix("requirements.txt", MAX_REQUIREMENTS_DISPLAY) {
+        Ok(None) => {}
+        Ok(Some(text)) => {
+            pipeline.has_requirements = true;
+            pipeline.requirements = Some(String::from_utf8_lossy(&text.bytes).into_owned());
+        }
+        Err(problem) => {
+            pipeline.has_requirements = true;
+            pipeline
+                .errors
+                .push(FieldIssue::in_file("requirements.txt", problem.to_string()));
+        }
     }
     pipeline
 }
 
-fn read_prefix(path: &Path, max: u64) -> Option<String> {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(max)
-        .read_to_end(&mut buf)
-        .ok()?;
-    Some(String::from_utf8_lossy(&buf).into_owned())
+/// Reads `pipeline.json`, else `{name}.json`, into the pipeline.
+fn read_metadata(files: &PipelineDir, pipeline: &mut Pipeline) {
+    let named = format!("{}.json", pipeline.name);
+    let present: Vec<&str> = ["pipeline.json", named.as_str()]
+        .into_iter()
+        .filter(|f| files.exists(f))
+        .collect();
+    let Some(file) = present.first() else {
+        return;
+    };
+    pipeline.metadata_file = Some(file.to_string());
+    match files.read(file, MAX_METADATA_BYTES) {
+        Ok(Some(bytes)) => match String::from_utf8(bytes) {
+            Ok(text) => {
+                let parsed = parse_metadata(&text);
+                pipeline.metadata = parsed.metadata;
+                pipeline.errors.extend(parsed.errors);
+                pipeline.warnings = parsed.warnings;
+            }
+            Err(e) => pipeline.errors.push(FieldIssue {
+                file: None,
+                field: String::new(),
+                message: format!(
+                    "is not UTF-8 text (invalid byte at offset {})",
+                    e.utf8_error().valid_up_to()
+                ),
+            }),
+        },
+        // Removed between the listing and the read: the next scan sees the new state.
+        Ok(None) => pipeline.metadata_file = None,
+        Err(problem) => pipeline.errors.push(FieldIssue {
+            file: None,
+            field: String::new(),
+            message: problem.to_string(),
+        }),
+    }
+    if present.len() > 1 {
+        pipeline.warnings.push(FieldIssue {
+            file: None,
+            field: String::new(),
+            message: format!("both pipeline.json and {named} exist; {named} is ignored"),
+        });
+    }
 }
 
 #[cfg(test)]
@@ -234,6 +284,64 @@ mod tests {
         let p = &s.pipelines["escape"];
         assert!(!p.is_valid());
         assert!(p.errors[0].message.contains("outside PIPELINES_DIR"));
+    }
+
+    #[test]
+    fn files_linked_outside_make_the_pipeline_invalid_and_are_never_read() {
+        let outside = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("encryption.key");
+        std::fs::write(&secret, "SECRET-KEY-VALUE").unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        for (name, linked) in [
+            ("reqs", "requirements.txt"),
+            ("meta", "pipeline.json"),
+            ("named", "named.json"),
+            ("entry", "main.py"),
+        ] {
+            if linked != "main.py" {
+                write(d, &format!("{name}/main.py"), "print(1)");
+            }
+            std::fs::create_dir_all(d.join(name)).unwrap();
+            std::os::unix::fs::symlink(&secret, d.join(name).join(linked)).unwrap();
+        }
+        let s = scan(d);
+        for (name, linked) in [
+            ("reqs", "requirements.txt"),
+            ("meta", "pipeline.json"),
+            ("named", "named.json"),
+            ("entry", "main.py"),
+        ] {
+            let p = &s.pipelines[name];
+            assert!(!p.is_valid(), "{name} must be invalid");
+            let lines = p.error_lines().join("\n");
+            assert!(lines.contains(linked), "{name}: {lines}");
+            assert!(lines.contains("leads outside the pipeline directory"), "{name}: {lines}");
+            assert!(!lines.contains(outside.path().to_str().unwrap()), "{lines}");
+            assert!(!lines.contains("SECRET"), "{lines}");
+            assert!(p.requirements.is_none(), "{name}: the target must not be read");
+        }
+        // A link that stays inside the directory is fine.
+        write(d, "inside/main.py", "");
+        write(d, "inside/deps/base.txt", "six==1.16.0\n");
+        std::os::unix::fs::symlink("deps/base.txt", d.join("inside/requirements.txt")).unwrap();
+        let p = &scan(d).pipelines["inside"];
+        assert!(p.is_valid(), "{:?}", p.errors);
+        assert_eq!(p.requirements.as_deref(), Some("six==1.16.0\n"));
+    }
+
+    #[test]
+    fn oversized_or_binary_metadata_is_an_error_not_a_crash() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        write(d, "big/main.py", "");
+        let huge = format!("{{\"description\": \"{}\"}}", "x".repeat(2 << 20));
+        write(d, "big/pipeline.json", &huge);
+        write(d, "bin/main.py", "");
+        std::fs::write(d.join("bin/pipeline.json"), b"{\"a\": \"\xff\"}").unwrap();
+        let s = scan(d);
+        assert!(s.pipelines["big"].error_lines()[0].contains("larger than 1.0 MiB"));
+        assert!(s.pipelines["bin"].error_lines()[0].contains("not UTF-8"));
     }
 
     #[test]

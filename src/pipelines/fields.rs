@@ -11,9 +11,24 @@ use serde_json::{Map, Value};
 /// One problem (or warning) with one field of a metadata file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FieldIssue {
+    /// The file the problem is in, when it is not the pipeline's metadata file
+    /// (e.g. `requirements.txt`); `None` means the metadata file (or the directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     /// Dotted path of the field, e.g. `retry_strategy.delay` or `tags[2]`; empty for the whole file.
     pub field: String,
     pub message: String,
+}
+
+impl FieldIssue {
+    /// A problem with a whole file other than the metadata file.
+    pub fn in_file(file: &str, message: impl Into<String>) -> Self {
+        Self {
+            file: Some(file.to_string()),
+            field: String::new(),
+            message: message.into(),
+        }
+    }
 }
 
 impl std::fmt::Display for FieldIssue {
@@ -122,6 +137,7 @@ impl<'a> FieldReader<'a> {
     pub fn error(&mut self, key: &str, message: impl Into<String>) {
         let field = self.path(key);
         self.errors.push(FieldIssue {
+            file: None,
             field,
             message: message.into(),
         });

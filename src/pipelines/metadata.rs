@@ -86,6 +86,7 @@ impl ResourceLimits {
             && mem.bytes < DOCKER_MIN_MEMORY
         {
             errors.push(FieldIssue {
+                file: None,
                 field: path("mem_hard_limit"),
                 message: format!("`{}` is below Docker's minimum of 6m", mem.text),
             });
@@ -94,6 +95,7 @@ impl ResourceLimits {
             && soft.bytes > hard.bytes
         {
             errors.push(FieldIssue {
+                file: None,
                 field: path("mem_soft_limit"),
                 message: format!("`{}` is above mem_hard_limit `{}`", soft.text, hard.text),
             });
@@ -102,6 +104,7 @@ impl ResourceLimits {
             && soft > hard
         {
             errors.push(FieldIssue {
+                file: None,
                 field: path("cpu_soft_limit"),
                 message: format!("{soft} is above cpu_hard_limit {hard}"),
             });
@@ -200,6 +203,7 @@ pub fn parse_metadata(text: &str) -> ParsedMetadata {
         Ok(v) => v,
         Err(e) => {
             parsed.errors.push(FieldIssue {
+                file: None,
                 field: String::new(),
                 message: format!(
                     "invalid JSON at line {} column {}: {}",
@@ -213,6 +217,7 @@ pub fn parse_metadata(text: &str) -> ParsedMetadata {
     };
     let Value::Object(object) = value else {
         parsed.errors.push(FieldIssue {
+            file: None,
             field: String::new(),
             message: format!(
                 "must be a JSON object {{ ... }}, got {}",
@@ -229,6 +234,7 @@ pub fn parse_metadata(text: &str) -> ParsedMetadata {
     parsed.warnings = leftover
         .into_iter()
         .map(|field| FieldIssue {
+            file: None,
             field,
             message: "unknown field, ignored".into(),
         })
@@ -381,6 +387,7 @@ fn read_retry_strategy(
     };
     for key in r.leftover_keys() {
         r.errors.push(FieldIssue {
+            file: None,
             field: key,
             message: "unknown field for this retry strategy".into(),
         });
@@ -429,6 +436,7 @@ fn read_schedule(
     }
     for key in r.leftover_keys() {
         r.errors.push(FieldIssue {
+            file: None,
             field: key,
             message: "unknown field in schedule".into(),
         });
@@ -472,6 +480,7 @@ fn read_downstream(r: &mut FieldReader<'_>) -> Vec<DownstreamTrigger> {
                 let run_config_id = sub.non_empty_string("run_config_id");
                 for key in sub.leftover_keys() {
                     sub.errors.push(FieldIssue {
+                        file: None,
                         field: key,
                         message: "unknown field in downstream trigger".into(),
                     });
@@ -500,6 +509,7 @@ fn check_consistency(m: &PipelineMetadata, errors: &mut Vec<FieldIssue>) {
     m.limits.check("", errors);
     let mut err = |field: &str, message: String| {
         errors.push(FieldIssue {
+            file: None,
             field: field.into(),
             message,
         })

@@ -2,6 +2,7 @@
 //! registry that the web layer and the runner read (refreshed on file changes,
 //! never rescanned per request).
 
+mod confined;
 mod discovery;
 pub mod fields;
 pub mod metadata;

@@ -58,7 +58,7 @@ impl PipelineRow {
             valid: p.is_valid(),
             enabled: p.metadata.enabled,
             errors: p.error_lines(),
-            warnings: p.warnings.iter().map(|w| w.to_string()).collect(),
+            warnings: p.warnings.iter().map(|w| p.located(w)).collect(),
             has_requirements: p.has_requirements,
             total_runs: stats.map(|s| s.total_runs).unwrap_or(0),
             last_status: stats
