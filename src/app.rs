@@ -149,8 +149,12 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     let instance_id = crate::db::instance_id(&pool).await?;
     let watch = PipelinesWatch::start(&config.pipelines_dir);
     let root = config.pipelines_dir.clone();
-    let registry =
-        Arc::new(tokio::task::spawn_blocking(move || PipelineRegistry::load(&root)).await?);
+    let registry = Arc::new(
+        tokio::task::spawn_blocking(move || {
+            PipelineRegistry::load(&root, crate::pipelines::HostResources::local())
+        })
+        .await?,
+    );
     let docker = engine::connect(config.docker_host.as_deref())?;
     let worker_user =
         container_spec::prepare_worker_user(&config.uv_cache_dir).with_context(|| {
@@ -185,6 +189,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         runner: runner.clone(),
         shutdown: shutdown.clone(),
         started,
+        sse_slots: Arc::new(tokio::sync::Semaphore::new(config.http.max_sse_streams)),
     };
     let listener = tokio::net::TcpListener::bind((config.host, config.port))
         .await

@@ -42,7 +42,8 @@ fn located(p: &crate::pipelines::Pipeline, issue: &crate::pipelines::FieldIssue)
 
 /// The printed report and whether every pipeline is valid.
 pub fn report(dir: &std::path::Path) -> (String, bool) {
-    let snapshot = scan(dir);
+    // No engine here: limits are checked against their ranges, not a host.
+    let snapshot = scan(dir, None);
     let mut out = String::new();
     if let Some(e) = &snapshot.dir_error {
         out.push_str(&format!("error: {e}\n"));

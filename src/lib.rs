@@ -4,6 +4,8 @@
 pub mod app;
 /// The access layer every route passes through.
 pub mod auth;
+/// Human-readable byte counts.
+pub mod byte_size;
 /// `fastflow check`: validates a pipelines directory for CI.
 pub mod check;
 /// Typed configuration from the environment.

@@ -57,8 +57,10 @@ impl std::fmt::Display for RunStatus {
 pub enum ErrorType {
     /// The user's code failed (non-zero exit).
     PipelineError,
+    /// Setting up the environment failed (`requirements.txt`, Python download): main.py never started.
+    DependencyError,
     Timeout,
-    /// Killed for exceeding `mem_hard_limit`.
+    /// Killed for running out of memory (`mem_hard_limit` or the host's).
     Oom,
     /// Fast-Flow or Docker failed, not the pipeline.
     InfrastructureError,
@@ -69,6 +71,7 @@ impl ErrorType {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PipelineError => "pipeline_error",
+            Self::DependencyError => "dependency_error",
             Self::Timeout => "timeout",
             Self::Oom => "oom",
             Self::InfrastructureError => "infrastructure_error",

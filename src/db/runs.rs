@@ -43,6 +43,8 @@ pub struct Run {
     pub peak_cpu_percent: Option<f64>,
     pub peak_memory_bytes: Option<i64>,
     pub soft_limit_warning: Option<String>,
+    /// Why the run has no (or incomplete) resource samples.
+    pub metrics_error: Option<String>,
 }
 
 impl Run {
@@ -313,6 +315,16 @@ pub async fn set_peaks(
     .bind(id)
     .execute(pool)
     .await?;
+    Ok(())
+}
+
+/// Records why a run has no (or incomplete) resource samples; the first reason is kept.
+pub async fn set_metrics_error(pool: &Pool, id: &str, reason: &str) -> Result<(), DbError> {
+    sqlx::query("UPDATE runs SET metrics_error = ? WHERE id = ? AND metrics_error IS NULL")
+        .bind(reason)
+        .bind(id)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 

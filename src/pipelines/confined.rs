@@ -40,7 +40,7 @@ impl std::fmt::Display for FileProblem {
             Self::TooLarge { max } => write!(
                 f,
                 "is larger than {}; refused",
-                crate::runner::logs::human_bytes(*max)
+                crate::byte_size::human_bytes(*max)
             ),
             Self::Io(e) => write!(f, "cannot be read: {}", io_reason(e)),
         }

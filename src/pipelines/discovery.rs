@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::confined::PipelineDir;
 use super::fields::FieldIssue;
+use super::host::{HostResources, fit_to_host};
 use super::metadata::{PipelineMetadata, parse_metadata};
 
 /// requirements.txt is shown in the UI; anything larger is cut for display only.
@@ -84,7 +85,8 @@ pub fn is_valid_pipeline_name(name: &str) -> bool {
 }
 
 /// Scans `root`. Never fails: problems are recorded on the snapshot or the pipeline.
-pub fn scan(root: &Path) -> Snapshot {
+/// With `host`, hard limits above the engine host's are lowered to it (with a warning).
+pub fn scan(root: &Path, host: Option<&HostResources>) -> Snapshot {
     let mut snapshot = Snapshot::default();
     let entries = match std::fs::read_dir(root) {
         Ok(e) => e,
@@ -105,7 +107,15 @@ pub fn scan(root: &Path) -> Snapshot {
         if !dir.is_dir() || dir.join("main.py").symlink_metadata().is_err() {
             continue;
         }
-        let pipeline = load_pipeline(&canonical_root, &dir, &name);
+        let mut pipeline = load_pipeline(&canonical_root, &dir, &name);
+        if let Some(host) = host {
+            let m = &mut pipeline.metadata;
+            fit_to_host(&mut m.limits, host, "", &mut pipeline.warnings);
+            for (i, schedule) in m.schedules.iter_mut().enumerate() {
+                let prefix = format!("schedules[{i}]");
+                fit_to_host(&mut schedule.limits, host, &prefix, &mut pipeline.warnings);
+            }
+        }
         snapshot.pipelines.insert(name, Arc::new(pipeline));
     }
     snapshot
@@ -256,7 +266,7 @@ mod tests {
         write(d, "no_main/helper.py", "");
         write(d, ".hidden/main.py", "");
         write(d, "main.py", "");
-        let s = scan(d);
+        let s = scan(d, None);
         let names: Vec<&str> = s.pipelines.keys().map(String::as_str).collect();
         assert_eq!(names, vec!["broken", "named", "plain", "reqs", "with_json"]);
         assert_eq!(
@@ -280,7 +290,7 @@ mod tests {
         write(outside.path(), "main.py", "");
         let t = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), t.path().join("escape")).unwrap();
-        let s = scan(t.path());
+        let s = scan(t.path(), None);
         let p = &s.pipelines["escape"];
         assert!(!p.is_valid());
         assert!(p.errors[0].message.contains("outside PIPELINES_DIR"));
@@ -305,7 +315,7 @@ mod tests {
             std::fs::create_dir_all(d.join(name)).unwrap();
             std::os::unix::fs::symlink(&secret, d.join(name).join(linked)).unwrap();
         }
-        let s = scan(d);
+        let s = scan(d, None);
         for (name, linked) in [
             ("reqs", "requirements.txt"),
             ("meta", "pipeline.json"),
@@ -316,16 +326,22 @@ mod tests {
             assert!(!p.is_valid(), "{name} must be invalid");
             let lines = p.error_lines().join("\n");
             assert!(lines.contains(linked), "{name}: {lines}");
-            assert!(lines.contains("leads outside the pipeline directory"), "{name}: {lines}");
+            assert!(
+                lines.contains("leads outside the pipeline directory"),
+                "{name}: {lines}"
+            );
             assert!(!lines.contains(outside.path().to_str().unwrap()), "{lines}");
             assert!(!lines.contains("SECRET"), "{lines}");
-            assert!(p.requirements.is_none(), "{name}: the target must not be read");
+            assert!(
+                p.requirements.is_none(),
+                "{name}: the target must not be read"
+            );
         }
         // A link that stays inside the directory is fine.
         write(d, "inside/main.py", "");
         write(d, "inside/deps/base.txt", "six==1.16.0\n");
         std::os::unix::fs::symlink("deps/base.txt", d.join("inside/requirements.txt")).unwrap();
-        let p = &scan(d).pipelines["inside"];
+        let p = &scan(d, None).pipelines["inside"];
         assert!(p.is_valid(), "{:?}", p.errors);
         assert_eq!(p.requirements.as_deref(), Some("six==1.16.0\n"));
     }
@@ -339,14 +355,14 @@ mod tests {
         write(d, "big/pipeline.json", &huge);
         write(d, "bin/main.py", "");
         std::fs::write(d.join("bin/pipeline.json"), b"{\"a\": \"\xff\"}").unwrap();
-        let s = scan(d);
+        let s = scan(d, None);
         assert!(s.pipelines["big"].error_lines()[0].contains("larger than 1.0 MiB"));
         assert!(s.pipelines["bin"].error_lines()[0].contains("not UTF-8"));
     }
 
     #[test]
     fn missing_dir_is_reported_not_fatal() {
-        let s = scan(Path::new("/nonexistent/fastflow/pipelines"));
+        let s = scan(Path::new("/nonexistent/fastflow/pipelines"), None);
         assert!(s.pipelines.is_empty());
         assert!(s.dir_error.unwrap().contains("/nonexistent"));
     }

@@ -8,6 +8,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::ranges::{self, Range};
+
 /// One problem (or warning) with one field of a metadata file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FieldIssue {
@@ -57,6 +59,7 @@ impl Serialize for MemorySize {
 /// Parses Docker-style memory sizes: a number (fractions allowed) with an optional
 /// unit b, k, m, g, t (optionally followed by `b`/`ib`), case-insensitive; no unit means bytes.
 pub fn parse_memory(text: &str) -> Result<u64, String> {
+    let quoted = shown(text);
     let s = text.trim().to_ascii_lowercase();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -64,12 +67,12 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
     let (number, unit) = s.split_at(split);
     if number.is_empty() {
         return Err(format!(
-            "`{text}` is not a memory size: expected a number with an optional unit, e.g. \"512m\", \"1g\", \"1.5g\""
+            "`{quoted}` is not a memory size: expected a number with an optional unit, e.g. \"512m\", \"1g\", \"1.5g\""
         ));
     }
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("`{text}`: `{number}` is not a number"))?;
+        .map_err(|_| format!("`{quoted}`: `{}` is not a number", shown(number)))?;
     let multiplier: u64 = match unit.trim() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -78,13 +81,14 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
         "t" | "tb" | "tib" => 1 << 40,
         other => {
             return Err(format!(
-                "`{text}`: unknown unit `{other}` (use b, k, m, g or t, e.g. \"512m\")"
+                "`{quoted}`: unknown unit `{}` (use b, k, m, g or t, e.g. \"512m\")",
+                shown(other)
             ));
         }
     };
     let bytes = value * multiplier as f64;
     if !bytes.is_finite() || bytes >= u64::MAX as f64 {
-        return Err(format!("`{text}` is too large"));
+        return Err(format!("`{quoted}` is too large"));
     }
     Ok(bytes.round() as u64)
 }
@@ -92,6 +96,7 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
 /// Parses `2026-01-31T12:00:00Z`, `2026-01-31T12:00:00+01:00`, or a naive
 /// `2026-01-31T12:00[:00]` / `2026-01-31 12:00:00` (taken as UTC).
 pub fn parse_datetime(text: &str) -> Result<DateTime<Utc>, String> {
+    let quoted = shown(text);
     if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
         return Ok(dt.with_timezone(&Utc));
     }
@@ -106,7 +111,7 @@ pub fn parse_datetime(text: &str) -> Result<DateTime<Utc>, String> {
         }
     }
     Err(format!(
-        "`{text}` is not a date-time: use ISO 8601, e.g. \"2026-01-31T08:00:00Z\""
+        "`{quoted}` is not a date-time: use ISO 8601, e.g. \"2026-01-31T08:00:00Z\""
     ))
 }
 
@@ -182,55 +187,32 @@ impl<'a> FieldReader<'a> {
         }
     }
 
-    /// A number strictly greater than zero.
-    pub fn positive_number(&mut self, key: &str, unit_hint: &str) -> Option<f64> {
-        match self.take(key)? {
-            Value::Number(n) => match n.as_f64() {
-                Some(v) if v > 0.0 && v.is_finite() => Some(v),
-                _ => {
-                    self.error(
-                        key,
-                        format!("must be greater than 0 ({unit_hint}), got {n}"),
-                    );
-                    None
-                }
-            },
-            other => {
-                self.error(
-                    key,
-                    format!("must be a number ({unit_hint}), got {}", kind(&other)),
-                );
-                None
-            }
-        }
-    }
-
-    /// A whole number `>= min`.
-    pub fn integer_at_least(&mut self, key: &str, min: u64) -> Option<u64> {
+    /// A number within `range` (whole numbers and fractions alike).
+    pub fn number_in(&mut self, key: &str, range: &Range<f64>) -> Option<f64> {
         let value = self.take(key)?;
-        let parsed = match &value {
-            Value::Number(n) => n.as_u64().or_else(|| {
-                // 30.0 is a whole number written as a float; accept it.
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
-                    .map(|f| f as u64)
-            }),
-            _ => None,
-        };
-        match parsed {
-            Some(v) if v >= min => Some(v),
+        match value.as_f64() {
+            Some(v) if v.is_finite() && range.contains(v) => Some(v),
             _ => {
-                let got = match &value {
-                    Value::Number(n) => n.to_string(),
-                    other => kind(other).to_string(),
-                };
-                self.error(key, format!("must be a whole number >= {min}, got {got}"));
+                self.error(key, out_of_range(range, &value));
                 None
             }
         }
     }
 
-    pub fn memory(&mut self, key: &str) -> Option<MemorySize> {
+    /// A whole number within `range`; `30.0` counts as whole.
+    pub fn integer_in(&mut self, key: &str, range: &Range<u64>) -> Option<u64> {
+        let value = self.take(key)?;
+        match whole_number(&value) {
+            Some(v) if range.contains(v) => Some(v),
+            _ => {
+                self.error(key, out_of_range(range, &value));
+                None
+            }
+        }
+    }
+
+    /// A memory size like `"512m"` within `range` (in bytes).
+    pub fn memory(&mut self, key: &str, range: &Range<u64>) -> Option<MemorySize> {
         let value = self.take(key)?;
         let text = match &value {
             Value::String(s) => s.clone(),
@@ -244,15 +226,23 @@ impl<'a> FieldReader<'a> {
             }
         };
         if text.trim_start().starts_with('-') {
-            self.error(key, format!("`{text}`: must not be negative"));
+            self.error(key, format!("`{}`: must not be negative", shown(&text)));
             return None;
         }
         match parse_memory(&text) {
-            Ok(0) => {
-                self.error(key, format!("`{text}`: must be greater than 0"));
+            Ok(bytes) if range.contains(bytes) => Some(MemorySize { text, bytes }),
+            Ok(_) => {
+                self.error(
+                    key,
+                    format!(
+                        "`{}` is out of range: must be from {} to {}",
+                        shown(&text),
+                        crate::byte_size::human_bytes(range.min),
+                        crate::byte_size::human_bytes(range.max)
+                    ),
+                );
                 None
             }
-            Ok(bytes) => Some(MemorySize { text, bytes }),
             Err(message) => {
                 self.error(key, message);
                 None
@@ -271,7 +261,8 @@ impl<'a> FieldReader<'a> {
         }
     }
 
-    pub fn string_list(&mut self, key: &str) -> Vec<String> {
+    /// A list of at most `max_items` strings.
+    pub fn string_list(&mut self, key: &str, max_items: usize) -> Vec<String> {
         let Some(value) = self.take(key) else {
             return Vec::new();
         };
@@ -282,6 +273,9 @@ impl<'a> FieldReader<'a> {
             );
             return Vec::new();
         };
+        if !self.within(key, items.len(), max_items) {
+            return Vec::new();
+        }
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
             match item {
@@ -295,7 +289,8 @@ impl<'a> FieldReader<'a> {
         out
     }
 
-    /// An object of string values; numbers and booleans are accepted and kept as text.
+    /// An object of at most `MAX_ENV_KEYS` environment variables; numbers and
+    /// booleans are accepted and kept as text.
     pub fn string_map(&mut self, key: &str) -> BTreeMap<String, String> {
         let Some(value) = self.take(key) else {
             return BTreeMap::new();
@@ -310,13 +305,27 @@ impl<'a> FieldReader<'a> {
             );
             return BTreeMap::new();
         };
+        if !self.within(key, map.len(), ranges::MAX_ENV_KEYS) {
+            return BTreeMap::new();
+        }
         let mut out = BTreeMap::new();
         for (name, v) in map {
             if !is_env_name(&name) {
-                self.error(&format!("{key}.{name}"), "is not a valid environment variable name (letters, digits, `_`; not starting with a digit)");
+                self.error(
+                    &format!("{key}.{}", shown(&name)),
+                    "is not a valid environment variable name (letters, digits, `_`; not starting with a digit; at most 256 characters)",
+                );
                 continue;
             }
             match v {
+                Value::String(s) if s.len() > ranges::MAX_ENV_VALUE_BYTES => self.error(
+                    &format!("{key}.{name}"),
+                    format!(
+                        "is {} bytes long; at most {} are allowed",
+                        s.len(),
+                        ranges::MAX_ENV_VALUE_BYTES
+                    ),
+                ),
                 Value::String(s) => {
                     out.insert(name, s);
                 }
@@ -335,6 +344,15 @@ impl<'a> FieldReader<'a> {
         out
     }
 
+    /// Whether a list or map of `len` items is within `max` (records the error if not).
+    pub fn within(&mut self, key: &str, len: usize, max: usize) -> bool {
+        if len > max {
+            self.error(key, format!("has {len} entries; at most {max} are allowed"));
+            return false;
+        }
+        true
+    }
+
     /// A nested object for a sub-reader, or `None` (with an error) if it is not an object.
     pub fn object(&mut self, key: &str) -> Option<Map<String, Value>> {
         match self.take(key)? {
@@ -346,8 +364,12 @@ impl<'a> FieldReader<'a> {
         }
     }
 
-    /// A list whose items are objects; non-objects are reported and skipped.
-    pub fn object_list(&mut self, key: &str) -> Vec<(String, Map<String, Value>)> {
+    /// A list of at most `max_items` objects; non-objects are reported and skipped.
+    pub fn object_list(
+        &mut self,
+        key: &str,
+        max_items: usize,
+    ) -> Vec<(String, Map<String, Value>)> {
         let Some(value) = self.take(key) else {
             return Vec::new();
         };
@@ -358,6 +380,9 @@ impl<'a> FieldReader<'a> {
             );
             return Vec::new();
         };
+        if !self.within(key, items.len(), max_items) {
+            return Vec::new();
+        }
         let mut out = Vec::new();
         for (i, item) in items.into_iter().enumerate() {
             let path = format!("{key}[{i}]");
@@ -370,7 +395,42 @@ impl<'a> FieldReader<'a> {
     }
 }
 
+/// A JSON number that is a whole number >= 0 (`30.0` included), saturating at `u64::MAX`.
+fn whole_number(value: &Value) -> Option<u64> {
+    let Value::Number(n) = value else { return None };
+    n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.is_finite() && f.fract() == 0.0 && *f >= 0.0)
+            // `as` saturates: 1e300 becomes u64::MAX, which every range rejects.
+            .map(|f| f as u64)
+    })
+}
+
+/// "must be a whole number from 0 to 100 (retries), got 4294967295"
+fn out_of_range<T: std::fmt::Display>(range: &Range<T>, got: &Value) -> String {
+    let got = match got {
+        Value::Number(n) => n.to_string(),
+        other => kind(other).to_string(),
+    };
+    format!(
+        "must be a number from {} to {} ({}), got {got}",
+        range.min, range.max, range.unit
+    )
+}
+
+/// A value from the file as it appears in a message: at most 64 characters.
+pub fn shown(text: &str) -> String {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
 pub fn is_env_name(name: &str) -> bool {
+    if name.len() > 256 {
+        return false;
+    }
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

@@ -9,10 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::fields::{FieldIssue, FieldReader, MemorySize};
-
-/// Docker refuses memory limits below 6 MiB.
-const DOCKER_MIN_MEMORY: u64 = 6 << 20;
+use super::fields::{FieldIssue, FieldReader, MemorySize, shown};
+use super::ranges;
 
 /// Retry timing between attempts, as in Fast-Flow.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -66,14 +64,14 @@ pub struct ResourceLimits {
 impl ResourceLimits {
     fn read(r: &mut FieldReader<'_>) -> Self {
         Self {
-            cpu_hard_limit: r.positive_number("cpu_hard_limit", "CPU cores, e.g. 1.0"),
-            mem_hard_limit: r.memory("mem_hard_limit"),
-            cpu_soft_limit: r.positive_number("cpu_soft_limit", "CPU cores, e.g. 0.8"),
-            mem_soft_limit: r.memory("mem_soft_limit"),
+            cpu_hard_limit: r.number_in("cpu_hard_limit", &ranges::CPU),
+            mem_hard_limit: r.memory("mem_hard_limit", &ranges::MEM_HARD),
+            cpu_soft_limit: r.number_in("cpu_soft_limit", &ranges::CPU),
+            mem_soft_limit: r.memory("mem_soft_limit", &ranges::MEM_SOFT),
         }
     }
 
-    /// Docker's minimum, and soft limits not above hard ones; `prefix` is the path of the owner.
+    /// Soft limits not above hard ones; `prefix` is the path of the owner.
     fn check(&self, prefix: &str, errors: &mut Vec<FieldIssue>) {
         let path = |f: &str| {
             if prefix.is_empty() {
@@ -82,15 +80,6 @@ impl ResourceLimits {
                 format!("{prefix}.{f}")
             }
         };
-        if let Some(mem) = &self.mem_hard_limit
-            && mem.bytes < DOCKER_MIN_MEMORY
-        {
-            errors.push(FieldIssue {
-                file: None,
-                field: path("mem_hard_limit"),
-                message: format!("`{}` is below Docker's minimum of 6m", mem.text),
-            });
-        }
         if let (Some(soft), Some(hard)) = (&self.mem_soft_limit, &self.mem_hard_limit)
             && soft.bytes > hard.bytes
         {
@@ -256,32 +245,32 @@ fn json_reason(e: &serde_json::Error) -> String {
 fn read_fields(r: &mut FieldReader<'_>) -> PipelineMetadata {
     let mut m = PipelineMetadata {
         limits: ResourceLimits::read(r),
-        timeout: r.integer_at_least("timeout", 0),
+        timeout: r.integer_in("timeout", &ranges::TIMEOUT),
         retry_attempts: r
-            .integer_at_least("retry_attempts", 0)
-            .and_then(|v| small(r, "retry_attempts", v)),
+            .integer_in("retry_attempts", &ranges::RETRY_ATTEMPTS)
+            .map(small),
         retry_strategy: None,
         enabled: r.bool("enabled").unwrap_or(true),
         description: r.string("description"),
-        tags: r.string_list("tags"),
+        tags: r.string_list("tags", ranges::MAX_TAGS),
         default_env: r.string_map("default_env"),
         encrypted_env: r.string_map("encrypted_env"),
-        secrets: r.string_list("secrets"),
+        secrets: r.string_list("secrets", ranges::MAX_SECRETS),
         webhook_key: r.non_empty_string("webhook_key"),
         schedule_cron: r.string("schedule_cron"),
-        schedule_interval_seconds: r.integer_at_least("schedule_interval_seconds", 1),
+        schedule_interval_seconds: r.integer_in("schedule_interval_seconds", &ranges::INTERVAL),
         schedule_start: r.datetime("schedule_start"),
         schedule_end: r.datetime("schedule_end"),
         run_once_at: r.datetime("run_once_at"),
         schedules: Vec::new(),
         downstream_triggers: Vec::new(),
         max_instances: r
-            .integer_at_least("max_instances", 1)
-            .and_then(|v| small(r, "max_instances", v)),
+            .integer_in("max_instances", &ranges::MAX_INSTANCES)
+            .map(small),
         python_version: r.non_empty_string("python_version"),
         pipeline_type: r.non_empty_string("type"),
         restart_on_crash: r.bool("restart_on_crash").unwrap_or(false),
-        restart_cooldown: r.integer_at_least("restart_cooldown", 0),
+        restart_cooldown: r.integer_in("restart_cooldown", &ranges::RESTART_COOLDOWN),
         restart_interval: r.non_empty_string("restart_interval"),
     };
     match m.pipeline_type.as_deref() {
@@ -292,7 +281,10 @@ fn read_fields(r: &mut FieldReader<'_>) -> PipelineMetadata {
         ),
         Some(other) => r.error(
             "type",
-            format!("unknown pipeline type `{other}` (expected \"script\")"),
+            format!(
+                "unknown pipeline type `{}` (expected \"script\")",
+                shown(other)
+            ),
         ),
     }
     if let Some(obj) = r.object("retry_strategy") {
@@ -301,34 +293,32 @@ fn read_fields(r: &mut FieldReader<'_>) -> PipelineMetadata {
     if let Some(cron) = &m.schedule_cron {
         check_cron(cron, "schedule_cron", r);
     }
-    for (path, obj) in r.object_list("schedules") {
+    for (path, obj) in r.object_list("schedules", ranges::MAX_SCHEDULES) {
         m.schedules.push(read_schedule(obj, &path, r.errors));
     }
     m.downstream_triggers = read_downstream(r);
     if let Some(v) = &m.python_version
-        && !v.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && (v.len() > 16 || !v.chars().all(|c| c.is_ascii_digit() || c == '.'))
     {
         r.error(
             "python_version",
-            format!("`{v}` is not a Python version like \"3.12\""),
+            format!("`{}` is not a Python version like \"3.12\"", shown(v)),
         );
     }
     m
 }
 
-fn small(r: &mut FieldReader<'_>, key: &str, v: u64) -> Option<u32> {
-    match u32::try_from(v) {
-        Ok(v) => Some(v),
-        Err(_) => {
-            r.error(key, format!("{v} is too large"));
-            None
-        }
-    }
+/// A value already checked against a range that fits in `u32`.
+fn small(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
 }
 
 fn check_cron(expr: &str, key: &str, r: &mut FieldReader<'_>) {
     if let Err(e) = expr.parse::<croner::Cron>() {
-        r.error(key, format!("`{expr}` is not a valid cron expression: {e}"));
+        r.error(
+            key,
+            format!("`{}` is not a valid cron expression: {e}", shown(expr)),
+        );
     }
 }
 
@@ -341,10 +331,14 @@ fn read_retry_strategy(
     let kind = r.string("type");
     let strategy = match kind.as_deref() {
         Some("exponential_backoff") => {
-            let initial_delay = r.integer_at_least("initial_delay", 0).unwrap_or(60);
-            let max_delay = r.integer_at_least("max_delay", 0).unwrap_or(3600);
+            let initial_delay = r
+                .integer_in("initial_delay", &ranges::RETRY_DELAY)
+                .unwrap_or(60);
+            let max_delay = r
+                .integer_in("max_delay", &ranges::RETRY_DELAY)
+                .unwrap_or(3600);
             let multiplier = r
-                .positive_number("multiplier", "a factor, e.g. 2.0")
+                .number_in("multiplier", &ranges::RETRY_MULTIPLIER)
                 .unwrap_or(2.0);
             Some(RetryStrategy::ExponentialBackoff {
                 initial_delay,
@@ -353,28 +347,36 @@ fn read_retry_strategy(
             })
         }
         Some("fixed_delay") => Some(RetryStrategy::FixedDelay {
-            delay: r.integer_at_least("delay", 0).unwrap_or(60),
+            delay: r.integer_in("delay", &ranges::RETRY_DELAY).unwrap_or(60),
         }),
         Some("custom_schedule") => {
             let mut delays = Vec::new();
             match r.take("delays") {
-                Some(Value::Array(items)) if !items.is_empty() => {
+                Some(Value::Array(items))
+                    if !items.is_empty()
+                        && r.within("delays", items.len(), ranges::RETRY_DELAYS_LEN) =>
+                {
                     for (i, item) in items.iter().enumerate() {
                         match item.as_u64() {
-                            Some(d) => delays.push(d),
-                            None => r.error(
+                            Some(d) if ranges::RETRY_DELAY.contains(d) => delays.push(d),
+                            _ => r.error(
                                 &format!("delays[{i}]"),
-                                format!("must be a whole number of seconds >= 0, got {item}"),
+                                format!(
+                                    "must be a whole number of seconds from 0 to {}, got {}",
+                                    ranges::RETRY_DELAY.max,
+                                    shown(&item.to_string())
+                                ),
                             ),
                         }
                     }
                 }
+                Some(Value::Array(items)) if !items.is_empty() => {}
                 _ => r.error("delays", "must be a non-empty list of delays in seconds"),
             }
             Some(RetryStrategy::CustomSchedule { delays })
         }
         Some(other) => {
-            r.error("type", format!("unknown retry strategy `{other}` (expected exponential_backoff, fixed_delay or custom_schedule)"));
+            r.error("type", format!("unknown retry strategy `{}` (expected exponential_backoff, fixed_delay or custom_schedule)", shown(other)));
             None
         }
         None => {
@@ -404,17 +406,17 @@ fn read_schedule(
     let mut spec = ScheduleSpec {
         id: r.non_empty_string("id").unwrap_or_default(),
         schedule_cron: r.string("schedule_cron"),
-        schedule_interval_seconds: r.integer_at_least("schedule_interval_seconds", 1),
+        schedule_interval_seconds: r.integer_in("schedule_interval_seconds", &ranges::INTERVAL),
         schedule_start: r.datetime("schedule_start"),
         schedule_end: r.datetime("schedule_end"),
         enabled: r.bool("enabled").unwrap_or(true),
         default_env: r.string_map("default_env"),
         encrypted_env: r.string_map("encrypted_env"),
         limits: ResourceLimits::read(&mut r),
-        timeout: r.integer_at_least("timeout", 0),
+        timeout: r.integer_in("timeout", &ranges::TIMEOUT),
         retry_attempts: r
-            .integer_at_least("retry_attempts", 0)
-            .and_then(|v| small(&mut r, "retry_attempts", v)),
+            .integer_in("retry_attempts", &ranges::RETRY_ATTEMPTS)
+            .map(small),
         retry_strategy: None,
         webhook_key: r.non_empty_string("webhook_key"),
     };
@@ -457,6 +459,9 @@ fn read_downstream(r: &mut FieldReader<'_>) -> Vec<DownstreamTrigger> {
         );
         return Vec::new();
     };
+    if !r.within("downstream_triggers", items.len(), ranges::MAX_DOWNSTREAM) {
+        return Vec::new();
+    }
     let mut out = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let path = format!("downstream_triggers[{i}]");
@@ -492,13 +497,19 @@ fn read_downstream(r: &mut FieldReader<'_>) -> Vec<DownstreamTrigger> {
                         on_failure,
                         run_config_id,
                     }),
-                    Some(n) => sub.error("pipeline", format!("`{n}` is not a valid pipeline name")),
+                    Some(n) => sub.error(
+                        "pipeline",
+                        format!("`{}` is not a valid pipeline name", shown(&n)),
+                    ),
                     None => sub.error("pipeline", "is required"),
                 }
             }
             other => r.error(
                 &path,
-                format!("must be a pipeline name or an object, got {other}"),
+                format!(
+                    "must be a pipeline name or an object, got {}",
+                    shown(&other.to_string())
+                ),
             ),
         }
     }
@@ -658,6 +669,82 @@ mod tests {
         assert_eq!(
             fields(&p.errors),
             vec!["schedules[0].mem_hard_limit"],
+            "{:?}",
+            p.errors
+        );
+    }
+
+    #[test]
+    fn numbers_outside_their_range_are_errors_with_the_range() {
+        let p = parse_metadata(
+            r#"{"retry_strategy": {"type": "exponential_backoff", "initial_delay": 18446744073709551615,
+                                   "max_delay": 18446744073709551615, "multiplier": 1e308},
+                "retry_attempts": 4294967295, "cpu_hard_limit": 1e-12, "cpu_soft_limit": 1e300,
+                "mem_hard_limit": "9000000t", "mem_soft_limit": "1k", "timeout": 1e20,
+                "max_instances": 0, "schedule_interval_seconds": 0, "restart_cooldown": -5,
+                "python_version": "3.11111111111111111111"}"#,
+        );
+        let f = fields(&p.errors);
+        for expected in [
+            "retry_strategy.initial_delay",
+            "retry_strategy.max_delay",
+            "retry_strategy.multiplier",
+            "retry_attempts",
+            "cpu_hard_limit",
+            "cpu_soft_limit",
+            "mem_hard_limit",
+            "mem_soft_limit",
+            "timeout",
+            "max_instances",
+            "schedule_interval_seconds",
+            "restart_cooldown",
+            "python_version",
+        ] {
+            assert!(
+                f.contains(&expected),
+                "no error for {expected}: {:?}",
+                p.errors
+            );
+        }
+        let attempts = p
+            .errors
+            .iter()
+            .find(|e| e.field == "retry_attempts")
+            .unwrap();
+        assert_eq!(
+            attempts.message,
+            "must be a number from 0 to 100 (retries), got 4294967295"
+        );
+        let fixed = parse_metadata(
+            r#"{"retry_strategy": {"type": "fixed_delay", "delay": 10000000000000}}"#,
+        );
+        assert_eq!(fields(&fixed.errors), vec!["retry_strategy.delay"]);
+        let custom = parse_metadata(
+            r#"{"retry_strategy": {"type": "custom_schedule", "delays": [1, 18446744073709551615]}}"#,
+        );
+        assert_eq!(fields(&custom.errors), vec!["retry_strategy.delays[1]"]);
+        // The largest values inside the ranges are fine.
+        let ok = parse_metadata(
+            r#"{"retry_attempts": 100, "timeout": 31536000, "cpu_hard_limit": 0.01, "mem_hard_limit": "6m",
+                "retry_strategy": {"type": "exponential_backoff", "initial_delay": 604800, "max_delay": 604800, "multiplier": 100}}"#,
+        );
+        assert!(ok.errors.is_empty(), "{:?}", ok.errors);
+    }
+
+    #[test]
+    fn long_lists_and_values_are_refused_and_not_echoed_whole() {
+        let tags: Vec<String> = (0..101).map(|i| format!("\"t{i}\"")).collect();
+        let long = "x".repeat(100_000);
+        let p = parse_metadata(&format!(
+            r#"{{"tags": [{}], "default_env": {{"BIG": "{long}"}}, "mem_hard_limit": "{long}"}}"#,
+            tags.join(",")
+        ));
+        assert_eq!(
+            fields(&p.errors),
+            vec!["mem_hard_limit", "tags", "default_env.BIG"]
+        );
+        assert!(
+            p.errors.iter().all(|e| e.message.len() < 200),
             "{:?}",
             p.errors
         );

@@ -5,7 +5,9 @@
 mod confined;
 mod discovery;
 pub mod fields;
+pub mod host;
 pub mod metadata;
+pub mod ranges;
 mod watch;
 
 use std::path::{Path, PathBuf};
@@ -13,12 +15,15 @@ use std::sync::{Arc, RwLock};
 
 pub use discovery::{Pipeline, Snapshot, is_valid_pipeline_name, scan};
 pub use fields::FieldIssue;
+pub use host::HostResources;
 pub use metadata::PipelineMetadata;
 pub use watch::PipelinesWatch;
 
 /// The current view of `PIPELINES_DIR`, swapped whole after each scan.
 pub struct PipelineRegistry {
     root: PathBuf,
+    /// The engine host's resources, once known (limits are fitted to them).
+    host: RwLock<Option<HostResources>>,
     current: RwLock<Arc<Snapshot>>,
     /// Serialises scans so two refreshes never interleave their writes.
     scan_lock: tokio::sync::Mutex<()>,
@@ -26,10 +31,11 @@ pub struct PipelineRegistry {
 
 impl PipelineRegistry {
     /// Scans once (blocking) and returns the registry.
-    pub fn load(root: &Path) -> Self {
-        let snapshot = scan(root);
+    pub fn load(root: &Path, host: Option<HostResources>) -> Self {
+        let snapshot = scan(root, host.as_ref());
         Self {
             root: root.to_path_buf(),
+            host: RwLock::new(host),
             current: RwLock::new(Arc::new(snapshot)),
             scan_lock: tokio::sync::Mutex::new(()),
         }
@@ -47,6 +53,29 @@ impl PipelineRegistry {
         }
     }
 
+    pub fn host(&self) -> Option<HostResources> {
+        match self.host.read() {
+            Ok(g) => *g,
+            Err(p) => *p.into_inner(),
+        }
+    }
+
+    /// Records the engine host's resources; rescans when they changed.
+    pub async fn set_host(self: &Arc<Self>, host: HostResources) {
+        let changed = {
+            let mut guard = match self.host.write() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            let changed = *guard != Some(host);
+            *guard = Some(host);
+            changed
+        };
+        if changed {
+            self.refresh().await;
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<Pipeline>> {
         self.snapshot().pipelines.get(name).cloned()
     }
@@ -55,7 +84,8 @@ impl PipelineRegistry {
     pub async fn refresh(self: &Arc<Self>) -> Arc<Snapshot> {
         let _guard = self.scan_lock.lock().await;
         let root = self.root.clone();
-        let snapshot = match tokio::task::spawn_blocking(move || scan(&root)).await {
+        let host = self.host();
+        let snapshot = match tokio::task::spawn_blocking(move || scan(&root, host.as_ref())).await {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 tracing::error!(error = %e, "pipeline scan panicked; keeping the previous snapshot");

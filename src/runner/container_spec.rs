@@ -9,6 +9,7 @@ use bollard::models::{ContainerCreateBody, HostConfig};
 
 use crate::config::Config;
 use crate::pipelines::Pipeline;
+use crate::pipelines::metadata::ResourceLimits;
 
 pub const LABEL_RUN_ID: &str = "fastflow.run_id";
 pub const LABEL_PIPELINE: &str = "fastflow.pipeline";
@@ -53,6 +54,8 @@ pub struct RunContext<'a> {
     /// `uid:gid` the pipeline runs as.
     pub user: &'a str,
     pub image: &'a str,
+    /// The limits in force (see `runner::limits::for_run`).
+    pub limits: &'a ResourceLimits,
 }
 
 /// The container's environment: `default_env`, then the run's values (which win),
@@ -120,7 +123,6 @@ pub fn command(pipeline: &Pipeline) -> Vec<String> {
 }
 
 pub fn build(config: &Config, pipeline: &Pipeline, ctx: &RunContext<'_>) -> ContainerCreateBody {
-    let meta = &pipeline.metadata;
     let mut binds = vec![
         format!("{}:{APP_DIR}:ro", pipeline.dir.display()),
         format!("{}:{UV_CACHE_MOUNT}:rw", config.uv_cache_dir.display()),
@@ -129,13 +131,18 @@ pub fn build(config: &Config, pipeline: &Pipeline, ctx: &RunContext<'_>) -> Cont
     if let Some(ca) = &config.worker_ca_bundle {
         binds.push(format!("{}:{CA_BUNDLE_MOUNT}:ro", ca.display()));
     }
-    let memory = meta.limits.mem_hard_limit.as_ref().map(|m| m.bytes as i64);
+    // Ranges are checked at discovery; the conversions stay total anyway.
+    let memory = ctx
+        .limits
+        .mem_hard_limit
+        .as_ref()
+        .map(|m| i64::try_from(m.bytes).unwrap_or(i64::MAX));
     let host_config = HostConfig {
         binds: Some(binds),
         memory,
         // Swap equal to memory means no swap: the limit is a real limit.
         memory_swap: memory,
-        nano_cpus: meta.limits.cpu_hard_limit.map(|c| (c * 1e9) as i64),
+        nano_cpus: ctx.limits.cpu_hard_limit.map(|c| (c * 1e9).round() as i64),
         pids_limit: Some(config.worker_pids_limit),
         readonly_rootfs: Some(true),
         tmpfs: Some(HashMap::from([(
@@ -232,6 +239,7 @@ mod tests {
             run_env: &env,
             user: "1001:1001",
             image: "img",
+            limits: &p.metadata.limits,
         };
         let body = build(&config(), &p, &ctx);
         let hc = body.host_config.unwrap();
@@ -276,6 +284,7 @@ mod tests {
             run_env: &run_env,
             user: "1:1",
             image: "img",
+            limits: &p.metadata.limits,
         };
         let env = environment(&p, &ctx, &config());
         assert_eq!(env["A"], "default");

@@ -1,8 +1,10 @@
 //! Moves a container's output into the run's log: frames from the attach (or,
 //! after a restart, the follow-logs) stream are split into lines, written and
-//! flushed in batches, then announced on the hub. After exit, a final non-follow
-//! read of the engine's log recovers any bytes the live stream did not deliver
-//! (such as an unterminated last line).
+//! flushed in batches, then announced on the hub. The output is drained to the
+//! end whatever happens to storage: a failed write is recorded by the writer and
+//! the rest is counted, never left in the container's pipe. After exit, a final
+//! non-follow read of the engine's log adds what the live stream did not deliver
+//! (such as an unterminated last line), streamed, never buffered whole.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,24 +17,30 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::hub::HubEvent;
-use super::logs::{LineSplitter, LogLine, LogWriter, Stream as LogStream};
+use super::logs::{LineSplitter, LogLine, LogSummary, LogWriter, Stream as LogStream};
+use super::outcome::StderrTail;
 
 pub type OutputStream =
     Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
 
-/// Lines collected before a flush when output arrives faster than we write.
+/// A batch is written and announced once it holds this many lines or bytes, so
+/// one announcement (and each viewer's share of it) stays small.
 const MAX_BATCH_LINES: usize = 2048;
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
+/// Frames taken from the stream without waiting before a batch is written.
+const MAX_FRAMES_PER_TURN: usize = 2048;
 
 /// The log of one run while it is being written.
 pub struct RunLog {
     pub writer: LogWriter,
     hub: broadcast::Sender<HubEvent>,
-    stdout: LineSplitter,
-    stderr: LineSplitter,
+    splitters: [LineSplitter; 2],
     /// Newlines received per stream, to know what the final read still has to add.
-    stdout_newlines: u64,
-    stderr_newlines: u64,
+    newlines: [u64; 2],
+    /// Bytes received per stream since its last newline (pieces already emitted included).
+    since_newline: [u64; 2],
     batch: Vec<LogLine>,
+    batch_bytes: usize,
     /// Complete lines per stream (stdout, stderr) already stored before a restart.
     skip: [u64; 2],
     /// The line the runner's `sitecustomize` prints when `main.py` starts; never stored.
@@ -40,6 +48,12 @@ pub struct RunLog {
     /// When the marker arrived (`None` while the environment is being set up).
     pub setup_seen_at: Option<chrono::DateTime<chrono::Utc>>,
     setup_reported: bool,
+    /// The end of stderr, for the error message of a failed run.
+    pub stderr_tail: StderrTail,
+}
+
+fn index(stream: LogStream) -> usize {
+    usize::from(stream == LogStream::Stderr)
 }
 
 impl RunLog {
@@ -47,15 +61,16 @@ impl RunLog {
         Self {
             writer,
             hub,
-            stdout: LineSplitter::default(),
-            stderr: LineSplitter::default(),
-            stdout_newlines: 0,
-            stderr_newlines: 0,
+            splitters: Default::default(),
+            newlines: [0, 0],
+            since_newline: [0, 0],
             batch: Vec::new(),
+            batch_bytes: 0,
             skip: [0, 0],
             setup_marker: None,
             setup_seen_at: None,
             setup_reported: false,
+            stderr_tail: StderrTail::default(),
         }
     }
 
@@ -86,79 +101,89 @@ impl RunLog {
 
     /// Flushes what was written but keeps partial lines unwritten: the run goes on
     /// without us, and a later resume re-reads those partial lines from the engine.
-    pub fn detach(mut self) -> std::io::Result<()> {
-        self.publish()?;
-        self.writer.flush()
+    pub fn detach(mut self) {
+        self.publish();
     }
 
-    fn take_chunk(&mut self, stream: LogStream, bytes: &[u8]) -> std::io::Result<()> {
-        let newlines = bytes.iter().filter(|b| **b == b'\n').count() as u64;
-        let lines = match stream {
-            LogStream::Stderr => {
-                self.stderr_newlines += newlines;
-                self.stderr.push(bytes)
+    fn take_chunk(&mut self, stream: LogStream, bytes: &[u8]) {
+        let i = index(stream);
+        match memchr::memrchr(b'\n', bytes) {
+            Some(last) => {
+                self.newlines[i] += memchr::memchr_iter(b'\n', bytes).count() as u64;
+                self.since_newline[i] = (bytes.len() - last - 1) as u64;
             }
-            _ => {
-                self.stdout_newlines += newlines;
-                self.stdout.push(bytes)
-            }
-        };
-        let i = usize::from(stream == LogStream::Stderr);
-        for text in lines {
-            if stream == LogStream::Stdout && self.setup_marker.as_deref() == Some(text.as_str()) {
+            None => self.since_newline[i] += bytes.len() as u64,
+        }
+        for piece in self.splitters[i].push(bytes) {
+            if stream == LogStream::Stdout
+                && !piece.continued
+                && self.setup_marker.as_deref() == Some(piece.text.as_str())
+            {
                 self.setup_marker = None;
                 self.setup_seen_at.get_or_insert_with(chrono::Utc::now);
                 continue;
             }
+            if stream == LogStream::Stderr {
+                self.stderr_tail.observe(&piece.text);
+            }
             if self.skip[i] > 0 {
-                self.skip[i] -= 1;
+                // Pieces of a long stored line are skipped with it.
+                if !piece.continued {
+                    self.skip[i] -= 1;
+                }
                 continue;
             }
-            if let Some(line) = self.writer.append(stream, text)? {
-                self.batch.push(line);
+            self.store(stream, piece);
+        }
+    }
+
+    fn store(&mut self, stream: LogStream, piece: super::logs::Piece) {
+        if let Some(line) = self.writer.append(stream, piece) {
+            self.batch_bytes += line.text.len();
+            self.batch.push(line);
+            if self.batch.len() >= MAX_BATCH_LINES || self.batch_bytes >= MAX_BATCH_BYTES {
+                self.publish();
             }
         }
-        Ok(())
     }
 
     /// Writes a note from Fast-Flow itself into the log.
-    pub fn system(&mut self, text: String) -> std::io::Result<()> {
-        if let Some(line) = self.writer.write_system(text)? {
-            self.batch.push(line);
-        }
-        self.publish()
+    pub fn system(&mut self, text: String) {
+        let lines = self.writer.write_system(text);
+        self.batch.extend(lines);
+        self.publish();
     }
 
-    /// Flushes to the file, then announces: a viewer never sees a line the file lacks.
-    pub fn publish(&mut self) -> std::io::Result<()> {
+    /// Flushes to the file, then announces: a viewer never sees a line the file
+    /// lacks. Lines that could not be stored are not announced.
+    pub fn publish(&mut self) {
         if self.batch.is_empty() {
-            return Ok(());
+            return;
         }
-        self.writer.flush()?;
+        let stored = self.writer.flush();
         let batch = std::mem::take(&mut self.batch);
-        let _ = self.hub.send(HubEvent::Lines(Arc::new(batch)));
-        Ok(())
+        self.batch_bytes = 0;
+        if stored {
+            let _ = self.hub.send(HubEvent::Lines(Arc::new(batch)));
+        }
     }
 
     /// Emits partial last lines, writes the drop marker, syncs the file.
-    pub fn close(mut self) -> std::io::Result<super::logs::LogSummary> {
+    pub fn close(mut self) -> LogSummary {
         for stream in [LogStream::Stdout, LogStream::Stderr] {
-            let last = match stream {
-                LogStream::Stderr => self.stderr.finish(),
-                _ => self.stdout.finish(),
-            };
-            if let Some(text) = last
-                && let Some(line) = self.writer.append(stream, text)?
-            {
-                self.batch.push(line);
+            if let Some(piece) = self.splitters[index(stream)].finish() {
+                if stream == LogStream::Stderr {
+                    self.stderr_tail.observe(&piece.text);
+                }
+                self.store(stream, piece);
             }
         }
-        self.publish()?;
-        let (summary, marker) = self.writer.close()?;
-        if let Some(marker) = marker {
-            let _ = self.hub.send(HubEvent::Lines(Arc::new(vec![marker])));
+        self.publish();
+        let (summary, marker) = self.writer.close();
+        if !marker.is_empty() {
+            let _ = self.hub.send(HubEvent::Lines(Arc::new(marker)));
         }
-        Ok(summary)
+        summary
     }
 }
 
@@ -179,7 +204,8 @@ pub struct SetupProbe<'a> {
     pub container_started_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Reads the output stream until it ends or `stop` fires; returns why it ended if it failed.
+/// Reads the output stream until it ends or `stop` fires; returns why it ended if
+/// the stream itself broke. Storage problems never end it (see [`LogWriter`]).
 pub async fn pump(
     log: &mut RunLog,
     mut output: OutputStream,
@@ -193,28 +219,26 @@ pub async fn pump(
         };
         let Some(item) = first else { break };
         let mut next = Some(item);
-        let mut n = 0;
+        let mut frames = 0;
         // Take everything that is already there, then write it in one flush.
         while let Some(item) = next.take() {
             match item {
                 Ok(out) => {
                     if let Some((stream, bytes)) = classify(out) {
-                        log.take_chunk(stream, &bytes)
-                            .map_err(|e| format!("writing the log file failed: {e}"))?;
+                        log.take_chunk(stream, &bytes);
                     }
                 }
                 Err(e) => {
-                    log.publish().map_err(|e| e.to_string())?;
+                    log.publish();
                     return Err(format!("the output stream broke: {e}"));
                 }
             }
-            n += 1;
-            if n < MAX_BATCH_LINES {
+            frames += 1;
+            if frames < MAX_FRAMES_PER_TURN {
                 next = output.next().now_or_never().flatten();
             }
         }
-        log.publish()
-            .map_err(|e| format!("writing the log file failed: {e}"))?;
+        log.publish();
         if let Some(at) = log.take_setup_event() {
             let seconds =
                 (at - probe.container_started_at).num_milliseconds().max(0) as f64 / 1000.0;
@@ -225,11 +249,23 @@ pub async fn pump(
             }
         }
     }
-    log.publish()
-        .map_err(|e| format!("writing the log file failed: {e}"))
+    log.publish();
+    Ok(())
 }
 
-/// After exit: adds what the engine's stored log has beyond what we received.
+/// How one stream of the engine's stored log lines up with what was received.
+struct Catchup {
+    newlines_to_skip: u64,
+    /// Bytes after the last newline that were already stored as continued pieces.
+    bytes_to_skip: u64,
+    /// The partial line we hold, as the engine stores it (lossy UTF-8).
+    expect: Vec<u8>,
+    matched: usize,
+    diverged: bool,
+}
+
+/// After exit: adds what the engine's stored log has beyond what we received,
+/// reading it as a stream (memory stays bounded by one frame and one partial line).
 ///
 /// Counting is by newlines, not bytes: the engine's json-file log stores invalid
 /// UTF-8 as U+FFFD, so byte counts of the two copies differ while lines do not.
@@ -244,51 +280,55 @@ pub async fn reconcile(
         .follow(false)
         .build();
     let mut stored = docker.logs(container_id, Some(options));
-    let mut skip = [log.stdout_newlines, log.stderr_newlines];
-    let mut rest: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut catchup = [0, 1].map(|i| {
+        let partial = log.splitters[i].partial();
+        Catchup {
+            newlines_to_skip: log.newlines[i],
+            bytes_to_skip: log.since_newline[i].saturating_sub(partial.len() as u64),
+            expect: String::from_utf8_lossy(partial).into_owned().into_bytes(),
+            matched: 0,
+            diverged: false,
+        }
+    });
     while let Some(item) = stored.next().await {
         let out = item.map_err(|e| format!("reading the engine's log failed: {e}"))?;
         let Some((stream, bytes)) = classify(out) else {
             continue;
         };
-        let i = usize::from(stream == LogStream::Stderr);
+        let c = &mut catchup[index(stream)];
         let mut chunk = &bytes[..];
-        while skip[i] > 0 {
-            match chunk.iter().position(|b| *b == b'\n') {
+        while c.newlines_to_skip > 0 && !chunk.is_empty() {
+            match memchr::memchr(b'\n', chunk) {
                 Some(pos) => {
                     chunk = &chunk[pos + 1..];
-                    skip[i] -= 1;
+                    c.newlines_to_skip -= 1;
                 }
-                None => {
-                    chunk = &[];
-                    break;
-                }
+                None => chunk = &[],
             }
         }
-        rest[i].extend_from_slice(chunk);
-    }
-    for (i, stream) in [LogStream::Stdout, LogStream::Stderr]
-        .into_iter()
-        .enumerate()
-    {
-        if rest[i].is_empty() {
+        if c.newlines_to_skip > 0 || c.diverged {
             continue;
         }
-        let have = match stream {
-            LogStream::Stderr => String::from_utf8_lossy(log.stderr.partial()).into_owned(),
-            _ => String::from_utf8_lossy(log.stdout.partial()).into_owned(),
-        };
-        let stored = String::from_utf8_lossy(&rest[i]).into_owned();
-        match stored.strip_prefix(have.as_str()) {
-            Some(missing) if !missing.is_empty() => log
-                .take_chunk(stream, missing.as_bytes())
-                .map_err(|e| format!("writing the log file failed: {e}"))?,
-            Some(_) => {}
-            None => {
-                tracing::warn!(container = %container_id, "stored log differs from the streamed output; kept the streamed copy")
-            }
+        let skip = chunk
+            .len()
+            .min(usize::try_from(c.bytes_to_skip).unwrap_or(usize::MAX));
+        chunk = &chunk[skip..];
+        c.bytes_to_skip -= skip as u64;
+        if c.bytes_to_skip > 0 {
+            continue;
+        }
+        let want = (c.expect.len() - c.matched).min(chunk.len());
+        if chunk[..want] != c.expect[c.matched..c.matched + want] {
+            c.diverged = true;
+            tracing::warn!(container = %container_id, "stored log differs from the streamed output; kept the streamed copy");
+            continue;
+        }
+        c.matched += want;
+        chunk = &chunk[want..];
+        if !chunk.is_empty() {
+            log.take_chunk(stream, chunk);
         }
     }
-    log.publish()
-        .map_err(|e| format!("writing the log file failed: {e}"))
+    log.publish();
+    Ok(())
 }

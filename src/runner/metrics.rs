@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::RunnerDeps;
 use super::hub::HubEvent;
 use crate::db::{self, Run};
-use crate::pipelines::Pipeline;
+use crate::pipelines::metadata::ResourceLimits;
 
 /// Peaks are written to the database at most this often while a run goes on.
 const PEAK_WRITE_EVERY: u32 = 5;
@@ -93,57 +93,72 @@ fn memory_bytes(stats: &ContainerStatsResponse) -> Option<(u64, Option<u64>)> {
     Some((usage.saturating_sub(cache), mem.limit))
 }
 
-struct Limits {
-    cpu_hard: Option<f64>,
-    cpu_soft: Option<f64>,
-    mem_hard: Option<u64>,
-    mem_soft: Option<u64>,
+/// The first soft limit a sample exceeds, described for the user.
+fn exceeded(limits: &ResourceLimits, cpu_percent: f64, ram_bytes: u64) -> Option<String> {
+    let cores = cpu_percent / 100.0;
+    if let Some(soft) = limits.cpu_soft_limit
+        && cores > soft
+    {
+        return Some(format!(
+            "CPU {cores:.2} cores exceeded cpu_soft_limit {soft}"
+        ));
+    }
+    if let Some(soft) = &limits.mem_soft_limit
+        && ram_bytes > soft.bytes
+    {
+        return Some(format!(
+            "memory {} exceeded mem_soft_limit {}",
+            crate::byte_size::human_bytes(ram_bytes),
+            soft.text
+        ));
+    }
+    None
 }
 
-impl Limits {
-    fn of(p: &Pipeline) -> Self {
-        let m = &p.metadata;
-        Self {
-            cpu_hard: m.limits.cpu_hard_limit,
-            cpu_soft: m.limits.cpu_soft_limit,
-            mem_hard: m.limits.mem_hard_limit.as_ref().map(|x| x.bytes),
-            mem_soft: m.limits.mem_soft_limit.as_ref().map(|x| x.bytes),
-        }
+/// What sampling a run produced, and what went wrong with it (said on the run).
+#[derive(Debug, Default)]
+pub struct SamplingReport {
+    pub samples: u64,
+    pub peak_memory: Option<u64>,
+    /// Highest `failcnt` seen: how often the cgroup hit its memory limit (cgroup v1).
+    pub limit_hits: u64,
+    /// Stats the engine sent without usable CPU or memory figures.
+    pub unusable: u64,
+    problem: Option<String>,
+}
+
+impl SamplingReport {
+    fn note(&mut self, problem: String) {
+        self.problem.get_or_insert(problem);
     }
 
-    /// The first soft limit the sample exceeds, described for the user.
-    fn exceeded(&self, cpu_percent: f64, ram_bytes: u64, p: &Pipeline) -> Option<String> {
-        let cores = cpu_percent / 100.0;
-        if let Some(soft) = self.cpu_soft
-            && cores > soft
-        {
-            return Some(format!(
-                "CPU {cores:.2} cores exceeded cpu_soft_limit {soft}"
-            ));
+    /// Why a run that lasted `ran` has no (or incomplete) samples, if it should have some.
+    pub fn problem_for(&self, ran: chrono::Duration) -> Option<String> {
+        if let Some(p) = &self.problem {
+            return Some(format!("resource sampling: {p}"));
         }
-        if let (Some(soft), Some(text)) = (self.mem_soft, p.metadata.limits.mem_soft_limit.as_ref())
-            && ram_bytes > soft
-        {
-            return Some(format!(
-                "memory {} exceeded mem_soft_limit {}",
-                super::logs::human_bytes(ram_bytes),
-                text.text
-            ));
-        }
-        None
+        (self.samples == 0 && ran >= chrono::Duration::seconds(3)).then(|| {
+            format!(
+                "resource sampling: no samples in {}s ({} stats without usable figures)",
+                ran.num_seconds(),
+                self.unusable
+            )
+        })
     }
 }
 
-/// Samples until the stats stream ends or `stop` fires; stores and announces each sample.
+/// Samples until the stats stream ends or `stop` fires; stores and announces each
+/// sample; reports the peaks and any problem instead of failing silently.
 pub async fn sample(
     deps: &RunnerDeps,
     run: &Run,
-    pipeline: &Pipeline,
+    limits: &ResourceLimits,
     container: &str,
     stop: CancellationToken,
-) {
+) -> SamplingReport {
+    let mut report = SamplingReport::default();
     tokio::select! {
-        _ = stop.cancelled() => return,
+        _ = stop.cancelled() => return report,
         _ = tokio::time::sleep(FIRST_SAMPLE_AFTER) => {}
     }
     let options = StatsOptionsBuilder::new()
@@ -157,13 +172,13 @@ pub async fn sample(
         .append(true)
         .open(&path)
     {
-        Ok(f) => f,
+        Ok(f) => Some(f),
         Err(e) => {
-            tracing::warn!(run = %run.id, error = %e, "cannot open the metrics file; no metrics for this run");
-            return;
+            report.note(format!("samples cannot be stored: {e}"));
+            None
         }
     };
-    let limits = Limits::of(pipeline);
+    let mem_hard = limits.mem_hard_limit.as_ref().map(|m| m.bytes);
     let hub = deps.hubs.sender(&run.id);
     let (mut peak_cpu, mut peak_mem, mut since_write, mut warned) =
         (0.0f64, 0u64, 0u32, run.soft_limit_warning.is_some());
@@ -172,25 +187,41 @@ pub async fn sample(
             item = stream.next() => item,
             _ = stop.cancelled() => None,
         };
-        let Some(Ok(stats)) = item else { break };
+        let stats = match item {
+            None => break,
+            Some(Ok(stats)) => stats,
+            Some(Err(e)) => {
+                report.note(format!("the engine's stats stream failed: {e}"));
+                break;
+            }
+        };
+        if let Some(hits) = stats.memory_stats.as_ref().and_then(|m| m.failcnt) {
+            report.limit_hits = report.limit_hits.max(hits);
+        }
         let (Some(cpu), Some((ram, engine_limit))) = (cpu_percent(&stats), memory_bytes(&stats))
         else {
+            report.unusable += 1;
             continue;
         };
-        let warning = limits.exceeded(cpu, ram, pipeline);
+        let warning = exceeded(limits, cpu, ram);
         let sample = Sample {
             timestamp: Utc::now(),
             cpu_percent: round2(cpu),
-            cpu_percent_of_limit: limits.cpu_hard.map(|h| round2(cpu / h)),
+            cpu_percent_of_limit: limits.cpu_hard_limit.map(|h| round2(cpu / h)),
             ram_mb: round2(ram as f64 / 1_048_576.0),
-            ram_limit_mb: limits
-                .mem_hard
+            ram_limit_mb: mem_hard
                 .or(engine_limit)
                 .map(|l| round2(l as f64 / 1_048_576.0)),
             soft_limit_exceeded: warning.is_some(),
         };
-        if let Ok(line) = serde_json::to_string(&sample) {
-            let _ = writeln!(file, "{line}");
+        report.samples += 1;
+        if let Some(f) = file.as_mut()
+            && let Err(e) = serde_json::to_string(&sample)
+                .map_err(std::io::Error::other)
+                .and_then(|line| writeln!(f, "{line}"))
+        {
+            report.note(format!("samples cannot be stored: {e}"));
+            file = None;
         }
         let _ = hub.send(HubEvent::Metric(Arc::new(sample)));
         if let Some(w) = warning
@@ -214,8 +245,10 @@ pub async fn sample(
         }
     }
     if peak_mem > 0 {
+        report.peak_memory = Some(peak_mem);
         let _ = db::runs::set_peaks(&deps.pool, &run.id, round2(peak_cpu), peak_mem as i64).await;
     }
+    report
 }
 
 fn round2(v: f64) -> f64 {

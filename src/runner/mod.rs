@@ -1,15 +1,19 @@
 //! The run engine: triggering (a PENDING row), the dispatcher that starts queued
 //! runs under `MAX_CONCURRENT_RUNS`, the executor over Docker, logs and live hubs.
 
+mod container_run;
 pub mod container_spec;
 mod dispatcher;
 pub mod engine;
 pub mod engine_state;
 mod executor;
 pub mod hub;
+pub mod limits;
 mod log_pump;
 pub mod logs;
 pub mod metrics;
+pub mod outcome;
+pub mod overrides;
 mod recovery;
 pub mod retry;
 
@@ -67,6 +71,8 @@ pub enum TriggerError {
     #[error("run `{0}` not found")]
     UnknownRun(String),
     #[error(transparent)]
+    Override(#[from] overrides::OverrideError),
+    #[error(transparent)]
     Db(#[from] db::DbError),
 }
 
@@ -114,7 +120,8 @@ impl Runner {
         &self.deps
     }
 
-    /// Records a PENDING run and wakes the dispatcher; returns at once.
+    /// Records a PENDING run and wakes the dispatcher; returns at once. The
+    /// overrides are checked here, for every route (see [`overrides`]).
     pub async fn trigger(
         &self,
         pipeline: &Pipeline,
@@ -122,6 +129,8 @@ impl Runner {
         parameters: BTreeMap<String, String>,
         triggered_by: &str,
     ) -> Result<Run, TriggerError> {
+        overrides::check("env_vars", &env_vars)?;
+        overrides::check("parameters", &parameters)?;
         let link = RunLink {
             attempt: 1,
             ..Default::default()
@@ -185,6 +194,9 @@ impl Runner {
             .filter(|(k, _)| !k.starts_with("_fastflow_"))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        // The copy is a new trigger: runs stored before these rules were enforced are checked too.
+        overrides::check("env_vars", &env)?;
+        overrides::check("parameters", &old.parameters.0)?;
         let link = RunLink {
             attempt: 1,
             previous_run_id: Some(old.id.clone()),

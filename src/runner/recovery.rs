@@ -33,6 +33,18 @@ impl Runner {
                 }
             }
         };
+        match deps.docker.info().await {
+            Ok(info) => {
+                let host = crate::pipelines::HostResources::from_engine(
+                    info.ncpu.unwrap_or(0),
+                    info.mem_total.unwrap_or(0),
+                );
+                if let Some(host) = host {
+                    deps.registry.set_host(host).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the engine's CPUs and memory"),
+        }
         let mut by_run: HashMap<String, String> =
             containers.into_iter().map(|(c, r)| (r, c)).collect();
         for run in stale {

@@ -21,6 +21,11 @@ pub enum AppError {
     Unprocessable(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A cap is reached (e.g. live streams); try again later.
+    #[error("{0}")]
+    Unavailable(String),
     /// Logged with its cause; the client only learns that something failed.
     #[error("internal error")]
     Internal(String),
@@ -39,6 +44,8 @@ impl AppError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -67,6 +74,7 @@ impl From<TriggerError> for AppError {
             TriggerError::UnknownPipeline(_) | TriggerError::UnknownRun(_) => {
                 Self::NotFound(e.to_string())
             }
+            TriggerError::Override(_) => Self::BadRequest(e.to_string()),
             TriggerError::Db(db) => db.into(),
         }
     }

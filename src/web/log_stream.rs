@@ -1,6 +1,8 @@
 //! Following a run's log for a viewer, with no gap and no duplicate: subscribe to
 //! the live hub first, replay the file after the viewer's last line, then forward
 //! live lines with a higher sequence number. A lagging viewer re-reads the file.
+//! The file is read through one cursor per viewer, off the async workers, so a
+//! whole replay costs one pass over the file whatever its size.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -14,10 +16,11 @@ use super::AppState;
 use crate::db;
 use crate::run_status::RunStatus;
 use crate::runner::hub::HubEvent;
-use crate::runner::logs::{LogLine, log_path, read_lines};
+use crate::runner::logs::{LogCursor, LogLine, log_path};
 
-/// Lines read from the file per step of a replay.
-const REPLAY_CHUNK: usize = 2000;
+/// Lines (and bytes) read from the file per step of a replay.
+pub const REPLAY_LINES: usize = 2000;
+pub const REPLAY_BYTES: usize = 1024 * 1024;
 
 pub enum Follow {
     Lines(Vec<LogLine>),
@@ -26,7 +29,8 @@ pub enum Follow {
     Error(String),
 }
 
-/// The viewer's position: `Last-Event-ID` (sent by a reconnecting EventSource) or `?after=`.
+/// The viewer's position: `Last-Event-ID` (sent by a reconnecting EventSource) or
+/// `?after=`. Any number is accepted; one past the end simply yields nothing more.
 pub fn resume_after(headers: &HeaderMap, after: Option<u64>) -> u64 {
     let from_header = headers
         .get("last-event-id")
@@ -35,11 +39,34 @@ pub fn resume_after(headers: &HeaderMap, after: Option<u64>) -> u64 {
     from_header.into_iter().chain(after).max().unwrap_or(0)
 }
 
+/// Runs blocking file work on the blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+}
+
+/// Reads the next replay step off the async workers; the cursor comes back with
+/// the lines. `Err` if the read failed (or its task died, taking the cursor).
+async fn read_step(mut cursor: LogCursor) -> Result<(LogCursor, Vec<LogLine>), String> {
+    let done = tokio::task::spawn_blocking(move || {
+        let lines = cursor.read(REPLAY_LINES, REPLAY_BYTES);
+        (cursor, lines)
+    })
+    .await;
+    match done {
+        Ok((cursor, Ok(lines))) => Ok((cursor, lines)),
+        Ok((_, Err(e))) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Lines after `after`, then live lines, then the run's final status.
 pub fn follow(state: AppState, run_id: String, after: u64) -> impl Stream<Item = Follow> {
     async_stream::stream! {
         let path = log_path(&state.config.logs_dir, &run_id);
-        let mut last = after;
         let hubs = state.runner.hubs().clone();
         let mut rx = hubs.subscribe(&run_id);
         // The executor writes the final status before closing the hub, so a run
@@ -49,18 +76,27 @@ pub fn follow(state: AppState, run_id: String, after: u64) -> impl Stream<Item =
             Ok(None) => { hubs.forget_if_unused(&run_id); return; }
             Err(e) => { yield Follow::Error(e.to_string()); return; }
         };
+        let mut cursor = match blocking(move || LogCursor::open(&path, after)).await {
+            Ok(c) => c,
+            Err(e) => { yield Follow::Error(e.to_string()); return; }
+        };
+        let mut last = after;
         let mut replay = true;
         loop {
             // Read the file from the last line sent: at the start, after a lag or
             // gap, and before the end (the file is the truth).
             while replay {
-                match read_lines(&path, last + 1, REPLAY_CHUNK) {
-                    Ok(lines) if lines.is_empty() => replay = false,
-                    Ok(lines) => {
-                        last = lines[lines.len() - 1].seq;
+                cursor.skip_through(last);
+                let lines = match read_step(cursor).await {
+                    Ok((c, lines)) => { cursor = c; lines }
+                    Err(e) => { yield Follow::Error(e); return; }
+                };
+                match lines.last() {
+                    None => replay = false,
+                    Some(l) => {
+                        last = l.seq;
                         yield Follow::Lines(lines);
                     }
-                    Err(e) => { yield Follow::Error(e.to_string()); return; }
                 }
             }
             if let Some(status) = end {
@@ -79,7 +115,7 @@ pub fn follow(state: AppState, run_id: String, after: u64) -> impl Stream<Item =
                     let fresh: Vec<LogLine> = batch.iter().filter(|l| l.seq > last).cloned().collect();
                     match fresh.first().map(|l| l.seq) {
                         None => replay = false,
-                        Some(first) if first == last + 1 => {
+                        Some(first) if Some(first) == last.checked_add(1) => {
                             last = fresh[fresh.len() - 1].seq;
                             replay = false;
                             yield Follow::Lines(fresh);
@@ -100,6 +136,18 @@ pub fn follow(state: AppState, run_id: String, after: u64) -> impl Stream<Item =
             }
         }
     }
+}
+
+/// Keeps `permit` (a live-stream slot) for as long as the stream lives.
+pub fn with_permit<S: Stream>(
+    stream: S,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> impl Stream<Item = S::Item> {
+    use futures_util::StreamExt;
+    stream.map(move |item| {
+        let _slot = &permit;
+        item
+    })
 }
 
 /// Wraps a stream of events as an SSE response with keep-alives.

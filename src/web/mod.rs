@@ -35,6 +35,20 @@ pub struct AppState {
     /// Ends live streams when the server shuts down.
     pub shutdown: CancellationToken,
     pub started: Instant,
+    /// One permit per open live stream (`MAX_SSE_STREAMS`).
+    pub sse_slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl AppState {
+    /// A live-stream slot, or 503 when `MAX_SSE_STREAMS` are open.
+    pub fn sse_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
+        self.sse_slots.clone().try_acquire_owned().map_err(|_| {
+            AppError::Unavailable(format!(
+                "too many live streams are open (MAX_SSE_STREAMS = {}); try again shortly",
+                self.config.http.max_sse_streams
+            ))
+        })
+    }
 }
 
 /// All routes, behind the access layer.

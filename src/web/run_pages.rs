@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::charts;
-use super::log_stream::{Follow, follow, resume_after, sse_response};
+use super::log_stream::{Follow, blocking, follow, resume_after, sse_response, with_permit};
 use super::views::{RunDetail, RunRow};
 use super::{AppError, AppState};
 use crate::db::{self, Run, RunFilter};
@@ -24,8 +24,10 @@ use crate::runner::logs::{LogLine, log_path, tail_lines};
 use crate::runner::metrics::{metrics_path, read_samples};
 
 const PAGE_SIZE: i64 = 50;
-/// The run page shows this many of the last lines; the rest is a download away.
+/// The run page shows this many of the last lines (and at most about this many
+/// bytes of them); the rest is a download away.
 const PAGE_LOG_LINES: usize = 5000;
+const PAGE_LOG_BYTES: u64 = 2 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -99,11 +101,14 @@ async fn list_view(state: &AppState, q: ListQuery) -> Result<ListView, AppError>
         })?),
     };
     let page = q.page.unwrap_or(1).max(1);
+    let offset = (page - 1)
+        .checked_mul(PAGE_SIZE)
+        .ok_or_else(|| AppError::BadRequest(format!("page {page} is out of range")))?;
     let filter = RunFilter {
         pipeline_name: pipeline.clone(),
         status,
         limit: PAGE_SIZE,
-        offset: (page - 1) * PAGE_SIZE,
+        offset,
     };
     let (runs, total) = db::runs::list(&state.pool, &filter).await?;
     Ok(ListView {
@@ -155,9 +160,10 @@ struct LogView {
     last_seq: u64,
 }
 
-fn log_view(state: &AppState, run: &Run) -> Result<LogView, AppError> {
+async fn log_view(state: &AppState, run: &Run) -> Result<LogView, AppError> {
     let path = log_path(&state.config.logs_dir, &run.id);
-    let lines = tail_lines(&path, PAGE_LOG_LINES)
+    let lines = blocking(move || tail_lines(&path, PAGE_LOG_LINES, PAGE_LOG_BYTES))
+        .await
         .map_err(|e| AppError::internal("reading a run log", e))?;
     let first = lines.first().map(|l| l.seq).unwrap_or(1);
     let last_seq = lines.last().map(|l| l.seq).unwrap_or(0);
@@ -262,7 +268,7 @@ async fn detail_page(
     Path(id): Path<String>,
 ) -> Result<DetailPage, AppError> {
     let run = load(&state, &id).await?;
-    let log = log_view(&state, &run)?;
+    let log = log_view(&state, &run).await?;
     Ok(DetailPage {
         run: detail(&state, &run).await?,
         charts: charts_for(&state, &run),
@@ -322,7 +328,7 @@ async fn log_fragment(
 ) -> Result<LogLinesFragment, AppError> {
     let run = load(&state, &id).await?;
     Ok(LogLinesFragment {
-        lines: log_view(&state, &run)?.lines,
+        lines: log_view(&state, &run).await?.lines,
     })
 }
 
@@ -339,6 +345,7 @@ async fn log_stream(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, AppError> {
     load(&state, &id).await?;
+    let permit = state.sse_permit()?;
     let after = resume_after(&headers, q.after);
     let events = follow(state, id, after).map(|item| {
         let event = match item {
@@ -356,5 +363,5 @@ async fn log_stream(
         };
         Ok::<_, Infallible>(event)
     });
-    Ok(sse_response(events))
+    Ok(sse_response(with_permit(events, permit)))
 }

@@ -30,7 +30,7 @@ pub fn fmt_duration(seconds: f64) -> String {
 }
 
 pub fn fmt_bytes(bytes: u64) -> String {
-    crate::runner::logs::human_bytes(bytes)
+    crate::byte_size::human_bytes(bytes)
 }
 
 /// One line of the pipelines table.

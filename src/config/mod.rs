@@ -3,9 +3,18 @@
 //! Variable names follow Fast-Flow 1.x where the meaning is the same. Every
 //! value has an embedded default, so `fastflow` runs with nothing set.
 
+mod values;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::pipelines::fields::MemorySize;
+use crate::pipelines::ranges;
+use values::{
+    cpu_limit, err, host_list, in_range, mem_limit, parse_bool, parse_or, positive_opt, url_host,
+};
 
 /// Where the server runs: production refuses insecure shortcuts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +61,30 @@ pub struct Config {
     pub log_retention_runs: Option<u32>,
     /// Daily cleanup time, UTC (`CLEANUP_TIME`, `HH:MM`).
     pub cleanup_time: chrono::NaiveTime,
+    /// Hard limits for pipelines that set none (`DEFAULT_CPU_LIMIT`, `DEFAULT_MEM_LIMIT`).
+    pub default_cpu_limit: Option<f64>,
+    pub default_mem_limit: Option<MemorySize>,
+    /// Limits of the HTTP edge.
+    pub http: HttpLimits,
+    /// Host names a request may address: BASE_URL's, loopback, and `ALLOWED_HOSTS`
+    /// (`*` allows any). IP literals are always accepted.
+    pub allowed_hosts: Vec<String>,
+    /// `/ready` fails when DATA_DIR or LOGS_DIR has less free space (`MIN_FREE_DISK_MB`).
+    pub min_free_disk_bytes: u64,
+}
+
+/// Timeouts and caps of the HTTP server.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// A client must send a request's headers within this time after connecting
+    /// or after its previous response (`HTTP_HEADER_TIMEOUT`).
+    pub header_timeout: Duration,
+    /// A connection with nothing read or written for this long is closed (`HTTP_IDLE_TIMEOUT`).
+    pub idle_timeout: Duration,
+    /// Open connections at most; more are answered 503 and closed (`HTTP_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// Live streams (SSE) open at once (`MAX_SSE_STREAMS`).
+    pub max_sse_streams: usize,
 }
 
 /// A configuration value that could not be used; names the variable and why.
@@ -117,25 +150,42 @@ impl Config {
         }
         let base_url = get("BASE_URL").unwrap_or_else(|| format!("http://{host}:{port}"));
 
-        let max_concurrent_runs: usize =
-            parse_or(get("MAX_CONCURRENT_RUNS"), "MAX_CONCURRENT_RUNS", Some(10))?;
-        if max_concurrent_runs == 0 {
-            return Err(ConfigError {
-                var: "MAX_CONCURRENT_RUNS",
-                value: "0".into(),
-                reason: "must be at least 1".into(),
-            });
+        let max_concurrent_runs: usize = in_range(
+            get("MAX_CONCURRENT_RUNS"),
+            "MAX_CONCURRENT_RUNS",
+            10,
+            1,
+            1000,
+            "runs",
+        )?;
+        let timeout: u64 = in_range(
+            get("CONTAINER_TIMEOUT"),
+            "CONTAINER_TIMEOUT",
+            0,
+            0,
+            ranges::TIMEOUT.max,
+            "seconds; 0 = no timeout",
+        )?;
+        let log_max_size_mb: f64 = in_range(
+            get("LOG_MAX_SIZE_MB"),
+            "LOG_MAX_SIZE_MB",
+            100.0,
+            0.001,
+            1_048_576.0,
+            "megabytes",
+        )?;
+        if !log_max_size_mb.is_finite() {
+            return Err(err(
+                "LOG_MAX_SIZE_MB",
+                "NaN",
+                "must be a number of megabytes",
+            ));
         }
-        let timeout: u64 = parse_or(get("CONTAINER_TIMEOUT"), "CONTAINER_TIMEOUT", Some(0))?;
-        let log_max_size_mb: f64 =
-            parse_or(get("LOG_MAX_SIZE_MB"), "LOG_MAX_SIZE_MB", Some(100.0))?;
-        if !(log_max_size_mb > 0.0 && log_max_size_mb.is_finite()) {
-            return Err(ConfigError {
-                var: "LOG_MAX_SIZE_MB",
-                value: log_max_size_mb.to_string(),
-                reason: "must be a positive number of megabytes".into(),
-            });
-        }
+        let allowed_hosts = {
+            let mut hosts = host_list(get("ALLOWED_HOSTS"));
+            hosts.extend(url_host(&base_url));
+            hosts
+        };
         let worker_ca_bundle = get("WORKER_CA_BUNDLE").map(PathBuf::from);
         if let Some(path) = &worker_ca_bundle
             && !path.is_file()
@@ -161,28 +211,95 @@ impl Config {
             encryption_key: get("ENCRYPTION_KEY").map(crate::secrets::SecretString::new),
             max_concurrent_runs,
             container_timeout: (timeout > 0).then_some(timeout),
-            retry_attempts: parse_or(get("RETRY_ATTEMPTS"), "RETRY_ATTEMPTS", Some(0))?,
+            retry_attempts: in_range(
+                get("RETRY_ATTEMPTS"),
+                "RETRY_ATTEMPTS",
+                0,
+                0,
+                100,
+                "retries",
+            )?,
             log_max_size_bytes: (log_max_size_mb * 1024.0 * 1024.0) as u64,
             docker_host: get("DOCKER_HOST").or_else(|| get("DOCKER_PROXY_URL")),
             worker_ca_bundle,
             worker_network: get("WORKER_NETWORK").unwrap_or_else(|| "bridge".into()),
-            worker_pids_limit: parse_or(get("WORKER_PIDS_LIMIT"), "WORKER_PIDS_LIMIT", Some(512))?,
+            worker_pids_limit: in_range(
+                get("WORKER_PIDS_LIMIT"),
+                "WORKER_PIDS_LIMIT",
+                512,
+                16,
+                1_000_000,
+                "processes",
+            )?,
             stop_runs_on_shutdown: parse_bool(
                 get("STOP_RUNS_ON_SHUTDOWN"),
                 "STOP_RUNS_ON_SHUTDOWN",
             )?,
-            log_retention_days: positive_opt(get("LOG_RETENTION_DAYS"), "LOG_RETENTION_DAYS")?,
-            log_retention_runs: positive_opt(get("LOG_RETENTION_RUNS"), "LOG_RETENTION_RUNS")?,
+            log_retention_days: positive_opt(
+                get("LOG_RETENTION_DAYS"),
+                "LOG_RETENTION_DAYS",
+                36_500,
+            )?,
+            log_retention_runs: positive_opt(
+                get("LOG_RETENTION_RUNS"),
+                "LOG_RETENTION_RUNS",
+                10_000_000,
+            )?,
             cleanup_time: match get("CLEANUP_TIME") {
                 None => chrono::NaiveTime::from_hms_opt(2, 0, 0).unwrap_or_default(),
-                Some(t) => {
-                    chrono::NaiveTime::parse_from_str(&t, "%H:%M").map_err(|_| ConfigError {
-                        var: "CLEANUP_TIME",
-                        value: t.clone(),
-                        reason: "expected HH:MM (24-hour, UTC), e.g. 02:00".into(),
-                    })?
-                }
+                Some(t) => chrono::NaiveTime::parse_from_str(&t, "%H:%M").map_err(|_| {
+                    err(
+                        "CLEANUP_TIME",
+                        &t,
+                        "expected HH:MM (24-hour, UTC), e.g. 02:00",
+                    )
+                })?,
             },
+            default_cpu_limit: cpu_limit(get("DEFAULT_CPU_LIMIT"), "DEFAULT_CPU_LIMIT")?,
+            default_mem_limit: mem_limit(get("DEFAULT_MEM_LIMIT"), "DEFAULT_MEM_LIMIT")?,
+            http: HttpLimits {
+                header_timeout: Duration::from_secs(in_range(
+                    get("HTTP_HEADER_TIMEOUT"),
+                    "HTTP_HEADER_TIMEOUT",
+                    10,
+                    1,
+                    300,
+                    "seconds",
+                )?),
+                idle_timeout: Duration::from_secs(in_range(
+                    get("HTTP_IDLE_TIMEOUT"),
+                    "HTTP_IDLE_TIMEOUT",
+                    60,
+                    5,
+                    3600,
+                    "seconds",
+                )?),
+                max_connections: in_range(
+                    get("HTTP_MAX_CONNECTIONS"),
+                    "HTTP_MAX_CONNECTIONS",
+                    512,
+                    8,
+                    65_536,
+                    "connections",
+                )?,
+                max_sse_streams: in_range(
+                    get("MAX_SSE_STREAMS"),
+                    "MAX_SSE_STREAMS",
+                    200,
+                    1,
+                    10_000,
+                    "streams",
+                )?,
+            },
+            allowed_hosts,
+            min_free_disk_bytes: in_range::<u64>(
+                get("MIN_FREE_DISK_MB"),
+                "MIN_FREE_DISK_MB",
+                100,
+                0,
+                1_048_576,
+                "megabytes",
+            )? << 20,
         })
     }
 
@@ -207,51 +324,11 @@ impl Config {
     }
 }
 
-fn parse_bool(raw: Option<String>, var: &'static str) -> Result<bool, ConfigError> {
-    match raw.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None | Some("0" | "false" | "no" | "off") => Ok(false),
-        Some("1" | "true" | "yes" | "on") => Ok(true),
-        Some(_) => Err(ConfigError {
-            var,
-            value: raw.unwrap_or_default(),
-            reason: "expected true or false".into(),
-        }),
-    }
-}
-
-/// An optional whole number >= 1; `0` or unset means "no limit".
-fn positive_opt(raw: Option<String>, var: &'static str) -> Result<Option<u32>, ConfigError> {
-    let value: u32 = parse_or(raw, var, Some(0))?;
-    Ok((value > 0).then_some(value))
-}
-
 fn absolute(path: &Path) -> std::io::Result<PathBuf> {
     if path.exists() {
         path.canonicalize()
     } else {
         std::path::absolute(path)
-    }
-}
-
-fn parse_or<T: std::str::FromStr>(
-    raw: Option<String>,
-    var: &'static str,
-    default: Option<T>,
-) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    match raw {
-        Some(value) => value.parse().map_err(|e: T::Err| ConfigError {
-            var,
-            value: value.clone(),
-            reason: e.to_string(),
-        }),
-        None => default.ok_or_else(|| ConfigError {
-            var,
-            value: String::new(),
-            reason: "is required".into(),
-        }),
     }
 }
 
@@ -304,5 +381,49 @@ mod tests {
         assert_eq!(err.var, "CLEANUP_TIME");
         let err = Config::from_vars(&vars(&[("STOP_RUNS_ON_SHUTDOWN", "maybe")])).unwrap_err();
         assert_eq!(err.var, "STOP_RUNS_ON_SHUTDOWN");
+    }
+
+    #[test]
+    fn numbers_outside_their_range_name_the_range() {
+        for (var, value) in [
+            ("MAX_CONCURRENT_RUNS", "1000000"),
+            ("CONTAINER_TIMEOUT", "18446744073709551615"),
+            ("RETRY_ATTEMPTS", "4294967295"),
+            ("LOG_MAX_SIZE_MB", "0"),
+            ("LOG_MAX_SIZE_MB", "1e300"),
+            ("WORKER_PIDS_LIMIT", "-1"),
+            ("LOG_RETENTION_DAYS", "4294967295"),
+            ("HTTP_HEADER_TIMEOUT", "0"),
+            ("HTTP_MAX_CONNECTIONS", "1"),
+            ("DEFAULT_CPU_LIMIT", "1e-12"),
+            ("DEFAULT_MEM_LIMIT", "9000000t"),
+            ("DEFAULT_MEM_LIMIT", "lots"),
+        ] {
+            let err = Config::from_vars(&vars(&[(var, value)])).unwrap_err();
+            assert_eq!(err.var, var, "{value}");
+            assert!(!err.reason.is_empty());
+        }
+        let err = Config::from_vars(&vars(&[("RETRY_ATTEMPTS", "101")])).unwrap_err();
+        assert_eq!(err.reason, "must be from 0 to 100 (retries)");
+    }
+
+    #[test]
+    fn allowed_hosts_come_from_base_url_and_the_list() {
+        let c = Config::from_vars(&vars(&[
+            ("BASE_URL", "https://Flow.Example.com:8443/ui"),
+            ("ALLOWED_HOSTS", "internal.lan, other:9000"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.allowed_hosts,
+            ["internal.lan", "other", "flow.example.com"]
+        );
+        let c = Config::from_vars(&vars(&[
+            ("DEFAULT_CPU_LIMIT", "1.5"),
+            ("DEFAULT_MEM_LIMIT", "512m"),
+        ]))
+        .unwrap();
+        assert_eq!(c.default_cpu_limit, Some(1.5));
+        assert_eq!(c.default_mem_limit.unwrap().bytes, 512 << 20);
     }
 }

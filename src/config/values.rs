@@ -1,0 +1,134 @@
+//! Parsers for single environment values, each naming the variable and the
+//! accepted range in its error, so a bad setting stops start-up with one clear line.
+
+use super::ConfigError;
+
+pub(super) fn err(var: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        value: crate::pipelines::fields::shown(value),
+        reason: reason.into(),
+    }
+}
+
+pub(super) fn parse_or<T: std::str::FromStr>(
+    raw: Option<String>,
+    var: &'static str,
+    default: Option<T>,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match raw {
+        Some(value) => value
+            .parse()
+            .map_err(|e: T::Err| err(var, &value, e.to_string())),
+        None => default.ok_or_else(|| err(var, "", "is required")),
+    }
+}
+
+/// A number in `min..=max` (its unit named in the error), or `default` when unset.
+pub(super) fn in_range<T>(
+    raw: Option<String>,
+    var: &'static str,
+    default: T,
+    min: T,
+    max: T,
+    unit: &str,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display,
+    T::Err: std::fmt::Display,
+{
+    let shown = raw.clone().unwrap_or_default();
+    let value: T = parse_or(raw, var, Some(default))?;
+    if value < min || value > max {
+        return Err(err(
+            var,
+            &shown,
+            format!("must be from {min} to {max} ({unit})"),
+        ));
+    }
+    Ok(value)
+}
+
+/// An optional count >= 1; `0` or unset means "no limit".
+pub(super) fn positive_opt(
+    raw: Option<String>,
+    var: &'static str,
+    max: u32,
+) -> Result<Option<u32>, ConfigError> {
+    let value: u32 = in_range(raw, var, 0, 0, max, "0 = no limit")?;
+    Ok((value > 0).then_some(value))
+}
+
+pub(super) fn parse_bool(raw: Option<String>, var: &'static str) -> Result<bool, ConfigError> {
+    match raw.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("0" | "false" | "no" | "off") => Ok(false),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some(_) => Err(err(var, &raw.unwrap_or_default(), "expected true or false")),
+    }
+}
+
+/// An optional CPU limit in cores, within the pipeline range.
+pub(super) fn cpu_limit(
+    raw: Option<String>,
+    var: &'static str,
+) -> Result<Option<f64>, ConfigError> {
+    let Some(text) = raw else { return Ok(None) };
+    let range = crate::pipelines::ranges::CPU;
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && range.contains(v) => Ok(Some(v)),
+        _ => Err(err(
+            var,
+            &text,
+            format!(
+                "must be a number of CPU cores from {} to {}",
+                range.min, range.max
+            ),
+        )),
+    }
+}
+
+/// An optional memory size like `512m`, within the pipeline range.
+pub(super) fn mem_limit(
+    raw: Option<String>,
+    var: &'static str,
+) -> Result<Option<crate::pipelines::fields::MemorySize>, ConfigError> {
+    let Some(text) = raw else { return Ok(None) };
+    let range = crate::pipelines::ranges::MEM_HARD;
+    match crate::pipelines::fields::parse_memory(&text) {
+        Ok(bytes) if range.contains(bytes) => {
+            Ok(Some(crate::pipelines::fields::MemorySize { text, bytes }))
+        }
+        Ok(_) => Err(err(var, &text, "must be from 6m to 1024t")),
+        Err(reason) => Err(err(var, &text, reason)),
+    }
+}
+
+/// Host names (lower case, no port) from a comma-separated list.
+pub(super) fn host_list(raw: Option<String>) -> Vec<String> {
+    raw.unwrap_or_default()
+        .split(',')
+        .filter_map(|h| match h.trim() {
+            "*" => Some("*".to_string()),
+            h => url_host(h),
+        })
+        .collect()
+}
+
+/// The host name of a URL like `https://flow.example.com:8443/path`, lower case.
+pub(super) fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or(authority);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        format!("[{}]", v6.split(']').next()?)
+    } else {
+        authority.split(':').next()?.to_string()
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}

@@ -1,0 +1,426 @@
+//! Writing a run's log: splitting the container's byte streams into lines of at
+//! most [`MAX_LINE_BYTES`], numbering them, and appending them to the file under
+//! `LOG_MAX_SIZE_MB`. A failed write (a full disk) never stops the caller: the
+//! writer records the failure, stops writing, and counts what it could not store,
+//! so the output keeps being drained and the run can end with the reason.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use chrono::Utc;
+
+use super::{LogLine, MAX_LINE_BYTES, Stream};
+use crate::byte_size::human_bytes;
+
+/// A complete line, or a piece of an over-long one (`continued`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    pub text: String,
+    pub continued: bool,
+}
+
+/// Splits a byte stream into lines; a partial line waits for the next chunk, but
+/// never grows past its cap: it is emitted as a continued piece instead.
+#[derive(Debug)]
+pub struct LineSplitter {
+    partial: Vec<u8>,
+    max: usize,
+}
+
+impl Default for LineSplitter {
+    fn default() -> Self {
+        Self::with_max(MAX_LINE_BYTES)
+    }
+}
+
+impl LineSplitter {
+    pub fn with_max(max: usize) -> Self {
+        Self {
+            partial: Vec::new(),
+            max: max.max(4),
+        }
+    }
+
+    /// Appends `chunk`; returns every completed line or full piece (UTF-8 repaired lossily).
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<Piece> {
+        let mut out = Vec::new();
+        let mut rest = chunk;
+        loop {
+            let newline = memchr::memchr(b'\n', rest);
+            let mut segment = &rest[..newline.unwrap_or(rest.len())];
+            while self.partial.len() + segment.len() > self.max {
+                let room = self.max - self.partial.len();
+                self.partial.extend_from_slice(&segment[..room]);
+                segment = &segment[room..];
+                // Never cut a character in two: an incomplete one moves to the next piece.
+                let tail = self.partial.split_off(utf8_cut(&self.partial));
+                out.push(Piece {
+                    text: String::from_utf8_lossy(&self.partial).into_owned(),
+                    continued: true,
+                });
+                self.partial = tail;
+            }
+            self.partial.extend_from_slice(segment);
+            let Some(pos) = newline else { break };
+            out.push(Piece {
+                text: String::from_utf8_lossy(&self.partial).into_owned(),
+                continued: false,
+            });
+            self.partial.clear();
+            rest = &rest[pos + 1..];
+        }
+        out
+    }
+
+    /// Bytes received since the last newline or piece.
+    pub fn partial(&self) -> &[u8] {
+        &self.partial
+    }
+
+    /// The last line if output did not end with a newline.
+    pub fn finish(&mut self) -> Option<Piece> {
+        if self.partial.is_empty() {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&self.partial).into_owned();
+        self.partial.clear();
+        Some(Piece {
+            text,
+            continued: false,
+        })
+    }
+}
+
+/// Where to cut `bytes` so that no UTF-8 sequence is split: before an incomplete
+/// trailing sequence, else at the end.
+fn utf8_cut(bytes: &[u8]) -> usize {
+    let len = bytes.len();
+    for back in 1..=len.min(4) {
+        let b = bytes[len - back];
+        if b & 0xC0 == 0x80 {
+            continue; // a continuation byte: look further back for its lead byte
+        }
+        let needed = match b {
+            0x00..=0x7F => 1,
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => 1, // invalid lead byte: nothing to keep together
+        };
+        return if back < needed { len - back } else { len };
+    }
+    len
+}
+
+/// The first failed write of a log, and what could not be stored after it.
+#[derive(Debug, Clone)]
+pub struct StorageFailure {
+    pub error: String,
+    /// Lines known to be in the file before the failure.
+    pub stored_lines: u64,
+    pub lost_lines: u64,
+    pub lost_bytes: u64,
+}
+
+impl std::fmt::Display for StorageFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "log storage failed: {}; {} lines ({}) after line {} were not stored",
+            self.error,
+            self.lost_lines,
+            human_bytes(self.lost_bytes),
+            self.stored_lines
+        )
+    }
+}
+
+/// Counters of a finished log.
+#[derive(Debug, Clone, Default)]
+pub struct LogSummary {
+    pub lines: u64,
+    pub bytes: u64,
+    pub truncated: bool,
+    pub failure: Option<StorageFailure>,
+}
+
+/// Appends numbered lines to a run's log file, enforcing `LOG_MAX_SIZE_MB`.
+pub struct LogWriter {
+    file: std::io::BufWriter<std::fs::File>,
+    next_seq: u64,
+    /// Highest sequence number known to be flushed to the file.
+    flushed_seq: u64,
+    bytes: u64,
+    max_bytes: u64,
+    truncated: bool,
+    dropped_lines: u64,
+    dropped_bytes: u64,
+    failure: Option<StorageFailure>,
+}
+
+impl LogWriter {
+    /// Opens (appending) the log file; numbering continues after its last complete
+    /// line. An unterminated last line (a write cut short) is removed first.
+    pub fn open(path: &Path, max_bytes: u64) -> std::io::Result<Self> {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)?;
+        let (lines, complete_len) = count_complete_lines(&mut file)?;
+        if complete_len < file.metadata()?.len() {
+            file.set_len(complete_len)?;
+        }
+        Ok(Self {
+            file: std::io::BufWriter::with_capacity(64 * 1024, file),
+            next_seq: lines + 1,
+            flushed_seq: lines,
+            bytes: complete_len,
+            max_bytes,
+            truncated: false,
+            dropped_lines: 0,
+            dropped_bytes: 0,
+            failure: None,
+        })
+    }
+
+    /// The storage failure, once one happened.
+    pub fn failure(&self) -> Option<&StorageFailure> {
+        self.failure.as_ref()
+    }
+
+    /// Buffers one line; returns it numbered if it will be stored (`None` over the
+    /// cap or after a storage failure). Call [`LogWriter::flush`] before announcing it.
+    pub fn append(&mut self, stream: Stream, piece: Piece) -> Option<LogLine> {
+        if let Some(f) = &mut self.failure {
+            f.lost_lines += 1;
+            f.lost_bytes += piece.text.len() as u64 + 1;
+            return None;
+        }
+        let line = LogLine {
+            seq: self.next_seq,
+            ts: Utc::now(),
+            stream,
+            text: piece.text,
+            continued: piece.continued,
+        };
+        let encoded = line.to_file_line();
+        if self.truncated || self.bytes + encoded.len() as u64 > self.max_bytes {
+            self.dropped_lines += 1;
+            self.dropped_bytes += line.text.len() as u64 + 1;
+            if !self.truncated {
+                self.truncated = true;
+                return self.write_system(format!(
+                    "[fastflow] log truncated: LOG_MAX_SIZE_MB limit of {} reached; further output is not stored",
+                    human_bytes(self.max_bytes)
+                ))
+                .pop();
+            }
+            return None;
+        }
+        self.write(line, &encoded)
+    }
+
+    /// Lines from Fast-Flow itself, one per line of `text`; stored even past the cap.
+    pub fn write_system(&mut self, text: String) -> Vec<LogLine> {
+        let mut out = Vec::new();
+        for part in text.split('\n') {
+            if self.failure.is_some() {
+                break;
+            }
+            let line = LogLine {
+                seq: self.next_seq,
+                ts: Utc::now(),
+                stream: Stream::System,
+                text: part.trim_end_matches('\r').to_string(),
+                continued: false,
+            };
+            let encoded = line.to_file_line();
+            out.extend(self.write(line, &encoded));
+        }
+        out
+    }
+
+    fn write(&mut self, line: LogLine, encoded: &str) -> Option<LogLine> {
+        if let Err(e) = self.file.write_all(encoded.as_bytes()) {
+            self.fail(e, 1, encoded.len() as u64);
+            return None;
+        }
+        self.bytes += encoded.len() as u64;
+        self.next_seq += 1;
+        Some(line)
+    }
+
+    /// Writes buffered lines to the file; `false` if storage failed (now or before).
+    pub fn flush(&mut self) -> bool {
+        if self.failure.is_some() {
+            return false;
+        }
+        match self.file.flush() {
+            Ok(()) => {
+                self.flushed_seq = self.next_seq - 1;
+                true
+            }
+            Err(e) => {
+                self.fail(e, 0, 0);
+                false
+            }
+        }
+    }
+
+    fn fail(&mut self, error: std::io::Error, lines: u64, bytes: u64) {
+        // Lines buffered since the last successful flush may not have reached the file.
+        let unflushed = self.next_seq - 1 - self.flushed_seq;
+        tracing::error!(error = %error, "writing a run log failed; the rest of its output is counted, not stored");
+        self.failure = Some(StorageFailure {
+            error: error.to_string(),
+            stored_lines: self.flushed_seq,
+            lost_lines: unflushed + lines,
+            lost_bytes: bytes,
+        });
+    }
+
+    /// Writes the drop count (if any), flushes and syncs; returns the counters and
+    /// the lines written here (to announce).
+    pub fn close(mut self) -> (LogSummary, Vec<LogLine>) {
+        let marker = if self.dropped_lines > 0 {
+            let text = format!(
+                "[fastflow] {} more lines ({}) were dropped after the size limit",
+                self.dropped_lines,
+                human_bytes(self.dropped_bytes)
+            );
+            self.write_system(text)
+        } else {
+            Vec::new()
+        };
+        if self.flush()
+            && let Err(e) = self.file.get_ref().sync_data()
+        {
+            self.fail(e, 0, 0);
+        }
+        let lines = match &self.failure {
+            None => self.next_seq - 1,
+            Some(f) => f.stored_lines,
+        };
+        let summary = LogSummary {
+            lines,
+            bytes: self.bytes,
+            truncated: self.truncated,
+            failure: self.failure.take(),
+        };
+        (summary, marker)
+    }
+}
+
+/// Complete lines in the file and the byte length they span, counted without
+/// allocating per line.
+fn count_complete_lines(file: &mut std::fs::File) -> std::io::Result<(u64, u64)> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut lines, mut offset, mut complete_len) = (0u64, 0u64, 0u64);
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok((lines, complete_len));
+        }
+        for pos in memchr::memchr_iter(b'\n', &buf[..n]) {
+            lines += 1;
+            complete_len = offset + pos as u64 + 1;
+        }
+        offset += n as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::logs::LogCursor;
+
+    fn texts(pieces: &[Piece]) -> Vec<(&str, bool)> {
+        pieces
+            .iter()
+            .map(|p| (p.text.as_str(), p.continued))
+            .collect()
+    }
+
+    #[test]
+    fn splitter_keeps_partials_and_repairs_utf8() {
+        let mut s = LineSplitter::default();
+        assert_eq!(texts(&s.push(b"hello\nwor")), [("hello", false)]);
+        assert_eq!(
+            texts(&s.push(b"ld\n\n\xff\xfeok\npart")),
+            [("world", false), ("", false), ("\u{fffd}\u{fffd}ok", false)]
+        );
+        let snow = "☃".as_bytes();
+        assert!(s.push(&snow[..1]).is_empty());
+        assert_eq!(
+            texts(&s.push(&[&snow[1..], b"\n"].concat())),
+            [("part☃", false)]
+        );
+        assert!(s.push(b"tail").is_empty());
+        assert_eq!(s.finish().unwrap().text, "tail");
+        assert_eq!(s.finish(), None);
+    }
+
+    #[test]
+    fn long_lines_are_cut_into_pieces_without_splitting_characters() {
+        let mut s = LineSplitter::with_max(8);
+        let pieces = s.push("abcdefghijklmnopqrst\n".as_bytes());
+        assert_eq!(
+            texts(&pieces),
+            [("abcdefgh", true), ("ijklmnop", true), ("qrst", false)]
+        );
+        // A 3-byte character straddling the cut moves to the next piece whole.
+        let pieces = s.push("abcdefg☃xyz".as_bytes());
+        assert_eq!(texts(&pieces), [("abcdefg", true)]);
+        assert_eq!(s.partial(), "☃xyz".as_bytes());
+        // Memory stays bounded however much arrives without a newline.
+        for _ in 0..1000 {
+            s.push(&[b'x'; 1000]);
+            assert!(s.partial().len() <= 8);
+        }
+    }
+
+    #[test]
+    fn writer_numbers_lines_caps_and_continues_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.log");
+        let piece = |t: &str| Piece {
+            text: t.into(),
+            continued: false,
+        };
+        let mut w = LogWriter::open(&path, 1 << 20).unwrap();
+        w.append(Stream::Stdout, piece("one")).unwrap();
+        w.append(Stream::Stderr, piece("two  spaces")).unwrap();
+        assert_eq!(w.write_system("a\nb".into()).len(), 2);
+        let (summary, _) = w.close();
+        assert_eq!(summary.lines, 4);
+        // A write cut short leaves a partial line: reopening drops it.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"2026-11-27T04:03:14.123Z out half")
+            .unwrap();
+        let mut w = LogWriter::open(&path, 1 << 20).unwrap();
+        assert_eq!(w.append(Stream::Stdout, piece("five")).unwrap().seq, 5);
+        w.close();
+        let lines = LogCursor::open(&path, 0)
+            .unwrap()
+            .read(100, 1 << 20)
+            .unwrap();
+        let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["one", "two  spaces", "a", "b", "five"]);
+
+        let mut w = LogWriter::open(&dir.path().join("c.log"), 200).unwrap();
+        let stored = (0..100)
+            .filter(|i| {
+                w.append(Stream::Stdout, piece(&format!("line {i}")))
+                    .is_some()
+            })
+            .count();
+        let (summary, marker) = w.close();
+        assert!(summary.truncated && stored < 100);
+        assert!(marker[0].text.contains("more lines"));
+    }
+}

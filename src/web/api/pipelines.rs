@@ -1,0 +1,211 @@
+//! `/api/pipelines`: list, detail, refresh, trigger a run, a pipeline's runs.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{ApiQuery, JsonBody, check_limit, run_json};
+use crate::db::runs::PipelineRunStats;
+use crate::db::{self, RunFilter};
+use crate::pipelines::{FieldIssue, Pipeline, PipelineMetadata};
+use crate::web::{ApiError, AppError, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/pipelines", get(list_pipelines))
+        .route("/pipelines/refresh", post(refresh_pipelines))
+        .route("/pipelines/{name}", get(get_pipeline))
+        .route("/pipelines/{name}/run", post(run_pipeline))
+        .route("/pipelines/{name}/runs", get(pipeline_runs))
+}
+
+#[derive(Serialize)]
+struct PipelineJson<'a> {
+    name: &'a str,
+    valid: bool,
+    enabled: bool,
+    description: Option<&'a str>,
+    tags: &'a [String],
+    has_requirements: bool,
+    last_cache_warmup: Option<String>,
+    metadata_file: Option<&'a str>,
+    metadata: &'a PipelineMetadata,
+    errors: &'a [FieldIssue],
+    warnings: &'a [FieldIssue],
+    #[serde(flatten)]
+    stats: PipelineRunStats,
+}
+
+pub(crate) fn pipeline_json(p: &Pipeline, stats: Option<&PipelineRunStats>) -> Value {
+    json!(PipelineJson {
+        name: &p.name,
+        valid: p.is_valid(),
+        enabled: p.metadata.enabled,
+        description: p.metadata.description.as_deref(),
+        tags: &p.metadata.tags,
+        has_requirements: p.has_requirements,
+        last_cache_warmup: None,
+        metadata_file: p.metadata_file.as_deref(),
+        metadata: &p.metadata,
+        errors: &p.errors,
+        warnings: &p.warnings,
+        stats: stats.cloned().unwrap_or_default(),
+    })
+}
+
+async fn list_pipelines(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let snapshot = state.registry.snapshot();
+    let stats = db::runs::pipeline_stats(&state.pool).await?;
+    let list: Vec<_> = snapshot
+        .pipelines
+        .values()
+        .map(|p| pipeline_json(p, stats.get(&p.name)))
+        .collect();
+    Ok(Json(list).into_response())
+}
+
+async fn refresh_pipelines(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let snapshot = state.registry.refresh().await;
+    let invalid: Vec<&str> = snapshot
+        .pipelines
+        .values()
+        .filter(|p| !p.is_valid())
+        .map(|p| p.name.as_str())
+        .collect();
+    Ok(Json(json!({ "pipelines": snapshot.pipelines.len(), "invalid": invalid, "dir_error": snapshot.dir_error })).into_response())
+}
+
+fn find(state: &AppState, name: &str) -> Result<std::sync::Arc<Pipeline>, ApiError> {
+    state
+        .registry
+        .get(name)
+        .ok_or_else(|| ApiError(AppError::NotFound(format!("pipeline `{name}` not found"))))
+}
+
+async fn get_pipeline(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let p = find(&state, &name)?;
+    let stats = db::runs::pipeline_stats(&state.pool).await?;
+    Ok(Json(pipeline_json(&p, stats.get(&p.name))).into_response())
+}
+
+#[derive(Debug, Default)]
+struct TriggerBody {
+    env_vars: BTreeMap<String, String>,
+    parameters: BTreeMap<String, String>,
+}
+
+/// `{"env_vars": {...}, "parameters": {...}}`; limits and names are checked by the runner.
+fn parse_trigger_body(value: Option<Value>) -> Result<TriggerBody, AppError> {
+    let Some(value) = value else {
+        return Ok(TriggerBody::default());
+    };
+    let Value::Object(mut obj) = value else {
+        return Err(AppError::BadRequest(
+            "request body must be a JSON object like {\"env_vars\": {}, \"parameters\": {}}".into(),
+        ));
+    };
+    let mut take = |key: &str| -> Result<BTreeMap<String, String>, AppError> {
+        let map = match obj.remove(key) {
+            None | Some(Value::Null) => return Ok(BTreeMap::new()),
+            Some(Value::Object(m)) => m,
+            Some(_) => {
+                return Err(AppError::BadRequest(format!(
+                    "`{key}` must be an object of NAME: \"value\" pairs"
+                )));
+            }
+        };
+        let mut out = BTreeMap::new();
+        for (name, v) in map {
+            let text = match v {
+                Value::String(s) => s,
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => {
+                    return Err(AppError::BadRequest(format!(
+                        "`{key}.{}` must be a string",
+                        crate::pipelines::fields::shown(&name)
+                    )));
+                }
+            };
+            out.insert(name, text);
+        }
+        Ok(out)
+    };
+    let body = TriggerBody {
+        env_vars: take("env_vars")?,
+        parameters: take("parameters")?,
+    };
+    if let Some(unknown) = obj.keys().next() {
+        return Err(AppError::BadRequest(format!(
+            "unknown field `{}` (expected env_vars, parameters)",
+            crate::pipelines::fields::shown(unknown)
+        )));
+    }
+    Ok(body)
+}
+
+async fn run_pipeline(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let p = find(&state, &name)?;
+    let body = parse_trigger_body(body)?;
+    let run = state
+        .runner
+        .trigger(&p, body.env_vars, body.parameters, "api")
+        .await?;
+    Ok(Json(run_json(&run, false)).into_response())
+}
+
+#[derive(Deserialize)]
+struct LimitQuery {
+    limit: Option<i64>,
+}
+
+async fn pipeline_runs(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<LimitQuery>,
+) -> Result<Response, ApiError> {
+    let limit = check_limit(q.limit, 100)?;
+    let filter = RunFilter {
+        pipeline_name: Some(name),
+        status: None,
+        limit,
+        offset: 0,
+    };
+    let (runs, _) = db::runs::list(&state.pool, &filter).await?;
+    Ok(Json(runs.iter().map(|r| run_json(r, false)).collect::<Vec<_>>()).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_trigger_body;
+
+    #[test]
+    fn trigger_bodies() {
+        assert!(parse_trigger_body(None).unwrap().env_vars.is_empty());
+        let b = parse_trigger_body(Some(
+            serde_json::json!({"env_vars": {"A": "1", "N": 2}, "parameters": null}),
+        ))
+        .unwrap();
+        assert_eq!(b.env_vars["N"], "2");
+        for bad in [
+            serde_json::json!([1]),
+            serde_json::json!({"env_vars": 3}),
+            serde_json::json!({"x": {}}),
+            serde_json::json!({"env_vars": {"A": [1]}}),
+        ] {
+            assert!(parse_trigger_body(Some(bad.clone())).is_err(), "{bad}");
+        }
+    }
+}

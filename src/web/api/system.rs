@@ -1,0 +1,37 @@
+//! `/api/system` and `/api/stats`: retention cleanup on demand and daily counters.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::ApiQuery;
+use crate::db;
+use crate::web::{ApiError, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/system/cleanup", post(run_cleanup))
+        .route("/stats/daily", get(daily_stats))
+}
+
+/// Runs the retention cleanup now and reports what it removed.
+async fn run_cleanup(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let report = crate::retention::cleanup(&state.pool, &state.config).await?;
+    Ok(Json(report).into_response())
+}
+
+#[derive(Deserialize)]
+struct DaysQuery {
+    days: Option<i64>,
+}
+
+/// Runs per day and pipeline (kept when retention deletes the runs themselves).
+async fn daily_stats(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<DaysQuery>,
+) -> Result<Response, ApiError> {
+    let days = q.days.unwrap_or(30).clamp(1, 3650);
+    Ok(Json(db::runs::daily_counters(&state.pool, days).await?).into_response())
+}
