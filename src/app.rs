@@ -20,6 +20,7 @@ use crate::web::{self, AppState};
 /// Entry point of `fastflow serve`.
 pub fn main() -> ExitCode {
     init_tracing();
+    raise_open_file_limit();
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -42,6 +43,19 @@ pub fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Every connection, log file and engine stream is a file descriptor: use the
+/// hard limit the system allows rather than the (often 1024) soft default.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %e, "could not raise the open-file limit");
         }
     }
 }
@@ -145,6 +159,10 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         }
         KeySource::Environment => {}
     }
+    // Configuration that cannot work is said at start, not discovered at the first run.
+    for problem in crate::readiness::directory_problems(&config) {
+        tracing::error!("{problem}");
+    }
     let pool = crate::db::connect(&config.database_url).await?;
     let instance_id = crate::db::instance_id(&pool).await?;
     let watch = PipelinesWatch::start(&config.pipelines_dir);
@@ -155,6 +173,9 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         })
         .await?,
     );
+    if let Some(e) = &registry.snapshot().dir_error {
+        tracing::error!("{e}: no pipelines can run until it exists");
+    }
     let docker = engine::connect(config.docker_host.as_deref())?;
     let worker_user =
         container_spec::prepare_worker_user(&config.uv_cache_dir).with_context(|| {
@@ -204,18 +225,19 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         config.clone(),
         shutdown.clone(),
     ));
-    if let Some(watch) = watch {
-        tasks.spawn(watch.run(registry, shutdown.clone()));
+    match watch {
+        Ok(watch) => {
+            tasks.spawn(watch.run(registry, shutdown.clone()));
+        }
+        Err(problem) => registry.set_watch_problem(Some(problem)),
     }
     let router = web::router(state.clone());
-    let stop = shutdown.clone();
-    tasks.spawn(async move {
-        let serve = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stop.cancelled().await });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "web server failed");
-        }
-    });
+    tasks.spawn(web::server::serve(
+        listener,
+        router,
+        config.http.clone(),
+        shutdown.clone(),
+    ));
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "started");
     Ok(RunningApp {
         addr,

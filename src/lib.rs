@@ -14,6 +14,8 @@ pub mod config;
 pub mod db;
 /// Pipeline discovery and `pipeline.json` metadata.
 pub mod pipelines;
+/// What `/ready` and start-up check: directories, free space.
+pub mod readiness;
 /// Removes old runs with their files.
 pub mod retention;
 /// Run statuses and error types.

@@ -38,6 +38,13 @@ pub async fn connect(url: &str) -> Result<Pool, DbError> {
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .min_connections(1)
+        // A connection whose COMMIT failed (SQLITE_FULL) can keep a transaction depth
+        // that no ROLLBACK clears; every later BEGIN on it would fail. Discard it.
+        .before_acquire(|conn, _meta| {
+            Box::pin(async move {
+                Ok(<sqlx::sqlite::SqliteTransactionManager as sqlx::TransactionManager>::get_transaction_depth(conn) == 0)
+            })
+        })
         .connect_with(options)
         .await
         .map_err(err)?;

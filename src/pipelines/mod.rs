@@ -24,6 +24,8 @@ pub struct PipelineRegistry {
     root: PathBuf,
     /// The engine host's resources, once known (limits are fitted to them).
     host: RwLock<Option<HostResources>>,
+    /// Why changes on disk are not picked up by themselves, if they are not.
+    watch_problem: RwLock<Option<String>>,
     current: RwLock<Arc<Snapshot>>,
     /// Serialises scans so two refreshes never interleave their writes.
     scan_lock: tokio::sync::Mutex<()>,
@@ -36,6 +38,7 @@ impl PipelineRegistry {
         Self {
             root: root.to_path_buf(),
             host: RwLock::new(host),
+            watch_problem: RwLock::new(None),
             current: RwLock::new(Arc::new(snapshot)),
             scan_lock: tokio::sync::Mutex::new(()),
         }
@@ -50,6 +53,21 @@ impl PipelineRegistry {
         match self.current.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Why the directory is not watched (changes then need a refresh); `None` while watched.
+    pub fn watch_problem(&self) -> Option<String> {
+        match self.watch_problem.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn set_watch_problem(&self, problem: Option<String>) {
+        match self.watch_problem.write() {
+            Ok(mut g) => *g = problem,
+            Err(p) => *p.into_inner() = problem,
         }
     }
 

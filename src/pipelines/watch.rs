@@ -22,8 +22,8 @@ pub struct PipelinesWatch {
 
 impl PipelinesWatch {
     /// Starts watching `root`. If that is impossible (e.g. it does not exist yet),
-    /// logs why and returns `None`; refreshing from the UI still works.
-    pub fn start(root: &Path) -> Option<Self> {
+    /// logs why and returns the reason; refreshing from the UI still works.
+    pub fn start(root: &Path) -> Result<Self, String> {
         let (tx, changes) = tokio::sync::mpsc::unbounded_channel::<()>();
         let handler = move |event: notify::Result<notify::Event>| {
             // Reading files (our own scans included) raises access events; only changes count.
@@ -37,14 +37,14 @@ impl PipelinesWatch {
             Ok(w) => w,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot create a file watcher; pipelines refresh only on demand");
-                return None;
+                return Err(format!("cannot create a file watcher: {e}"));
             }
         };
         if let Err(e) = watcher.watch(root, RecursiveMode::Recursive) {
-            tracing::warn!(error = %e, dir = %root.display(), "cannot watch PIPELINES_DIR; pipelines refresh only on demand");
-            return None;
+            tracing::error!(error = %e, dir = %root.display(), "cannot watch PIPELINES_DIR; pipelines refresh only on demand");
+            return Err(format!("cannot watch {}: {e}", root.display()));
         }
-        Some(Self {
+        Ok(Self {
             _watcher: watcher,
             changes,
         })

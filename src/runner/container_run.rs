@@ -86,7 +86,10 @@ impl Exec<'_> {
             Ok(id) => id,
             Err(e) if e.is_unreachable() => {
                 // Not the run's fault: back to the queue until the engine returns.
-                deps.engine.set_down(e.to_string());
+                deps.engine.set_down(format!(
+                    "cannot reach the Docker engine at {}: {e}",
+                    engine::describe_host(deps.config.docker_host.as_deref())
+                ));
                 if let Err(db) = db::runs::requeue(&deps.pool, &run.id).await {
                     tracing::error!(run = %run.id, error = %db, "could not requeue the run");
                 }
@@ -99,6 +102,7 @@ impl Exec<'_> {
                 )));
             }
         };
+        deps.engine.set_image_problem(None);
         if let Err(e) = db::runs::set_container(&deps.pool, &run.id, &id, &image).await {
             tracing::warn!(run = %run.id, error = %e, "could not record the container id");
         }
@@ -265,7 +269,10 @@ impl Exec<'_> {
                 ..cancelled()
             });
         }
-        let oom_killed = engine::oom_killed(&deps.docker, id).await.unwrap_or(false);
+        let killed_at_limit = exit_code == 137 && self.limits.mem_hard_limit.is_some();
+        let oom_killed = engine::oom_killed(&deps.docker, id, killed_at_limit)
+            .await
+            .unwrap_or(false);
         Ok(outcome::classify(&ExitFacts {
             exit_code,
             timed_out: (ending == Ending::TimedOut).then(|| timeout.unwrap_or_default()),

@@ -154,6 +154,7 @@ pub fn build(config: &Config, pipeline: &Pipeline, ctx: &RunContext<'_>) -> Cont
         network_mode: Some(config.worker_network.clone()),
         // An init process forwards signals to Python and reaps children.
         init: Some(true),
+        log_config: Some(engine_log_config(config)),
         ..Default::default()
     };
     let env = environment(pipeline, ctx, config);
@@ -175,6 +176,21 @@ pub fn build(config: &Config, pipeline: &Pipeline, ctx: &RunContext<'_>) -> Cont
         open_stdin: Some(false),
         host_config: Some(host_config),
         ..Default::default()
+    }
+}
+
+/// The engine keeps its own copy of a run's output (what `docker logs` and a
+/// re-attach after a crash read). Without a cap it grows without bound on the host
+/// while our copy stops at `LOG_MAX_SIZE_MB`: cap it at the same size, in two files,
+/// so it holds about as many lines as ours despite its larger per-line overhead.
+fn engine_log_config(config: &Config) -> bollard::models::HostConfigLogConfig {
+    let kib = config.log_max_size_bytes.div_ceil(1024).max(1);
+    bollard::models::HostConfigLogConfig {
+        typ: Some("json-file".into()),
+        config: Some(HashMap::from([
+            ("max-size".to_string(), format!("{kib}k")),
+            ("max-file".to_string(), "2".to_string()),
+        ])),
     }
 }
 
@@ -266,6 +282,9 @@ mod tests {
             ]
         );
         assert_eq!(body.labels.unwrap()[LABEL_RUN_ID], "r1");
+        let log = hc.log_config.unwrap();
+        assert_eq!(log.typ.as_deref(), Some("json-file"));
+        assert_eq!(log.config.unwrap()["max-size"], "102400k");
     }
 
     #[test]

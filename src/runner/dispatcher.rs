@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 
-use super::{Runner, executor};
+use super::{Runner, engine};
 use crate::db;
 
 /// Queued runs looked at per pass; later ones are considered on the next pass.
@@ -19,12 +20,18 @@ impl Runner {
     /// Runs until `shutdown`.
     pub async fn dispatch(self, shutdown: CancellationToken) {
         loop {
-            let sleep_for = match self.start_what_fits().await {
+            // One bad pass (a database error, even a bug) never ends the dispatcher.
+            let pass = std::panic::AssertUnwindSafe(self.start_what_fits()).catch_unwind();
+            let sleep_for = match pass.await {
                 // While the engine is away, look again every couple of seconds.
-                Ok(()) if self.deps.engine.down_reason().is_some() => Some(ENGINE_RETRY),
-                Ok(()) => self.time_to_next_retry().await,
-                Err(e) => {
+                Ok(Ok(())) if self.deps.engine.down_reason().is_some() => Some(ENGINE_RETRY),
+                Ok(Ok(())) => self.time_to_next_retry().await,
+                Ok(Err(e)) => {
                     tracing::error!(error = %e, "dispatching queued runs failed; retrying shortly");
+                    Some(Duration::from_secs(1))
+                }
+                Err(_) => {
+                    tracing::error!("a dispatch pass panicked; retrying shortly");
                     Some(Duration::from_secs(1))
                 }
             };
@@ -58,9 +65,10 @@ impl Runner {
             match self.deps.docker.ping().await {
                 Ok(_) => self.deps.engine.set_up(),
                 Err(e) => {
-                    self.deps
-                        .engine
-                        .set_down(format!("cannot reach the Docker engine: {e}"));
+                    self.deps.engine.set_down(format!(
+                        "cannot reach the Docker engine at {}: {e}",
+                        engine::describe_host(self.deps.config.docker_host.as_deref())
+                    ));
                     return Ok(());
                 }
             }
@@ -86,19 +94,6 @@ impl Runner {
             }
         }
         Ok(())
-    }
-
-    /// Runs (or resumes) a run in a tracked task; wakes the dispatcher when it ends.
-    pub(crate) fn spawn_executor(&self, run: crate::db::Run, container: Option<String>) {
-        let runner = self.clone();
-        self.deps.tasks.spawn(async move {
-            match container {
-                None => executor::execute(runner.clone(), run).await,
-                Some(id) => executor::resume(runner.clone(), run, id).await,
-            }
-            // A slot is free again.
-            runner.wake.notify_one();
-        });
     }
 
     async fn time_to_next_retry(&self) -> Option<Duration> {

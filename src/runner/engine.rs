@@ -40,6 +40,15 @@ pub fn connect(docker_host: Option<&str>) -> Result<Docker, EngineError> {
     })
 }
 
+/// Where the engine is expected, for messages: `DOCKER_HOST=tcp://proxy:2375`, or
+/// the default socket when `DOCKER_HOST` is unset.
+pub fn describe_host(docker_host: Option<&str>) -> String {
+    match docker_host {
+        Some(h) => format!("DOCKER_HOST={h}"),
+        None => "unix:///var/run/docker.sock (the default; set DOCKER_HOST to change it)".into(),
+    }
+}
+
 impl EngineError {
     /// The engine could not be reached at all (as opposed to refusing a request).
     pub fn is_unreachable(&self) -> bool {
@@ -196,9 +205,20 @@ pub async fn kill(docker: &Docker, id: &str) -> Result<(), EngineError> {
 }
 
 /// Whether the engine reported the container as killed by the kernel OOM killer.
-pub async fn oom_killed(docker: &Docker, id: &str) -> Result<bool, EngineError> {
-    let state = docker.inspect_container(id, None).await?.state;
-    Ok(state.and_then(|s| s.oom_killed).unwrap_or(false))
+/// The engine can handle the OOM event after the exit event, so a SIGKILL under a
+/// memory limit (`may_be_late`) is re-checked for up to a second before "no".
+pub async fn oom_killed(docker: &Docker, id: &str, may_be_late: bool) -> Result<bool, EngineError> {
+    let tries = if may_be_late { 10 } else { 1 };
+    for attempt in 0..tries {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let state = docker.inspect_container(id, None).await?.state;
+        if state.and_then(|s| s.oom_killed).unwrap_or(false) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Force-removes a container; "already gone" is success.

@@ -12,6 +12,8 @@ const TRUST_FOR: Duration = Duration::from_secs(5);
 pub struct EngineState {
     down: RwLock<Option<String>>,
     last_ok: RwLock<Option<Instant>>,
+    /// Set while the runner image is known to be missing on the engine.
+    image_missing: RwLock<Option<String>>,
 }
 
 impl EngineState {
@@ -46,6 +48,21 @@ impl EngineState {
             Err(p) => *p.into_inner(),
         };
         self.down_reason().is_none() && last.is_some_and(|t| t.elapsed() < TRUST_FOR)
+    }
+
+    /// Why runs may fail to start although the engine answers (the runner image is missing).
+    pub fn image_problem(&self) -> Option<String> {
+        match self.image_missing.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn set_image_problem(&self, problem: Option<String>) {
+        match self.image_missing.write() {
+            Ok(mut g) => *g = problem,
+            Err(p) => *p.into_inner() = problem,
+        }
     }
 
     pub fn set_up(&self) {

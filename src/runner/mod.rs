@@ -16,6 +16,7 @@ pub mod outcome;
 pub mod overrides;
 mod recovery;
 pub mod retry;
+mod supervisor;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -213,15 +214,29 @@ impl Runner {
     }
 
     /// Cancels a queued or running run: it ends INTERRUPTED/cancelled. A running
-    /// container gets SIGTERM, then SIGKILL after a grace period.
+    /// container gets SIGTERM, then SIGKILL after a grace period. The stop does not
+    /// depend on the database: if the row cannot be written now (a full disk), a run
+    /// executing here is stopped anyway and its executor stores INTERRUPTED later.
     pub async fn cancel(&self, id: &str) -> Result<RunStatus, CancelError> {
-        let Some(before) = db::runs::cancel(&self.deps.pool, id).await? else {
-            return match db::runs::get(&self.deps.pool, id).await? {
-                Some(run) => Err(CancelError::Finished(id.to_string(), run.status)),
-                None => Err(CancelError::NotFound(id.to_string())),
-            };
-        };
         let token = self.deps.with_active(|m| m.get(id).cloned());
+        let before = match db::runs::cancel(&self.deps.pool, id).await {
+            Ok(Some(before)) => before,
+            Ok(None) => {
+                return match db::runs::get(&self.deps.pool, id).await? {
+                    Some(run) => Err(CancelError::Finished(id.to_string(), run.status)),
+                    None => Err(CancelError::NotFound(id.to_string())),
+                };
+            }
+            Err(e) => match token {
+                Some(token) => {
+                    tracing::warn!(run = %id, error = %e,
+                        "could not write the cancel; stopping the container anyway, the result is stored when the database allows");
+                    token.cancel();
+                    return Ok(RunStatus::Running);
+                }
+                None => return Err(e.into()),
+            },
+        };
         match token {
             // The executor stops the container and closes the hub.
             Some(token) => token.cancel(),

@@ -23,8 +23,10 @@ impl Runner {
                     break c;
                 }
                 Err(e) => {
-                    deps.engine
-                        .set_down(format!("cannot reach the Docker engine: {e}"));
+                    deps.engine.set_down(format!(
+                        "cannot reach the Docker engine at {}: {e}",
+                        engine::describe_host(deps.config.docker_host.as_deref())
+                    ));
                     tokio::select! {
                         _ = deps.shutdown.cancelled() => return,
                         _ = tokio::time::sleep(wait) => {}
@@ -45,6 +47,7 @@ impl Runner {
             }
             Err(e) => tracing::warn!(error = %e, "could not read the engine's CPUs and memory"),
         }
+        check_runner_image(&deps).await;
         let mut by_run: HashMap<String, String> =
             containers.into_iter().map(|(c, r)| (r, c)).collect();
         for run in stale {
@@ -76,5 +79,24 @@ impl Runner {
                 engine::remove_in_background(&deps.docker, container);
             }
         }
+    }
+}
+
+/// Says at start, not at the first run, that the runner image is missing.
+async fn check_runner_image(deps: &super::RunnerDeps) {
+    let image = engine::choose_image(&deps.docker, deps.config.worker_base_image.as_deref()).await;
+    match deps.docker.inspect_image(&image).await {
+        Ok(_) => {
+            tracing::info!(%image, "runner image present");
+            deps.engine.set_image_problem(None);
+        }
+        Err(e) if engine::is_not_found(&e) => {
+            let problem = format!(
+                "runner image `{image}` is not on the Docker engine; the first run will try to pull it. Without registry access, build it with scripts/build-runner-image.sh and set WORKER_BASE_IMAGE"
+            );
+            tracing::error!("{problem}");
+            deps.engine.set_image_problem(Some(problem));
+        }
+        Err(e) => tracing::warn!(%image, error = %e, "could not inspect the runner image"),
     }
 }

@@ -9,6 +9,7 @@ mod log_stream;
 mod metrics_stream;
 mod pipeline_pages;
 mod run_pages;
+pub mod server;
 mod views;
 
 use std::sync::Arc;
@@ -53,6 +54,7 @@ impl AppState {
 
 /// All routes, behind the access layer.
 pub fn router(state: AppState) -> Router {
+    let [x_frame, csp, nosniff, referrer] = crate::auth::security_headers();
     Router::new()
         .merge(pipeline_pages::router())
         .merge(run_pages::router())
@@ -61,7 +63,14 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/fragments/engine-status", get(engine_status))
-        .layer(axum::middleware::from_fn(crate::auth::access_guard))
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.clone(),
+            crate::auth::access_guard,
+        ))
+        .layer(x_frame)
+        .layer(csp)
+        .layer(nosniff)
+        .layer(referrer)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -76,37 +85,51 @@ async fn health(
     }))
 }
 
-/// 200 when runs can start (database and Docker engine reachable), else 503 with why.
+/// 200 when runs can start and be stored: database, Docker engine, readable
+/// `PIPELINES_DIR`, writable `DATA_DIR`/`LOGS_DIR` with space left; else 503 with
+/// every reason (the first one also as `reason`).
 async fn ready(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let reason = match crate::db::ping(&state.pool).await {
-        Err(e) => Some(format!("database unavailable: {e}")),
-        Ok(()) => state.runner.deps().engine.down_reason(),
-    };
-    match reason {
+    let mut problems = Vec::new();
+    if let Err(e) = crate::db::ping(&state.pool).await {
+        problems.push(format!("database unavailable: {e}"));
+    }
+    problems.extend(state.runner.deps().engine.down_reason());
+    let config = state.config.clone();
+    match tokio::task::spawn_blocking(move || crate::readiness::directory_problems(&config)).await {
+        Ok(found) => problems.extend(found),
+        Err(e) => problems.push(format!("checking the directories failed: {e}")),
+    }
+    match problems.first() {
         None => axum::Json(serde_json::json!({"ready": true})).into_response(),
-        Some(reason) => (
+        Some(first) => (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"ready": false, "reason": reason})),
+            axum::Json(serde_json::json!({"ready": false, "reason": first, "problems": problems})),
         )
             .into_response(),
     }
 }
 
-/// The banner every page loads: empty while the engine is reachable.
+/// The banner every page loads: empty while the engine is reachable and has the
+/// runner image.
 async fn engine_status(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> axum::response::Html<String> {
-    let html = match state.runner.deps().engine.down_reason() {
-        None => String::new(),
-        Some(reason) => format!(
+    let escape = |text: &str| {
+        askama::filters::escape(text, askama::filters::Html)
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let engine = &state.runner.deps().engine;
+    let html = match (engine.down_reason(), engine.image_problem()) {
+        (Some(reason), _) => format!(
             r#"<p class="banner error">⚠ Runs cannot start: {}. Queued runs will start by themselves when the engine is back.</p>"#,
-            askama::filters::escape(&reason, askama::filters::Html)
-                .map(|e| e.to_string())
-                .unwrap_or_default()
+            escape(&reason)
         ),
+        (None, Some(problem)) => format!(r#"<p class="banner warn">⚠ {}</p>"#, escape(&problem)),
+        (None, None) => String::new(),
     };
     axum::response::Html(html)
 }

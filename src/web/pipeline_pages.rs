@@ -37,6 +37,7 @@ struct ListPage {
     rows: Vec<PipelineRow>,
     dir: String,
     dir_error: String,
+    watch_problem: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -62,6 +63,7 @@ async fn list_page(State(state): State<AppState>) -> Result<ListPage, AppError> 
         rows,
         dir: state.registry.root().display().to_string(),
         dir_error,
+        watch_problem: state.registry.watch_problem().unwrap_or_default(),
     })
 }
 
@@ -239,11 +241,19 @@ fn parse_env_lines(text: &str) -> Result<BTreeMap<String, String>, AppError> {
         let key = key.trim();
         if !crate::pipelines::fields::is_env_name(key) {
             return Err(AppError::BadRequest(format!(
-                "environment line {}: `{key}` is not a valid variable name",
-                i + 1
+                "environment line {}: `{}` is not a valid variable name",
+                i + 1,
+                crate::pipelines::fields::shown(key)
             )));
         }
         env.insert(key.to_string(), value.to_string());
+        // Stop early: the runner refuses more anyway, and a huge form should cost nothing.
+        if env.len() > crate::runner::overrides::MAX_KEYS {
+            return Err(AppError::BadRequest(format!(
+                "at most {} environment variables can be given",
+                crate::runner::overrides::MAX_KEYS
+            )));
+        }
     }
     Ok(env)
 }
