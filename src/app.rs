@@ -52,11 +52,33 @@ pub fn main() -> ExitCode {
 fn raise_open_file_limit() {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut limit = getrlimit(Resource::Nofile);
-    if limit.current < limit.maximum {
+    if limit.current != limit.maximum {
         limit.current = limit.maximum;
         if let Err(e) = setrlimit(Resource::Nofile, limit) {
             tracing::warn!(error = %e, "could not raise the open-file limit");
         }
+    }
+}
+
+/// Descriptors kept free for the database, log files and engine connections.
+const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// Keeps `HTTP_MAX_CONNECTIONS` below the open-file limit, so connections alone can
+/// never make the process fail to open a log file or accept (EMFILE).
+fn fit_connections_to_open_file_limit(config: &mut Config) {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let fits =
+        usize::try_from(limit.saturating_sub(RESERVED_DESCRIPTORS).max(8)).unwrap_or(usize::MAX);
+    if config.http.max_connections > fits {
+        tracing::warn!(
+            configured = config.http.max_connections,
+            open_file_limit = limit,
+            using = fits,
+            "HTTP_MAX_CONNECTIONS is above what the open-file limit allows; lowered"
+        );
+        config.http.max_connections = fits;
     }
 }
 
@@ -159,6 +181,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         }
         KeySource::Environment => {}
     }
+    fit_connections_to_open_file_limit(&mut config);
     // Configuration that cannot work is said at start, not discovered at the first run.
     for problem in crate::readiness::directory_problems(&config) {
         tracing::error!("{problem}");

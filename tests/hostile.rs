@@ -45,11 +45,179 @@ async fn files_linked_out_of_the_pipeline_are_never_shown() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("INVALID leak") && text.contains("INVALID env"), "{text}");
+    assert!(
+        text.contains("INVALID leak") && text.contains("INVALID env"),
+        "{text}"
+    );
     assert!(
         text.contains("error: leak/requirements.txt: is a symbolic link that leads outside"),
         "{text}"
     );
     assert!(!text.contains(key.trim()));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overflowing_numbers_make_the_pipeline_invalid_and_every_page_renders() {
+    let app = TestApp::start(&[
+        ("expo/main.py", ""),
+        (
+            "expo/pipeline.json",
+            r#"{"retry_strategy": {"type": "exponential_backoff", "initial_delay": 18446744073709551615,
+                "max_delay": 18446744073709551615}, "retry_attempts": 1}"#,
+        ),
+        ("fixed/main.py", ""),
+        (
+            "fixed/pipeline.json",
+            r#"{"retry_strategy": {"type": "fixed_delay", "delay": 10000000000000}, "retry_attempts": 4294967295}"#,
+        ),
+        ("limits/main.py", ""),
+        (
+            "limits/pipeline.json",
+            r#"{"cpu_hard_limit": 1e-12, "mem_hard_limit": "9000000t", "max_instances": 1e30, "timeout": -1}"#,
+        ),
+    ])
+    .await;
+    for (name, field) in [
+        ("expo", "retry_strategy.initial_delay"),
+        ("fixed", "retry_strategy.delay"),
+        ("fixed", "retry_attempts"),
+        ("limits", "cpu_hard_limit"),
+        ("limits", "mem_hard_limit"),
+        ("limits", "max_instances"),
+    ] {
+        let (status, page) = app.get_text(&format!("/pipelines/{name}")).await;
+        assert_eq!(status, 200, "{name}: the page renders");
+        assert!(
+            page.contains(&format!("field `{field}`")),
+            "{name}: {field} not named"
+        );
+        assert!(
+            page.contains("must be a number from"),
+            "{name}: no range given"
+        );
+        let (status, _) = app
+            .post_json(&format!("/api/pipelines/{name}/run"), "{}")
+            .await;
+        assert_eq!(status, 422, "{name} cannot run");
+    }
+    let (status, list) = app.get_json("/api/pipelines").await;
+    assert_eq!(status, 200, "{list}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trigger_overrides_are_limited_on_every_route() {
+    let app = TestApp::start(&[("p/main.py", "print(1)\n")]).await;
+    let form = |body: String| {
+        app.client
+            .post(app.url("/pipelines/p/run"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    // 100 000 lines in the HTML form: refused at once, nothing created.
+    let lines: String = (0..100_000).map(|i| format!("K{i}=v\n")).collect();
+    let resp = form(serde_urlencoded::to_string([("env", lines)]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("at most 50"));
+    for (key, route) in [
+        ("UV_INDEX_URL", "form"),
+        ("LD_PRELOAD", "form"),
+        ("PYTHONPATH", "api"),
+        ("_fastflow_retry_count", "api"),
+    ] {
+        let resp = match route {
+            "form" => form(
+                serde_urlencoded::to_string([("env", format!("{key}=http://evil.example/simple"))])
+                    .unwrap(),
+            )
+            .await
+            .unwrap(),
+            _ => app
+                .client
+                .post(app.url("/api/pipelines/p/run"))
+                .header("content-type", "application/json")
+                .body(format!(r#"{{"parameters": {{"{key}": "x"}}}}"#))
+                .send()
+                .await
+                .unwrap(),
+        };
+        assert_eq!(resp.status(), 400, "{key} via {route}");
+        let text = resp.text().await.unwrap();
+        assert!(
+            text.contains(key) && text.contains("cannot be set"),
+            "{key}: {text}"
+        );
+    }
+    let big = "x".repeat(16 * 1024 + 1);
+    let (status, body) = app
+        .post_json(
+            "/api/pipelines/p/run",
+            &format!(r#"{{"env_vars": {{"BIG": "{big}"}}}}"#),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    // JSON bodies must say they are JSON (a cross-site form cannot).
+    let resp = app
+        .client
+        .post(app.url("/api/pipelines/p/run"))
+        .header("content-type", "text/plain")
+        .body(r#"{"env_vars": {}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    let (_, runs) = app.get_json("/api/runs").await;
+    assert_eq!(runs["total"], 0, "no refused trigger created a run");
+    // An empty body stays fine for curl -X POST.
+    let resp = app
+        .client
+        .post(app.url("/api/pipelines/p/run"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positions_and_pages_do_not_wrap() {
+    let app = TestApp::start(&[("p/main.py", "for i in range(5): print(i)\n")]).await;
+    let (run, _) = app.run_to_end("p", "{}").await;
+    let id = run["id"].as_str().unwrap();
+    for query in ["?after=18446744073709551615", "?after=5"] {
+        let resp = app
+            .client
+            .get(app.url(&format!("/api/runs/{id}/logs/stream{query}")))
+            .send()
+            .await
+            .unwrap();
+        let events = common::read_sse(resp, std::time::Duration::from_secs(10)).await;
+        assert_eq!(events.len(), 1, "{query}: only the end event: {events:?}");
+        assert_eq!(events[0].event.as_deref(), Some("end"));
+    }
+    let resp = app
+        .client
+        .get(app.url(&format!("/api/runs/{id}/logs/stream")))
+        .header("last-event-id", "18446744073709551615")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        common::read_sse(resp, std::time::Duration::from_secs(10))
+            .await
+            .len(),
+        1
+    );
+    let (status, _) = app.get_text("/runs?page=9223372036854775807").await;
+    assert_eq!(status, 400);
+    let (status, body) = app.get_json("/api/runs?offset=-1").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = app.get_json("/api/runs?limit=lots").await;
+    assert_eq!(status, 400);
+    assert!(body["detail"].as_str().unwrap().contains("limit"), "{body}");
     app.stop().await;
 }

@@ -190,14 +190,22 @@ pub async fn running_counts(pool: &Pool) -> Result<HashMap<String, i64>, DbError
 }
 
 /// Marks one queued run RUNNING; `None` if it is no longer queued (e.g. cancelled).
+///
+/// Every `… RETURNING` write here runs in an explicit transaction: in autocommit
+/// mode SQLite commits when the statement is reset, and an error there (a full
+/// disk) would be lost after the row was already read, reporting a write that
+/// did not happen.
 pub async fn claim(pool: &Pool, id: &str) -> Result<Option<Run>, DbError> {
-    Ok(sqlx::query_as::<_, Run>(
+    let mut tx = pool.begin().await?;
+    let run = sqlx::query_as::<_, Run>(
         "UPDATE runs SET status = 'RUNNING', claimed_at = ? WHERE id = ? AND status = 'PENDING' RETURNING *",
     )
     .bind(Utc::now())
     .bind(id)
-    .fetch_optional(pool)
-    .await?)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(run)
 }
 
 /// Queued runs started before this one (its place in the queue is this + 1).
@@ -266,6 +274,7 @@ pub async fn set_container_started(
 /// still PENDING/RUNNING (a cancel written first is never overwritten); the exit
 /// code and log counters are always recorded. Returns whether the status was set.
 pub async fn finish(pool: &Pool, id: &str, outcome: &RunOutcome) -> Result<bool, DbError> {
+    let mut tx = pool.begin().await?;
     let open: Option<bool> = sqlx::query_scalar(
         "UPDATE runs SET
             error_type    = CASE WHEN status IN ('PENDING', 'RUNNING') THEN ?2 ELSE error_type END,
@@ -285,8 +294,9 @@ pub async fn finish(pool: &Pool, id: &str, outcome: &RunOutcome) -> Result<bool,
     .bind(outcome.log_bytes as i64)
     .bind(outcome.log_truncated)
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(open.unwrap_or(false))
 }
 

@@ -323,15 +323,26 @@ pub async fn wait_containers_removed(run_id: &str, limit: Duration) {
     }
 }
 
-/// A `fastflow` server process (for kill -9 and SIGTERM tests).
+/// A `fastflow` server process (for kill -9, SIGTERM and resource-limit tests).
 pub struct ServerProcess {
     pub child: std::process::Child,
     pub base: String,
+    /// Everything the server printed on stdout so far (its log).
+    pub output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
     /// Starts the binary on `root` (DATA_DIR=root/data, PIPELINES_DIR=root/pipelines).
     pub fn spawn(root: &Path, extra: &[(&str, &str)]) -> ServerProcess {
+        Self::spawn_with(root, extra, |_| {})
+    }
+
+    /// As `spawn`, with a last change to the command (e.g. resource limits).
+    pub fn spawn_with(
+        root: &Path,
+        extra: &[(&str, &str)],
+        configure: impl FnOnce(&mut std::process::Command),
+    ) -> ServerProcess {
         use std::io::{BufRead, BufReader};
         let config = TestApp::config(root, &[]);
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fastflow"));
@@ -353,13 +364,19 @@ impl ServerProcess {
         for (k, v) in extra {
             cmd.env(k, v);
         }
+        configure(&mut cmd);
         let mut child = cmd.spawn().expect("spawn fastflow");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let collected = output.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(addr) = line.split("listening on http://").nth(1) {
                     let _ = tx.send(addr.trim().to_string());
+                }
+                if let Ok(mut lines) = collected.lock() {
+                    lines.push(line);
                 }
             }
         });
@@ -369,7 +386,25 @@ impl ServerProcess {
         ServerProcess {
             child,
             base: format!("http://{addr}"),
+            output,
         }
+    }
+
+    /// The server's log lines so far, joined.
+    pub fn log(&self) -> String {
+        self.output.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    /// Peak resident memory of the process so far (VmHWM), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("process status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmHWM")
+            * 1024
     }
 
     pub fn signal(&self, signal: i32) {
