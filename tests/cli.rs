@@ -168,3 +168,69 @@ fn bad_config_names_the_variable() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Polls `path` on `base` until `done` says so (or panics after 30 s).
+async fn poll_until(base: &str, path: &str, done: impl Fn(u16, &str) -> bool) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = reqwest::get(format!("{base}{path}")).await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        if done(status, &text) {
+            return (status, text);
+        }
+        assert!(Instant::now() < deadline, "{path}: {status} {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_that_cannot_work_is_said_at_start() {
+    common::require_docker().await;
+    let root = tempfile::tempdir().unwrap();
+    let missing = root.path().join("no-such-pipelines");
+    let server = common::ServerProcess::spawn(
+        root.path(),
+        &[
+            ("PIPELINES_DIR", missing.to_str().unwrap()),
+            ("WORKER_BASE_IMAGE", "fastflow-test-missing-image:none"),
+        ],
+    );
+    let (status, ready) = poll_until(&server.base, "/ready", |s, _| s == 503).await;
+    assert_eq!(status, 503);
+    assert!(
+        ready.contains("PIPELINES_DIR") && ready.contains("no-such-pipelines"),
+        "{ready}"
+    );
+    let (_, banner) = poll_until(&server.base, "/fragments/engine-status", |_, t| {
+        !t.is_empty()
+    })
+    .await;
+    assert!(
+        banner.contains("fastflow-test-missing-image:none"),
+        "{banner}"
+    );
+    let log = server.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ERROR") && l.contains("PIPELINES_DIR")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ERROR") && l.contains("fastflow-test-missing-image:none")),
+        "{log}"
+    );
+    let page = common::get_text_at(&server.base, "/pipelines").await;
+    assert!(!page.contains("picked up automatically"), "{page}");
+    assert!(page.contains("no-such-pipelines"), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_engine_is_named_by_its_docker_host() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("pipelines")).unwrap();
+    let server = common::ServerProcess::spawn(root.path(), &[("DOCKER_HOST", "tcp://127.0.0.1:9")]);
+    let (_, ready) = poll_until(&server.base, "/ready", |s, _| s == 503).await;
+    assert!(ready.contains("DOCKER_HOST=tcp://127.0.0.1:9"), "{ready}");
+}

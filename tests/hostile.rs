@@ -221,3 +221,51 @@ async fn positions_and_pages_do_not_wrap() {
     assert!(body["detail"].as_str().unwrap().contains("limit"), "{body}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_megabytes_without_a_newline_stay_in_bounded_memory() {
+    common::require_docker().await;
+    let root = tempfile::tempdir().unwrap();
+    common::write_files(
+        &root.path().join("pipelines"),
+        &[(
+            "flood/main.py",
+            "import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(50):\n    sys.stdout.write(chunk)\nsys.stdout.flush()\n",
+        )],
+    );
+    let server = common::ServerProcess::spawn(root.path(), &[]);
+    let id = {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/pipelines/flood/run", server.base))
+            .send()
+            .await
+            .unwrap();
+        let run: serde_json::Value = resp.json().await.unwrap();
+        run["id"].as_str().unwrap().to_string()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let run = loop {
+        let (_, run) = common::get_json_at(&server.base, &format!("/api/runs/{id}")).await;
+        if run["status"] != "PENDING" && run["status"] != "RUNNING" {
+            break run;
+        }
+        assert!(std::time::Instant::now() < deadline, "{run}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    let peak = server.peak_rss();
+    // The unterminated line was held whole before (about 4 × 50 MB with its copies).
+    assert!(peak < 100 << 20, "peak RSS {} MiB", peak >> 20);
+    // Stored as 1 MiB pieces, each but the last marked as continued.
+    let log = common::get_text_at(&server.base, &format!("/api/runs/{id}/logs")).await;
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 50, "{} lines", lines.len());
+    let marker = "[fastflow: line longer than 1 MiB, continued on the next line]";
+    assert!(lines[..49].iter().all(|l| l.ends_with(marker)));
+    assert!(!lines[49].ends_with(marker));
+    let stored: usize = common::log_texts(&log)
+        .iter()
+        .map(|t| t.trim_end_matches(marker).trim_end().len())
+        .sum();
+    assert_eq!(stored, 50 << 20, "every byte is kept");
+}

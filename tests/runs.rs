@@ -56,6 +56,10 @@ async fn exception_fails_with_traceback_and_exit_codes_are_kept() {
     assert_eq!(run["status"], "FAILED", "{run}");
     assert_eq!(run["error_type"], "pipeline_error");
     assert_eq!(run["exit_code"], 1);
+    assert_eq!(
+        run["error_message"], "main.py exited with code 1: ValueError: boom happened",
+        "the message carries the exception line"
+    );
     assert!(log.contains("Traceback (most recent call last):"), "{log}");
     assert!(log.contains("ValueError: boom happened"), "{log}");
     // Each stream keeps its order (stdout and stderr are separate pipes, so Docker may
@@ -67,6 +71,7 @@ async fn exception_fails_with_traceback_and_exit_codes_are_kept() {
     assert_eq!(run["status"], "FAILED");
     assert_eq!(run["exit_code"], 3);
     assert_eq!(run["error_type"], "pipeline_error");
+    assert_eq!(run["error_message"], "main.py exited with code 3");
     assert!(log.contains("leaving with 3"));
     app.stop().await;
 }

@@ -83,6 +83,8 @@ pub struct RunOutcome {
     pub log_lines: u64,
     pub log_bytes: u64,
     pub log_truncated: bool,
+    /// When the container exited (the run's end), if it ran; else the time of writing.
+    pub ended_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -288,7 +290,7 @@ pub async fn finish(pool: &Pool, id: &str, outcome: &RunOutcome) -> Result<bool,
     .bind(outcome.status)
     .bind(outcome.error_type)
     .bind(&outcome.error_message)
-    .bind(Utc::now())
+    .bind(outcome.ended_at.unwrap_or_else(Utc::now))
     .bind(outcome.exit_code)
     .bind(outcome.log_lines as i64)
     .bind(outcome.log_bytes as i64)

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::container_spec::{self, RunContext};
 use super::engine::{self, EngineError};
-use super::log_pump::{self, OutputStream, RunLog, SetupProbe};
+use super::log_pump::{self, OutputStream, PumpEnd, RunLog, SetupProbe};
 use super::logs::{log_path, stream_line_counts};
 use super::outcome::{self, ExitFacts, cancelled, failure};
 use super::{RunnerDeps, metrics};
@@ -36,6 +36,15 @@ enum Ending {
     Cancelled,
     /// The server shuts down and leaves the container running for the next start.
     Detached,
+}
+
+/// Where a run's output comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamKind {
+    /// Attached before start: the engine closes it after the last byte.
+    Attach,
+    /// The engine's stored log, followed after a server restart.
+    FollowLogs,
 }
 
 /// A run this process finished: its outcome and the container to remove once stored.
@@ -152,7 +161,8 @@ impl Exec<'_> {
         {
             tracing::warn!(run = %self.run.id, error = %e, "could not record the start time");
         }
-        self.follow(log, id, attached.output, started_at).await
+        self.follow(log, id, attached.output, started_at, StreamKind::Attach)
+            .await
     }
 
     /// Picks up a container that a previous process started: its stored output is
@@ -200,7 +210,9 @@ impl Exec<'_> {
             .build();
         let output: OutputStream = Box::pin(docker.logs(&id, Some(options)));
         let started_at = self.run.container_started_at.unwrap_or_else(Utc::now);
-        let outcome = self.follow(log, &id, output, started_at).await?;
+        let outcome = self
+            .follow(log, &id, output, started_at, StreamKind::FollowLogs)
+            .await?;
         Ok(Ended {
             outcome,
             container: Some(id),
@@ -214,6 +226,7 @@ impl Exec<'_> {
         id: &str,
         output: OutputStream,
         started_at: DateTime<Utc>,
+        kind: StreamKind,
     ) -> Result<RunOutcome, NotFinished> {
         let (deps, run) = (self.deps, self.run);
         let timeout = match self.pipeline.metadata.timeout {
@@ -235,13 +248,16 @@ impl Exec<'_> {
         let waiter = async {
             let ended = self.wait_for_end(id, remaining, stop_pump.clone()).await;
             metrics_stop.cancel();
-            ended
+            (ended, Utc::now())
         };
-        let (pump_result, wait_result, sampling) = tokio::join!(pump, waiter, sampler);
-
-        if let Err(e) = &pump_result {
-            tracing::warn!(run = %run.id, "{e}");
-        }
+        let (pump_result, (wait_result, ended_at), sampling) = tokio::join!(pump, waiter, sampler);
+        let complete = match &pump_result {
+            Ok(end) => *end == PumpEnd::Complete,
+            Err(e) => {
+                tracing::warn!(run = %run.id, "{e}");
+                false
+            }
+        };
         let (exit_code, ending) = match wait_result {
             Ok(v) => v,
             Err(e) => {
@@ -260,12 +276,18 @@ impl Exec<'_> {
                 tracing::warn!(run = %run.id, error = %e, "could not record the sampling problem");
             }
         }
-        if let Err(e) = log_pump::reconcile(log, &deps.docker, id).await {
+        // An attach stream that the engine closed delivered everything; a follow-logs
+        // stream (after a restart) can miss an unterminated last line, and a stream we
+        // stopped reading may lag: those are completed from the engine's stored copy.
+        if (kind == StreamKind::FollowLogs || !complete)
+            && let Err(e) = log_pump::reconcile(log, &deps.docker, id).await
+        {
             tracing::warn!(run = %run.id, "{e}");
         }
         if ending == Ending::Cancelled {
             return Ok(RunOutcome {
                 exit_code: Some(exit_code),
+                ended_at: Some(ended_at),
                 ..cancelled()
             });
         }
@@ -273,7 +295,7 @@ impl Exec<'_> {
         let oom_killed = engine::oom_killed(&deps.docker, id, killed_at_limit)
             .await
             .unwrap_or(false);
-        Ok(outcome::classify(&ExitFacts {
+        let mut outcome = outcome::classify(&ExitFacts {
             exit_code,
             timed_out: (ending == Ending::TimedOut).then(|| timeout.unwrap_or_default()),
             oom_killed,
@@ -284,7 +306,9 @@ impl Exec<'_> {
             has_requirements: self.pipeline.has_requirements,
             ca_bundle_configured: deps.config.worker_ca_bundle.is_some(),
             stderr: &log.stderr_tail,
-        }))
+        });
+        outcome.ended_at = Some(ended_at);
+        Ok(outcome)
     }
 
     /// Waits for exit; kills at the timeout; stops (SIGTERM, then SIGKILL) on cancel;

@@ -204,6 +204,15 @@ pub struct SetupProbe<'a> {
     pub container_started_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// How the output stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PumpEnd {
+    /// The engine closed it: everything the container wrote was received.
+    Complete,
+    /// We stopped reading (the drain grace after exit, or shutdown).
+    Stopped,
+}
+
 /// Reads the output stream until it ends or `stop` fires; returns why it ended if
 /// the stream itself broke. Storage problems never end it (see [`LogWriter`]).
 pub async fn pump(
@@ -211,13 +220,16 @@ pub async fn pump(
     mut output: OutputStream,
     stop: CancellationToken,
     probe: SetupProbe<'_>,
-) -> Result<(), String> {
-    loop {
+) -> Result<PumpEnd, String> {
+    let ended = loop {
         let first = tokio::select! {
-            item = output.next() => item,
-            _ = stop.cancelled() => None,
+            item = output.next() => item.ok_or(PumpEnd::Complete),
+            _ = stop.cancelled() => Err(PumpEnd::Stopped),
         };
-        let Some(item) = first else { break };
+        let item = match first {
+            Ok(item) => item,
+            Err(end) => break end,
+        };
         let mut next = Some(item);
         let mut frames = 0;
         // Take everything that is already there, then write it in one flush.
@@ -248,9 +260,9 @@ pub async fn pump(
                 tracing::warn!(run = %probe.run_id, error = %e, "could not record the setup duration");
             }
         }
-    }
+    };
     log.publish();
-    Ok(())
+    Ok(ended)
 }
 
 /// How one stream of the engine's stored log lines up with what was received.

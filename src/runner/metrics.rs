@@ -129,7 +129,11 @@ pub struct SamplingReport {
 
 impl SamplingReport {
     fn note(&mut self, problem: String) {
-        self.problem.get_or_insert(problem);
+        if self.problem.is_none() {
+            // Said in the server log too: the run's own log may be on the same full disk.
+            tracing::warn!("resource sampling: {problem}");
+            self.problem = Some(problem);
+        }
     }
 
     /// Why a run that lasted `ran` has no (or incomplete) samples, if it should have some.

@@ -120,6 +120,7 @@ pub fn failure(error_type: ErrorType, message: String) -> RunOutcome {
         log_lines: 0,
         log_bytes: 0,
         log_truncated: false,
+        ended_at: None,
     }
 }
 
