@@ -8,6 +8,8 @@ mod error;
 mod log_stream;
 mod metrics_stream;
 mod pipeline_pages;
+#[cfg(test)]
+mod render_properties;
 mod run_pages;
 pub mod server;
 mod views;

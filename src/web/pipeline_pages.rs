@@ -42,8 +42,8 @@ struct ListPage {
 
 #[derive(Template, WebTemplate)]
 #[template(path = "fragments/pipelines_table.html")]
-struct ListFragment {
-    rows: Vec<PipelineRow>,
+pub(super) struct ListFragment {
+    pub(super) rows: Vec<PipelineRow>,
 }
 
 async fn rows(state: &AppState) -> Result<(Vec<PipelineRow>, String), AppError> {
@@ -83,7 +83,7 @@ async fn refresh(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
 
 #[derive(Template, WebTemplate)]
 #[template(path = "pages/pipeline.html")]
-struct DetailPage {
+pub(super) struct DetailPage {
     row: PipelineRow,
     metadata_file: String,
     limits: Vec<(&'static str, String)>,
@@ -124,30 +124,61 @@ async fn detail_page(
 ) -> Result<DetailPage, AppError> {
     let p = find(&state, &name)?;
     let stats = db::runs::pipeline_stats(&state.pool).await?;
+    let runs = recent_runs(&state, &name).await?;
+    Ok(detail_view(&p, &state.config, stats.get(&p.name), runs))
+}
+
+/// The detail page of a pipeline, from what is known about it (no I/O).
+pub(super) fn detail_view(
+    p: &Pipeline,
+    config: &crate::config::Config,
+    stats: Option<&crate::db::runs::PipelineRunStats>,
+    runs: Vec<RunRow>,
+) -> DetailPage {
     let m = &p.metadata;
     let show = |v: Option<String>| v.unwrap_or_else(|| "—".into());
+    let effective = crate::runner::limits::effective(&m.limits, config);
+    let from_default = |yes: bool, var: &str| {
+        if yes {
+            format!(" ({var})")
+        } else {
+            String::new()
+        }
+    };
+    let e = &effective.limits;
     let limits = vec![
         (
             "CPU hard limit",
-            show(m.limits.cpu_hard_limit.map(|c| format!("{c} cores"))),
+            show(e.cpu_hard_limit.map(|c| {
+                format!(
+                    "{c} cores{}",
+                    from_default(effective.cpu_from_default, "DEFAULT_CPU_LIMIT")
+                )
+            })),
         ),
         (
             "CPU soft limit",
-            show(m.limits.cpu_soft_limit.map(|c| format!("{c} cores"))),
+            show(e.cpu_soft_limit.map(|c| format!("{c} cores"))),
         ),
         (
             "Memory hard limit",
-            show(m.limits.mem_hard_limit.as_ref().map(|x| x.text.clone())),
+            show(e.mem_hard_limit.as_ref().map(|x| {
+                format!(
+                    "{}{}",
+                    x.text,
+                    from_default(effective.mem_from_default, "DEFAULT_MEM_LIMIT")
+                )
+            })),
         ),
         (
             "Memory soft limit",
-            show(m.limits.mem_soft_limit.as_ref().map(|x| x.text.clone())),
+            show(e.mem_soft_limit.as_ref().map(|x| x.text.clone())),
         ),
     ];
     let timeout = match m.timeout {
         Some(0) => "none".to_string(),
         Some(t) => format!("{t}s"),
-        None => match state.config.container_timeout {
+        None => match config.container_timeout {
             Some(t) => format!("{t}s (CONTAINER_TIMEOUT)"),
             None => "none (CONTAINER_TIMEOUT unset)".into(),
         },
@@ -157,7 +188,7 @@ async fn detail_page(
         (
             "Retry attempts",
             m.retry_attempts
-                .unwrap_or(state.config.retry_attempts)
+                .unwrap_or(config.retry_attempts)
                 .to_string(),
         ),
         ("Retry delays", retry_delays(m.retry_strategy.as_ref())),
@@ -177,8 +208,8 @@ async fn detail_page(
     ];
     let mut env_keys: Vec<String> = m.default_env.keys().cloned().collect();
     env_keys.extend(m.encrypted_env.keys().map(|k| format!("{k} (encrypted)")));
-    Ok(DetailPage {
-        row: PipelineRow::new(&p, stats.get(&p.name)),
+    DetailPage {
+        row: PipelineRow::new(p, stats),
         metadata_file: p
             .metadata_file
             .clone()
@@ -187,9 +218,9 @@ async fn detail_page(
         settings,
         env_keys,
         requirements: p.requirements.clone().unwrap_or_default(),
-        runs: recent_runs(&state, &name).await?,
-        name,
-    })
+        runs,
+        name: p.name.clone(),
+    }
 }
 
 async fn recent_runs_fragment(

@@ -27,6 +27,12 @@ pub fn router() -> Router<AppState> {
         .merge(system::router())
 }
 
+/// A pipeline as `/api/pipelines` shows it (for the renderers' property test).
+#[cfg(test)]
+pub(super) fn pipelines_json_for_tests(p: &crate::pipelines::Pipeline) -> Value {
+    pipelines::pipeline_json(p, None)
+}
+
 /// A run as the API shows it; `env_vars` values are masked like Fast-Flow 1.x.
 pub(super) fn run_json(run: &Run, detail: bool) -> Value {
     let mut v = json!({
