@@ -38,7 +38,7 @@ pub async fn cleanup(pool: &Pool, config: &Config) -> Result<CleanupReport, db::
     let older_than = config
         .log_retention_days
         .map(|d| Utc::now() - Duration::days(i64::from(d)));
-    let expired = db::runs::expired(pool, older_than, config.log_retention_runs).await?;
+    let expired = db::run_stats::expired(pool, older_than, config.log_retention_runs).await?;
     let mut removable = Vec::with_capacity(expired.len());
     for (id, _) in expired {
         match remove_files(&config.logs_dir, &id) {
@@ -50,7 +50,7 @@ pub async fn cleanup(pool: &Pool, config: &Config) -> Result<CleanupReport, db::
             Err(e) => report.errors.push(format!("run {id}: {e}")),
         }
     }
-    report.runs_deleted = db::runs::delete_finished(pool, &removable).await?;
+    report.runs_deleted = db::run_stats::delete_finished(pool, &removable).await?;
     tracing::info!(
         runs = report.runs_deleted,
         files = report.files_deleted,

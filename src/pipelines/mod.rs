@@ -7,6 +7,7 @@ mod discovery;
 pub mod fields;
 pub mod host;
 pub mod metadata;
+mod nested;
 pub mod ranges;
 mod watch;
 

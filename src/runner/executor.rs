@@ -181,7 +181,7 @@ pub(super) async fn record(
     let mut attempts = 0u32;
     loop {
         let stored = match db::runs::finish(&deps.pool, &run.id, outcome).await {
-            Ok(open) => db::runs::count_finished(&deps.pool, &run.id)
+            Ok(open) => db::run_stats::count_finished(&deps.pool, &run.id)
                 .await
                 .map(|()| open),
             Err(e) => Err(e),

@@ -48,7 +48,7 @@ pub(super) struct ListFragment {
 
 async fn rows(state: &AppState) -> Result<(Vec<PipelineRow>, String), AppError> {
     let snapshot = state.registry.snapshot();
-    let stats = db::runs::pipeline_stats(&state.pool).await?;
+    let stats = db::run_stats::pipeline_stats(&state.pool).await?;
     let rows = snapshot
         .pipelines
         .values()
@@ -123,7 +123,7 @@ async fn detail_page(
     Path(name): Path<String>,
 ) -> Result<DetailPage, AppError> {
     let p = find(&state, &name)?;
-    let stats = db::runs::pipeline_stats(&state.pool).await?;
+    let stats = db::run_stats::pipeline_stats(&state.pool).await?;
     let runs = recent_runs(&state, &name).await?;
     Ok(detail_view(&p, &state.config, stats.get(&p.name), runs))
 }
@@ -132,7 +132,7 @@ async fn detail_page(
 pub(super) fn detail_view(
     p: &Pipeline,
     config: &crate::config::Config,
-    stats: Option<&crate::db::runs::PipelineRunStats>,
+    stats: Option<&crate::db::run_stats::PipelineRunStats>,
     runs: Vec<RunRow>,
 ) -> DetailPage {
     let m = &p.metadata;

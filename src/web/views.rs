@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::db::Run;
-use crate::db::runs::PipelineRunStats;
+use crate::db::run_stats::PipelineRunStats;
 use crate::pipelines::Pipeline;
 
 pub fn fmt_time(t: &DateTime<Utc>) -> String {

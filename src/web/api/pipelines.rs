@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{ApiQuery, JsonBody, check_limit, run_json};
-use crate::db::runs::PipelineRunStats;
+use crate::db::run_stats::PipelineRunStats;
 use crate::db::{self, RunFilter};
 use crate::pipelines::{FieldIssue, Pipeline, PipelineMetadata};
 use crate::web::{ApiError, AppError, AppState};
@@ -60,7 +60,7 @@ pub(crate) fn pipeline_json(p: &Pipeline, stats: Option<&PipelineRunStats>) -> V
 
 async fn list_pipelines(State(state): State<AppState>) -> Result<Response, ApiError> {
     let snapshot = state.registry.snapshot();
-    let stats = db::runs::pipeline_stats(&state.pool).await?;
+    let stats = db::run_stats::pipeline_stats(&state.pool).await?;
     let list: Vec<_> = snapshot
         .pipelines
         .values()
@@ -92,7 +92,7 @@ async fn get_pipeline(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let p = find(&state, &name)?;
-    let stats = db::runs::pipeline_stats(&state.pool).await?;
+    let stats = db::run_stats::pipeline_stats(&state.pool).await?;
     Ok(Json(pipeline_json(&p, stats.get(&p.name))).into_response())
 }
 

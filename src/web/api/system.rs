@@ -33,5 +33,5 @@ async fn daily_stats(
     ApiQuery(q): ApiQuery<DaysQuery>,
 ) -> Result<Response, ApiError> {
     let days = q.days.unwrap_or(30).clamp(1, 3650);
-    Ok(Json(db::runs::daily_counters(&state.pool, days).await?).into_response())
+    Ok(Json(db::run_stats::daily_counters(&state.pool, days).await?).into_response())
 }

@@ -1,0 +1,220 @@
+//! Tests of `pipeline.json` parsing.
+
+use super::*;
+
+fn fields(issues: &[FieldIssue]) -> Vec<&str> {
+    issues.iter().map(|i| i.field.as_str()).collect()
+}
+
+#[test]
+fn fast_flow_readme_example_parses() {
+    let p = parse_metadata(
+        r#"{
+          "cpu_hard_limit": 1.0, "mem_hard_limit": "1g", "cpu_soft_limit": 0.8, "mem_soft_limit": "800m",
+          "timeout": 3600, "retry_attempts": 3, "description": "Prozessiert", "tags": ["a", "b"],
+          "enabled": true, "default_env": {"LOG_LEVEL": "INFO", "DEBUG": "false"}
+        }"#,
+    );
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    assert!(p.warnings.is_empty());
+    assert_eq!(p.metadata.limits.mem_hard_limit.unwrap().bytes, 1 << 30);
+    assert_eq!(p.metadata.limits.mem_soft_limit.unwrap().bytes, 800 << 20);
+    assert_eq!(p.metadata.timeout, Some(3600));
+    assert_eq!(p.metadata.retry_attempts, Some(3));
+    assert_eq!(p.metadata.default_env["LOG_LEVEL"], "INFO");
+}
+
+#[test]
+fn every_field_parses() {
+    let p = parse_metadata(
+        r#"{
+          "timeout": 0, "retry_strategy": {"type": "exponential_backoff", "initial_delay": 5, "max_delay": 60, "multiplier": 3},
+          "encrypted_env": {"TOKEN": "gAAAA..."}, "secrets": ["DB_PASSWORD"], "webhook_key": "k1",
+          "schedule_cron": "*/5 * * * *", "schedule_start": "2026-01-01T00:00:00Z", "schedule_end": "2027-01-01T00:00:00Z",
+          "run_once_at": "2026-12-24T18:00", "schedules": [{"id": "weekdays", "schedule_cron": "0 8 * * 1-5"}, {"id": "often", "schedule_interval_seconds": 90, "default_env": {"MODE": "fast"}}],
+          "downstream_triggers": ["report", {"pipeline": "alert", "on_success": false, "on_failure": true}],
+          "max_instances": 2, "python_version": "3.12", "type": "script", "restart_on_crash": false
+        }"#,
+    );
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    let m = p.metadata;
+    assert_eq!(m.timeout, Some(0));
+    assert_eq!(
+        m.retry_strategy,
+        Some(RetryStrategy::ExponentialBackoff {
+            initial_delay: 5,
+            max_delay: 60,
+            multiplier: 3.0
+        })
+    );
+    assert_eq!(m.schedules.len(), 2);
+    assert_eq!(m.schedules[1].schedule_interval_seconds, Some(90));
+    assert_eq!(m.schedules[1].default_env["MODE"], "fast");
+    assert_eq!(
+        m.downstream_triggers[1],
+        DownstreamTrigger {
+            pipeline: "alert".into(),
+            on_success: false,
+            on_failure: true,
+            run_config_id: None
+        }
+    );
+    assert_eq!(m.max_instances, Some(2));
+    assert_eq!(m.pipeline_type.as_deref(), Some("script"));
+}
+
+#[test]
+fn broken_json_says_where() {
+    let p = parse_metadata("{\n  \"timeout\": 10,\n  \"tags\": [\"a\",]\n}");
+    assert_eq!(p.errors.len(), 1);
+    assert!(
+        p.errors[0].message.contains("line 3"),
+        "{}",
+        p.errors[0].message
+    );
+}
+
+#[test]
+fn wrong_types_units_and_negatives_are_errors_with_field() {
+    let p = parse_metadata(
+        r#"{"cpu_hard_limit": "two", "mem_hard_limit": "12 parsecs", "mem_soft_limit": "-5m",
+            "timeout": -1, "retry_attempts": 1.5, "enabled": "yes", "tags": ["ok", 3],
+            "default_env": {"A": {"nested": 1}}, "schedule_cron": "not a cron",
+            "retry_strategy": {"type": "sometimes"}}"#,
+    );
+    let f = fields(&p.errors);
+    for expected in [
+        "cpu_hard_limit",
+        "mem_hard_limit",
+        "mem_soft_limit",
+        "timeout",
+        "retry_attempts",
+        "enabled",
+        "tags[1]",
+        "default_env.A",
+        "schedule_cron",
+        "retry_strategy.type",
+    ] {
+        assert!(
+            f.contains(&expected),
+            "missing error for {expected}: {:?}",
+            p.errors
+        );
+    }
+    assert!(p.errors.iter().any(|e| e.message.contains("unknown unit")));
+}
+
+#[test]
+fn unknown_fields_warn_only() {
+    let p = parse_metadata(r#"{"descripton": "typo", "enabled": false}"#);
+    assert!(p.errors.is_empty());
+    assert_eq!(fields(&p.warnings), vec!["descripton"]);
+    assert!(!p.metadata.enabled);
+}
+
+#[test]
+fn limits_must_be_consistent() {
+    let p =
+        parse_metadata(r#"{"mem_hard_limit": "1m", "cpu_soft_limit": 2, "cpu_hard_limit": 1}"#);
+    let f = fields(&p.errors);
+    assert!(
+        f.contains(&"mem_hard_limit") && f.contains(&"cpu_soft_limit"),
+        "{:?}",
+        p.errors
+    );
+}
+
+#[test]
+fn schedule_limits_are_checked_like_the_pipeline_ones() {
+    let p = parse_metadata(
+        r#"{"schedules": [{"id": "x", "schedule_interval_seconds": 5, "mem_hard_limit": "1m"}]}"#,
+    );
+    assert_eq!(
+        fields(&p.errors),
+        vec!["schedules[0].mem_hard_limit"],
+        "{:?}",
+        p.errors
+    );
+}
+
+#[test]
+fn numbers_outside_their_range_are_errors_with_the_range() {
+    let p = parse_metadata(
+        r#"{"retry_strategy": {"type": "exponential_backoff", "initial_delay": 18446744073709551615,
+                               "max_delay": 18446744073709551615, "multiplier": 1e308},
+            "retry_attempts": 4294967295, "cpu_hard_limit": 1e-12, "cpu_soft_limit": 1e300,
+            "mem_hard_limit": "9000000t", "mem_soft_limit": "1k", "timeout": 1e20,
+            "max_instances": 0, "schedule_interval_seconds": 0, "restart_cooldown": -5,
+            "python_version": "3.11111111111111111111"}"#,
+    );
+    let f = fields(&p.errors);
+    for expected in [
+        "retry_strategy.initial_delay",
+        "retry_strategy.max_delay",
+        "retry_strategy.multiplier",
+        "retry_attempts",
+        "cpu_hard_limit",
+        "cpu_soft_limit",
+        "mem_hard_limit",
+        "mem_soft_limit",
+        "timeout",
+        "max_instances",
+        "schedule_interval_seconds",
+        "restart_cooldown",
+        "python_version",
+    ] {
+        assert!(
+            f.contains(&expected),
+            "no error for {expected}: {:?}",
+            p.errors
+        );
+    }
+    let attempts = p
+        .errors
+        .iter()
+        .find(|e| e.field == "retry_attempts")
+        .unwrap();
+    assert_eq!(
+        attempts.message,
+        "must be a number from 0 to 100 (retries), got 4294967295"
+    );
+    let fixed = parse_metadata(
+        r#"{"retry_strategy": {"type": "fixed_delay", "delay": 10000000000000}}"#,
+    );
+    assert_eq!(fields(&fixed.errors), vec!["retry_strategy.delay"]);
+    let custom = parse_metadata(
+        r#"{"retry_strategy": {"type": "custom_schedule", "delays": [1, 18446744073709551615]}}"#,
+    );
+    assert_eq!(fields(&custom.errors), vec!["retry_strategy.delays[1]"]);
+    // The largest values inside the ranges are fine.
+    let ok = parse_metadata(
+        r#"{"retry_attempts": 100, "timeout": 31536000, "cpu_hard_limit": 0.01, "mem_hard_limit": "6m",
+            "retry_strategy": {"type": "exponential_backoff", "initial_delay": 604800, "max_delay": 604800, "multiplier": 100}}"#,
+    );
+    assert!(ok.errors.is_empty(), "{:?}", ok.errors);
+}
+
+#[test]
+fn long_lists_and_values_are_refused_and_not_echoed_whole() {
+    let tags: Vec<String> = (0..101).map(|i| format!("\"t{i}\"")).collect();
+    let long = "x".repeat(100_000);
+    let p = parse_metadata(&format!(
+        r#"{{"tags": [{}], "default_env": {{"BIG": "{long}"}}, "mem_hard_limit": "{long}"}}"#,
+        tags.join(",")
+    ));
+    assert_eq!(
+        fields(&p.errors),
+        vec!["mem_hard_limit", "tags", "default_env.BIG"]
+    );
+    assert!(
+        p.errors.iter().all(|e| e.message.len() < 200),
+        "{:?}",
+        p.errors
+    );
+}
+
+#[test]
+fn non_object_is_an_error() {
+    let p = parse_metadata("[1, 2]");
+    assert!(p.errors[0].message.contains("JSON object"));
+}
