@@ -372,4 +372,3 @@ pub async fn running(pool: &Pool) -> Result<Vec<Run>, DbError> {
             .await?,
     )
 }
-

@@ -114,8 +114,7 @@ fn unknown_fields_warn_only() {
 
 #[test]
 fn limits_must_be_consistent() {
-    let p =
-        parse_metadata(r#"{"mem_hard_limit": "1m", "cpu_soft_limit": 2, "cpu_hard_limit": 1}"#);
+    let p = parse_metadata(r#"{"mem_hard_limit": "1m", "cpu_soft_limit": 2, "cpu_hard_limit": 1}"#);
     let f = fields(&p.errors);
     assert!(
         f.contains(&"mem_hard_limit") && f.contains(&"cpu_soft_limit"),
@@ -178,9 +177,8 @@ fn numbers_outside_their_range_are_errors_with_the_range() {
         attempts.message,
         "must be a number from 0 to 100 (retries), got 4294967295"
     );
-    let fixed = parse_metadata(
-        r#"{"retry_strategy": {"type": "fixed_delay", "delay": 10000000000000}}"#,
-    );
+    let fixed =
+        parse_metadata(r#"{"retry_strategy": {"type": "fixed_delay", "delay": 10000000000000}}"#);
     assert_eq!(fields(&fixed.errors), vec!["retry_strategy.delay"]);
     let custom = parse_metadata(
         r#"{"retry_strategy": {"type": "custom_schedule", "delays": [1, 18446744073709551615]}}"#,
