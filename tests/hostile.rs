@@ -234,24 +234,8 @@ async fn fifty_megabytes_without_a_newline_stay_in_bounded_memory() {
         )],
     );
     let server = common::ServerProcess::spawn(root.path(), &[]);
-    let id = {
-        let resp = reqwest::Client::new()
-            .post(format!("{}/api/pipelines/flood/run", server.base))
-            .send()
-            .await
-            .unwrap();
-        let run: serde_json::Value = resp.json().await.unwrap();
-        run["id"].as_str().unwrap().to_string()
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
-    let run = loop {
-        let (_, run) = common::get_json_at(&server.base, &format!("/api/runs/{id}")).await;
-        if run["status"] != "PENDING" && run["status"] != "RUNNING" {
-            break run;
-        }
-        assert!(std::time::Instant::now() < deadline, "{run}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    let id = common::trigger_at(&server.base, "flood").await;
+    let run = common::wait_finished_at(&server.base, &id).await;
     assert_eq!(run["status"], "SUCCESS", "{run}");
     let peak = server.peak_rss();
     // The unterminated line was held whole before (about 4 × 50 MB with its copies).

@@ -5,23 +5,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ServerProcess, TestApp, get_json_at, get_text_at, write_files};
-use serde_json::Value;
+use common::{
+    ServerProcess, TestApp, get_json_at, get_text_at, trigger_at, wait_finished_at, write_files,
+};
 
 const COUNTER: &str = "import sys, time\nfor i in range(1, 81):\n    print(f'line {i}', flush=True)\n    time.sleep(0.05)\nsys.stdout.write('tail without newline')\n";
-
-async fn trigger_at(base: &str, pipeline: &str) -> String {
-    let resp = reqwest::Client::new()
-        .post(format!("{base}/api/pipelines/{pipeline}/run"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
 
 async fn wait_lines(base: &str, id: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -36,21 +24,6 @@ async fn wait_lines(base: &str, id: &str, n: usize) {
             "run {id} did not produce {n} lines"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn wait_final(base: &str, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let (_, run) = get_json_at(base, &format!("/api/runs/{id}")).await;
-        if matches!(
-            run["status"].as_str(),
-            Some("SUCCESS" | "FAILED" | "INTERRUPTED")
-        ) {
-            return run;
-        }
-        assert!(Instant::now() < deadline, "run did not finish: {run}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -88,7 +61,7 @@ async fn kill_9_mid_run_then_restart_finishes_with_a_complete_log() {
     // The container keeps running (and printing) while no server is there.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let server = ServerProcess::spawn(root.path(), &[]);
-    let run = wait_final(&server.base, &id).await;
+    let run = wait_finished_at(&server.base, &id).await;
     assert_eq!(run["status"], "SUCCESS", "{run}");
     assert_eq!(run["exit_code"], 0);
     let log = get_text_at(&server.base, &format!("/api/runs/{id}/logs")).await;
@@ -134,7 +107,7 @@ async fn run_that_exited_while_the_server_was_down_gets_its_real_exit_code() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let server = ServerProcess::spawn(root.path(), &[]);
-    let run = wait_final(&server.base, &id).await;
+    let run = wait_finished_at(&server.base, &id).await;
     assert_eq!(run["status"], "FAILED", "{run}");
     assert_eq!(run["exit_code"], 3);
     assert_eq!(run["error_type"], "pipeline_error");
@@ -221,7 +194,7 @@ async fn sigterm_exits_promptly_and_leaves_the_run_to_the_next_start() {
         "the run's container keeps running"
     );
     let server = ServerProcess::spawn(root.path(), &[]);
-    let run = wait_final(&server.base, &id).await;
+    let run = wait_finished_at(&server.base, &id).await;
     assert_eq!(run["status"], "SUCCESS", "{run}");
     let log = get_text_at(&server.base, &format!("/api/runs/{id}/logs")).await;
     assert_eq!(user_lines(&log), expected_counter_lines(), "{log}");

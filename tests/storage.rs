@@ -193,15 +193,7 @@ async fn a_result_not_stored_before_kill_9_is_stored_by_the_next_start() {
     let data = Tmpfs::mount(&root.path().join("data"), "8m");
     let uv_cache = root.path().join("uv").display().to_string();
     let mut server = ServerProcess::spawn(root.path(), &[("UV_CACHE_DIR", &uv_cache)]);
-    let id = {
-        let resp = reqwest::Client::new()
-            .post(format!("{}/api/pipelines/short/run", server.base))
-            .send()
-            .await
-            .unwrap();
-        let run: serde_json::Value = resp.json().await.unwrap();
-        run["id"].as_str().unwrap().to_string()
-    };
+    let id = common::trigger_at(&server.base, "short").await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while get_json_at(&server.base, &format!("/api/runs/{id}"))
         .await

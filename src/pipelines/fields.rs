@@ -153,6 +153,18 @@ impl<'a> FieldReader<'a> {
         self.object.remove(key).filter(|v| !v.is_null())
     }
 
+    /// Every key no reader consumed is an error "unknown field in `what`" (nested
+    /// objects are strict; the top level only warns).
+    pub fn reject_leftovers(&mut self, what: &str) {
+        for field in self.leftover_keys() {
+            self.errors.push(FieldIssue {
+                file: None,
+                field,
+                message: format!("unknown field in {what}"),
+            });
+        }
+    }
+
     /// Keys not consumed by any reader (reported as warnings by the caller).
     pub fn leftover_keys(&self) -> Vec<String> {
         self.object.keys().map(|k| self.path(k)).collect()

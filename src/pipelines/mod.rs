@@ -12,7 +12,7 @@ pub mod ranges;
 mod watch;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 pub use discovery::{Pipeline, Snapshot, is_valid_pipeline_name, scan};
 pub use fields::FieldIssue;
@@ -51,41 +51,35 @@ impl PipelineRegistry {
 
     /// The latest snapshot; cheap (one `Arc` clone).
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        match self.current.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Why the directory is not watched (changes then need a refresh); `None` while watched.
     pub fn watch_problem(&self) -> Option<String> {
-        match self.watch_problem.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        self.watch_problem
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn set_watch_problem(&self, problem: Option<String>) {
-        match self.watch_problem.write() {
-            Ok(mut g) => *g = problem,
-            Err(p) => *p.into_inner() = problem,
-        }
+        *self
+            .watch_problem
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = problem;
     }
 
     pub fn host(&self) -> Option<HostResources> {
-        match self.host.read() {
-            Ok(g) => *g,
-            Err(p) => *p.into_inner(),
-        }
+        *self.host.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Records the engine host's resources; rescans when they changed.
     pub async fn set_host(self: &Arc<Self>, host: HostResources) {
         let changed = {
-            let mut guard = match self.host.write() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
+            let mut guard = self.host.write().unwrap_or_else(PoisonError::into_inner);
             let changed = *guard != Some(host);
             *guard = Some(host);
             changed
@@ -115,10 +109,7 @@ impl PipelineRegistry {
             if p.is_valid() { (v + 1, i) } else { (v, i + 1) }
         });
         tracing::info!(valid, invalid, dir = %self.root.display(), "pipelines discovered");
-        match self.current.write() {
-            Ok(mut guard) => *guard = snapshot.clone(),
-            Err(poisoned) => *poisoned.into_inner() = snapshot.clone(),
-        }
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = snapshot.clone();
         snapshot
     }
 }

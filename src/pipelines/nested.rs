@@ -87,13 +87,7 @@ pub(super) fn read_retry_strategy(
             None
         }
     };
-    for key in r.leftover_keys() {
-        r.errors.push(FieldIssue {
-            file: None,
-            field: key,
-            message: "unknown field for this retry strategy".into(),
-        });
-    }
+    r.reject_leftovers("this retry strategy");
     strategy
 }
 
@@ -136,13 +130,7 @@ pub(super) fn read_schedule(
     if spec.schedule_cron.is_none() && spec.schedule_interval_seconds.is_none() {
         r.error("", "needs `schedule_cron` or `schedule_interval_seconds`");
     }
-    for key in r.leftover_keys() {
-        r.errors.push(FieldIssue {
-            file: None,
-            field: key,
-            message: "unknown field in schedule".into(),
-        });
-    }
+    r.reject_leftovers("schedule");
     spec
 }
 
@@ -183,13 +171,7 @@ pub(super) fn read_downstream(r: &mut FieldReader<'_>) -> Vec<DownstreamTrigger>
                 let on_success = sub.bool("on_success").unwrap_or(true);
                 let on_failure = sub.bool("on_failure").unwrap_or(false);
                 let run_config_id = sub.non_empty_string("run_config_id");
-                for key in sub.leftover_keys() {
-                    sub.errors.push(FieldIssue {
-                        file: None,
-                        field: key,
-                        message: "unknown field in downstream trigger".into(),
-                    });
-                }
+                sub.reject_leftovers("downstream trigger");
                 match name {
                     Some(n) if super::is_valid_pipeline_name(&n) => out.push(DownstreamTrigger {
                         pipeline: n,

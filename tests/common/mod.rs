@@ -449,3 +449,33 @@ pub async fn get_text_at(base: &str, path: &str) -> String {
         .await
         .expect("text")
 }
+
+/// Triggers a run on a server process and returns its id.
+pub async fn trigger_at(base: &str, pipeline: &str) -> String {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/pipelines/{pipeline}/run"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 200);
+    resp.json::<Value>().await.expect("JSON")["id"]
+        .as_str()
+        .expect("run id")
+        .to_string()
+}
+
+/// Waits (up to 3 minutes) until a run on a server process has a final status.
+pub async fn wait_finished_at(base: &str, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let (_, run) = get_json_at(base, &format!("/api/runs/{id}")).await;
+        if matches!(
+            run["status"].as_str(),
+            Some("SUCCESS" | "FAILED" | "INTERRUPTED")
+        ) {
+            return run;
+        }
+        assert!(Instant::now() < deadline, "run {id} did not finish: {run}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
