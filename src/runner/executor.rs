@@ -66,7 +66,11 @@ async fn handle(
     existing: Option<String>,
 ) -> Result<Ended, NotFinished> {
     let path = log_path(&deps.config.logs_dir, &run.id);
-    let writer = match LogWriter::open(&path, deps.config.log_max_size_bytes) {
+    let max = deps.config.log_max_size_bytes;
+    let opened = tokio::task::spawn_blocking(move || LogWriter::open(&path, max))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    let writer = match opened {
         Ok(w) => w,
         Err(e) => {
             let message = format!("log storage failed: cannot open the log file: {e}");

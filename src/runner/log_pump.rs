@@ -102,7 +102,7 @@ impl RunLog {
     /// Flushes what was written but keeps partial lines unwritten: the run goes on
     /// without us, and a later resume re-reads those partial lines from the engine.
     pub fn detach(mut self) {
-        self.publish();
+        blocking_io(|| self.publish());
     }
 
     fn take_chunk(&mut self, stream: LogStream, bytes: &[u8]) {
@@ -147,11 +147,23 @@ impl RunLog {
         }
     }
 
+    /// Stores frames in one blocking section, then announces them.
+    fn store_frames(&mut self, frames: Vec<(LogStream, bytes::Bytes)>) {
+        blocking_io(|| {
+            for (stream, bytes) in frames {
+                self.take_chunk(stream, &bytes);
+            }
+            self.publish();
+        });
+    }
+
     /// Writes a note from Fast-Flow itself into the log.
     pub fn system(&mut self, text: String) {
-        let lines = self.writer.write_system(text);
-        self.batch.extend(lines);
-        self.publish();
+        blocking_io(|| {
+            let lines = self.writer.write_system(text);
+            self.batch.extend(lines);
+            self.publish();
+        });
     }
 
     /// Flushes to the file, then announces: a viewer never sees a line the file
@@ -169,7 +181,11 @@ impl RunLog {
     }
 
     /// Emits partial last lines, writes the drop marker, syncs the file.
-    pub fn close(mut self) -> LogSummary {
+    pub fn close(self) -> LogSummary {
+        blocking_io(|| self.close_now())
+    }
+
+    fn close_now(mut self) -> LogSummary {
         for stream in [LogStream::Stdout, LogStream::Stderr] {
             if let Some(piece) = self.splitters[index(stream)].finish() {
                 if stream == LogStream::Stderr {
@@ -184,6 +200,18 @@ impl RunLog {
             let _ = self.hub.send(HubEvent::Lines(Arc::new(marker)));
         }
         summary
+    }
+}
+
+/// Runs blocking file I/O without stalling the async workers: on the multi-thread
+/// runtime the worker first hands its other tasks to another thread; elsewhere (a
+/// current-thread runtime, no runtime) it simply runs.
+fn blocking_io<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 
@@ -230,27 +258,33 @@ pub async fn pump(
             Ok(item) => item,
             Err(end) => break end,
         };
+        // Take everything that is already there (up to a bound), then store it in one
+        // blocking section: file writes never stall an async worker.
+        let mut frames = Vec::new();
+        let mut bytes = 0usize;
         let mut next = Some(item);
-        let mut frames = 0;
-        // Take everything that is already there, then write it in one flush.
+        let mut broke = None;
         while let Some(item) = next.take() {
             match item {
                 Ok(out) => {
-                    if let Some((stream, bytes)) = classify(out) {
-                        log.take_chunk(stream, &bytes);
+                    if let Some(frame) = classify(out) {
+                        bytes += frame.1.len();
+                        frames.push(frame);
                     }
                 }
                 Err(e) => {
-                    log.publish();
-                    return Err(format!("the output stream broke: {e}"));
+                    broke = Some(format!("the output stream broke: {e}"));
+                    break;
                 }
             }
-            frames += 1;
-            if frames < MAX_FRAMES_PER_TURN {
+            if frames.len() < MAX_FRAMES_PER_TURN && bytes < MAX_BATCH_BYTES {
                 next = output.next().now_or_never().flatten();
             }
         }
-        log.publish();
+        log.store_frames(frames);
+        if let Some(e) = broke {
+            return Err(e);
+        }
         if let Some(at) = log.take_setup_event() {
             let seconds =
                 (at - probe.container_started_at).num_milliseconds().max(0) as f64 / 1000.0;
@@ -292,6 +326,7 @@ pub async fn reconcile(
         .follow(false)
         .build();
     let mut stored = docker.logs(container_id, Some(options));
+    let (mut pending, mut pending_bytes) = (Vec::new(), 0usize);
     let mut catchup = [0, 1].map(|i| {
         let partial = log.splitters[i].partial();
         Catchup {
@@ -338,9 +373,14 @@ pub async fn reconcile(
         c.matched += want;
         chunk = &chunk[want..];
         if !chunk.is_empty() {
-            log.take_chunk(stream, chunk);
+            pending_bytes += chunk.len();
+            pending.push((stream, bytes.slice_ref(chunk)));
+            if pending_bytes >= MAX_BATCH_BYTES {
+                log.store_frames(std::mem::take(&mut pending));
+                pending_bytes = 0;
+            }
         }
     }
-    log.publish();
+    log.store_frames(pending);
     Ok(())
 }
