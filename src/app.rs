@@ -239,6 +239,11 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         .await
         .with_context(|| format!("binding {}:{} (set HOST/PORT)", config.host, config.port))?;
     let addr = listener.local_addr()?;
+    if !config.host.is_loopback() {
+        tracing::warn!(
+            "listening on {addr}, beyond loopback, and this version has no login: anyone who can reach this port can run pipelines. Put an authenticating reverse proxy in front (docs/security.md)"
+        );
+    }
 
     let mut tasks = JoinSet::new();
     tasks.spawn(runner.clone().recover(stale));

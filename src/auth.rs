@@ -32,9 +32,10 @@ pub async fn access_guard(
     if let Some(host) = request_host(&request)
         && !host_allowed(&host, &config.allowed_hosts)
     {
+        let host = crate::pipelines::fields::shown(&host);
         let message = format!(
-            "Host `{}` is not allowed: open Fast-Flow at the address in BASE_URL, or add this name to ALLOWED_HOSTS\n",
-            crate::pipelines::fields::shown(&host)
+            "Host `{host}` is not allowed (a defence against DNS rebinding). Open Fast-Flow at {} (BASE_URL), or start it with ALLOWED_HOSTS={host} (comma-separated for several names)\n",
+            config.base_url
         );
         return (StatusCode::MISDIRECTED_REQUEST, message).into_response();
     }

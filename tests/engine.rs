@@ -94,6 +94,9 @@ async fn cancel_queued_and_running_runs_ends_interrupted() {
     );
     let (status, _) = app.post_json("/api/runs/no-such-run/cancel", "").await;
     assert_eq!(status, 404);
+    // Both runs count, the one cancelled in the queue too (it has no executor to count it).
+    let (_, pipeline) = app.get_json("/api/pipelines/sleeper").await;
+    assert_eq!(pipeline["total_runs"], 2, "{pipeline}");
     app.stop().await;
 }
 

@@ -45,10 +45,15 @@ impl StderrTail {
     }
 
     /// uv's error in one line: its first `error:`/`×` line and its last cause.
+    /// uv's `hint:`/`help:` lines advise on flags; the cause is the line before them.
     fn setup_error(&self) -> Option<String> {
         let lines: Vec<String> = self
             .lines
             .iter()
+            .filter(|l| {
+                let t = l.trim_start();
+                !t.starts_with("hint:") && !t.starts_with("help:")
+            })
             .map(|l| undecorate(l))
             .filter(|l| !l.is_empty())
             .collect();
@@ -324,6 +329,8 @@ mod tests {
             "error: Failed to fetch: `https://pypi.org/simple/six/`",
             "  Caused by: Request failed after 3 retries",
             "  Caused by: invalid peer certificate: UnknownIssuer",
+            "",
+            "hint: Consider enabling use of system TLS certificates with the `--system-certs` command-line flag",
         ]);
         let mut f = facts(2, &t, None);
         f.main_started = false;

@@ -27,11 +27,24 @@ const FORBIDDEN_NAMES: [&str; 5] = [
 #[error("{0}")]
 pub struct OverrideError(pub String);
 
-/// Checks one map (`env_vars` or `parameters`) given at trigger time.
+/// Checks one map (`env_vars` or `parameters`) given at trigger time. `field`
+/// prefixes key names in messages (`env_vars.X`); empty for the UI's plain list.
 pub fn check(field: &str, values: &BTreeMap<String, String>) -> Result<(), OverrideError> {
+    let path = |name: &str| {
+        if field.is_empty() {
+            name.to_string()
+        } else {
+            format!("{field}.{name}")
+        }
+    };
+    let what = if field.is_empty() {
+        "the environment"
+    } else {
+        field
+    };
     if values.len() > MAX_KEYS {
         return Err(OverrideError(format!(
-            "`{field}` has {} entries; at most {MAX_KEYS} are allowed",
+            "{what} has {} entries; at most {MAX_KEYS} are allowed",
             values.len()
         )));
     }
@@ -39,23 +52,27 @@ pub fn check(field: &str, values: &BTreeMap<String, String>) -> Result<(), Overr
         let shown = crate::pipelines::fields::shown(name);
         if !crate::pipelines::fields::is_env_name(name) {
             return Err(OverrideError(format!(
-                "`{field}.{shown}` is not a valid environment variable name (letters, digits, `_`; not starting with a digit)"
+                "`{}` is not a valid environment variable name (letters, digits, `_`; not starting with a digit)",
+                path(&shown)
             )));
         }
         if value.len() > MAX_VALUE_BYTES {
             return Err(OverrideError(format!(
-                "`{field}.{name}` is {} bytes long; at most {MAX_VALUE_BYTES} are allowed",
+                "`{}` is {} bytes long; at most {MAX_VALUE_BYTES} are allowed",
+                path(name),
                 value.len()
             )));
         }
         if value.contains('\0') {
             return Err(OverrideError(format!(
-                "`{field}.{name}` contains a NUL character"
+                "`{}` contains a NUL character",
+                path(name)
             )));
         }
         if is_forbidden(name) {
             return Err(OverrideError(format!(
-                "`{field}.{name}` cannot be set when starting a run: UV_*, PIP_*, PYTHON*, LD_*, PATH, certificate paths and Fast-Flow's own names are reserved (set it in the pipeline's default_env instead)"
+                "`{}` cannot be set when starting a run: UV_*, PIP_*, PYTHON*, LD_*, PATH, certificate paths and Fast-Flow's own names are reserved (set it in the pipeline's default_env instead)",
+                path(name)
             )));
         }
     }

@@ -90,6 +90,7 @@ pub(super) struct DetailPage {
     settings: Vec<(&'static str, String)>,
     env_keys: Vec<String>,
     requirements: String,
+    has_requirements: bool,
     runs: Vec<RunRow>,
     name: String,
 }
@@ -151,15 +152,13 @@ pub(super) fn detail_view(
             "CPU hard limit",
             show(e.cpu_hard_limit.map(|c| {
                 format!(
-                    "{c} cores{}",
+                    "{}{}",
+                    cores(c),
                     from_default(effective.cpu_from_default, "DEFAULT_CPU_LIMIT")
                 )
             })),
         ),
-        (
-            "CPU soft limit",
-            show(e.cpu_soft_limit.map(|c| format!("{c} cores"))),
-        ),
+        ("CPU soft limit", show(e.cpu_soft_limit.map(cores))),
         (
             "Memory hard limit",
             show(e.mem_hard_limit.as_ref().map(|x| {
@@ -183,15 +182,14 @@ pub(super) fn detail_view(
             None => "none (CONTAINER_TIMEOUT unset)".into(),
         },
     };
+    let retries = m.retry_attempts.unwrap_or(config.retry_attempts);
     let settings = vec![
         ("Timeout", timeout),
+        ("Retry attempts", retries.to_string()),
         (
-            "Retry attempts",
-            m.retry_attempts
-                .unwrap_or(config.retry_attempts)
-                .to_string(),
+            "Retry delays",
+            retry_delays(m.retry_strategy.as_ref(), retries),
         ),
-        ("Retry delays", retry_delays(m.retry_strategy.as_ref())),
         (
             "Max instances",
             show(m.max_instances.map(|v| v.to_string())),
@@ -202,7 +200,8 @@ pub(super) fn detail_view(
             show(
                 m.schedule_cron
                     .clone()
-                    .or(m.schedule_interval_seconds.map(|s| format!("every {s}s"))),
+                    .or(m.schedule_interval_seconds.map(|s| format!("every {s}s")))
+                    .map(|s| format!("{s} (validated; scheduled runs arrive in a later release)")),
             ),
         ),
     ];
@@ -218,6 +217,7 @@ pub(super) fn detail_view(
         settings,
         env_keys,
         requirements: p.requirements.clone().unwrap_or_default(),
+        has_requirements: p.has_requirements,
         runs,
         name: p.name.clone(),
     }
@@ -233,20 +233,36 @@ async fn recent_runs_fragment(
     })
 }
 
-/// The strategy in words, with the first delays it gives.
-fn retry_delays(strategy: Option<&crate::pipelines::metadata::RetryStrategy>) -> String {
-    let first: Vec<String> = (1..=4)
+/// The strategy in words, with the delays before each retry (at most four shown).
+fn retry_delays(
+    strategy: Option<&crate::pipelines::metadata::RetryStrategy>,
+    retries: u32,
+) -> String {
+    use crate::pipelines::metadata::RetryStrategy;
+    if retries == 0 {
+        return "— (no retries)".into();
+    }
+    let shown = retries.min(4);
+    let delays: Vec<String> = (1..=shown)
         .map(|n| format!("{}s", crate::runner::retry::delay(strategy, n).as_secs()))
         .collect();
     let kind = match strategy {
         None => "fixed (default)",
-        Some(crate::pipelines::metadata::RetryStrategy::FixedDelay { .. }) => "fixed_delay",
-        Some(crate::pipelines::metadata::RetryStrategy::ExponentialBackoff { .. }) => {
-            "exponential_backoff"
-        }
-        Some(crate::pipelines::metadata::RetryStrategy::CustomSchedule { .. }) => "custom_schedule",
+        Some(RetryStrategy::FixedDelay { .. }) => "fixed_delay",
+        Some(RetryStrategy::ExponentialBackoff { .. }) => "exponential_backoff",
+        Some(RetryStrategy::CustomSchedule { .. }) => "custom_schedule",
     };
-    format!("{kind}: {} …", first.join(", "))
+    let more = if retries > shown { " …" } else { "" };
+    format!("{kind}: {}{more}", delays.join(", "))
+}
+
+/// `1 core`, `0.5 cores`, `2 cores`.
+fn cores(c: f64) -> String {
+    if c == 1.0 {
+        "1 core".into()
+    } else {
+        format!("{c} cores")
+    }
 }
 
 #[derive(Deserialize)]
@@ -297,6 +313,8 @@ async fn run_from_form(
 ) -> Result<Response, AppError> {
     let p = find(&state, &name)?;
     let env = parse_env_lines(&form.env)?;
+    // Checked here too, so the message names the variable as the form shows it.
+    crate::runner::overrides::check("", &env).map_err(|e| AppError::BadRequest(e.to_string()))?;
     let run = state
         .runner
         .trigger(&p, env, BTreeMap::new(), "manual")
