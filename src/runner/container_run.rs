@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::container_spec::{self, RunContext};
 use super::engine::{self, EngineError};
-use super::log_pump::{self, OutputStream, PumpEnd, RunLog, SetupProbe};
-use super::logs::{log_path, stream_line_counts};
+use super::log_pump::{self, EngineClock, OutputStream, PumpEnd, RunLog, SetupProbe};
+use super::logs::{log_path, stored_streams};
 use super::outcome::{self, ExitFacts, cancelled, failure};
 use super::{RunnerDeps, metrics};
 use crate::db::{self, Run, RunOutcome};
@@ -43,8 +43,9 @@ enum Ending {
 enum StreamKind {
     /// Attached before start: the engine closes it after the last byte.
     Attach,
-    /// The engine's stored log, followed after a server restart.
-    FollowLogs,
+    /// The engine's stored log, followed after a server restart; `exited` when the
+    /// container had already ended by then.
+    FollowLogs { exited: bool },
 }
 
 /// A run this process finished: its outcome and the container to remove once stored.
@@ -194,25 +195,29 @@ impl Exec<'_> {
             let _ = db::runs::requeue(&self.deps.pool, &self.run.id).await;
             return Err(NotFinished);
         }
+        // A container that ended while we were away ran its course: no timeout applies now.
+        let exited = !state.as_ref().and_then(|s| s.running).unwrap_or(false);
         let path = log_path(&self.deps.config.logs_dir, &self.run.id);
-        let (stdout_lines, stderr_lines) =
-            tokio::task::spawn_blocking(move || stream_line_counts(&path))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or((0, 0));
-        log.skip_stored(stdout_lines, stderr_lines);
+        let stored = tokio::task::spawn_blocking(move || stored_streams(&path))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        log.resume_after(stored);
         log.system("[fastflow] re-attached after a server restart; the output continues".into());
+        // With the engine's timestamps: after a rotation they tell new lines from old.
         let options = LogsOptionsBuilder::new()
             .follow(true)
             .stdout(true)
             .stderr(true)
+            .timestamps(true)
             .build();
-        let output: OutputStream = Box::pin(docker.logs(&id, Some(options)));
+        let clock = EngineClock::default();
+        log.use_engine_clock(clock.clone());
+        let output = clock.strip(Box::pin(docker.logs(&id, Some(options))));
         let started_at = self.run.container_started_at.unwrap_or_else(Utc::now);
-        let outcome = self
-            .follow(log, &id, output, started_at, StreamKind::FollowLogs)
-            .await?;
+        let kind = StreamKind::FollowLogs { exited };
+        let outcome = self.follow(log, &id, output, started_at, kind).await?;
         Ok(Ended {
             outcome,
             container: Some(id),
@@ -235,7 +240,10 @@ impl Exec<'_> {
             None => deps.config.container_timeout,
         };
         let elapsed = (Utc::now() - started_at).to_std().unwrap_or_default();
-        let remaining = timeout.map(|t| Duration::from_secs(t).saturating_sub(elapsed));
+        let remaining = match kind {
+            StreamKind::FollowLogs { exited: true } => None,
+            _ => timeout.map(|t| Duration::from_secs(t).saturating_sub(elapsed)),
+        };
         let stop_pump = CancellationToken::new();
         let probe = SetupProbe {
             pool: &deps.pool,
@@ -270,7 +278,7 @@ impl Exec<'_> {
         if ending == Ending::Detached {
             return Err(NotFinished);
         }
-        if let Some(problem) = sampling.problem_for(Utc::now() - started_at) {
+        if let Some(problem) = sampling.problem() {
             log.system(format!("[fastflow] {problem}"));
             if let Err(e) = db::runs::set_metrics_error(&deps.pool, &run.id, &problem).await {
                 tracing::warn!(run = %run.id, error = %e, "could not record the sampling problem");
@@ -279,7 +287,7 @@ impl Exec<'_> {
         // An attach stream that the engine closed delivered everything; a follow-logs
         // stream (after a restart) can miss an unterminated last line, and a stream we
         // stopped reading may lag: those are completed from the engine's stored copy.
-        if (kind == StreamKind::FollowLogs || !complete)
+        if (matches!(kind, StreamKind::FollowLogs { .. }) || !complete)
             && let Err(e) = log_pump::reconcile(log, &deps.docker, id).await
         {
             tracing::warn!(run = %run.id, "{e}");
@@ -292,13 +300,15 @@ impl Exec<'_> {
             });
         }
         let killed_at_limit = exit_code == 137 && self.limits.mem_hard_limit.is_some();
-        let oom_killed = engine::oom_killed(&deps.docker, id, killed_at_limit)
+        let exit_state = engine::exit_state(&deps.docker, id, killed_at_limit)
             .await
-            .unwrap_or(false);
+            .unwrap_or_default();
+        // The engine's exit time is the truth; ours is later after a restart.
+        let ended_at = exit_state.finished_at.unwrap_or(ended_at);
         let mut outcome = outcome::classify(&ExitFacts {
             exit_code,
             timed_out: (ending == Ending::TimedOut).then(|| timeout.unwrap_or_default()),
-            oom_killed,
+            oom_killed: exit_state.oom_killed,
             mem_limit: self.limits.mem_hard_limit.as_ref(),
             peak_memory: sampling.peak_memory,
             limit_hits: sampling.limit_hits,

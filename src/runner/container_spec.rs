@@ -181,15 +181,16 @@ pub fn build(config: &Config, pipeline: &Pipeline, ctx: &RunContext<'_>) -> Cont
 
 /// The engine keeps its own copy of a run's output (what `docker logs` and a
 /// re-attach after a crash read). Without a cap it grows without bound on the host
-/// while our copy stops at `LOG_MAX_SIZE_MB`: cap it at the same size, in two files,
-/// so it holds about as many lines as ours despite its larger per-line overhead.
+/// while our copy stops at `LOG_MAX_SIZE_MB`: cap it at that size per file, in five
+/// files, so it holds at least as many lines as ours although its JSON costs about
+/// twice as many bytes per short line. (If it still rotated, a resume says so.)
 fn engine_log_config(config: &Config) -> bollard::models::HostConfigLogConfig {
     let kib = config.log_max_size_bytes.div_ceil(1024).max(1);
     bollard::models::HostConfigLogConfig {
         typ: Some("json-file".into()),
         config: Some(HashMap::from([
             ("max-size".to_string(), format!("{kib}k")),
-            ("max-file".to_string(), "2".to_string()),
+            ("max-file".to_string(), "5".to_string()),
         ])),
     }
 }

@@ -204,21 +204,46 @@ pub async fn kill(docker: &Docker, id: &str) -> Result<(), EngineError> {
     }
 }
 
-/// Whether the engine reported the container as killed by the kernel OOM killer.
-/// The engine can handle the OOM event after the exit event, so a SIGKILL under a
-/// memory limit (`may_be_late`) is re-checked for up to a second before "no".
-pub async fn oom_killed(docker: &Docker, id: &str, may_be_late: bool) -> Result<bool, EngineError> {
+/// What the engine recorded about a container that ended.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExitState {
+    pub oom_killed: bool,
+    /// When it exited, as the engine recorded it.
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The engine's record of an ended container. The engine can handle the OOM event
+/// after the exit event, so a SIGKILL under a memory limit (`may_be_late`) is
+/// re-checked for up to a second before "not OOM-killed".
+pub async fn exit_state(
+    docker: &Docker,
+    id: &str,
+    may_be_late: bool,
+) -> Result<ExitState, EngineError> {
     let tries = if may_be_late { 10 } else { 1 };
+    let mut seen = ExitState::default();
     for attempt in 0..tries {
         if attempt > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        let state = docker.inspect_container(id, None).await?.state;
-        if state.and_then(|s| s.oom_killed).unwrap_or(false) {
-            return Ok(true);
+        let state = docker
+            .inspect_container(id, None)
+            .await?
+            .state
+            .unwrap_or_default();
+        seen.finished_at = state
+            .finished_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+            // "0001-01-01T00:00:00Z" means "not finished".
+            .filter(|t| t.timestamp() > 0);
+        seen.oom_killed = state.oom_killed.unwrap_or(false);
+        if seen.oom_killed {
+            break;
         }
     }
-    Ok(false)
+    Ok(seen)
 }
 
 /// Force-removes a container; "already gone" is success.

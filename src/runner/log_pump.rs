@@ -17,7 +17,9 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::hub::HubEvent;
-use super::logs::{LineSplitter, LogLine, LogSummary, LogWriter, Stream as LogStream};
+use super::logs::{
+    LineSplitter, LogLine, LogSummary, LogWriter, StoredStream, Stream as LogStream,
+};
 use super::outcome::StderrTail;
 
 pub type OutputStream =
@@ -41,8 +43,9 @@ pub struct RunLog {
     since_newline: [u64; 2],
     batch: Vec<LogLine>,
     batch_bytes: usize,
-    /// Complete lines per stream (stdout, stderr) already stored before a restart.
-    skip: [u64; 2],
+    /// Per stream (stdout, stderr): how the engine's copy lines up with what was
+    /// stored before a restart.
+    resume: [Resume; 2],
     /// The line the runner's `sitecustomize` prints when `main.py` starts; never stored.
     setup_marker: Option<String>,
     /// When the marker arrived (`None` while the environment is being set up).
@@ -50,6 +53,47 @@ pub struct RunLog {
     setup_reported: bool,
     /// The end of stderr, for the error message of a failed run.
     pub stderr_tail: StderrTail,
+    /// The engine's timestamp of the frame being stored (re-attach only).
+    engine_clock: Option<EngineClock>,
+}
+
+/// The engine's timestamp of the output frame being processed, shared between a
+/// followed log stream (which strips the stamps) and the log that stores it.
+#[derive(Clone, Default)]
+pub struct EngineClock(Arc<std::sync::atomic::AtomicI64>);
+
+impl EngineClock {
+    fn get(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let nanos = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        (nanos != 0).then(|| chrono::DateTime::from_timestamp_nanos(nanos))
+    }
+
+    /// Strips the `2026-11-27T23:26:00.123456789Z ` prefix of each frame of a log
+    /// stream read with `timestamps=true`, keeping the time here.
+    pub fn strip(self, output: OutputStream) -> OutputStream {
+        Box::pin(output.map(move |item| {
+            let out = item?;
+            let (message, rebuild): (bytes::Bytes, fn(bytes::Bytes) -> LogOutput) = match out {
+                LogOutput::StdOut { message } => (message, |m| LogOutput::StdOut { message: m }),
+                LogOutput::StdErr { message } => (message, |m| LogOutput::StdErr { message: m }),
+                other => return Ok(other),
+            };
+            let Some(space) = memchr::memchr(b' ', &message) else {
+                return Ok(rebuild(message));
+            };
+            let stamp = std::str::from_utf8(&message[..space])
+                .ok()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            match stamp {
+                Some(t) => {
+                    let nanos = t.timestamp_nanos_opt().unwrap_or(0);
+                    self.0.store(nanos, std::sync::atomic::Ordering::Relaxed);
+                    Ok(rebuild(message.slice(space + 1..)))
+                }
+                None => Ok(rebuild(message)),
+            }
+        }))
+    }
 }
 
 fn index(stream: LogStream) -> usize {
@@ -66,12 +110,18 @@ impl RunLog {
             since_newline: [0, 0],
             batch: Vec::new(),
             batch_bytes: 0,
-            skip: [0, 0],
+            resume: [Resume::Done, Resume::Done],
             setup_marker: None,
             setup_seen_at: None,
             setup_reported: false,
             stderr_tail: StderrTail::default(),
+            engine_clock: None,
         }
+    }
+
+    /// Reads the engine's timestamps from `clock` (set by [`EngineClock::strip`]).
+    pub fn use_engine_clock(&mut self, clock: EngineClock) {
+        self.engine_clock = Some(clock);
     }
 
     /// Filters the setup marker out of stdout. `already_seen` when a resumed run recorded it.
@@ -84,9 +134,14 @@ impl RunLog {
         self
     }
 
-    /// Skips the first complete lines of each stream: they are already in the file.
-    pub fn skip_stored(&mut self, stdout_lines: u64, stderr_lines: u64) {
-        self.skip = [stdout_lines, stderr_lines];
+    /// Skips, in the engine's copy, what each stream already stored before a restart.
+    pub fn resume_after(&mut self, stored: [StoredStream; 2]) {
+        self.resume = stored.map(|s| Resume::Counting {
+            lines: s.lines,
+            pieces: s.trailing_pieces,
+            first: s.first,
+            last: s.last.zip(s.last_at),
+        });
     }
 
     /// The setup time, once, when the marker has just been seen.
@@ -126,15 +181,32 @@ impl RunLog {
             if stream == LogStream::Stderr {
                 self.stderr_tail.observe(&piece.text);
             }
-            if self.skip[i] > 0 {
-                // Pieces of a long stored line are skipped with it.
-                if !piece.continued {
-                    self.skip[i] -= 1;
+            let engine_at = self.engine_clock.as_ref().and_then(EngineClock::get);
+            match self.resume[i].take(&piece, engine_at) {
+                Take::Skip => continue,
+                Take::SkipRotated => {
+                    self.rotated(stream);
+                    continue;
                 }
-                continue;
+                Take::StoreRotated => self.rotated(stream),
+                Take::Store => {}
             }
             self.store(stream, piece);
         }
+    }
+
+    /// Says in the log that the engine's copy had been rotated: lines written while
+    /// Fast-Flow was away may be missing (or repeated), and the run does not hide it.
+    fn rotated(&mut self, stream: LogStream) {
+        let name = if stream == LogStream::Stderr {
+            "stderr"
+        } else {
+            "stdout"
+        };
+        let note = format!(
+            "[fastflow] the engine kept only the newest part of this run's {name} (its copy is capped by LOG_MAX_SIZE_MB): output written while Fast-Flow was not running may be missing or repeated"
+        );
+        self.batch.extend(self.writer.write_system(note));
     }
 
     fn store(&mut self, stream: LogStream, piece: super::logs::Piece) {
@@ -297,6 +369,108 @@ pub async fn pump(
     };
     log.publish();
     Ok(ended)
+}
+
+/// Where a resumed stream stands in the engine's copy of the output.
+enum Resume {
+    /// Skipping `lines` complete lines (with their pieces), then `pieces` pieces of
+    /// the line that was being written; `first` checks the copy starts where ours does.
+    Counting {
+        lines: u64,
+        pieces: u64,
+        first: Option<String>,
+        /// Our last complete line and when we received it.
+        last: Option<(String, chrono::DateTime<chrono::Utc>)>,
+    },
+    /// The copy was rotated: skipping up to our last stored line, or up to the first
+    /// line the engine stamped after we received that one (then ours is gone from
+    /// the copy, and what follows is certainly new).
+    Searching {
+        last: String,
+        last_at: chrono::DateTime<chrono::Utc>,
+        pieces: u64,
+    },
+    Done,
+}
+
+enum Take {
+    Skip,
+    Store,
+    /// As above, and say (once) that the copy was rotated.
+    SkipRotated,
+    StoreRotated,
+}
+
+impl Resume {
+    fn take(
+        &mut self,
+        piece: &super::logs::Piece,
+        engine_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Take {
+        match self {
+            Self::Done => Take::Store,
+            Self::Counting {
+                lines,
+                pieces,
+                first,
+                last,
+            } => {
+                if !piece.continued
+                    && let Some(expected) = first.take()
+                    && expected != piece.text
+                {
+                    *self = match last.take() {
+                        Some((last, last_at)) => Self::Searching {
+                            last,
+                            last_at,
+                            pieces: *pieces,
+                        },
+                        None => Self::Done,
+                    };
+                    return match self.take(piece, engine_at) {
+                        Take::Store | Take::StoreRotated => Take::StoreRotated,
+                        Take::Skip | Take::SkipRotated => Take::SkipRotated,
+                    };
+                }
+                if *lines > 0 {
+                    if !piece.continued {
+                        *lines -= 1;
+                    }
+                    return Take::Skip;
+                }
+                if *pieces > 0 && piece.continued {
+                    *pieces -= 1;
+                    return Take::Skip;
+                }
+                *self = Self::Done;
+                Take::Store
+            }
+            Self::Searching {
+                last,
+                last_at,
+                pieces,
+            } => {
+                if !piece.continued && *last == piece.text {
+                    *self = Self::after_last(*pieces);
+                    return Take::Skip;
+                }
+                if engine_at.is_some_and(|at| at > *last_at) {
+                    *self = Self::Done;
+                    return Take::Store;
+                }
+                Take::Skip
+            }
+        }
+    }
+
+    fn after_last(pieces: u64) -> Self {
+        Self::Counting {
+            lines: 0,
+            pieces,
+            first: None,
+            last: None,
+        }
+    }
 }
 
 /// How one stream of the engine's stored log lines up with what was received.

@@ -124,6 +124,8 @@ pub struct SamplingReport {
     pub limit_hits: u64,
     /// Stats the engine sent without usable CPU or memory figures.
     pub unusable: u64,
+    /// How long this process had a stats stream open for the run.
+    pub sampled_for: std::time::Duration,
     problem: Option<String>,
 }
 
@@ -136,15 +138,16 @@ impl SamplingReport {
         }
     }
 
-    /// Why a run that lasted `ran` has no (or incomplete) samples, if it should have some.
-    pub fn problem_for(&self, ran: chrono::Duration) -> Option<String> {
+    /// Why the run has no (or incomplete) samples, if it should have some: a
+    /// problem noted, or a stats stream open for 3 s or more that gave nothing usable.
+    pub fn problem(&self) -> Option<String> {
         if let Some(p) = &self.problem {
             return Some(format!("resource sampling: {p}"));
         }
-        (self.samples == 0 && ran >= chrono::Duration::seconds(3)).then(|| {
+        (self.samples == 0 && self.sampled_for >= std::time::Duration::from_secs(3)).then(|| {
             format!(
                 "resource sampling: no samples in {}s ({} stats without usable figures)",
-                ran.num_seconds(),
+                self.sampled_for.as_secs(),
                 self.unusable
             )
         })
@@ -169,6 +172,7 @@ pub async fn sample(
         .stream(true)
         .one_shot(false)
         .build();
+    let opened = std::time::Instant::now();
     let mut stream = deps.docker.stats(container, Some(options));
     let path = metrics_path(&deps.config.logs_dir, &run.id);
     let mut file = match std::fs::OpenOptions::new()
@@ -248,6 +252,7 @@ pub async fn sample(
             }
         }
     }
+    report.sampled_for = opened.elapsed();
     if peak_mem > 0 {
         report.peak_memory = Some(peak_mem);
         let _ = db::runs::set_peaks(&deps.pool, &run.id, round2(peak_cpu), peak_mem as i64).await;

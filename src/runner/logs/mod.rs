@@ -15,12 +15,15 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-pub use reader::{LogCursor, stream_line_counts, tail_cursor, tail_lines};
+pub use reader::{LogCursor, StoredStream, stored_streams, tail_cursor, tail_lines};
 pub use writer::{LineSplitter, LogSummary, LogWriter, Piece, StorageFailure};
 
 /// Longest line stored as one: longer output is split into pieces of this size,
 /// each but the last marked as continued. Bounds the memory one line can take.
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// The first words of the line written when a log reaches `LOG_MAX_SIZE_MB`.
+pub const TRUNCATED_MARKER: &str = "[fastflow] log truncated: LOG_MAX_SIZE_MB limit of";
 
 /// Shown after a piece of an over-long line.
 pub const CONTINUED_MARKER: &str = "[fastflow: line longer than 1 MiB, continued on the next line]";

@@ -169,27 +169,68 @@ pub fn tail_lines(path: &Path, n: usize, max_bytes: u64) -> std::io::Result<Vec<
     tail_cursor(path, n, max_bytes)?.read(n, usize::MAX)
 }
 
-/// Stored stdout and stderr lines that ended with a newline in the container's
-/// output (Fast-Flow's own lines and pieces of long lines not counted): what a
-/// resumed run must skip in the engine's copy of the output.
-pub fn stream_line_counts(path: &Path) -> std::io::Result<(u64, u64)> {
+/// What a stream's stored log holds, for resuming it from the engine's copy.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct StoredStream {
+    /// Lines that ended with a newline in the container's output.
+    pub lines: u64,
+    /// Pieces of a long line stored after the last complete line (it was still being written).
+    pub trailing_pieces: u64,
+    /// The text of the first and the last complete line, and when the last was received.
+    pub first: Option<String>,
+    pub last: Option<String>,
+    pub last_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Per stream (stdout, stderr): what a resumed run must skip in the engine's copy
+/// of the output, and the lines to line it up with. Fast-Flow's own lines are not
+/// counted.
+pub fn stored_streams(path: &Path) -> std::io::Result<[StoredStream; 2]> {
+    let mut out: [StoredStream; 2] = Default::default();
     let Some(file) = open_existing(path)? else {
-        return Ok((0, 0));
+        return Ok(out);
     };
-    let (mut out, mut err) = (0, 0);
     let mut reader = BufReader::with_capacity(READ_BUFFER, file);
     let mut raw = Vec::new();
+    let mut seq = 0u64;
     loop {
         raw.clear();
         if reader.read_until(b'\n', &mut raw)? == 0 || raw.last() != Some(&b'\n') {
-            return Ok((out, err));
+            return Ok(out);
         }
-        match raw.get(25..29) {
-            Some(b"out ") => out += 1,
-            Some(b"err ") => err += 1,
-            _ => {}
+        seq += 1;
+        let (i, continued) = match raw.get(25..29) {
+            Some(b"out ") => (0, false),
+            Some(b"ou~ ") => (0, true),
+            Some(b"err ") => (1, false),
+            Some(b"er~ ") => (1, true),
+            _ => continue,
+        };
+        let stream = &mut out[i];
+        if continued {
+            stream.trailing_pieces += 1;
+            continue;
         }
+        stream.lines += 1;
+        stream.trailing_pieces = 0;
+        let line = LogLine::from_file_line(seq, &raw[..raw.len() - 1]);
+        if stream.first.is_none() {
+            stream.first = Some(line.text.clone());
+        }
+        stream.last = Some(line.text);
+        stream.last_at = Some(line.ts);
     }
+}
+
+/// Whether the file's tail already has the truncation marker (a resumed writer
+/// must not write it twice).
+pub fn ends_truncated(file: &mut File, marker: &str) -> std::io::Result<bool> {
+    const TAIL: u64 = 64 * 1024;
+    let len = file.metadata()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(TAIL)))?;
+    let mut tail = Vec::new();
+    file.take(TAIL).read_to_end(&mut tail)?;
+    Ok(memchr::memmem::find(&tail, marker.as_bytes()).is_some())
 }
 
 #[cfg(test)]
@@ -283,6 +324,10 @@ mod tests {
         let mut c = LogCursor::open(&path, 0).unwrap();
         c.skip_through(7);
         assert_eq!(c.read(1, usize::MAX).unwrap()[0].seq, 8);
-        assert_eq!(stream_line_counts(&path).unwrap(), (7, 3));
+        let streams = stored_streams(&path).unwrap();
+        assert_eq!((streams[0].lines, streams[1].lines), (7, 3));
+        assert_eq!(streams[0].first.as_deref(), Some("line 1"));
+        assert_eq!(streams[0].last.as_deref(), Some("line 10"));
+        assert_eq!(streams[1].last.as_deref(), Some("line 9"));
     }
 }

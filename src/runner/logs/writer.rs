@@ -171,13 +171,16 @@ impl LogWriter {
         if complete_len < file.metadata()?.len() {
             file.set_len(complete_len)?;
         }
+        // A log that reached its cap before a restart keeps its one truncation marker.
+        let truncated =
+            lines > 0 && super::reader::ends_truncated(&mut file, super::TRUNCATED_MARKER)?;
         Ok(Self {
             file: std::io::BufWriter::with_capacity(64 * 1024, file),
             next_seq: lines + 1,
             flushed_seq: lines,
             bytes: complete_len,
             max_bytes,
-            truncated: false,
+            truncated,
             dropped_lines: 0,
             dropped_bytes: 0,
             failure: None,
@@ -210,11 +213,13 @@ impl LogWriter {
             self.dropped_bytes += line.text.len() as u64 + 1;
             if !self.truncated {
                 self.truncated = true;
-                return self.write_system(format!(
-                    "[fastflow] log truncated: LOG_MAX_SIZE_MB limit of {} reached; further output is not stored",
-                    human_bytes(self.max_bytes)
-                ))
-                .pop();
+                return self
+                    .write_system(format!(
+                        "{} {} reached; further output is not stored",
+                        super::TRUNCATED_MARKER,
+                        human_bytes(self.max_bytes)
+                    ))
+                    .pop();
             }
             return None;
         }
