@@ -137,7 +137,7 @@ fn half_sent_requests_cannot_exhaust_a_low_open_file_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_body_is_cut_by_the_idle_timeout() {
-    let app = TestApp::start_with(&[("p/main.py", "")], &[("HTTP_IDLE_TIMEOUT", "5")]).await;
+    let app = TestApp::start_with(&[("p/main.py", "")], &[("HTTP_IDLE_TIMEOUT", "30")]).await;
     let addr = addr(&app.base);
     let (reply, closed) = tokio::task::spawn_blocking(move || {
         raw_exchange_closed(
@@ -151,6 +151,38 @@ async fn a_stalled_body_is_cut_by_the_idle_timeout() {
     assert!(closed, "the server closed the stalled connection: {reply}");
     let (_, runs) = app.get_json("/api/runs").await;
     assert_eq!(runs["total"], 0, "no run was started from half a body");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_body_is_cut_by_the_request_timeout() {
+    let app = TestApp::start_with(&[("p/main.py", "")], &[("HTTP_REQUEST_TIMEOUT", "5")]).await;
+    let addr = addr(&app.base);
+    // One byte a second keeps the idle timer happy; the request deadline still ends it.
+    let reply = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(&addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_millis(900))).unwrap();
+        s.write_all(b"POST /api/pipelines/p/run HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n").unwrap();
+        let mut out = Vec::new();
+        for _ in 0..60 {
+            if s.write_all(b" ").is_err() {
+                break;
+            }
+            let mut buf = [0u8; 512];
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    out.extend_from_slice(&buf[..n]);
+                    break;
+                }
+                Err(_) => {}
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply:?}");
     app.stop().await;
 }
 

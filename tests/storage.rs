@@ -143,9 +143,9 @@ async fn a_full_database_disk_delays_results_and_never_breaks_the_pool() {
     // Triggers fail clearly while the database cannot be written...
     for _ in 0..4 {
         let (status, body) = app.post_json("/api/pipelines/short/run", "{}").await;
-        assert_eq!(status, 500, "{body}");
+        assert_eq!(status, 503, "{body}");
         assert!(
-            body["detail"].as_str().unwrap().contains("database"),
+            body["detail"].as_str().unwrap().contains("disk is full"),
             "{body}"
         );
     }

@@ -45,7 +45,7 @@ async fn a_kill_from_outside_is_reported_as_a_kill_not_as_out_of_memory() {
     assert_eq!(run["exit_code"], 137);
     assert_eq!(
         run["error_message"],
-        "killed by signal 9 (SIGKILL), not by Fast-Flow (exit code 137)"
+        "exit code 137: terminated by signal 9 (SIGKILL), which Fast-Flow did not send"
     );
     app.stop().await;
 }

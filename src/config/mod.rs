@@ -81,6 +81,9 @@ pub struct HttpLimits {
     pub header_timeout: Duration,
     /// A connection with nothing read or written for this long is closed (`HTTP_IDLE_TIMEOUT`).
     pub idle_timeout: Duration,
+    /// A request (body included) must be handled within this time (`HTTP_REQUEST_TIMEOUT`);
+    /// a response that streams (logs, SSE) only needs to have started.
+    pub request_timeout: Duration,
     /// Open connections at most; more are answered 503 and closed (`HTTP_MAX_CONNECTIONS`).
     pub max_connections: usize,
     /// Live streams (SSE) open at once (`MAX_SSE_STREAMS`).
@@ -266,12 +269,21 @@ impl Config {
                     300,
                     "seconds",
                 )?),
+                // At least twice the 15 s keep-alive of live streams, or they would be cut.
                 idle_timeout: Duration::from_secs(in_range(
                     get("HTTP_IDLE_TIMEOUT"),
                     "HTTP_IDLE_TIMEOUT",
                     60,
-                    5,
+                    30,
                     3600,
+                    "seconds",
+                )?),
+                request_timeout: Duration::from_secs(in_range(
+                    get("HTTP_REQUEST_TIMEOUT"),
+                    "HTTP_REQUEST_TIMEOUT",
+                    30,
+                    5,
+                    600,
                     "seconds",
                 )?),
                 max_connections: in_range(

@@ -22,6 +22,13 @@ pub enum DbError {
     Query(#[from] sqlx::Error),
 }
 
+impl DbError {
+    /// SQLITE_FULL (13): the disk under the database is full.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Self::Query(sqlx::Error::Database(e)) if e.code().as_deref() == Some("13"))
+    }
+}
+
 /// Opens (creating if needed) the SQLite database with WAL, a busy timeout and
 /// foreign keys, and applies the embedded migrations.
 pub async fn connect(url: &str) -> Result<Pool, DbError> {

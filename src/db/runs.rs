@@ -213,7 +213,9 @@ pub async fn queued_ahead(pool: &Pool, run: &Run) -> Result<i64, DbError> {
 /// Records a cancel: PENDING or RUNNING become INTERRUPTED/cancelled. Returns the
 /// status the run had, or `None` if it had already finished.
 pub async fn cancel(pool: &Pool, id: &str) -> Result<Option<RunStatus>, DbError> {
-    let mut tx = pool.begin().await?;
+    // IMMEDIATE: it reads, then writes. A deferred transaction would have to upgrade
+    // its lock, which SQLite refuses at once (SQLITE_BUSY) instead of waiting.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let before: Option<RunStatus> = sqlx::query_scalar("SELECT status FROM runs WHERE id = ?")
         .bind(id)
         .fetch_optional(&mut *tx)

@@ -338,6 +338,10 @@ impl<'a> FieldReader<'a> {
                         ranges::MAX_ENV_VALUE_BYTES
                     ),
                 ),
+                // The kernel cannot pass a NUL in the environment: every run would fail.
+                Value::String(s) if s.contains('\0') => {
+                    self.error(&format!("{key}.{name}"), "contains a NUL character")
+                }
                 Value::String(s) => {
                     out.insert(name, s);
                 }

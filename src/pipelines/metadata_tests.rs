@@ -216,3 +216,9 @@ fn non_object_is_an_error() {
     let p = parse_metadata("[1, 2]");
     assert!(p.errors[0].message.contains("JSON object"));
 }
+
+#[test]
+fn a_nul_in_default_env_is_an_error() {
+    let p = parse_metadata(r#"{"default_env": {"A": "x\u0000y"}}"#);
+    assert_eq!(fields(&p.errors), vec!["default_env.A"]);
+}

@@ -176,39 +176,40 @@ fn explain(f: &ExitFacts<'_>) -> (ErrorType, String) {
     let signal = (129..=159)
         .contains(&f.exit_code)
         .then(|| f.exit_code - 128);
-    if let Some(limit) = f.mem_limit {
-        let near_limit = f
-            .peak_memory
-            .is_some_and(|p| p as f64 >= 0.9 * limit.bytes as f64);
-        if f.oom_killed || (signal == Some(9) && (near_limit || f.limit_hits > 0)) {
-            let peak = f
-                .peak_memory
-                .map(|p| format!("; peak sampled {}", crate::byte_size::human_bytes(p)))
-                .unwrap_or_default();
-            return (
-                ErrorType::Oom,
+    // Out of memory only on the engine's word: a SIGKILL near the limit may be a
+    // `docker kill`, so that is said as what it is, not as an OOM.
+    if f.oom_killed {
+        let message = match f.mem_limit {
+            Some(limit) => {
+                let peak = f
+                    .peak_memory
+                    .map(|p| format!("; peak sampled {}", crate::byte_size::human_bytes(p)))
+                    .unwrap_or_default();
                 format!(
                     "killed: out of memory (exceeded mem_hard_limit {}{peak})",
                     limit.text
-                ),
-            );
-        }
-    }
-    if f.oom_killed {
-        return (
-            ErrorType::Oom,
-            "killed: out of memory (the Docker host ran out of memory)".into(),
-        );
+                )
+            }
+            None => "killed: out of memory (the Docker host ran out of memory)".into(),
+        };
+        return (ErrorType::Oom, message);
     }
     if let Some(sig) = signal {
-        return (
-            ErrorType::PipelineError,
-            format!(
-                "killed by signal {sig} ({}), not by Fast-Flow (exit code {})",
-                signal_name(sig),
-                f.exit_code
-            ),
+        let mut message = format!(
+            "exit code {}: terminated by signal {sig} ({}), which Fast-Flow did not send",
+            f.exit_code,
+            signal_name(sig)
         );
+        if let (Some(limit), Some(peak)) = (f.mem_limit, f.peak_memory)
+            && (peak as f64 >= 0.9 * limit.bytes as f64 || f.limit_hits > 0)
+        {
+            message.push_str(&format!(
+                "; memory was at {} of mem_hard_limit {}, but the engine reported no out-of-memory kill",
+                crate::byte_size::human_bytes(peak),
+                limit.text
+            ));
+        }
+        return (ErrorType::PipelineError, message);
     }
     if !f.main_started {
         let what = if f.has_requirements {
@@ -308,11 +309,18 @@ mod tests {
         assert_eq!(o.error_type, Some(ErrorType::PipelineError));
         assert_eq!(
             o.error_message.as_deref(),
-            Some("killed by signal 9 (SIGKILL), not by Fast-Flow (exit code 137)")
+            Some("exit code 137: terminated by signal 9 (SIGKILL), which Fast-Flow did not send")
         );
+        // Near the limit is a fact worth saying, not proof of an OOM kill.
         let mut near = facts(137, &t, Some(&limit));
-        near.peak_memory = Some(127 << 20);
-        assert_eq!(classify(&near).error_type, Some(ErrorType::Oom));
+        near.peak_memory = Some(121 << 20);
+        let o = classify(&near);
+        assert_eq!(o.error_type, Some(ErrorType::PipelineError));
+        assert!(
+            o.error_message
+                .unwrap()
+                .contains("but the engine reported no out-of-memory kill")
+        );
         let mut flagged = facts(1, &t, Some(&limit));
         flagged.oom_killed = true;
         assert!(

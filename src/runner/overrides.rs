@@ -1,10 +1,12 @@
 //! What a trigger may set: environment overrides and parameters given at run time
 //! (UI form, JSON API, later webhooks) are checked here, once, for every route.
 //! At most 50 names, 16 KiB per value, valid names, and none that would change how
-//! Python or uv behave (`UV_*`, `PIP_*`, `PYTHON*`, `LD_*`, `PATH`, certificate
-//! paths) or Fast-Flow's own (`FASTFLOW_*`, `_fastflow_*`): a caller who may start a
-//! run must not thereby choose the package index or preload a library. The
-//! pipeline's own `default_env`, from its git repository, may set them.
+//! Python, uv, git or the network stack behave (`UV_*`, `PIP_*`, `PYTHON*`, `LD_*`,
+//! `GIT_*`, `XDG_*`, `SSL_*`, `PATH`, `HOME`, certificate paths, proxies) or
+//! Fast-Flow's own (`FASTFLOW_*`, `_fastflow_*`): a caller who may start a run must
+//! not thereby choose the package index, route its traffic, read tool configuration
+//! from elsewhere or preload a library. The pipeline's own `default_env`, from its
+//! git repository, may set them.
 
 use std::collections::BTreeMap;
 
@@ -13,13 +15,27 @@ pub const MAX_KEYS: usize = 50;
 pub const MAX_VALUE_BYTES: usize = 16 * 1024;
 
 /// Prefixes (compared case-insensitively) and exact names refused at trigger time.
-const FORBIDDEN_PREFIXES: [&str; 6] = ["UV_", "PIP_", "PYTHON", "LD_", "FASTFLOW_", "_FASTFLOW_"];
-const FORBIDDEN_NAMES: [&str; 5] = [
+const FORBIDDEN_PREFIXES: [&str; 9] = [
+    "UV_",
+    "PIP_",
+    "PYTHON",
+    "LD_",
+    "GIT_",
+    "XDG_",
+    "SSL_",
+    "FASTFLOW_",
+    "_FASTFLOW_",
+];
+const FORBIDDEN_NAMES: [&str; 9] = [
     "PATH",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
+    "HOME",
     "REQUESTS_CA_BUNDLE",
     "CURL_CA_BUNDLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "NETRC",
 ];
 
 /// A refused override; the message names the field and the key.
@@ -71,7 +87,7 @@ pub fn check(field: &str, values: &BTreeMap<String, String>) -> Result<(), Overr
         }
         if is_forbidden(name) {
             return Err(OverrideError(format!(
-                "`{}` cannot be set when starting a run: UV_*, PIP_*, PYTHON*, LD_*, PATH, certificate paths and Fast-Flow's own names are reserved (set it in the pipeline's default_env instead)",
+                "`{}` cannot be set when starting a run: UV_*, PIP_*, PYTHON*, LD_*, GIT_*, XDG_*, SSL_*, PATH, HOME, proxies, certificate paths and Fast-Flow's own names are reserved (set it in the pipeline's default_env instead)",
                 path(name)
             )));
         }
@@ -106,6 +122,11 @@ mod tests {
             "SSL_CERT_FILE",
             "_fastflow_retry_count",
             "FASTFLOW_RUN_ID",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "XDG_CONFIG_HOME",
+            "HOME",
+            "GIT_SSH_COMMAND",
         ] {
             let err = check("env_vars", &one(name, "x")).unwrap_err().to_string();
             assert!(err.contains(&format!("`env_vars.{name}`")), "{err}");

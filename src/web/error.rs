@@ -62,6 +62,13 @@ impl AppError {
 
 impl From<crate::db::DbError> for AppError {
     fn from(e: crate::db::DbError) -> Self {
+        if e.is_disk_full() {
+            tracing::error!(error = %e, "the database cannot be written");
+            return Self::Unavailable(
+                "the database cannot be written: its disk is full (see /ready); nothing was changed"
+                    .into(),
+            );
+        }
         Self::internal("accessing the database", e)
     }
 }

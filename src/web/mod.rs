@@ -69,6 +69,11 @@ pub fn router(state: AppState) -> Router {
             state.config.clone(),
             crate::auth::access_guard,
         ))
+        // A slow body (one byte a second) keeps a connection busy, never past this.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            state.config.http.request_timeout,
+        ))
         .layer(x_frame)
         .layer(csp)
         .layer(nosniff)
