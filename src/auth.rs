@@ -29,15 +29,18 @@ pub async fn access_guard(
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(host) = request_host(&request)
-        && !host_allowed(&host, &config.allowed_hosts)
-    {
-        let host = crate::pipelines::fields::shown(&host);
-        let message = format!(
-            "Host `{host}` is not allowed (a defence against DNS rebinding). Open Fast-Flow at {} (BASE_URL), or start it with ALLOWED_HOSTS={host} (comma-separated for several names)\n",
-            config.base_url
-        );
-        return (StatusCode::MISDIRECTED_REQUEST, message).into_response();
+    for host in match request_hosts(&request) {
+        Ok(hosts) => hosts,
+        Err(reason) => return (StatusCode::BAD_REQUEST, format!("{reason}\n")).into_response(),
+    } {
+        if !host_allowed(&host, &config.allowed_hosts) {
+            let host = crate::pipelines::fields::shown(&host);
+            let message = format!(
+                "Host `{host}` is not allowed (a defence against DNS rebinding). Open Fast-Flow at {} (BASE_URL), or start it with ALLOWED_HOSTS={host} (comma-separated for several names)\n",
+                config.base_url
+            );
+            return (StatusCode::MISDIRECTED_REQUEST, message).into_response();
+        }
     }
     if let Some(reason) = cross_site_write(&request) {
         return (
@@ -49,24 +52,36 @@ pub async fn access_guard(
     next.run(request).await
 }
 
-/// The host name the request addresses (lower case, without the port).
-fn request_host(request: &Request) -> Option<String> {
-    let raw = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| request.uri().authority().map(|a| a.as_str()))?;
-    Some(host_name(raw))
+/// The host names the request addresses (lower case, without port or trailing dot):
+/// its `Host` header and, in an absolute-form request line, the URI's authority.
+/// Several `Host` headers, or one that is not text, are refused outright.
+fn request_hosts(request: &Request) -> Result<Vec<String>, &'static str> {
+    let mut headers = request.headers().get_all(header::HOST).iter();
+    let mut hosts = Vec::new();
+    if let Some(value) = headers.next() {
+        let text = value
+            .to_str()
+            .map_err(|_| "the Host header is not valid text")?;
+        hosts.push(host_name(text));
+    }
+    if headers.next().is_some() {
+        return Err("more than one Host header");
+    }
+    if let Some(authority) = request.uri().authority() {
+        hosts.push(host_name(authority.as_str()));
+    }
+    Ok(hosts)
 }
 
-/// `Example.com:8000` → `example.com`; `[::1]:8000` → `[::1]`.
+/// `Example.com.:8000` → `example.com`; `[::1]:8000` → `[::1]`.
 fn host_name(authority: &str) -> String {
     let authority = authority.trim();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let host = match authority.strip_prefix('[') {
         Some(v6) => format!("[{}]", v6.split(']').next().unwrap_or_default()),
         None => authority.split(':').next().unwrap_or_default().to_string(),
     };
-    host.to_ascii_lowercase()
+    host.trim_end_matches('.').to_ascii_lowercase()
 }
 
 fn host_allowed(host: &str, allowed: &[String]) -> bool {
@@ -153,6 +168,7 @@ mod tests {
         }
         assert!(host_allowed("anything", &["*".to_string()]));
         assert_eq!(host_name("Flow.Example.com:8000"), "flow.example.com");
+        assert_eq!(host_name("localhost.:8000"), "localhost");
         assert_eq!(host_name("[::1]:8000"), "[::1]");
     }
 }

@@ -35,8 +35,8 @@ pub fn main(dir: Option<PathBuf>) -> ExitCode {
 /// `name/file: problem`, or `name: problem` for the directory itself.
 fn located(p: &crate::pipelines::Pipeline, issue: &crate::pipelines::FieldIssue) -> String {
     match p.file_of(issue) {
-        Some(file) => format!("{}/{file}: {issue}", p.name),
-        None => format!("{}: {issue}", p.name),
+        Some(file) => format!("{}/{file}: {issue}", p.name.escape_debug()),
+        None => format!("{}: {issue}", p.name.escape_debug()),
     }
 }
 
@@ -52,10 +52,10 @@ pub fn report(dir: &std::path::Path) -> (String, bool) {
     let mut invalid = 0;
     for p in snapshot.pipelines.values() {
         if p.is_valid() {
-            out.push_str(&format!("ok      {}\n", p.name));
+            out.push_str(&format!("ok      {}\n", p.name.escape_debug()));
         } else {
             invalid += 1;
-            out.push_str(&format!("INVALID {}\n", p.name));
+            out.push_str(&format!("INVALID {}\n", p.name.escape_debug()));
             for e in &p.errors {
                 out.push_str(&format!("  error: {}\n", located(p, e)));
             }

@@ -253,3 +253,35 @@ async fn fifty_megabytes_without_a_newline_stay_in_bounded_memory() {
         .sum();
     assert_eq!(stored, 50 << 20, "every byte is kept");
 }
+
+/// Inotify watches this process holds (all its watchers together).
+fn inotify_watches() -> usize {
+    let Ok(fds) = std::fs::read_dir("/proc/self/fdinfo") else {
+        return 0;
+    };
+    fds.flatten()
+        .filter_map(|fd| std::fs::read_to_string(fd.path()).ok())
+        .map(|info| {
+            info.lines()
+                .filter(|l| l.starts_with("inotify wd:"))
+                .count()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlink_to_a_big_tree_is_not_walked_by_the_watcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipelines = dir.path().join("pipelines");
+    common::write_files(&pipelines, &[("p/main.py", "")]);
+    std::os::unix::fs::symlink("/usr", pipelines.join("usr")).unwrap();
+    let before = inotify_watches();
+    let app = TestApp::start_with(&[], &[("PIPELINES_DIR", pipelines.to_str().unwrap())]).await;
+    let added = inotify_watches().saturating_sub(before);
+    // /usr alone has thousands of directories; the pipelines directory a handful.
+    assert!(
+        added < 200,
+        "{added} watches: the watcher followed the link"
+    );
+    app.stop().await;
+}

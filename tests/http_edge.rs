@@ -267,6 +267,26 @@ async fn dns_rebinding_and_opaque_origins_are_refused() {
             .unwrap();
         assert_eq!(resp.status(), 403, "Origin: {origin}");
     }
+    // Request-line and header tricks: an absolute URI naming another host, two Hosts.
+    let raw = addr(&app.base);
+    let (absolute, twice) = tokio::task::spawn_blocking(move || {
+        (
+            raw_exchange(
+                &raw,
+                b"GET http://evil.example/api/runs HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                Duration::from_secs(5),
+            ),
+            raw_exchange(
+                &raw,
+                b"GET /api/runs HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+                Duration::from_secs(5),
+            ),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(absolute.starts_with("HTTP/1.1 421"), "{absolute}");
+    assert!(twice.starts_with("HTTP/1.1 400"), "{twice}");
     let (_, runs) = app.get_json("/api/runs").await;
     assert_eq!(runs["total"], 0, "nothing was started");
     // The same requests from our own origin work.

@@ -20,6 +20,8 @@ pub enum FileProblem {
     Outside,
     /// A symbolic link whose target does not exist.
     BrokenLink,
+    /// Symbolic links that point at each other.
+    LinkLoop,
     /// Not a regular file (a directory, FIFO, socket or device).
     NotRegular(&'static str),
     /// Larger than the caller's limit.
@@ -36,6 +38,7 @@ impl std::fmt::Display for FileProblem {
                 "is a symbolic link that leads outside the pipeline directory; refused (copy the file into the directory instead)",
             ),
             Self::BrokenLink => f.write_str("is a symbolic link to a file that does not exist"),
+            Self::LinkLoop => f.write_str("is a loop of symbolic links"),
             Self::NotRegular(kind) => write!(f, "is a {kind}, not a regular file"),
             Self::TooLarge { max } => write!(
                 f,
@@ -132,6 +135,7 @@ impl PipelineDir {
             Err(e) if link && e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(FileProblem::BrokenLink);
             }
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(FileProblem::LinkLoop),
             Err(e) if link || is_escape(&e) => return Err(FileProblem::Outside),
             Err(e) => return Err(FileProblem::Io(e)),
         };
@@ -223,6 +227,16 @@ mod tests {
             dir.read("dangling.txt", 100),
             Err(FileProblem::BrokenLink)
         ));
+    }
+
+    #[test]
+    fn a_loop_of_links_is_called_a_loop() {
+        let (_o, p) = setup();
+        symlink("b.txt", p.path().join("a.txt")).unwrap();
+        symlink("a.txt", p.path().join("b.txt")).unwrap();
+        let dir = PipelineDir::open(p.path()).unwrap();
+        let err = dir.read("a.txt", 10).unwrap_err();
+        assert!(matches!(err, FileProblem::LinkLoop), "{err:?}");
     }
 
     #[test]

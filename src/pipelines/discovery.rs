@@ -97,7 +97,11 @@ pub fn scan(root: &Path, host: Option<&HostResources>) -> Snapshot {
     };
     let canonical_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
+        // A name that is not UTF-8 keeps its bytes visible (and distinct): `"a\xFFb"`.
+        let name = entry
+            .file_name()
+            .into_string()
+            .unwrap_or_else(|raw| format!("{raw:?}"));
         if name.starts_with('.') {
             continue;
         }
@@ -140,13 +144,21 @@ fn load_pipeline(root: &Path, dir: &Path, name: &str) -> Pipeline {
         fail(
             &mut pipeline,
             format!(
-                "directory name `{name}` is not a valid pipeline name (letters, digits, `_`, `-`, `.`; not starting with `.` or `-`)"
+                "directory name `{}` is not a valid pipeline name (letters, digits, `_`, `-`, `.`; not starting with `.` or `-`)",
+                name.escape_debug()
             ),
         );
         return pipeline;
     }
     // A symlinked pipeline directory must stay inside PIPELINES_DIR.
     match dir.canonicalize() {
+        Ok(real) if real == root => {
+            fail(
+                &mut pipeline,
+                "the directory is a symbolic link to PIPELINES_DIR itself; refused (a run would see every pipeline)".into(),
+            );
+            return pipeline;
+        }
         Ok(real) if real.starts_with(root) => pipeline.dir = real,
         Ok(_) => {
             fail(
@@ -344,6 +356,34 @@ mod tests {
         let p = &scan(d, None).pipelines["inside"];
         assert!(p.is_valid(), "{:?}", p.errors);
         assert_eq!(p.requirements.as_deref(), Some("six==1.16.0\n"));
+    }
+
+    #[test]
+    fn a_link_to_the_root_or_odd_names_are_invalid_and_distinct() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        write(d, "main.py", "");
+        std::os::unix::fs::symlink(".", d.join("everything")).unwrap();
+        use std::os::unix::ffi::OsStrExt;
+        for raw in [&b"a\xffb"[..], b"a\xfeb", b"two\nlines"] {
+            let dir = d.join(std::ffi::OsStr::from_bytes(raw));
+            write(&dir, "main.py", "");
+        }
+        let s = scan(d, None);
+        let root = &s.pipelines["everything"];
+        assert!(
+            root.error_lines()[0].contains("PIPELINES_DIR itself"),
+            "{:?}",
+            root.errors
+        );
+        // Three odd directories, three entries, none with a raw newline in its messages.
+        let odd: Vec<&Arc<Pipeline>> = s
+            .pipelines
+            .values()
+            .filter(|p| !p.is_valid() && p.name != "everything")
+            .collect();
+        assert_eq!(odd.len(), 3, "{:?}", s.pipelines.keys().collect::<Vec<_>>());
+        assert!(odd.iter().all(|p| !p.error_lines()[0].contains('\n')));
     }
 
     #[test]

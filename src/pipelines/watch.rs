@@ -11,8 +11,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::PipelineRegistry;
 
-/// Changes closer together than this are folded into one rescan.
+/// Changes closer together than this are folded into one rescan...
 const QUIET_PERIOD: Duration = Duration::from_millis(250);
+/// ...but a steady trickle of changes never postpones a rescan longer than this.
+const MAX_DELAY: Duration = Duration::from_secs(2);
 
 /// A registered watch. Create it before the first scan so no change falls between the two.
 pub struct PipelinesWatch {
@@ -33,7 +35,10 @@ impl PipelinesWatch {
                 let _ = tx.send(());
             }
         };
-        let mut watcher = match notify::recommended_watcher(handler) {
+        // Not through symbolic links: a link to `/` (refused by discovery anyway) must not
+        // make the watcher walk and watch the whole file system.
+        let config = notify::Config::default().with_follow_symlinks(false);
+        let mut watcher = match RecommendedWatcher::new(handler, config) {
             Ok(w) => w,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot create a file watcher; pipelines refresh only on demand");
@@ -57,10 +62,12 @@ impl PipelinesWatch {
                 _ = shutdown.cancelled() => return,
                 got = self.changes.recv() => if got.is_none() { return },
             }
+            let deadline = tokio::time::Instant::now() + MAX_DELAY;
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(QUIET_PERIOD) => break,
+                    _ = tokio::time::sleep_until(deadline) => break,
                     got = self.changes.recv() => if got.is_none() { return },
                 }
             }
