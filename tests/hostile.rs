@@ -285,3 +285,37 @@ async fn a_symlink_to_a_big_tree_is_not_walked_by_the_watcher() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_metrics_file_is_read_in_bounded_memory() {
+    common::require_docker().await;
+    let root = tempfile::tempdir().unwrap();
+    common::write_files(
+        &root.path().join("pipelines"),
+        &[("p/main.py", "print(1)\n")],
+    );
+    let server = common::ServerProcess::spawn(root.path(), &[]);
+    let id = common::trigger_at(&server.base, "p").await;
+    common::wait_finished_at(&server.base, &id).await;
+    // Half a million samples: what a run of almost six days stores (80 MB).
+    let path = root
+        .path()
+        .join("data/logs")
+        .join(format!("{id}_metrics.jsonl"));
+    let line = r#"{"timestamp":"2026-11-27T04:03:14.123Z","cpu_percent":12.5,"cpu_percent_of_limit":null,"ram_mb":101.25,"ram_limit_mb":null,"soft_limit_exceeded":false}"#;
+    let mut text = String::with_capacity(500_000 * (line.len() + 1));
+    for _ in 0..500_000 {
+        text.push_str(line);
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    let (status, metrics) =
+        common::get_json_at(&server.base, &format!("/api/runs/{id}/metrics")).await;
+    assert_eq!(status, 200);
+    assert_eq!(metrics["samples_total"], 500_000);
+    assert!(metrics["samples"].as_array().unwrap().len() <= 2000);
+    let page = common::get_text_at(&server.base, &format!("/runs/{id}")).await;
+    assert!(page.len() < 2 << 20, "the run page is {} bytes", page.len());
+    let peak = server.peak_rss();
+    assert!(peak < 100 << 20, "peak RSS {} MiB", peak >> 20);
+}

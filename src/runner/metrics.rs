@@ -2,7 +2,7 @@
 //! one sample a second): appended to `LOGS_DIR/<run_id>_metrics.jsonl`, announced
 //! on the run's hub, peaks kept on the run row, soft limits flagged once per run.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -41,20 +41,64 @@ pub fn metrics_path(logs_dir: &Path, run_id: &str) -> PathBuf {
     logs_dir.join(format!("{run_id}_metrics.jsonl"))
 }
 
-/// All stored samples of a run (an unreadable line is skipped, not fatal).
-pub fn read_samples(path: &Path) -> std::io::Result<Vec<Sample>> {
+/// Samples an API answer, a replay or a chart gets at most.
+pub const MAX_POINTS: usize = 2000;
+
+/// Stored samples of a run, evenly thinned to at most a given number.
+#[derive(Debug, Default)]
+pub struct SampleSeries {
+    pub samples: Vec<Sample>,
+    /// Samples stored in all.
+    pub total: u64,
+    /// One sample in this many is returned (1 = all).
+    pub every: u64,
+}
+
+/// At most `max_points` samples of a run, evenly spaced and always ending with the
+/// newest, whatever the file's size: one pass counts lines, a second parses only
+/// the ones kept (a run of days is a file of many megabytes; its peaks are exact on
+/// the run row). An unreadable line is skipped, not fatal. Blocks: call it from
+/// `spawn_blocking`.
+pub fn read_samples(path: &Path, max_points: usize) -> std::io::Result<SampleSeries> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(SampleSeries::default()),
         Err(e) => return Err(e),
     };
-    let mut out = Vec::new();
-    for line in BufReader::new(file).lines() {
-        if let Ok(sample) = serde_json::from_str(&line?) {
-            out.push(sample);
+    let mut reader = BufReader::with_capacity(64 * 1024, file);
+    let mut total = 0u64;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        total += memchr::memchr_iter(b'\n', buf).count() as u64;
+        let n = buf.len();
+        reader.consume(n);
+    }
+    let max = max_points.max(1) as u64;
+    let every = total.div_ceil(max).max(1);
+    reader.seek(std::io::SeekFrom::Start(0))?;
+    let mut samples = Vec::with_capacity(total.min(max) as usize);
+    let mut raw = Vec::new();
+    for index in 0..total {
+        raw.clear();
+        if reader.read_until(b'\n', &mut raw)? == 0 {
+            break;
+        }
+        // Keep every `every`-th sample counted back from the newest one.
+        if (total - 1 - index) % every != 0 {
+            continue;
+        }
+        if let Ok(sample) = serde_json::from_slice(&raw) {
+            samples.push(sample);
         }
     }
-    Ok(out)
+    Ok(SampleSeries {
+        samples,
+        total,
+        every,
+    })
 }
 
 /// CPU percent of one core between this sample and the previous one, as `docker stats` computes it.
@@ -258,6 +302,40 @@ pub async fn sample(
         let _ = db::runs::set_peaks(&deps.pool, &run.id, round2(peak_cpu), peak_mem as i64).await;
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_thins_to_the_limit_and_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        let mut f = std::fs::File::create(&path).unwrap();
+        writeln!(f, "not json").unwrap();
+        for i in 0..10_000 {
+            let sample = Sample {
+                timestamp: Utc::now(),
+                cpu_percent: i as f64,
+                cpu_percent_of_limit: None,
+                ram_mb: 1.0,
+                ram_limit_mb: None,
+                soft_limit_exceeded: false,
+            };
+            writeln!(f, "{}", serde_json::to_string(&sample).unwrap()).unwrap();
+        }
+        let series = read_samples(&path, 100).unwrap();
+        assert_eq!(series.total, 10_001);
+        assert!(series.samples.len() <= 100, "{}", series.samples.len());
+        assert_eq!(
+            series.samples.last().unwrap().cpu_percent,
+            9_999.0,
+            "the newest is kept"
+        );
+        let all = read_samples(&path, 1_000_000).unwrap();
+        assert_eq!((all.samples.len(), all.every), (10_000, 1));
+    }
 }
 
 fn round2(v: f64) -> f64 {

@@ -9,7 +9,7 @@ use super::AppState;
 use crate::db;
 use crate::run_status::RunStatus;
 use crate::runner::hub::HubEvent;
-use crate::runner::metrics::{Sample, metrics_path, read_samples};
+use crate::runner::metrics::{MAX_POINTS, Sample, metrics_path, read_samples};
 
 pub enum MetricFollow {
     Samples(Vec<Sample>),
@@ -29,8 +29,14 @@ pub fn follow_metrics(state: AppState, run_id: String) -> impl Stream<Item = Met
         let mut replay = true;
         loop {
             if replay {
-                let fresh: Vec<Sample> = read_samples(&path)
-                    .unwrap_or_default()
+                let stored = {
+                    let path = path.clone();
+                    super::log_stream::blocking(move || read_samples(&path, MAX_POINTS))
+                        .await
+                        .unwrap_or_default()
+                };
+                let fresh: Vec<Sample> = stored
+                    .samples
                     .into_iter()
                     .filter(|s| last.is_none_or(|t| s.timestamp > t))
                     .collect();

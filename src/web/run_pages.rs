@@ -271,29 +271,35 @@ async fn detail_page(
     let log = log_view(&state, &run).await?;
     Ok(DetailPage {
         run: detail(&state, &run).await?,
-        charts: charts_for(&state, &run),
+        charts: charts_for(&state, &run).await,
         lines: log.lines,
         omitted: log.omitted,
         last_seq: log.last_seq,
     })
 }
 
-fn charts_for(state: &AppState, run: &Run) -> String {
-    let samples = read_samples(&metrics_path(&state.config.logs_dir, &run.id)).unwrap_or_default();
-    let meta = state
+/// The charts of a run: at most a few hundred points (the file is read off the
+/// async workers), with the limits in force drawn in.
+async fn charts_for(state: &AppState, run: &Run) -> String {
+    const CHART_POINTS: usize = 600;
+    let path = metrics_path(&state.config.logs_dir, &run.id);
+    let series = blocking(move || read_samples(&path, CHART_POINTS))
+        .await
+        .unwrap_or_default();
+    let limits = state
         .registry
         .get(&run.pipeline_name)
-        .map(|p| p.metadata.clone())
+        .map(|p| crate::runner::limits::effective(&p.metadata.limits, &state.config).limits)
         .unwrap_or_default();
     let mb = |m: &Option<crate::pipelines::fields::MemorySize>| {
         m.as_ref().map(|x| x.bytes as f64 / 1_048_576.0)
     };
     charts::run_charts(
-        &samples,
-        meta.limits.cpu_hard_limit,
-        meta.limits.cpu_soft_limit,
-        mb(&meta.limits.mem_hard_limit),
-        mb(&meta.limits.mem_soft_limit),
+        &series.samples,
+        limits.cpu_hard_limit,
+        limits.cpu_soft_limit,
+        mb(&limits.mem_hard_limit),
+        mb(&limits.mem_soft_limit),
     )
 }
 
@@ -303,7 +309,7 @@ async fn metrics_fragment(
     Path(id): Path<String>,
 ) -> Result<axum::response::Response, AppError> {
     let run = load(&state, &id).await?;
-    let mut response = axum::response::Html(charts_for(&state, &run)).into_response();
+    let mut response = axum::response::Html(charts_for(&state, &run).await).into_response();
     if run.status.is_terminal() {
         // htmx stops polling on 286.
         *response.status_mut() =

@@ -88,10 +88,10 @@ async fn run_metrics(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    use crate::runner::metrics::{metrics_path, read_samples};
+    use crate::runner::metrics::{MAX_POINTS, metrics_path, read_samples};
     let run = load_run(&state, &id).await?;
     let path = metrics_path(&state.config.logs_dir, &run.id);
-    let samples = blocking(move || read_samples(&path))
+    let series = blocking(move || read_samples(&path, MAX_POINTS))
         .await
         .map_err(|e| AppError::internal("reading run metrics", e))?;
     let limits = state
@@ -101,7 +101,9 @@ async fn run_metrics(
         .unwrap_or_default();
     Ok(Json(json!({
         "run_id": run.id,
-        "samples": samples,
+        "samples": series.samples,
+        "samples_total": series.total,
+        "samples_every": series.every,
         "peak_cpu_percent": run.peak_cpu_percent,
         "peak_memory_bytes": run.peak_memory_bytes,
         "soft_limit_warning": run.soft_limit_warning,
