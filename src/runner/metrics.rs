@@ -304,6 +304,10 @@ pub async fn sample(
     report
 }
 
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,8 +340,4 @@ mod tests {
         let all = read_samples(&path, 1_000_000).unwrap();
         assert_eq!((all.samples.len(), all.every), (10_000, 1));
     }
-}
-
-fn round2(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
 }
