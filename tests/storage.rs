@@ -84,8 +84,9 @@ async fn a_full_log_disk_ends_the_run_with_the_reason_after_draining_all_output(
     // main.py printed every line and exited 0: its output was drained to the end.
     assert_eq!(run["exit_code"], 0, "{run}");
     assert!(message.ends_with("main.py exited with code 0"), "{message}");
-    // What was stored is a clean prefix, in order.
+    // What was stored is a clean prefix, in order, and the run's counters say so.
     let texts = common::log_texts(&log);
+    assert_eq!(run["log_lines"], texts.len() as u64, "{run}");
     assert!(texts.len() > 1000, "some lines were stored");
     for (i, text) in texts.iter().enumerate() {
         assert!(

@@ -25,13 +25,18 @@ impl StderrTail {
     /// Notes one stderr line.
     pub fn observe(&mut self, text: &str) {
         let line = cut(text.trim_end(), TAIL_LINE_CHARS);
-        if line.starts_with("Traceback (most recent call last):") {
+        let bare = line.trim_start_matches([' ', '|', '+']);
+        if bare.starts_with("Traceback (most recent call last):")
+            || bare.starts_with("Exception Group Traceback")
+            || (line.starts_with("  File \"") && !self.in_traceback)
+        {
+            // A traceback, or the `File "…", line N` block a SyntaxError starts with.
             self.in_traceback = true;
             self.exception = None;
-        } else if self.in_traceback && !line.is_empty() && !line.starts_with([' ', '\t']) {
-            // The last unindented line after the last traceback header is the exception;
-            // chained tracebacks reset it at their own header.
-            self.exception = Some(line.clone());
+        } else if self.in_traceback && is_exception_line(bare) {
+            // The last exception line after the last traceback; chained tracebacks
+            // reset it at their own header, and a message's further lines are not one.
+            self.exception = Some(bare.to_string());
         }
         if self.lines.len() == TAIL_LINES {
             self.lines.pop_front();
@@ -81,6 +86,31 @@ impl StderrTail {
                 || l.contains("self-signed certificate")
         })
     }
+}
+
+/// `ValueError: boom`, `pkg.mod.CustomError`, `KeyboardInterrupt`: a dotted
+/// identifier whose last part names an exception, then `: message` or nothing.
+fn is_exception_line(line: &str) -> bool {
+    const ENDINGS: [&str; 8] = [
+        "Error",
+        "Exception",
+        "Warning",
+        "Exit",
+        "Interrupt",
+        "Group",
+        "Iteration",
+        "Fault",
+    ];
+    let head = line.split_once(": ").map_or(line, |(h, _)| h);
+    let last = head.rsplit('.').next().unwrap_or_default();
+    !head.is_empty()
+        && head.split('.').all(|part| {
+            part.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+        && ENDINGS.iter().any(|e| last.ends_with(e))
 }
 
 /// `  ╰─▶ Because x was not found` → `Because x was not found`.
@@ -296,6 +326,35 @@ mod tests {
             o.error_message.as_deref(),
             Some("main.py exited with code 1: RuntimeError: upstream data missing")
         );
+    }
+
+    #[test]
+    fn syntax_errors_groups_and_multi_line_messages() {
+        let syntax = tail(&[
+            "  File \"/app/main.py\", line 1",
+            "    def (",
+            "        ^",
+            "SyntaxError: invalid syntax",
+        ]);
+        assert_eq!(syntax.exception(), Some("SyntaxError: invalid syntax"));
+        let group = tail(&[
+            "  + Exception Group Traceback (most recent call last):",
+            "  |   File \"/app/main.py\", line 1, in <module>",
+            "  | ExceptionGroup: several (2 sub-exceptions)",
+            "  +-+---------------- 1 ----------------",
+            "    | ValueError: one",
+            "    +------------------------------------",
+        ]);
+        assert_eq!(group.exception(), Some("ValueError: one"));
+        let multi = tail(&[
+            "Traceback (most recent call last):",
+            "  File \"/app/main.py\", line 1, in <module>",
+            "RuntimeError: line one",
+            "line two",
+            "line three",
+        ]);
+        assert_eq!(multi.exception(), Some("RuntimeError: line one"));
+        assert!(tail(&["some log line: with a colon"]).exception().is_none());
     }
 
     #[test]

@@ -18,9 +18,10 @@ use crate::run_status::RunStatus;
 use crate::runner::hub::HubEvent;
 use crate::runner::logs::{LogCursor, LogLine, log_path};
 
-/// Lines (and bytes) read from the file per step of a replay.
+/// Lines (and bytes) read from the file per step of a replay: what one viewer
+/// holds while its client reads (an event's JSON can be several times its text).
 pub const REPLAY_LINES: usize = 2000;
-pub const REPLAY_BYTES: usize = 1024 * 1024;
+pub const REPLAY_BYTES: usize = 256 * 1024;
 
 pub enum Follow {
     Lines(Vec<LogLine>),

@@ -54,22 +54,38 @@ impl LineSplitter {
                 segment = &segment[room..];
                 // Never cut a character in two: an incomplete one moves to the next piece.
                 let tail = self.partial.split_off(utf8_cut(&self.partial));
-                out.push(Piece {
-                    text: String::from_utf8_lossy(&self.partial).into_owned(),
-                    continued: true,
-                });
+                self.emit(&mut out, true);
                 self.partial = tail;
             }
             self.partial.extend_from_slice(segment);
             let Some(pos) = newline else { break };
-            out.push(Piece {
-                text: String::from_utf8_lossy(&self.partial).into_owned(),
-                continued: false,
-            });
+            self.emit(&mut out, false);
             self.partial.clear();
             rest = &rest[pos + 1..];
         }
         out
+    }
+
+    /// Turns the partial bytes into pieces of at most `max` bytes of text: invalid
+    /// bytes become U+FFFD (three bytes each), so one piece of raw bytes can need several.
+    fn emit(&self, out: &mut Vec<Piece>, continued: bool) {
+        let text = String::from_utf8_lossy(&self.partial);
+        let mut rest: &str = &text;
+        while rest.len() > self.max {
+            let mut cut = self.max;
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.push(Piece {
+                text: rest[..cut].to_string(),
+                continued: true,
+            });
+            rest = &rest[cut..];
+        }
+        out.push(Piece {
+            text: rest.to_string(),
+            continued,
+        });
     }
 
     /// Bytes received since the last newline or piece.
@@ -276,6 +292,7 @@ impl LogWriter {
     fn fail(&mut self, error: std::io::Error, lines: u64, bytes: u64) {
         // Lines buffered since the last successful flush may not have reached the file.
         let unflushed = self.next_seq - 1 - self.flushed_seq;
+        let bytes = bytes + self.file.buffer().len() as u64;
         tracing::error!(error = %error, "writing a run log failed; the rest of its output is counted, not stored");
         self.failure = Some(StorageFailure {
             error: error.to_string(),
@@ -303,13 +320,31 @@ impl LogWriter {
         {
             self.fail(e, 0, 0);
         }
-        let lines = match &self.failure {
-            None => self.next_seq - 1,
-            Some(f) => f.stored_lines,
-        };
+        let (mut lines, mut bytes) = (self.next_seq - 1, self.bytes);
+        if let Some(failure) = &mut self.failure {
+            // What reached the disk is what the file holds now: count it there.
+            let counted = self
+                .file
+                .get_ref()
+                .try_clone()
+                .and_then(|mut f| count_complete_lines(&mut f));
+            if let Ok((stored, complete_len)) = counted {
+                // Part of the failed buffer may have reached the file after all.
+                if stored >= failure.stored_lines {
+                    let reached = stored - failure.stored_lines;
+                    failure.lost_lines = failure.lost_lines.saturating_sub(reached);
+                } else {
+                    failure.lost_lines += failure.stored_lines - stored;
+                }
+                failure.stored_lines = stored;
+                (lines, bytes) = (stored, complete_len);
+            } else {
+                lines = failure.stored_lines;
+            }
+        }
         let summary = LogSummary {
             lines,
-            bytes: self.bytes,
+            bytes,
             truncated: self.truncated,
             failure: self.failure.take(),
         };
@@ -384,6 +419,16 @@ mod tests {
             s.push(&[b'x'; 1000]);
             assert!(s.partial().len() <= 8);
         }
+    }
+
+    #[test]
+    fn invalid_bytes_never_make_a_piece_longer_than_the_cap() {
+        let mut s = LineSplitter::with_max(8);
+        let pieces = s.push(&[0xff; 20]);
+        assert!(pieces.iter().all(|p| p.text.len() <= 8), "{pieces:?}");
+        let total: usize = pieces.iter().map(|p| p.text.chars().count()).sum();
+        assert_eq!(total, 16, "the 16 bytes cut so far, each kept as U+FFFD");
+        assert!(pieces.iter().all(|p| p.continued));
     }
 
     #[test]
