@@ -297,7 +297,7 @@ impl Config {
                 max_sse_streams: in_range(
                     get("MAX_SSE_STREAMS"),
                     "MAX_SSE_STREAMS",
-                    200,
+                    100,
                     1,
                     10_000,
                     "streams",

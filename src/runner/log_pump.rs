@@ -210,7 +210,13 @@ impl RunLog {
     }
 
     fn store(&mut self, stream: LogStream, piece: super::logs::Piece) {
-        if let Some(line) = self.writer.append(stream, piece) {
+        // After a restart, a line keeps the time the engine received it, not ours.
+        let at = self
+            .engine_clock
+            .as_ref()
+            .and_then(EngineClock::get)
+            .unwrap_or_else(chrono::Utc::now);
+        if let Some(line) = self.writer.append_at(stream, piece, at) {
             self.batch_bytes += line.text.len();
             self.batch.push(line);
             if self.batch.len() >= MAX_BATCH_LINES || self.batch_bytes >= MAX_BATCH_BYTES {
@@ -371,6 +377,10 @@ pub async fn pump(
     Ok(ended)
 }
 
+/// How much later than our last stored line the engine must have stamped a line
+/// before a search for that line in a rotated copy gives up.
+const ROTATION_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
+
 /// Where a resumed stream stands in the engine's copy of the output.
 enum Resume {
     /// Skipping `lines` complete lines (with their pieces), then `pieces` pieces of
@@ -383,8 +393,8 @@ enum Resume {
         last: Option<(String, chrono::DateTime<chrono::Utc>)>,
     },
     /// The copy was rotated: skipping up to our last stored line, or up to the first
-    /// line the engine stamped after we received that one (then ours is gone from
-    /// the copy, and what follows is certainly new).
+    /// line the engine stamped well after we received that one (then ours is gone
+    /// from the copy, and what follows is new).
     Searching {
         last: String,
         last_at: chrono::DateTime<chrono::Utc>,
@@ -454,7 +464,9 @@ impl Resume {
                     *self = Self::after_last(*pieces);
                     return Take::Skip;
                 }
-                if engine_at.is_some_and(|at| at > *last_at) {
+                // The engine may stamp a line a little after we received it: only a line
+                // stamped well after our last one proves our last is gone from the copy.
+                if engine_at.is_some_and(|at| at > *last_at + ROTATION_MARGIN) {
                     *self = Self::Done;
                     return Take::Store;
                 }

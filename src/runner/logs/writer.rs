@@ -211,6 +211,17 @@ impl LogWriter {
     /// Buffers one line; returns it numbered if it will be stored (`None` over the
     /// cap or after a storage failure). Call [`LogWriter::flush`] before announcing it.
     pub fn append(&mut self, stream: Stream, piece: Piece) -> Option<LogLine> {
+        self.append_at(stream, piece, Utc::now())
+    }
+
+    /// As [`LogWriter::append`], stamped `at` (the engine's time of a line read back
+    /// after a restart) instead of now.
+    pub fn append_at(
+        &mut self,
+        stream: Stream,
+        piece: Piece,
+        at: chrono::DateTime<Utc>,
+    ) -> Option<LogLine> {
         if let Some(f) = &mut self.failure {
             f.lost_lines += 1;
             f.lost_bytes += piece.text.len() as u64 + 1;
@@ -218,7 +229,7 @@ impl LogWriter {
         }
         let line = LogLine {
             seq: self.next_seq,
-            ts: Utc::now(),
+            ts: at,
             stream,
             text: piece.text,
             continued: piece.continued,
