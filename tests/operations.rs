@@ -129,13 +129,16 @@ async fn engine_going_away_and_coming_back() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, run) = app.get_json(&format!("/api/runs/{id}")).await;
-        assert_eq!(
-            run["status"], "PENDING",
+        // It may be claimed once before the engine is known to be gone (the last good
+        // ping is trusted for 5 s); creating its container then fails and it is queued again.
+        assert!(
+            matches!(run["status"].as_str(), Some("PENDING" | "RUNNING")),
             "the run waits while the engine is away: {run}"
         );
-        if run["waiting_reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("Docker engine"))
+        if run["status"] == "PENDING"
+            && run["waiting_reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("Docker engine"))
         {
             break;
         }

@@ -9,6 +9,7 @@ pub mod host;
 pub mod metadata;
 mod nested;
 pub mod ranges;
+mod units;
 mod watch;
 
 use std::path::{Path, PathBuf};

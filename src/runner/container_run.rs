@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::container_spec::{self, RunContext};
 use super::engine::{self, EngineError};
-use super::log_pump::{self, EngineClock, OutputStream, PumpEnd, RunLog, SetupProbe};
+use super::engine_copy::{self, EngineClock};
+use super::log_pump::{self, OutputStream, PumpEnd, RunLog, SetupProbe};
 use super::logs::{log_path, stored_streams};
 use super::outcome::{self, ExitFacts, cancelled, failure};
 use super::{RunnerDeps, metrics};
@@ -288,7 +289,7 @@ impl Exec<'_> {
         // stream (after a restart) can miss an unterminated last line, and a stream we
         // stopped reading may lag: those are completed from the engine's stored copy.
         if (matches!(kind, StreamKind::FollowLogs { .. }) || !complete)
-            && let Err(e) = log_pump::reconcile(log, &deps.docker, id).await
+            && let Err(e) = engine_copy::reconcile(log, &deps.docker, id).await
         {
             tracing::warn!(run = %run.id, "{e}");
         }

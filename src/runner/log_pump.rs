@@ -2,20 +2,18 @@
 //! after a restart, the follow-logs) stream are split into lines, written and
 //! flushed in batches, then announced on the hub. The output is drained to the
 //! end whatever happens to storage: a failed write is recorded by the writer and
-//! the rest is counted, never left in the container's pipe. After exit, a final
-//! non-follow read of the engine's log adds what the live stream did not deliver
-//! (such as an unterminated last line), streamed, never buffered whole.
+//! the rest is counted, never left in the container's pipe. Lining the log up
+//! with the engine's own copy lives in `engine_copy`.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bollard::Docker;
 use bollard::container::LogOutput;
-use bollard::query_parameters::LogsOptionsBuilder;
 use futures_util::{FutureExt, Stream, StreamExt};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use super::engine_copy::{EngineClock, Resume, Take};
 use super::hub::HubEvent;
 use super::logs::{
     LineSplitter, LogLine, LogSummary, LogWriter, StoredStream, Stream as LogStream,
@@ -28,7 +26,7 @@ pub type OutputStream =
 /// A batch is written and announced once it holds this many lines or bytes, so
 /// one announcement (and each viewer's share of it) stays small.
 const MAX_BATCH_LINES: usize = 2048;
-const MAX_BATCH_BYTES: usize = 1024 * 1024;
+pub(super) const MAX_BATCH_BYTES: usize = 1024 * 1024;
 /// Frames taken from the stream without waiting before a batch is written.
 const MAX_FRAMES_PER_TURN: usize = 2048;
 
@@ -36,11 +34,11 @@ const MAX_FRAMES_PER_TURN: usize = 2048;
 pub struct RunLog {
     pub writer: LogWriter,
     hub: broadcast::Sender<HubEvent>,
-    splitters: [LineSplitter; 2],
+    pub(super) splitters: [LineSplitter; 2],
     /// Newlines received per stream, to know what the final read still has to add.
-    newlines: [u64; 2],
+    pub(super) newlines: [u64; 2],
     /// Bytes received per stream since its last newline (pieces already emitted included).
-    since_newline: [u64; 2],
+    pub(super) since_newline: [u64; 2],
     batch: Vec<LogLine>,
     batch_bytes: usize,
     /// Per stream (stdout, stderr): how the engine's copy lines up with what was
@@ -57,46 +55,7 @@ pub struct RunLog {
     engine_clock: Option<EngineClock>,
 }
 
-/// The engine's timestamp of the output frame being processed, shared between a
-/// followed log stream (which strips the stamps) and the log that stores it.
-#[derive(Clone, Default)]
-pub struct EngineClock(Arc<std::sync::atomic::AtomicI64>);
-
-impl EngineClock {
-    fn get(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        let nanos = self.0.load(std::sync::atomic::Ordering::Relaxed);
-        (nanos != 0).then(|| chrono::DateTime::from_timestamp_nanos(nanos))
-    }
-
-    /// Strips the `2026-11-27T23:26:00.123456789Z ` prefix of each frame of a log
-    /// stream read with `timestamps=true`, keeping the time here.
-    pub fn strip(self, output: OutputStream) -> OutputStream {
-        Box::pin(output.map(move |item| {
-            let out = item?;
-            let (message, rebuild): (bytes::Bytes, fn(bytes::Bytes) -> LogOutput) = match out {
-                LogOutput::StdOut { message } => (message, |m| LogOutput::StdOut { message: m }),
-                LogOutput::StdErr { message } => (message, |m| LogOutput::StdErr { message: m }),
-                other => return Ok(other),
-            };
-            let Some(space) = memchr::memchr(b' ', &message) else {
-                return Ok(rebuild(message));
-            };
-            let stamp = std::str::from_utf8(&message[..space])
-                .ok()
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-            match stamp {
-                Some(t) => {
-                    let nanos = t.timestamp_nanos_opt().unwrap_or(0);
-                    self.0.store(nanos, std::sync::atomic::Ordering::Relaxed);
-                    Ok(rebuild(message.slice(space + 1..)))
-                }
-                None => Ok(rebuild(message)),
-            }
-        }))
-    }
-}
-
-fn index(stream: LogStream) -> usize {
+pub(super) fn index(stream: LogStream) -> usize {
     usize::from(stream == LogStream::Stderr)
 }
 
@@ -226,7 +185,7 @@ impl RunLog {
     }
 
     /// Stores frames in one blocking section, then announces them.
-    fn store_frames(&mut self, frames: Vec<(LogStream, bytes::Bytes)>) {
+    pub(super) fn store_frames(&mut self, frames: Vec<(LogStream, bytes::Bytes)>) {
         blocking_io(|| {
             for (stream, bytes) in frames {
                 self.take_chunk(stream, &bytes);
@@ -293,7 +252,7 @@ fn blocking_io<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-fn classify(output: LogOutput) -> Option<(LogStream, bytes::Bytes)> {
+pub(super) fn classify(output: LogOutput) -> Option<(LogStream, bytes::Bytes)> {
     match output {
         LogOutput::StdOut { message } | LogOutput::Console { message } => {
             Some((LogStream::Stdout, message))
@@ -375,198 +334,4 @@ pub async fn pump(
     };
     log.publish();
     Ok(ended)
-}
-
-/// How much later than our last stored line the engine must have stamped a line
-/// before a search for that line in a rotated copy gives up.
-const ROTATION_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
-
-/// Where a resumed stream stands in the engine's copy of the output.
-enum Resume {
-    /// Skipping `lines` complete lines (with their pieces), then `pieces` pieces of
-    /// the line that was being written; `first` checks the copy starts where ours does.
-    Counting {
-        lines: u64,
-        pieces: u64,
-        first: Option<String>,
-        /// Our last complete line and when we received it.
-        last: Option<(String, chrono::DateTime<chrono::Utc>)>,
-    },
-    /// The copy was rotated: skipping up to our last stored line, or up to the first
-    /// line the engine stamped well after we received that one (then ours is gone
-    /// from the copy, and what follows is new).
-    Searching {
-        last: String,
-        last_at: chrono::DateTime<chrono::Utc>,
-        pieces: u64,
-    },
-    Done,
-}
-
-enum Take {
-    Skip,
-    Store,
-    /// As above, and say (once) that the copy was rotated.
-    SkipRotated,
-    StoreRotated,
-}
-
-impl Resume {
-    fn take(
-        &mut self,
-        piece: &super::logs::Piece,
-        engine_at: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> Take {
-        match self {
-            Self::Done => Take::Store,
-            Self::Counting {
-                lines,
-                pieces,
-                first,
-                last,
-            } => {
-                if !piece.continued
-                    && let Some(expected) = first.take()
-                    && expected != piece.text
-                {
-                    *self = match last.take() {
-                        Some((last, last_at)) => Self::Searching {
-                            last,
-                            last_at,
-                            pieces: *pieces,
-                        },
-                        None => Self::Done,
-                    };
-                    return match self.take(piece, engine_at) {
-                        Take::Store | Take::StoreRotated => Take::StoreRotated,
-                        Take::Skip | Take::SkipRotated => Take::SkipRotated,
-                    };
-                }
-                if *lines > 0 {
-                    if !piece.continued {
-                        *lines -= 1;
-                    }
-                    return Take::Skip;
-                }
-                if *pieces > 0 && piece.continued {
-                    *pieces -= 1;
-                    return Take::Skip;
-                }
-                *self = Self::Done;
-                Take::Store
-            }
-            Self::Searching {
-                last,
-                last_at,
-                pieces,
-            } => {
-                if !piece.continued && *last == piece.text {
-                    *self = Self::after_last(*pieces);
-                    return Take::Skip;
-                }
-                // The engine may stamp a line a little after we received it: only a line
-                // stamped well after our last one proves our last is gone from the copy.
-                if engine_at.is_some_and(|at| at > *last_at + ROTATION_MARGIN) {
-                    *self = Self::Done;
-                    return Take::Store;
-                }
-                Take::Skip
-            }
-        }
-    }
-
-    fn after_last(pieces: u64) -> Self {
-        Self::Counting {
-            lines: 0,
-            pieces,
-            first: None,
-            last: None,
-        }
-    }
-}
-
-/// How one stream of the engine's stored log lines up with what was received.
-struct Catchup {
-    newlines_to_skip: u64,
-    /// Bytes after the last newline that were already stored as continued pieces.
-    bytes_to_skip: u64,
-    /// The partial line we hold, as the engine stores it (lossy UTF-8).
-    expect: Vec<u8>,
-    matched: usize,
-    diverged: bool,
-}
-
-/// After exit: adds what the engine's stored log has beyond what we received,
-/// reading it as a stream (memory stays bounded by one frame and one partial line).
-///
-/// Counting is by newlines, not bytes: the engine's json-file log stores invalid
-/// UTF-8 as U+FFFD, so byte counts of the two copies differ while lines do not.
-pub async fn reconcile(
-    log: &mut RunLog,
-    docker: &Docker,
-    container_id: &str,
-) -> Result<(), String> {
-    let options = LogsOptionsBuilder::new()
-        .stdout(true)
-        .stderr(true)
-        .follow(false)
-        .build();
-    let mut stored = docker.logs(container_id, Some(options));
-    let (mut pending, mut pending_bytes) = (Vec::new(), 0usize);
-    let mut catchup = [0, 1].map(|i| {
-        let partial = log.splitters[i].partial();
-        Catchup {
-            newlines_to_skip: log.newlines[i],
-            bytes_to_skip: log.since_newline[i].saturating_sub(partial.len() as u64),
-            expect: String::from_utf8_lossy(partial).into_owned().into_bytes(),
-            matched: 0,
-            diverged: false,
-        }
-    });
-    while let Some(item) = stored.next().await {
-        let out = item.map_err(|e| format!("reading the engine's log failed: {e}"))?;
-        let Some((stream, bytes)) = classify(out) else {
-            continue;
-        };
-        let c = &mut catchup[index(stream)];
-        let mut chunk = &bytes[..];
-        while c.newlines_to_skip > 0 && !chunk.is_empty() {
-            match memchr::memchr(b'\n', chunk) {
-                Some(pos) => {
-                    chunk = &chunk[pos + 1..];
-                    c.newlines_to_skip -= 1;
-                }
-                None => chunk = &[],
-            }
-        }
-        if c.newlines_to_skip > 0 || c.diverged {
-            continue;
-        }
-        let skip = chunk
-            .len()
-            .min(usize::try_from(c.bytes_to_skip).unwrap_or(usize::MAX));
-        chunk = &chunk[skip..];
-        c.bytes_to_skip -= skip as u64;
-        if c.bytes_to_skip > 0 {
-            continue;
-        }
-        let want = (c.expect.len() - c.matched).min(chunk.len());
-        if chunk[..want] != c.expect[c.matched..c.matched + want] {
-            c.diverged = true;
-            tracing::warn!(container = %container_id, "stored log differs from the streamed output; kept the streamed copy");
-            continue;
-        }
-        c.matched += want;
-        chunk = &chunk[want..];
-        if !chunk.is_empty() {
-            pending_bytes += chunk.len();
-            pending.push((stream, bytes.slice_ref(chunk)));
-            if pending_bytes >= MAX_BATCH_BYTES {
-                log.store_frames(std::mem::take(&mut pending));
-                pending_bytes = 0;
-            }
-        }
-    }
-    log.store_frames(pending);
-    Ok(())
 }

@@ -5,6 +5,7 @@ mod container_run;
 pub mod container_spec;
 mod dispatcher;
 pub mod engine;
+mod engine_copy;
 pub mod engine_state;
 mod executor;
 pub mod hub;
