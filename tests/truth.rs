@@ -136,5 +136,10 @@ async fn a_long_run_is_sampled_and_a_sampling_failure_is_said() {
     );
     let (_, log) = app.get_text(&format!("/api/runs/{id}/logs")).await;
     assert!(log.contains("[fastflow] resource sampling"), "{log}");
+    let (_, page) = app.get_text(&format!("/runs/{id}")).await;
+    assert!(
+        page.contains("resource sampling: samples cannot be stored"),
+        "shown on the run page"
+    );
     app.stop().await;
 }

@@ -142,6 +142,8 @@ pub struct RunDetail {
     pub setup: String,
     pub peak_cpu: String,
     pub peak_memory: String,
+    /// Why the run has no (or incomplete) resource samples.
+    pub metrics_error: String,
 }
 
 impl RunDetail {
@@ -181,6 +183,7 @@ impl RunDetail {
                 .peak_memory_bytes
                 .map(|b| fmt_bytes(b.max(0) as u64))
                 .unwrap_or_default(),
+            metrics_error: r.metrics_error.clone().unwrap_or_default(),
         }
     }
 }
