@@ -213,10 +213,13 @@ impl TestApp {
         (run, log)
     }
 
+    /// Stops the server, then removes this installation's containers: a real
+    /// shutdown leaves running ones for the next start, a test has no next start.
     pub async fn stop(mut self) {
-        if let Some(app) = self.app.take() {
-            app.stop().await;
-        }
+        let Some(app) = self.app.take() else { return };
+        let instance = app.state.runner.deps().instance_id.clone();
+        app.stop().await;
+        remove_instance_containers(&instance).await;
     }
 }
 
@@ -477,5 +480,33 @@ pub async fn wait_finished_at(base: &str, id: &str) -> Value {
         }
         assert!(Instant::now() < deadline, "run {id} did not finish: {run}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Force-removes every container labelled with this installation id.
+pub async fn remove_instance_containers(instance_id: &str) {
+    use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+    let Ok(docker) =
+        fastflow::runner::engine::connect(std::env::var("DOCKER_HOST").ok().as_deref())
+    else {
+        return;
+    };
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("fastflow.instance={instance_id}")],
+    )]);
+    let options = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    for c in docker
+        .list_containers(Some(options))
+        .await
+        .unwrap_or_default()
+    {
+        if let Some(id) = c.id {
+            let rm = RemoveContainerOptionsBuilder::new().force(true).build();
+            let _ = docker.remove_container(&id, Some(rm)).await;
+        }
     }
 }
