@@ -230,7 +230,7 @@ fn render_everything(p: &Pipeline) {
     }
     .render();
     assert!(table.is_ok());
-    let api = super::api::pipelines_json_for_tests(p);
+    let api = super::api::pipelines::pipeline_json(p, None);
     assert!(api.is_object());
     let limits = crate::runner::limits::for_run(&p.metadata.limits, &config, None);
     let env = BTreeMap::new();

@@ -43,6 +43,7 @@ impl LogCursor {
     }
 
     /// The number of the next line this cursor will return.
+    #[cfg(test)]
     pub fn next_seq(&self) -> u64 {
         self.next_seq.max(self.first_wanted)
     }

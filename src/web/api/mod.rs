@@ -3,7 +3,7 @@
 //! whose rejections are `{"detail": ...}` like every other API error).
 
 mod logs;
-mod pipelines;
+pub(super) mod pipelines;
 mod runs;
 mod system;
 
@@ -25,12 +25,6 @@ pub fn router() -> Router<AppState> {
         .merge(runs::router())
         .merge(logs::router())
         .merge(system::router())
-}
-
-/// A pipeline as `/api/pipelines` shows it (for the renderers' property test).
-#[cfg(test)]
-pub(super) fn pipelines_json_for_tests(p: &crate::pipelines::Pipeline) -> Value {
-    pipelines::pipeline_json(p, None)
 }
 
 /// A run as the API shows it; `env_vars` values are masked like Fast-Flow 1.x.

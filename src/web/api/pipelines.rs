@@ -41,7 +41,7 @@ struct PipelineJson<'a> {
     stats: PipelineRunStats,
 }
 
-pub(crate) fn pipeline_json(p: &Pipeline, stats: Option<&PipelineRunStats>) -> Value {
+pub(in crate::web) fn pipeline_json(p: &Pipeline, stats: Option<&PipelineRunStats>) -> Value {
     json!(PipelineJson {
         name: &p.name,
         valid: p.is_valid(),
