@@ -226,6 +226,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     });
     // Read before the dispatcher runs: these are the previous process's runs.
     let stale = crate::db::runs::running(&pool).await?;
+    let scheduler = crate::scheduler::Scheduler::new(runner.clone(), pool.clone(), registry.clone());
     let state = AppState {
         config: config.clone(),
         pool,
@@ -234,6 +235,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         shutdown: shutdown.clone(),
         started,
         sse_slots: Arc::new(tokio::sync::Semaphore::new(config.http.max_sse_streams)),
+        scheduler: scheduler.clone(),
+        webhook_limiter: Arc::new(web::api::webhooks::limiter(config.webhook_rate_limit)),
     };
     let listener = tokio::net::TcpListener::bind((config.host, config.port))
         .await
@@ -248,6 +251,11 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     let mut tasks = JoinSet::new();
     tasks.spawn(runner.clone().recover(stale));
     tasks.spawn(runner.clone().dispatch(shutdown.clone()));
+    if config.scheduler_enabled {
+        tasks.spawn(scheduler.run(shutdown.clone()));
+    } else {
+        tracing::warn!("SCHEDULER_ENABLED=false: schedules do not fire in this process");
+    }
     tasks.spawn(crate::retention::run_daily(
         state.pool.clone(),
         config.clone(),

@@ -22,6 +22,8 @@ pub mod retention;
 pub mod run_status;
 /// Executes runs in Docker: queue dispatch, containers, logs, live hubs.
 pub mod runner;
+/// Fires the schedules that pipeline.json declares, with a slot ledger.
+pub mod scheduler;
 /// Secret values and the encryption key.
 pub mod secrets;
 /// Pages, fragments, SSE, JSON API.

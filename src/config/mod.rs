@@ -71,6 +71,10 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// `/ready` fails when DATA_DIR or LOGS_DIR has less free space (`MIN_FREE_DISK_MB`).
     pub min_free_disk_bytes: u64,
+    /// Whether this process fires schedules (`SCHEDULER_ENABLED`, default true).
+    pub scheduler_enabled: bool,
+    /// Webhook calls per minute per client address (`WEBHOOK_RATE_LIMIT`, default 30 as in Fast-Flow).
+    pub webhook_rate_limit: u32,
 }
 
 /// Timeouts and caps of the HTTP server.
@@ -312,6 +316,18 @@ impl Config {
                 1_048_576,
                 "megabytes",
             )? << 20,
+            scheduler_enabled: match get("SCHEDULER_ENABLED") {
+                None => true,
+                raw => parse_bool(raw, "SCHEDULER_ENABLED")?,
+            },
+            webhook_rate_limit: in_range::<u32>(
+                get("WEBHOOK_RATE_LIMIT"),
+                "WEBHOOK_RATE_LIMIT",
+                30,
+                1,
+                100_000,
+                "calls per minute per client",
+            )?,
         })
     }
 

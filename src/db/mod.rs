@@ -3,6 +3,7 @@
 
 pub mod run_stats;
 pub mod runs;
+pub mod schedule;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -45,6 +45,12 @@ pub struct Run {
     pub soft_limit_warning: Option<String>,
     /// Why the run has no (or incomplete) resource samples.
     pub metrics_error: Option<String>,
+    /// The `schedules[].id` whose settings the run used.
+    pub run_config_id: Option<String>,
+    /// The run whose end started this one (downstream trigger).
+    pub parent_run_id: Option<String>,
+    /// Starts only when no earlier run of its pipeline and run configuration runs (overlap "queue").
+    pub wait_for_previous: bool,
 }
 
 impl Run {
@@ -60,7 +66,7 @@ impl Run {
 }
 
 /// What a trigger records.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewRun {
     pub id: String,
     pub pipeline_name: String,
@@ -71,6 +77,9 @@ pub struct NewRun {
     pub attempt: i64,
     pub previous_run_id: Option<String>,
     pub not_before: Option<DateTime<Utc>>,
+    pub run_config_id: Option<String>,
+    pub parent_run_id: Option<String>,
+    pub wait_for_previous: bool,
 }
 
 /// How a run ended.
@@ -100,10 +109,20 @@ pub struct RunFilter {
 pub async fn insert(pool: &Pool, new: &NewRun) -> Result<Run, DbError> {
     // A dropped transaction rolls back, even if the request that triggered it is cancelled.
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let run = sqlx::query_as::<_, Run>(
+    let run = insert_in(&mut tx, new).await?;
+    tx.commit().await?;
+    Ok(run)
+}
+
+/// [`insert`] inside a transaction the caller commits (with the slot that started it).
+pub(super) async fn insert_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    new: &NewRun,
+) -> Result<Run, DbError> {
+    Ok(sqlx::query_as::<_, Run>(
         "INSERT INTO runs (id, pipeline_name, status, triggered_by, env_vars, parameters, started_at, log_file,
-                           attempt, previous_run_id, not_before)
-         VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                           attempt, previous_run_id, not_before, run_config_id, parent_run_id, wait_for_previous)
+         VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
     )
     .bind(&new.id)
     .bind(&new.pipeline_name)
@@ -115,10 +134,11 @@ pub async fn insert(pool: &Pool, new: &NewRun) -> Result<Run, DbError> {
     .bind(new.attempt)
     .bind(&new.previous_run_id)
     .bind(new.not_before)
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(run)
+    .bind(&new.run_config_id)
+    .bind(&new.parent_run_id)
+    .bind(new.wait_for_previous)
+    .fetch_one(&mut **tx)
+    .await?)
 }
 
 pub async fn get(pool: &Pool, id: &str) -> Result<Option<Run>, DbError> {
@@ -172,12 +192,44 @@ pub async fn next_wakeup(pool: &Pool) -> Result<Option<DateTime<Utc>>, DbError> 
 
 /// Number of RUNNING runs per pipeline.
 pub async fn running_counts(pool: &Pool) -> Result<HashMap<String, i64>, DbError> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT pipeline_name, COUNT(*) FROM runs WHERE status = 'RUNNING' GROUP BY pipeline_name",
+    let mut out: HashMap<String, i64> = HashMap::new();
+    for ((pipeline, _), n) in running_by_config(pool).await? {
+        *out.entry(pipeline).or_default() += n;
+    }
+    Ok(out)
+}
+
+/// Number of RUNNING runs per pipeline and run configuration.
+pub async fn running_by_config(
+    pool: &Pool,
+) -> Result<HashMap<(String, Option<String>), i64>, DbError> {
+    let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
+        "SELECT pipeline_name, run_config_id, COUNT(*) FROM runs WHERE status = 'RUNNING'
+         GROUP BY pipeline_name, run_config_id",
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().collect())
+    Ok(rows.into_iter().map(|(p, c, n)| ((p, c), n)).collect())
+}
+
+/// Queued or running runs of a pipeline (any run configuration), oldest first.
+pub async fn active_of_pipeline(pool: &Pool, pipeline: &str) -> Result<Vec<Run>, DbError> {
+    Ok(sqlx::query_as::<_, Run>(
+        "SELECT * FROM runs WHERE pipeline_name = ? AND status IN ('PENDING', 'RUNNING') ORDER BY started_at",
+    )
+    .bind(pipeline)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Runs started by `parent`'s end (downstream triggers).
+pub async fn children(pool: &Pool, parent: &str) -> Result<Vec<Run>, DbError> {
+    Ok(sqlx::query_as::<_, Run>(
+        "SELECT * FROM runs WHERE parent_run_id = ? ORDER BY started_at LIMIT 100",
+    )
+    .bind(parent)
+    .fetch_all(pool)
+    .await?)
 }
 
 /// Marks one queued run RUNNING; `None` if it is no longer queued (e.g. cancelled).
@@ -212,7 +264,7 @@ pub async fn queued_ahead(pool: &Pool, run: &Run) -> Result<i64, DbError> {
 
 /// Records a cancel: PENDING or RUNNING become INTERRUPTED/cancelled. Returns the
 /// status the run had, or `None` if it had already finished.
-pub async fn cancel(pool: &Pool, id: &str) -> Result<Option<RunStatus>, DbError> {
+pub async fn cancel(pool: &Pool, id: &str, reason: &str) -> Result<Option<RunStatus>, DbError> {
     // IMMEDIATE: it reads, then writes. A deferred transaction would have to upgrade
     // its lock, which SQLite refuses at once (SQLITE_BUSY) instead of waiting.
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -224,9 +276,10 @@ pub async fn cancel(pool: &Pool, id: &str) -> Result<Option<RunStatus>, DbError>
         return Ok(None);
     };
     sqlx::query(
-        "UPDATE runs SET status = 'INTERRUPTED', error_type = 'cancelled', error_message = 'cancelled by a user',
+        "UPDATE runs SET status = 'INTERRUPTED', error_type = 'cancelled', error_message = ?,
                          finished_at = ? WHERE id = ?",
     )
+    .bind(reason)
     .bind(Utc::now())
     .bind(id)
     .execute(&mut *tx)

@@ -215,6 +215,48 @@ impl<'a> FieldReader<'a> {
         }
     }
 
+    /// A date or date-time bound of a schedule, read in the schedule's time zone
+    /// (see [`super::timing::parse_instant`]).
+    pub fn instant(
+        &mut self,
+        key: &str,
+        tz: chrono_tz::Tz,
+        edge: super::timing::DayEdge,
+    ) -> Option<DateTime<Utc>> {
+        let text = self.string(key)?;
+        match super::timing::parse_instant(&text, tz, edge) {
+            Ok(dt) => Some(dt),
+            Err(message) => {
+                self.error(key, message);
+                None
+            }
+        }
+    }
+
+    /// An IANA time zone name; `None` (with an error) if unknown.
+    pub fn timezone(&mut self, key: &str) -> Option<chrono_tz::Tz> {
+        let text = self.non_empty_string(key)?;
+        match super::timing::parse_timezone(&text) {
+            Ok(tz) => Some(tz),
+            Err(message) => {
+                self.error(key, message);
+                None
+            }
+        }
+    }
+
+    /// One of a fixed set of words, parsed by `parse`.
+    pub fn policy<T>(&mut self, key: &str, parse: fn(&str) -> Result<T, String>) -> Option<T> {
+        let text = self.string(key)?;
+        match parse(&text) {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.error(key, message);
+                None
+            }
+        }
+    }
+
     /// A list of at most `max_items` strings.
     pub fn string_list(&mut self, key: &str, max_items: usize) -> Vec<String> {
         let Some(value) = self.take(key) else {

@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::fields::{FieldIssue, FieldReader, MemorySize, shown};
 use super::nested::{check_cron, read_downstream, read_retry_strategy, read_schedule, small};
 use super::ranges;
+use super::timing::{Catchup, DayEdge, Overlap};
 
 /// Retry timing between attempts, as in Fast-Flow.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -39,6 +40,10 @@ pub struct ScheduleSpec {
     pub schedule_interval_seconds: Option<u64>,
     pub schedule_start: Option<DateTime<Utc>>,
     pub schedule_end: Option<DateTime<Utc>>,
+    /// This entry's own time zone, catch-up and overlap policies (else the pipeline's).
+    pub schedule_timezone: Option<String>,
+    pub catchup: Option<Catchup>,
+    pub overlap: Option<Overlap>,
     pub enabled: bool,
     pub default_env: BTreeMap<String, String>,
     #[serde(skip)]
@@ -136,6 +141,10 @@ pub struct PipelineMetadata {
     pub schedule_start: Option<DateTime<Utc>>,
     pub schedule_end: Option<DateTime<Utc>>,
     pub run_once_at: Option<DateTime<Utc>>,
+    /// IANA zone of the cron expression and of date-times written without an offset; UTC if absent.
+    pub schedule_timezone: Option<String>,
+    pub catchup: Option<Catchup>,
+    pub overlap: Option<Overlap>,
     pub schedules: Vec<ScheduleSpec>,
     pub downstream_triggers: Vec<DownstreamTrigger>,
     pub max_instances: Option<u32>,
@@ -166,6 +175,9 @@ impl Default for PipelineMetadata {
             schedule_start: None,
             schedule_end: None,
             run_once_at: None,
+            schedule_timezone: None,
+            catchup: None,
+            overlap: None,
             schedules: Vec::new(),
             downstream_triggers: Vec::new(),
             max_instances: None,
@@ -231,6 +243,7 @@ pub fn parse_metadata(text: &str) -> ParsedMetadata {
         .collect();
     parsed.errors = errors;
     check_consistency(&parsed.metadata, &mut parsed.errors);
+    collect_warnings(&parsed.metadata, &mut parsed.warnings);
     parsed
 }
 
@@ -244,6 +257,9 @@ fn json_reason(e: &serde_json::Error) -> String {
 }
 
 fn read_fields(r: &mut FieldReader<'_>) -> PipelineMetadata {
+    // The zone comes first: it gives meaning to the date-times below.
+    let tz = r.timezone("schedule_timezone");
+    let zone = tz.unwrap_or(chrono_tz::UTC);
     let mut m = PipelineMetadata {
         limits: ResourceLimits::read(r),
         timeout: r.integer_in("timeout", &ranges::TIMEOUT),
@@ -260,9 +276,12 @@ fn read_fields(r: &mut FieldReader<'_>) -> PipelineMetadata {
         webhook_key: r.non_empty_string("webhook_key"),
         schedule_cron: r.string("schedule_cron"),
         schedule_interval_seconds: r.integer_in("schedule_interval_seconds", &ranges::INTERVAL),
-        schedule_start: r.datetime("schedule_start"),
-        schedule_end: r.datetime("schedule_end"),
-        run_once_at: r.datetime("run_once_at"),
+        schedule_start: r.instant("schedule_start", zone, DayEdge::Start),
+        schedule_end: r.instant("schedule_end", zone, DayEdge::End),
+        run_once_at: r.instant("run_once_at", zone, DayEdge::Start),
+        schedule_timezone: tz.map(|t| t.name().to_string()),
+        catchup: r.policy("catchup", Catchup::parse),
+        overlap: r.policy("overlap", Overlap::parse),
         schedules: Vec::new(),
         downstream_triggers: Vec::new(),
         max_instances: r
@@ -272,8 +291,9 @@ fn read_fields(r: &mut FieldReader<'_>) -> PipelineMetadata {
         pipeline_type: r.non_empty_string("type"),
         restart_on_crash: r.bool("restart_on_crash").unwrap_or(false),
         restart_cooldown: r.integer_in("restart_cooldown", &ranges::RESTART_COOLDOWN),
-        restart_interval: r.non_empty_string("restart_interval"),
+        restart_interval: None,
     };
+    m.restart_interval = read_restart_interval(r);
     match m.pipeline_type.as_deref() {
         None | Some("script") => {}
         Some("notebook") => r.error(
@@ -295,7 +315,7 @@ fn read_fields(r: &mut FieldReader<'_>) -> PipelineMetadata {
         check_cron(cron, "schedule_cron", r);
     }
     for (path, obj) in r.object_list("schedules", ranges::MAX_SCHEDULES) {
-        m.schedules.push(read_schedule(obj, &path, r.errors));
+        m.schedules.push(read_schedule(obj, &path, zone, r.errors));
     }
     m.downstream_triggers = read_downstream(r);
     if let Some(v) = &m.python_version
@@ -307,6 +327,29 @@ fn read_fields(r: &mut FieldReader<'_>) -> PipelineMetadata {
         );
     }
     m
+}
+
+/// `restart_interval`: a cron expression, or a number of seconds (as in Fast-Flow).
+fn read_restart_interval(r: &mut FieldReader<'_>) -> Option<String> {
+    let text = match r.take("restart_interval")? {
+        Value::String(s) if !s.trim().is_empty() => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        other => {
+            r.error(
+                "restart_interval",
+                format!(
+                    "must be a cron expression or a number of seconds, got {}",
+                    super::fields::kind(&other)
+                ),
+            );
+            return None;
+        }
+    };
+    if let Err(message) = super::timing::parse_restart_interval(&text) {
+        r.error("restart_interval", message);
+        return None;
+    }
+    Some(text)
 }
 
 fn check_consistency(m: &PipelineMetadata, errors: &mut Vec<FieldIssue>) {
@@ -323,8 +366,58 @@ fn check_consistency(m: &PipelineMetadata, errors: &mut Vec<FieldIssue>) {
     {
         err("schedule_end", "must be after schedule_start".into());
     }
-    if m.schedule_cron.is_some() && m.schedule_interval_seconds.is_some() {
-        err("schedule_interval_seconds", "set either schedule_cron or schedule_interval_seconds, not both (use `schedules` for several)".into());
+    let mut ids = std::collections::BTreeSet::new();
+    for (i, s) in m.schedules.iter().enumerate() {
+        if !s.id.is_empty() && !ids.insert(s.id.as_str()) {
+            err(
+                &format!("schedules[{i}].id"),
+                format!("`{}` is used by an earlier schedule; ids must be unique", shown(&s.id)),
+            );
+        }
+    }
+    let mut keys: Vec<(String, &str)> = Vec::new();
+    if let Some(k) = &m.webhook_key {
+        keys.push(("webhook_key".into(), k));
+    }
+    for (i, s) in m.schedules.iter().enumerate() {
+        if let Some(k) = &s.webhook_key {
+            keys.push((format!("schedules[{i}].webhook_key"), k));
+        }
+    }
+    for (i, (field, key)) in keys.iter().enumerate() {
+        if let Some((first, _)) = keys[..i].iter().find(|(_, k)| k == key) {
+            // The key would not say which run configuration to use.
+            err(field, format!("is the same as {first}; webhook keys must differ"));
+        }
+    }
+}
+
+/// Problems that do not stop the pipeline from running.
+fn collect_warnings(m: &PipelineMetadata, warnings: &mut Vec<FieldIssue>) {
+    let mut warn = |field: &str, message: &str| {
+        warnings.push(FieldIssue {
+            file: None,
+            field: field.into(),
+            message: message.into(),
+        })
+    };
+    if m.schedule_cron.is_some() && m.schedule_interval_seconds.is_some() && m.schedules.is_empty() {
+        warn(
+            "schedule_interval_seconds",
+            "ignored: schedule_cron is also set, and cron wins (as in Fast-Flow)",
+        );
+    }
+    if !m.schedules.is_empty() {
+        for (field, set) in [
+            ("schedule_cron", m.schedule_cron.is_some()),
+            ("schedule_interval_seconds", m.schedule_interval_seconds.is_some()),
+            ("schedule_start", m.schedule_start.is_some()),
+            ("schedule_end", m.schedule_end.is_some()),
+        ] {
+            if set {
+                warn(field, "ignored: `schedules` is set, so only its entries fire");
+            }
+        }
     }
 }
 

@@ -9,6 +9,9 @@ pub mod host;
 pub mod metadata;
 mod nested;
 pub mod ranges;
+mod run_config;
+pub mod timing;
+pub mod timing_words;
 mod units;
 mod watch;
 
@@ -19,6 +22,7 @@ pub use discovery::{Pipeline, Snapshot, is_valid_pipeline_name, scan};
 pub use fields::FieldIssue;
 pub use host::HostResources;
 pub use metadata::PipelineMetadata;
+pub use run_config::known_list;
 pub use watch::PipelinesWatch;
 
 /// The current view of `PIPELINES_DIR`, swapped whole after each scan.
@@ -31,6 +35,8 @@ pub struct PipelineRegistry {
     current: RwLock<Arc<Snapshot>>,
     /// Serialises scans so two refreshes never interleave their writes.
     scan_lock: tokio::sync::Mutex<()>,
+    /// Counts published snapshots; the scheduler waits on it to follow pipeline.json.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 impl PipelineRegistry {
@@ -43,7 +49,13 @@ impl PipelineRegistry {
             watch_problem: RwLock::new(None),
             current: RwLock::new(Arc::new(snapshot)),
             scan_lock: tokio::sync::Mutex::new(()),
+            generation: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Changes each time a new snapshot is published.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     pub fn root(&self) -> &Path {
@@ -111,6 +123,7 @@ impl PipelineRegistry {
         });
         tracing::info!(valid, invalid, dir = %self.root.display(), "pipelines discovered");
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = snapshot.clone();
+        self.generation.send_modify(|g| *g = g.wrapping_add(1));
         snapshot
     }
 }

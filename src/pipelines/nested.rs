@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use super::fields::{FieldIssue, FieldReader, shown};
 use super::metadata::{DownstreamTrigger, ResourceLimits, RetryStrategy, ScheduleSpec};
 use super::ranges;
+use super::timing::{Catchup, DayEdge, Overlap};
 
 /// A value already checked against a range that fits in `u32`.
 pub(super) fn small(v: u64) -> u32 {
@@ -14,11 +15,8 @@ pub(super) fn small(v: u64) -> u32 {
 }
 
 pub(super) fn check_cron(expr: &str, key: &str, r: &mut FieldReader<'_>) {
-    if let Err(e) = expr.parse::<croner::Cron>() {
-        r.error(
-            key,
-            format!("`{}` is not a valid cron expression: {e}", shown(expr)),
-        );
+    if let Err(message) = super::timing::parse_cron(expr) {
+        r.error(key, message);
     }
 }
 
@@ -91,18 +89,25 @@ pub(super) fn read_retry_strategy(
     strategy
 }
 
+/// One `schedules[]` entry; `pipeline_zone` applies unless it sets its own.
 pub(super) fn read_schedule(
     obj: Map<String, Value>,
     prefix: &str,
+    pipeline_zone: chrono_tz::Tz,
     errors: &mut Vec<FieldIssue>,
 ) -> ScheduleSpec {
     let mut r = FieldReader::new(obj, prefix, errors);
+    let own_zone = r.timezone("schedule_timezone");
+    let zone = own_zone.unwrap_or(pipeline_zone);
     let mut spec = ScheduleSpec {
         id: r.non_empty_string("id").unwrap_or_default(),
         schedule_cron: r.string("schedule_cron"),
         schedule_interval_seconds: r.integer_in("schedule_interval_seconds", &ranges::INTERVAL),
-        schedule_start: r.datetime("schedule_start"),
-        schedule_end: r.datetime("schedule_end"),
+        schedule_start: r.instant("schedule_start", zone, DayEdge::Start),
+        schedule_end: r.instant("schedule_end", zone, DayEdge::End),
+        schedule_timezone: own_zone.map(|t| t.name().to_string()),
+        catchup: r.policy("catchup", Catchup::parse),
+        overlap: r.policy("overlap", Overlap::parse),
         enabled: r.bool("enabled").unwrap_or(true),
         default_env: r.string_map("default_env"),
         encrypted_env: r.string_map("encrypted_env"),
@@ -127,8 +132,16 @@ pub(super) fn read_schedule(
     if let Some(c) = &spec.schedule_cron {
         check_cron(c, "schedule_cron", &mut r);
     }
-    if spec.schedule_cron.is_none() && spec.schedule_interval_seconds.is_none() {
-        r.error("", "needs `schedule_cron` or `schedule_interval_seconds`");
+    if spec.schedule_cron.is_some() && spec.schedule_interval_seconds.is_some() {
+        r.error(
+            "schedule_interval_seconds",
+            "set either schedule_cron or schedule_interval_seconds in one schedule, not both",
+        );
+    }
+    if let (Some(start), Some(end)) = (spec.schedule_start, spec.schedule_end)
+        && end <= start
+    {
+        r.error("schedule_end", "must be after schedule_start");
     }
     r.reject_leftovers("schedule");
     spec

@@ -51,7 +51,11 @@ impl Runner {
 
     async fn start_what_fits(&self) -> Result<(), db::DbError> {
         let max_total = self.deps.config.max_concurrent_runs as i64;
-        let mut running = db::runs::running_counts(&self.deps.pool).await?;
+        let mut by_config = db::runs::running_by_config(&self.deps.pool).await?;
+        let mut running: std::collections::HashMap<String, i64> = Default::default();
+        for ((pipeline, _), n) in &by_config {
+            *running.entry(pipeline.clone()).or_default() += n;
+        }
         let mut total: i64 = running.values().sum();
         if total >= max_total {
             return Ok(());
@@ -83,9 +87,18 @@ impl Runner {
             if limit.is_some_and(|l| of_pipeline >= l as i64) {
                 continue; // FIFO within the pipeline; other pipelines may go ahead.
             }
+            let job = (
+                candidate.pipeline_name.clone(),
+                candidate.run_config_id.clone(),
+            );
+            // Overlap "queue": one run of a job at a time, in slot order.
+            if candidate.wait_for_previous && by_config.get(&job).is_some_and(|n| *n > 0) {
+                continue;
+            }
             let Some(run) = db::runs::claim(&self.deps.pool, &candidate.id).await? else {
                 continue;
             };
+            *by_config.entry(job).or_default() += 1;
             *running.entry(run.pipeline_name.clone()).or_default() += 1;
             total += 1;
             self.spawn_executor(run, None);

@@ -12,7 +12,7 @@ use super::container_run::{Ended, Exec, NotFinished};
 use super::log_pump::RunLog;
 use super::logs::{LogSummary, LogWriter, log_path};
 use super::outcome::{cancelled, failure};
-use super::{Runner, RunnerDeps, container_spec, engine, retry};
+use super::{Runner, RunnerDeps, container_spec, engine};
 use crate::db::{self, Run, RunOutcome};
 use crate::pipelines::Pipeline;
 use crate::run_status::{ErrorType, RunStatus};
@@ -46,15 +46,8 @@ async fn drive(runner: Runner, run: Run, existing: Option<String>) {
     if let Some(id) = container {
         remove_container(&deps, id).await;
     }
-    let Some(pipeline) = pipeline else { return };
-    let max_retries = pipeline
-        .metadata
-        .retry_attempts
-        .unwrap_or(deps.config.retry_attempts);
-    if retry::should_retry(&run, status, outcome.error_type, max_retries)
-        && let Err(e) = retry::schedule(&runner, &pipeline, &run).await
-    {
-        tracing::error!(run = %run.id, error = %e, "could not schedule the retry");
+    if let Some(pipeline) = pipeline {
+        super::followups::after_final(&runner, &pipeline, &run, status, outcome.error_type).await;
     }
 }
 
@@ -100,21 +93,27 @@ async fn handle(
             ErrorType::PipelineError,
             format!("pipeline is invalid: {}", p.error_lines().join("; ")),
         ))),
-        Some(p) => {
-            let limits =
-                super::limits::for_run(&p.metadata.limits, &deps.config, deps.registry.host());
-            let exec = Exec {
-                deps,
-                run,
-                pipeline: p,
-                limits: &limits,
-                cancel,
-            };
-            match existing {
-                None => exec.start(&mut log).await,
-                Some(container) => exec.reattach(&mut log, container).await,
+        Some(p) => match p.with_run_config(run.run_config_id.as_deref()) {
+            Err(message) => Ok(Ended::without_container(failure(
+                ErrorType::PipelineError,
+                message,
+            ))),
+            Ok(p) => {
+                let limits =
+                    super::limits::for_run(&p.metadata.limits, &deps.config, deps.registry.host());
+                let exec = Exec {
+                    deps,
+                    run,
+                    pipeline: &p,
+                    limits: &limits,
+                    cancel,
+                };
+                match existing {
+                    None => exec.start(&mut log).await,
+                    Some(container) => exec.reattach(&mut log, container).await,
+                }
             }
-        }
+        },
     };
     let mut ended = match result {
         Ok(ended) => ended,

@@ -8,6 +8,8 @@ pub mod engine;
 mod engine_copy;
 pub mod engine_state;
 mod executor;
+mod followups;
+pub use followups::DEFAULT_RESTART_COOLDOWN;
 pub mod hub;
 pub mod limits;
 mod log_pump;
@@ -72,6 +74,12 @@ pub enum TriggerError {
     UnknownPipeline(String),
     #[error("run `{0}` not found")]
     UnknownRun(String),
+    #[error("pipeline `{pipeline}` has no run configuration `{id}` (known: {known})")]
+    UnknownRunConfig {
+        pipeline: String,
+        id: String,
+        known: String,
+    },
     #[error(transparent)]
     Override(#[from] overrides::OverrideError),
     #[error(transparent)]
@@ -97,6 +105,30 @@ pub struct RunLink {
     pub attempt: i64,
     pub previous_run_id: Option<String>,
     pub not_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Wait until no other run of the same pipeline and run configuration runs.
+    pub wait_for_previous: bool,
+}
+
+/// Who asks for a run, and with what.
+#[derive(Debug, Clone, Default)]
+pub struct TriggerRequest {
+    pub env_vars: BTreeMap<String, String>,
+    pub parameters: BTreeMap<String, String>,
+    /// `manual`, `api`, `webhook`, `scheduler`, `downstream`, `daemon_restart`, …
+    pub triggered_by: String,
+    /// A `schedules[].id` whose settings the run uses.
+    pub run_config_id: Option<String>,
+    /// The run whose end started this one.
+    pub parent_run_id: Option<String>,
+}
+
+impl TriggerRequest {
+    pub fn new(triggered_by: &str) -> Self {
+        Self {
+            triggered_by: triggered_by.to_string(),
+            ..Default::default()
+        }
+    }
 }
 
 /// The handle the web layer uses to start and stop runs.
@@ -127,28 +159,39 @@ impl Runner {
     pub async fn trigger(
         &self,
         pipeline: &Pipeline,
-        env_vars: BTreeMap<String, String>,
-        parameters: BTreeMap<String, String>,
-        triggered_by: &str,
+        request: TriggerRequest,
     ) -> Result<Run, TriggerError> {
-        overrides::check("env_vars", &env_vars)?;
-        overrides::check("parameters", &parameters)?;
+        overrides::check("env_vars", &request.env_vars)?;
+        overrides::check("parameters", &request.parameters)?;
         let link = RunLink {
             attempt: 1,
             ..Default::default()
         };
-        self.enqueue(pipeline, env_vars, parameters, triggered_by, link)
-            .await
+        self.enqueue(pipeline, request, link).await
     }
 
     async fn enqueue(
         &self,
         pipeline: &Pipeline,
-        env_vars: BTreeMap<String, String>,
-        parameters: BTreeMap<String, String>,
-        triggered_by: &str,
+        request: TriggerRequest,
         link: RunLink,
     ) -> Result<Run, TriggerError> {
+        let new = self.prepare(pipeline, request, link)?;
+        let run = db::runs::insert(&self.deps.pool, &new).await?;
+        tracing::info!(run = %run.id, pipeline = %run.pipeline_name, triggered_by = %run.triggered_by,
+            run_config = ?run.run_config_id, "run queued");
+        self.wake();
+        Ok(run)
+    }
+
+    /// The row a trigger would write, after the checks every route shares; the
+    /// scheduler writes it together with its slot.
+    pub fn prepare(
+        &self,
+        pipeline: &Pipeline,
+        request: TriggerRequest,
+        link: RunLink,
+    ) -> Result<NewRun, TriggerError> {
         if !pipeline.is_valid() {
             return Err(TriggerError::Invalid(
                 pipeline.name.clone(),
@@ -158,25 +201,38 @@ impl Runner {
         if !pipeline.metadata.enabled {
             return Err(TriggerError::Disabled(pipeline.name.clone()));
         }
+        if let Some(id) = &request.run_config_id
+            && pipeline.run_config(id).is_none()
+        {
+            return Err(TriggerError::UnknownRunConfig {
+                pipeline: pipeline.name.clone(),
+                id: id.clone(),
+                known: crate::pipelines::known_list(&pipeline.run_config_ids()),
+            });
+        }
         let id = uuid::Uuid::now_v7().to_string();
         let log_file = logs::log_path(&self.deps.config.logs_dir, &id)
             .display()
             .to_string();
-        let new = NewRun {
+        Ok(NewRun {
             id,
             pipeline_name: pipeline.name.clone(),
-            triggered_by: triggered_by.to_string(),
-            env_vars,
-            parameters,
+            triggered_by: request.triggered_by,
+            env_vars: request.env_vars,
+            parameters: request.parameters,
             log_file,
             attempt: link.attempt.max(1),
             previous_run_id: link.previous_run_id,
             not_before: link.not_before,
-        };
-        let run = db::runs::insert(&self.deps.pool, &new).await?;
-        tracing::info!(run = %run.id, pipeline = %run.pipeline_name, %triggered_by, "run queued");
+            run_config_id: request.run_config_id,
+            parent_run_id: request.parent_run_id,
+            wait_for_previous: link.wait_for_previous,
+        })
+    }
+
+    /// Lets the dispatcher look at the queue now (after runs were written elsewhere).
+    pub fn wake(&self) {
         self.wake.notify_one();
-        Ok(run)
     }
 
     /// Starts a new run with the same environment and parameters as `id`.
@@ -202,16 +258,16 @@ impl Runner {
         let link = RunLink {
             attempt: 1,
             previous_run_id: Some(old.id.clone()),
-            not_before: None,
+            ..Default::default()
         };
-        self.enqueue(
-            &pipeline,
-            env,
-            old.parameters.0.clone(),
-            "manual_retry",
-            link,
-        )
-        .await
+        let request = TriggerRequest {
+            env_vars: env,
+            parameters: old.parameters.0.clone(),
+            triggered_by: "manual_retry".into(),
+            run_config_id: old.run_config_id.clone(),
+            parent_run_id: None,
+        };
+        self.enqueue(&pipeline, request, link).await
     }
 
     /// Cancels a queued or running run: it ends INTERRUPTED/cancelled. A running
@@ -219,8 +275,13 @@ impl Runner {
     /// depend on the database: if the row cannot be written now (a full disk), a run
     /// executing here is stopped anyway and its executor stores INTERRUPTED later.
     pub async fn cancel(&self, id: &str) -> Result<RunStatus, CancelError> {
+        self.cancel_because(id, "cancelled by a user").await
+    }
+
+    /// [`Runner::cancel`] with the reason the run records.
+    pub async fn cancel_because(&self, id: &str, reason: &str) -> Result<RunStatus, CancelError> {
         let token = self.deps.with_active(|m| m.get(id).cloned());
-        let before = match db::runs::cancel(&self.deps.pool, id).await {
+        let before = match db::runs::cancel(&self.deps.pool, id, reason).await {
             Ok(Some(before)) => before,
             Ok(None) => {
                 return match db::runs::get(&self.deps.pool, id).await? {

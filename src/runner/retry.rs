@@ -63,7 +63,12 @@ pub async fn schedule(
     failed: &Run,
 ) -> Result<Run, TriggerError> {
     let retry = failed.attempt as u32;
-    let wait = delay(pipeline.metadata.retry_strategy.as_ref(), retry);
+    // The strategy of the run's own configuration, if it sets one.
+    let strategy = pipeline
+        .with_run_config(failed.run_config_id.as_deref())
+        .ok()
+        .and_then(|p| p.metadata.retry_strategy.clone());
+    let wait = delay(strategy.as_ref(), retry);
     let mut env = failed.env_vars.0.clone();
     env.insert("_fastflow_retry_count".into(), retry.to_string());
     env.insert("_fastflow_previous_run_id".into(), failed.id.clone());
@@ -78,16 +83,16 @@ pub async fn schedule(
         attempt: failed.attempt + 1,
         previous_run_id: Some(failed.id.clone()),
         not_before: Some(not_before),
+        wait_for_previous: failed.wait_for_previous,
     };
-    let run = runner
-        .enqueue(
-            pipeline,
-            env,
-            failed.parameters.0.clone(),
-            &format!("{base_trigger}_retry"),
-            link,
-        )
-        .await?;
+    let request = super::TriggerRequest {
+        env_vars: env,
+        parameters: failed.parameters.0.clone(),
+        triggered_by: format!("{base_trigger}_retry"),
+        run_config_id: failed.run_config_id.clone(),
+        parent_run_id: failed.parent_run_id.clone(),
+    };
+    let run = runner.enqueue(pipeline, request, link).await?;
     tracing::info!(run = %run.id, previous = %failed.id, attempt = run.attempt, delay_s = wait.as_secs_f64(), "retry scheduled");
     Ok(run)
 }

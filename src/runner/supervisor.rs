@@ -131,8 +131,7 @@ mod tests {
             parameters: Default::default(),
             log_file: "r1.log".into(),
             attempt: 1,
-            previous_run_id: None,
-            not_before: None,
+            ..Default::default()
         };
         db::runs::insert(pool, &new).await.unwrap();
         db::runs::claim(pool, "r1").await.unwrap().unwrap();

@@ -26,6 +26,12 @@ pub enum AppError {
     /// A cap is reached (e.g. live streams); try again later.
     #[error("{0}")]
     Unavailable(String),
+    /// The credentials (e.g. a webhook key) are wrong.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A rate limit is reached; the client should slow down.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// Logged with its cause; the client only learns that something failed.
     #[error("internal error")]
     Internal(String),
@@ -46,6 +52,8 @@ impl AppError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,6 +89,7 @@ impl From<TriggerError> for AppError {
             TriggerError::UnknownPipeline(_) | TriggerError::UnknownRun(_) => {
                 Self::NotFound(e.to_string())
             }
+            TriggerError::UnknownRunConfig { .. } => Self::BadRequest(e.to_string()),
             TriggerError::Override(_) => Self::BadRequest(e.to_string()),
             TriggerError::Db(db) => db.into(),
         }

@@ -1,7 +1,7 @@
 //! The HTTP surface: server-rendered pages and their fragments, live log
 //! streams (SSE), the JSON API under `/api`, static assets and `/health`.
 
-mod api;
+pub mod api;
 mod assets;
 mod charts;
 mod error;
@@ -40,6 +40,9 @@ pub struct AppState {
     pub started: Instant,
     /// One permit per open live stream (`MAX_SSE_STREAMS`).
     pub sse_slots: Arc<tokio::sync::Semaphore>,
+    pub scheduler: crate::scheduler::Scheduler,
+    /// `WEBHOOK_RATE_LIMIT` per client address.
+    pub webhook_limiter: Arc<api::webhooks::Limiter>,
 }
 
 impl AppState {

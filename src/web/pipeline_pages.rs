@@ -16,6 +16,7 @@ use super::views::{PipelineRow, RunRow};
 use super::{AppError, AppState, is_htmx};
 use crate::db::{self, RunFilter};
 use crate::pipelines::Pipeline;
+use crate::runner::TriggerRequest;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -269,10 +270,16 @@ fn cores(c: f64) -> String {
 struct RunForm {
     #[serde(default)]
     env: String,
+    #[serde(default)]
+    parameters: String,
+    /// A `schedules[].id`; empty means the pipeline's own settings.
+    #[serde(default)]
+    run_config_id: String,
 }
 
-/// `KEY=value` per line; blank lines and `#` comments are skipped.
-fn parse_env_lines(text: &str) -> Result<BTreeMap<String, String>, AppError> {
+/// `KEY=value` per line; blank lines and `#` comments are skipped. `what` names
+/// the form field in messages.
+fn parse_env_lines(text: &str, what: &str) -> Result<BTreeMap<String, String>, AppError> {
     let mut env = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -281,14 +288,14 @@ fn parse_env_lines(text: &str) -> Result<BTreeMap<String, String>, AppError> {
         }
         let Some((key, value)) = line.split_once('=') else {
             return Err(AppError::BadRequest(format!(
-                "environment line {}: expected KEY=value",
+                "{what} line {}: expected KEY=value",
                 i + 1
             )));
         };
         let key = key.trim();
         if !crate::pipelines::fields::is_env_name(key) {
             return Err(AppError::BadRequest(format!(
-                "environment line {}: `{}` is not a valid variable name",
+                "{what} line {}: `{}` is not a valid variable name",
                 i + 1,
                 crate::pipelines::fields::shown(key)
             )));
@@ -297,7 +304,7 @@ fn parse_env_lines(text: &str) -> Result<BTreeMap<String, String>, AppError> {
         // Stop early: the runner refuses more anyway, and a huge form should cost nothing.
         if env.len() > crate::runner::overrides::MAX_KEYS {
             return Err(AppError::BadRequest(format!(
-                "at most {} environment variables can be given",
+                "at most {} {what} values can be given",
                 crate::runner::overrides::MAX_KEYS
             )));
         }
@@ -312,13 +319,20 @@ async fn run_from_form(
     Form(form): Form<RunForm>,
 ) -> Result<Response, AppError> {
     let p = find(&state, &name)?;
-    let env = parse_env_lines(&form.env)?;
+    let env = parse_env_lines(&form.env, "environment")?;
+    let parameters = parse_env_lines(&form.parameters, "parameters")?;
     // Checked here too, so the message names the variable as the form shows it.
     crate::runner::overrides::check("", &env).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    let run = state
-        .runner
-        .trigger(&p, env, BTreeMap::new(), "manual")
-        .await?;
+    crate::runner::overrides::check("", &parameters)
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let run_config_id = Some(form.run_config_id.trim().to_string()).filter(|s| !s.is_empty());
+    let request = TriggerRequest {
+        env_vars: env,
+        parameters,
+        run_config_id,
+        ..TriggerRequest::new("manual")
+    };
+    let run = state.runner.trigger(&p, request).await?;
     let target = format!("/runs/{}", run.id);
     if is_htmx(&headers) {
         return Ok(([("HX-Redirect", target)], "").into_response());
@@ -332,10 +346,11 @@ mod tests {
 
     #[test]
     fn env_lines() {
-        let env = parse_env_lines("A=1\n# comment\n\nB = two=2\n").unwrap();
+        let env = parse_env_lines("A=1\n# comment\n\nB = two=2\n", "environment").unwrap();
         assert_eq!(env["A"], "1");
         assert_eq!(env["B"], " two=2");
-        assert!(parse_env_lines("novalue").is_err());
-        assert!(parse_env_lines("1X=2").is_err());
+        assert!(parse_env_lines("novalue", "environment").is_err());
+        let err = parse_env_lines("1X=2", "parameters").unwrap_err().to_string();
+        assert!(err.contains("parameters line 1"), "{err}");
     }
 }

@@ -16,6 +16,7 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tower::ServiceExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -41,7 +42,7 @@ pub async fn serve(
         .keep_alive(true);
     let mut accept_errors = 0u32;
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => { accept_errors = 0; a }
@@ -66,7 +67,14 @@ pub async fn serve(
             inner: stream,
             activity: activity.clone(),
         });
-        let service = TowerToHyperService::new(router.clone());
+        // Handlers that key on the client (webhook rate limits) read its address here.
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
         let conn = graceful.watch(http.serve_connection(io, service));
         let idle = limits.idle_timeout;
         tokio::spawn(async move {

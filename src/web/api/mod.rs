@@ -5,7 +5,9 @@
 mod logs;
 pub(super) mod pipelines;
 mod runs;
+mod scheduler;
 mod system;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 
@@ -24,6 +26,8 @@ pub fn router() -> Router<AppState> {
         .merge(pipelines::router())
         .merge(runs::router())
         .merge(logs::router())
+        .merge(scheduler::router())
+        .merge(webhooks::router())
         .merge(system::router())
 }
 
@@ -57,6 +61,8 @@ pub(super) fn run_json(run: &Run, detail: bool) -> Value {
         "attempt": run.attempt,
         "previous_run_id": run.previous_run_id,
         "not_before": run.not_before,
+        "run_config_id": run.run_config_id,
+        "parent_run_id": run.parent_run_id,
     });
     if detail {
         let masked: BTreeMap<&str, &str> = run

@@ -13,6 +13,7 @@ use super::{ApiQuery, JsonBody, check_limit, run_json};
 use crate::db::run_stats::PipelineRunStats;
 use crate::db::{self, RunFilter};
 use crate::pipelines::{FieldIssue, Pipeline, PipelineMetadata};
+use crate::runner::TriggerRequest;
 use crate::web::{ApiError, AppError, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -97,13 +98,19 @@ async fn get_pipeline(
 }
 
 #[derive(Debug, Default)]
-struct TriggerBody {
-    env_vars: BTreeMap<String, String>,
-    parameters: BTreeMap<String, String>,
+pub(super) struct TriggerBody {
+    pub env_vars: BTreeMap<String, String>,
+    pub parameters: BTreeMap<String, String>,
+    pub run_config_id: Option<String>,
 }
 
-/// `{"env_vars": {...}, "parameters": {...}}`; limits and names are checked by the runner.
-fn parse_trigger_body(value: Option<Value>) -> Result<TriggerBody, AppError> {
+/// `{"env_vars": {...}, "parameters": {...}, "run_config_id": "..."}`; limits and
+/// names are checked by the runner. A webhook's key selects its run configuration,
+/// so its body may not name one (`allow_run_config`).
+pub(super) fn parse_trigger_body(
+    value: Option<Value>,
+    allow_run_config: bool,
+) -> Result<TriggerBody, AppError> {
     let Some(value) = value else {
         return Ok(TriggerBody::default());
     };
@@ -139,17 +146,40 @@ fn parse_trigger_body(value: Option<Value>) -> Result<TriggerBody, AppError> {
         }
         Ok(out)
     };
-    let body = TriggerBody {
-        env_vars: take("env_vars")?,
-        parameters: take("parameters")?,
+    let env_vars = take("env_vars")?;
+    let parameters = take("parameters")?;
+    let run_config_id = match obj.remove("run_config_id") {
+        Some(Value::String(id)) if allow_run_config && !id.trim().is_empty() => Some(id),
+        None | Some(Value::Null) => None,
+        Some(Value::String(_)) if allow_run_config => None,
+        Some(_) if allow_run_config => {
+            return Err(AppError::BadRequest(
+                "`run_config_id` must be the id of one of the pipeline's `schedules`".into(),
+            ));
+        }
+        Some(_) => {
+            return Err(AppError::BadRequest(
+                "unknown field `run_config_id`: a webhook's key selects the run configuration"
+                    .into(),
+            ));
+        }
+    };
+    let expected = if allow_run_config {
+        "env_vars, parameters, run_config_id"
+    } else {
+        "env_vars, parameters"
     };
     if let Some(unknown) = obj.keys().next() {
         return Err(AppError::BadRequest(format!(
-            "unknown field `{}` (expected env_vars, parameters)",
+            "unknown field `{}` (expected {expected})",
             crate::pipelines::fields::shown(unknown)
         )));
     }
-    Ok(body)
+    Ok(TriggerBody {
+        env_vars,
+        parameters,
+        run_config_id,
+    })
 }
 
 async fn run_pipeline(
@@ -158,11 +188,14 @@ async fn run_pipeline(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let p = find(&state, &name)?;
-    let body = parse_trigger_body(body)?;
-    let run = state
-        .runner
-        .trigger(&p, body.env_vars, body.parameters, "api")
-        .await?;
+    let body = parse_trigger_body(body, true)?;
+    let request = TriggerRequest {
+        env_vars: body.env_vars,
+        parameters: body.parameters,
+        run_config_id: body.run_config_id,
+        ..TriggerRequest::new("api")
+    };
+    let run = state.runner.trigger(&p, request).await?;
     Ok(Json(run_json(&run, false)).into_response())
 }
 
@@ -193,10 +226,11 @@ mod tests {
 
     #[test]
     fn trigger_bodies() {
-        assert!(parse_trigger_body(None).unwrap().env_vars.is_empty());
-        let b = parse_trigger_body(Some(
-            serde_json::json!({"env_vars": {"A": "1", "N": 2}, "parameters": null}),
-        ))
+        assert!(parse_trigger_body(None, true).unwrap().env_vars.is_empty());
+        let b = parse_trigger_body(
+            Some(serde_json::json!({"env_vars": {"A": "1", "N": 2}, "parameters": null})),
+            true,
+        )
         .unwrap();
         assert_eq!(b.env_vars["N"], "2");
         for bad in [
@@ -205,7 +239,16 @@ mod tests {
             serde_json::json!({"x": {}}),
             serde_json::json!({"env_vars": {"A": [1]}}),
         ] {
-            assert!(parse_trigger_body(Some(bad.clone())).is_err(), "{bad}");
+            assert!(parse_trigger_body(Some(bad.clone()), true).is_err(), "{bad}");
         }
+        let with_config = serde_json::json!({"run_config_id": "prod"});
+        assert_eq!(
+            parse_trigger_body(Some(with_config.clone()), true)
+                .unwrap()
+                .run_config_id
+                .as_deref(),
+            Some("prod")
+        );
+        assert!(parse_trigger_body(Some(with_config), false).is_err());
     }
 }

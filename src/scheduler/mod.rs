@@ -1,0 +1,361 @@
+//! The scheduler: fires the jobs that pipeline.json declares, in this process.
+//! Each pass derives the jobs from the current pipelines ([`jobs`]), decides the
+//! fate of every due slot ([`plan`]), and writes each slot's ledger row in the
+//! same transaction as the run it starts (`db::schedule`), so a slot fires at
+//! most once and none disappears unrecorded. Between passes it sleeps until the
+//! next slot, a pipeline change or an override, and never longer than a minute
+//! (a wall-clock jump is noticed within that).
+
+pub mod jobs;
+mod plan;
+pub mod view;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::schedule::{JobRow, SlotAction, SlotResult, SlotWrite};
+use crate::db::{self, DbError, Pool};
+use crate::pipelines::timing::Overlap;
+use crate::pipelines::{PipelineRegistry, Snapshot};
+use crate::runner::{RunLink, Runner, TriggerRequest};
+use jobs::{JobKind, JobSpec};
+pub use plan::{MISFIRE_GRACE, PlannedSlot};
+
+/// The longest sleep between passes.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// Ledger rows written per transaction.
+const WRITES_PER_TRANSACTION: usize = 256;
+
+/// Jobs of one snapshot, and their stored rows.
+struct Current {
+    snapshot: Arc<Snapshot>,
+    specs: Arc<BTreeMap<String, JobSpec>>,
+    rows: HashMap<String, JobRow>,
+    synced: bool,
+}
+
+struct Inner {
+    runner: Runner,
+    pool: Pool,
+    registry: Arc<PipelineRegistry>,
+    process_start: DateTime<Utc>,
+    wake: Notify,
+    current: Mutex<Option<Current>>,
+}
+
+/// The handle the web layer and the wiring share.
+#[derive(Clone)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default)]
+pub struct PassReport {
+    /// Ledger rows written.
+    pub recorded: usize,
+    /// Runs queued.
+    pub started: usize,
+    /// The next slot of any job.
+    pub next_due: Option<DateTime<Utc>>,
+}
+
+impl Scheduler {
+    pub fn new(runner: Runner, pool: Pool, registry: Arc<PipelineRegistry>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                runner,
+                pool,
+                registry,
+                process_start: Utc::now(),
+                wake: Notify::new(),
+                current: Mutex::new(None),
+            }),
+        }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// The jobs of the current pipelines, by id (derived once per snapshot).
+    pub fn jobs(&self) -> Arc<BTreeMap<String, JobSpec>> {
+        let snapshot = self.inner.registry.snapshot();
+        let mut guard = self
+            .inner
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match guard.as_ref() {
+            Some(c) if Arc::ptr_eq(&c.snapshot, &snapshot) => c.specs.clone(),
+            _ => {
+                let specs = jobs::from_snapshot(&snapshot);
+                let rows = guard.take().map(|c| c.rows).unwrap_or_default();
+                *guard = Some(Current {
+                    snapshot,
+                    specs: specs.clone(),
+                    rows,
+                    synced: false,
+                });
+                specs
+            }
+        }
+    }
+
+    /// Stores a user's enable (`Some(true)`), disable (`Some(false)`) or "follow
+    /// pipeline.json" (`None`) for a job; `false` if no such job was ever seen.
+    pub async fn set_enabled(&self, id: &str, enabled: Option<bool>) -> Result<bool, DbError> {
+        let found = db::schedule::set_override(&self.inner.pool, id, enabled).await?;
+        if found {
+            let mut guard = self
+                .inner
+                .current
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(row) = guard.as_mut().and_then(|c| c.rows.get_mut(id)) {
+                row.enabled_override = enabled;
+            }
+            self.inner.wake.notify_one();
+        }
+        Ok(found)
+    }
+
+    /// Fires due slots until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut generation = self.inner.registry.subscribe();
+        loop {
+            let pass = std::panic::AssertUnwindSafe(self.pass_at(Utc::now())).catch_unwind();
+            let wait = match pass.await {
+                Ok(Ok(report)) => report
+                    .next_due
+                    .map_or(MAX_SLEEP, |t| (t - Utc::now()).to_std().unwrap_or_default())
+                    .min(MAX_SLEEP),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "scheduler pass failed; retrying in 1 s");
+                    Duration::from_secs(1)
+                }
+                Err(_) => {
+                    tracing::error!("a scheduler pass panicked; retrying in 1 s");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+                _ = generation.changed() => {}
+                _ = self.inner.wake.notified() => {}
+            }
+        }
+    }
+
+    /// One pass as if the time were `now`: every slot in (cursor, now] of every
+    /// job gets its ledger row. Tests call this with a controlled clock.
+    pub async fn pass_at(&self, now: DateTime<Utc>) -> Result<PassReport, DbError> {
+        let specs = self.jobs();
+        let (snapshot, rows) = self.synced_rows(&specs, now).await?;
+        let mut writes = Vec::new();
+        for spec in specs.values() {
+            let Some(row) = rows.get(&spec.id) else { continue };
+            let cursor = row.last_slot_time.map_or(row.defined_at, |t| t.max(row.defined_at));
+            let off = spec.off_reason(row.enabled_override);
+            let planned = plan::plan(spec, off.as_deref(), cursor, now, self.inner.process_start);
+            for slot in planned {
+                writes.push(self.to_write(spec, &snapshot, slot, now));
+            }
+        }
+        let mut report = PassReport::default();
+        let mut restarted = Vec::new();
+        for chunk in chunks(writes) {
+            let times: Vec<(String, DateTime<Utc>)> = chunk
+                .iter()
+                .map(|w| (w.job_id.clone(), w.scheduled_time))
+                .collect();
+            let results = db::schedule::record_slots(&self.inner.pool, chunk, now).await?;
+            self.advance_cursors(&times);
+            for ((job_id, _), result) in times.iter().zip(results) {
+                if let SlotResult::Recorded { run_id, .. } = result {
+                    report.recorded += 1;
+                    if let Some(run_id) = run_id {
+                        report.started += 1;
+                        if specs.get(job_id).is_some_and(|s| s.kind == JobKind::Restart) {
+                            restarted.push((specs[job_id].pipeline_name.clone(), run_id));
+                        }
+                    }
+                }
+            }
+        }
+        for (pipeline, new_run) in restarted {
+            self.stop_others(&pipeline, &new_run).await;
+        }
+        if report.started > 0 {
+            self.inner.runner.wake();
+        }
+        report.next_due = specs
+            .values()
+            .filter_map(|s| s.timing.next_after(now))
+            .min();
+        Ok(report)
+    }
+
+    /// Makes sure every job has its row (first sight, changed trigger) and returns the rows.
+    async fn synced_rows(
+        &self,
+        specs: &Arc<BTreeMap<String, JobSpec>>,
+        now: DateTime<Utc>,
+    ) -> Result<(Arc<Snapshot>, HashMap<String, JobRow>), DbError> {
+        let (snapshot, synced) = {
+            let guard = self
+                .inner
+                .current
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match guard.as_ref() {
+                Some(c) => (c.snapshot.clone(), c.synced.then(|| c.rows.clone())),
+                None => (self.inner.registry.snapshot(), None),
+            }
+        };
+        if let Some(rows) = synced {
+            return Ok((snapshot, rows));
+        }
+        let keys: Vec<_> = specs.values().map(JobSpec::key).collect();
+        let rows = db::schedule::sync_jobs(&self.inner.pool, &keys, now).await?;
+        let mut guard = self
+            .inner
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = guard.as_mut()
+            && Arc::ptr_eq(&c.specs, specs)
+        {
+            c.rows = rows.clone();
+            c.synced = true;
+        }
+        Ok((snapshot, rows))
+    }
+
+    fn advance_cursors(&self, written: &[(String, DateTime<Utc>)]) {
+        let mut guard = self
+            .inner
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(current) = guard.as_mut() else { return };
+        for (job_id, time) in written {
+            if let Some(row) = current.rows.get_mut(job_id) {
+                row.last_slot_time = Some(row.last_slot_time.map_or(*time, |t| t.max(*time)));
+            }
+        }
+    }
+
+    fn to_write(
+        &self,
+        spec: &JobSpec,
+        snapshot: &Snapshot,
+        slot: PlannedSlot,
+        now: DateTime<Utc>,
+    ) -> SlotWrite {
+        let action = match slot.decision {
+            plan::Decision::Record { outcome, reason } => SlotAction::Record { outcome, reason },
+            plan::Decision::Fire {
+                outcome,
+                reason,
+                queue_behind_previous,
+            } => match self.new_run(spec, snapshot, queue_behind_previous, now) {
+                Ok(run) => SlotAction::Fire {
+                    outcome,
+                    reason,
+                    run: Box::new(run),
+                    skip_if_active: spec.kind != JobKind::Restart
+                        && spec.overlap == Overlap::Skip
+                        && !queue_behind_previous,
+                },
+                Err(reason) => SlotAction::Record {
+                    outcome: "skipped_disabled",
+                    reason,
+                },
+            },
+        };
+        SlotWrite {
+            job_id: spec.id.clone(),
+            scheduled_time: slot.time,
+            action,
+        }
+    }
+
+    fn new_run(
+        &self,
+        spec: &JobSpec,
+        snapshot: &Snapshot,
+        queue_behind_previous: bool,
+        now: DateTime<Utc>,
+    ) -> Result<db::NewRun, String> {
+        let pipeline = snapshot
+            .pipelines
+            .get(&spec.pipeline_name)
+            .ok_or_else(|| format!("pipeline `{}` no longer exists", spec.pipeline_name))?;
+        let (triggered_by, not_before) = match spec.kind {
+            JobKind::Restart => {
+                let cooldown = pipeline
+                    .metadata
+                    .restart_cooldown
+                    .unwrap_or(crate::runner::DEFAULT_RESTART_COOLDOWN);
+                let at = i64::try_from(cooldown)
+                    .ok()
+                    .and_then(|s| now.checked_add_signed(chrono::Duration::seconds(s)));
+                ("daemon_restart", at)
+            }
+            _ => ("scheduler", None),
+        };
+        let request = TriggerRequest {
+            run_config_id: spec.run_config_id.clone(),
+            ..TriggerRequest::new(triggered_by)
+        };
+        let link = RunLink {
+            attempt: 1,
+            previous_run_id: None,
+            not_before,
+            wait_for_previous: spec.overlap == Overlap::Queue || queue_behind_previous,
+        };
+        self.inner
+            .runner
+            .prepare(pipeline, request, link)
+            .map_err(|e| e.to_string())
+    }
+
+    /// `restart_interval`: the new run replaces the ones before it.
+    async fn stop_others(&self, pipeline: &str, new_run: &str) {
+        let active = match db::runs::active_of_pipeline(&self.inner.pool, pipeline).await {
+            Ok(runs) => runs,
+            Err(e) => {
+                tracing::error!(%pipeline, error = %e, "restart_interval: could not list running runs");
+                return;
+            }
+        };
+        for run in active.iter().filter(|r| r.id != new_run) {
+            let reason = format!("stopped for a scheduled restart (restart_interval); run {new_run} replaces it");
+            match self.inner.runner.cancel_because(&run.id, &reason).await {
+                Ok(_) => tracing::info!(%pipeline, run = %run.id, next = %new_run, "restart_interval: stopped for the restart"),
+                Err(e) => tracing::warn!(%pipeline, run = %run.id, error = %e, "restart_interval: could not stop"),
+            }
+        }
+    }
+}
+
+fn chunks(mut writes: Vec<SlotWrite>) -> Vec<Vec<SlotWrite>> {
+    let mut out = Vec::new();
+    while writes.len() > WRITES_PER_TRANSACTION {
+        let rest = writes.split_off(WRITES_PER_TRANSACTION);
+        out.push(writes);
+        writes = rest;
+    }
+    if !writes.is_empty() {
+        out.push(writes);
+    }
+    out
+}
