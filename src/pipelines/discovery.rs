@@ -96,6 +96,7 @@ pub fn scan(root: &Path, host: Option<&HostResources>) -> Snapshot {
         }
     };
     let canonical_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let mut found = BTreeMap::new();
     for entry in entries.flatten() {
         // A name that is not UTF-8 keeps its bytes visible (and distinct): `"a\xFFb"`.
         let name = entry
@@ -120,8 +121,14 @@ pub fn scan(root: &Path, host: Option<&HostResources>) -> Snapshot {
                 fit_to_host(&mut schedule.limits, host, &prefix, &mut pipeline.warnings);
             }
         }
-        snapshot.pipelines.insert(name, Arc::new(pipeline));
+        found.insert(name, pipeline);
     }
+    // Chains are checked across pipelines, once all are known.
+    super::downstream::check(&mut found);
+    snapshot.pipelines = found
+        .into_iter()
+        .map(|(name, p)| (name, Arc::new(p)))
+        .collect();
     snapshot
 }
 

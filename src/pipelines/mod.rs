@@ -4,6 +4,7 @@
 
 mod confined;
 mod discovery;
+mod downstream;
 pub mod fields;
 pub mod host;
 pub mod metadata;

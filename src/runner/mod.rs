@@ -347,6 +347,12 @@ impl Runner {
             .and_then(|p| p.metadata.max_instances);
         let of_pipeline = running.get(&run.pipeline_name).copied().unwrap_or(0);
         let waiting_reason = match (run.not_before, max_instances) {
+            (Some(at), _) if at > chrono::Utc::now() && run.triggered_by == "daemon_restart" => {
+                format!(
+                    "restart_cooldown: starts at {}",
+                    at.format("%Y-%m-%d %H:%M:%S UTC")
+                )
+            }
             (Some(at), _) if at > chrono::Utc::now() => {
                 format!(
                     "retry attempt {} waits until {}",
@@ -356,6 +362,10 @@ impl Runner {
             }
             (_, Some(limit)) if of_pipeline >= limit as i64 => {
                 format!("max_instances: {of_pipeline} of {limit} runs of this pipeline are running")
+            }
+            _ if run.wait_for_previous && of_pipeline > 0 => {
+                "overlap \"queue\": waits for the previous run of this schedule to finish"
+                    .to_string()
             }
             _ if total >= max_total as i64 => {
                 format!("all {max_total} slots are busy (MAX_CONCURRENT_RUNS)")

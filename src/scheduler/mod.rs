@@ -166,7 +166,7 @@ impl Scheduler {
             let off = spec.off_reason(row.enabled_override);
             let planned = plan::plan(spec, off.as_deref(), cursor, now, self.inner.process_start);
             for slot in planned {
-                writes.push(self.to_write(spec, &snapshot, slot, now));
+                writes.push(self.to_write(spec, &snapshot, slot));
             }
         }
         let mut report = PassReport::default();
@@ -253,20 +253,14 @@ impl Scheduler {
         }
     }
 
-    fn to_write(
-        &self,
-        spec: &JobSpec,
-        snapshot: &Snapshot,
-        slot: PlannedSlot,
-        now: DateTime<Utc>,
-    ) -> SlotWrite {
+    fn to_write(&self, spec: &JobSpec, snapshot: &Snapshot, slot: PlannedSlot) -> SlotWrite {
         let action = match slot.decision {
             plan::Decision::Record { outcome, reason } => SlotAction::Record { outcome, reason },
             plan::Decision::Fire {
                 outcome,
                 reason,
                 queue_behind_previous,
-            } => match self.new_run(spec, snapshot, queue_behind_previous, now) {
+            } => match self.new_run(spec, snapshot, queue_behind_previous) {
                 Ok(run) => SlotAction::Fire {
                     outcome,
                     reason,
@@ -293,7 +287,6 @@ impl Scheduler {
         spec: &JobSpec,
         snapshot: &Snapshot,
         queue_behind_previous: bool,
-        now: DateTime<Utc>,
     ) -> Result<db::NewRun, String> {
         let pipeline = snapshot
             .pipelines
@@ -305,9 +298,11 @@ impl Scheduler {
                     .metadata
                     .restart_cooldown
                     .unwrap_or(crate::runner::DEFAULT_RESTART_COOLDOWN);
+                // The cooldown counts from the stop, which happens now on the wall clock.
+                let stopped = Utc::now();
                 let at = i64::try_from(cooldown)
                     .ok()
-                    .and_then(|s| now.checked_add_signed(chrono::Duration::seconds(s)));
+                    .and_then(|s| stopped.checked_add_signed(chrono::Duration::seconds(s)));
                 ("daemon_restart", at)
             }
             _ => ("scheduler", None),

@@ -11,6 +11,7 @@ mod pipeline_pages;
 #[cfg(test)]
 mod render_properties;
 mod run_pages;
+mod scheduler_pages;
 pub mod server;
 mod views;
 
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pipeline_pages::router())
         .merge(run_pages::router())
+        .merge(scheduler_pages::router())
         .nest("/api", api::router())
         .merge(assets::router())
         .route("/health", get(health))

@@ -94,6 +94,12 @@ pub(super) struct DetailPage {
     has_requirements: bool,
     runs: Vec<RunRow>,
     name: String,
+    jobs: Vec<crate::scheduler::view::JobView>,
+    /// (run configuration or "pipeline", webhook URL)
+    webhooks: Vec<(String, String)>,
+    /// (pipeline, when, run configuration)
+    downstream: Vec<(String, String, String)>,
+    run_configs: Vec<String>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -127,7 +133,42 @@ async fn detail_page(
     let p = find(&state, &name)?;
     let stats = db::run_stats::pipeline_stats(&state.pool).await?;
     let runs = recent_runs(&state, &name).await?;
-    Ok(detail_view(&p, &state.config, stats.get(&p.name), runs))
+    let jobs = state.scheduler.jobs_of(&name).await?;
+    Ok(detail_view(&p, &state.config, stats.get(&p.name), runs, jobs))
+}
+
+/// Each webhook URL, per run configuration (its key selects the configuration).
+fn webhook_urls(p: &Pipeline, base_url: &str) -> Vec<(String, String)> {
+    let base = base_url.trim_end_matches('/');
+    let url = |key: &str| {
+        format!(
+            "{base}/api/webhooks/{}/{}",
+            url_segment(&p.name),
+            url_segment(key)
+        )
+    };
+    let mut out = Vec::new();
+    if let Some(key) = &p.metadata.webhook_key {
+        out.push(("pipeline defaults".to_string(), url(key)));
+    }
+    for s in &p.metadata.schedules {
+        if let Some(key) = &s.webhook_key {
+            out.push((format!("run configuration {}", s.id), url(key)));
+        }
+    }
+    out
+}
+
+/// Percent-encodes everything but unreserved characters.
+fn url_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 /// The detail page of a pipeline, from what is known about it (no I/O).
@@ -136,6 +177,7 @@ pub(super) fn detail_view(
     config: &crate::config::Config,
     stats: Option<&crate::db::run_stats::PipelineRunStats>,
     runs: Vec<RunRow>,
+    jobs: Vec<crate::scheduler::view::JobView>,
 ) -> DetailPage {
     let m = &p.metadata;
     let show = |v: Option<String>| v.unwrap_or_else(|| "—".into());
@@ -197,15 +239,42 @@ pub(super) fn detail_view(
         ),
         ("Python", show(m.python_version.clone())),
         (
-            "Schedule",
-            show(
-                m.schedule_cron
-                    .clone()
-                    .or(m.schedule_interval_seconds.map(|s| format!("every {s}s")))
-                    .map(|s| format!("{s} (validated; scheduled runs arrive in a later release)")),
-            ),
+            "Restart",
+            match (m.restart_on_crash, &m.restart_interval) {
+                (false, None) => "—".into(),
+                (crash, interval) => {
+                    let cooldown = m
+                        .restart_cooldown
+                        .unwrap_or(crate::runner::DEFAULT_RESTART_COOLDOWN);
+                    let mut parts = Vec::new();
+                    if crash {
+                        parts.push(format!("after a crash (FAILED), {cooldown}s later"));
+                    }
+                    if let Some(i) = interval {
+                        parts.push(format!("on schedule `{i}` (stop, {cooldown}s cooldown, start)"));
+                    }
+                    parts.join("; ")
+                }
+            },
         ),
     ];
+    let downstream = m
+        .downstream_triggers
+        .iter()
+        .map(|t| {
+            let when = match (t.on_success, t.on_failure) {
+                (true, true) => "after any final outcome",
+                (true, false) => "after success",
+                (false, true) => "after failure",
+                (false, false) => "never (on_success and on_failure are false)",
+            };
+            (
+                t.pipeline.clone(),
+                when.to_string(),
+                t.run_config_id.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
     let mut env_keys: Vec<String> = m.default_env.keys().cloned().collect();
     env_keys.extend(m.encrypted_env.keys().map(|k| format!("{k} (encrypted)")));
     DetailPage {
@@ -221,6 +290,10 @@ pub(super) fn detail_view(
         has_requirements: p.has_requirements,
         runs,
         name: p.name.clone(),
+        jobs,
+        webhooks: webhook_urls(p, &config.base_url),
+        downstream,
+        run_configs: p.run_config_ids().iter().map(|s| s.to_string()).collect(),
     }
 }
 

@@ -44,6 +44,9 @@ const TOP: &[&str] = &[
     "restart_on_crash",
     "restart_cooldown",
     "restart_interval",
+    "schedule_timezone",
+    "catchup",
+    "overlap",
 ];
 const RETRY: &[&str] = &[
     "type",
@@ -68,6 +71,9 @@ const SCHEDULE: &[&str] = &[
     "retry_attempts",
     "retry_strategy",
     "webhook_key",
+    "schedule_timezone",
+    "catchup",
+    "overlap",
 ];
 
 /// Numbers at and beyond every boundary, and ordinary ones.
@@ -100,6 +106,13 @@ fn text() -> impl Strategy<Value = String> {
         Just("fixed_delay".to_string()),
         Just("custom_schedule".to_string()),
         Just("*/5 * * * *".to_string()),
+        Just("*/7 * * * * *".to_string()),
+        Just("0 0 30 2 *".to_string()),
+        Just("Europe/Berlin".to_string()),
+        Just("2026-03-29".to_string()),
+        Just("2026-03-29T02:30".to_string()),
+        Just("all".to_string()),
+        Just("queue".to_string()),
         Just("2026-13-45T99:99".to_string()),
         Just("<script>alert(1)</script>".to_string()),
         ".{0,40}",
@@ -223,7 +236,17 @@ fn pipeline_from(text: &str) -> Pipeline {
 /// Every renderer and consumer of a pipeline, as the server would call them.
 fn render_everything(p: &Pipeline) {
     let config = config();
-    let page = detail_view(p, &config, None, Vec::new()).render();
+    let now = chrono::Utc::now();
+    let jobs = crate::scheduler::jobs::of_pipeline(p)
+        .iter()
+        .map(|spec| {
+            let view = crate::scheduler::view::JobView::new(spec, None, now);
+            // Every job can list its next fire times without panicking.
+            let _ = spec.timing.upcoming(now, 5);
+            view
+        })
+        .collect();
+    let page = detail_view(p, &config, None, Vec::new(), jobs).render();
     assert!(page.is_ok(), "{page:?}");
     let table = ListFragment {
         rows: vec![PipelineRow::new(p, None)],

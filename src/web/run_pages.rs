@@ -202,6 +202,16 @@ struct LogLinesFragment {
 /// The detail view, with the queue position of a waiting run.
 async fn detail(state: &AppState, run: &Run) -> Result<RunDetail, AppError> {
     let mut view = RunDetail::new(run);
+    view.children = crate::db::runs::children(&state.pool, &run.id)
+        .await?
+        .iter()
+        .map(|c| (c.id.clone(), c.pipeline_name.clone(), c.status.to_string()))
+        .collect();
+    if run.triggered_by == "scheduler" || run.triggered_by == "daemon_restart" {
+        view.slot = crate::db::schedule::slot_of_run(&state.pool, &run.id)
+            .await?
+            .map(|s| (s.job_id, super::views::fmt_time(&s.scheduled_time)));
+    }
     if let Some(info) = state.runner.queue_info(run).await? {
         view.waiting = format!(
             "#{} in the queue — {}",

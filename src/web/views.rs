@@ -144,6 +144,13 @@ pub struct RunDetail {
     pub peak_memory: String,
     /// Why the run has no (or incomplete) resource samples.
     pub metrics_error: String,
+    pub run_config_id: String,
+    /// The run whose end started this one (downstream trigger).
+    pub parent_run_id: String,
+    /// Runs this one's end started: (id, pipeline, status).
+    pub children: Vec<(String, String, String)>,
+    /// "12:00:00 UTC slot of job …" when a schedule started the run: (job id, slot time).
+    pub slot: Option<(String, String)>,
 }
 
 impl RunDetail {
@@ -184,6 +191,10 @@ impl RunDetail {
                 .map(|b| fmt_bytes(b.max(0) as u64))
                 .unwrap_or_default(),
             metrics_error: r.metrics_error.clone().unwrap_or_default(),
+            run_config_id: r.run_config_id.clone().unwrap_or_default(),
+            parent_run_id: r.parent_run_id.clone().unwrap_or_default(),
+            children: Vec::new(),
+            slot: None,
         }
     }
 }
