@@ -226,7 +226,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     });
     // Read before the dispatcher runs: these are the previous process's runs.
     let stale = crate::db::runs::running(&pool).await?;
-    let scheduler = crate::scheduler::Scheduler::new(runner.clone(), pool.clone(), registry.clone());
+    let scheduler =
+        crate::scheduler::Scheduler::new(runner.clone(), pool.clone(), registry.clone());
     let state = AppState {
         config: config.clone(),
         pool,

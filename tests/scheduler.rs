@@ -59,7 +59,10 @@ fn outcomes(slots: &[Value]) -> Vec<(String, String)> {
         .iter()
         .map(|s| {
             let t = s["scheduled_time"].as_str().expect("time");
-            (t[11..16].to_string(), s["outcome"].as_str().expect("outcome").to_string())
+            (
+                t[11..16].to_string(),
+                s["outcome"].as_str().expect("outcome").to_string(),
+            )
         })
         .collect();
     out.reverse();
@@ -72,7 +75,10 @@ async fn every_slot_fires_once_across_a_restart_and_missed_slots_follow_catchup(
         &[
             ("latest/main.py", QUICK),
             // "allow": a run of the previous slot may still be going; overlap has its own test.
-            ("latest/pipeline.json", r#"{"schedule_cron": "* * * * *", "overlap": "allow"}"#),
+            (
+                "latest/pipeline.json",
+                r#"{"schedule_cron": "* * * * *", "overlap": "allow"}"#,
+            ),
             ("none/main.py", QUICK),
             (
                 "none/pipeline.json",
@@ -84,7 +90,10 @@ async fn every_slot_fires_once_across_a_restart_and_missed_slots_follow_catchup(
                 r#"{"schedule_interval_seconds": 60, "catchup": "all", "overlap": "allow"}"#,
             ),
             ("once/main.py", QUICK),
-            ("once/pipeline.json", r#"{"run_once_at": "2030-01-01T00:00:30Z"}"#),
+            (
+                "once/pipeline.json",
+                r#"{"run_once_at": "2030-01-01T00:00:30Z"}"#,
+            ),
         ],
         &off(),
     )
@@ -92,8 +101,15 @@ async fn every_slot_fires_once_across_a_restart_and_missed_slots_follow_catchup(
     // First sight of the jobs: nothing before this moment is theirs.
     assert_eq!(pass(&app, "2030-01-01T00:00:00Z").await.recorded, 0);
     let first = pass(&app, "2030-01-01T00:01:05Z").await;
-    assert_eq!(first.started, 4, "three minute jobs and the one-off: {first:?}");
-    assert_eq!(pass(&app, "2030-01-01T00:01:06Z").await.recorded, 0, "nothing twice");
+    assert_eq!(
+        first.started, 4,
+        "three minute jobs and the one-off: {first:?}"
+    );
+    assert_eq!(
+        pass(&app, "2030-01-01T00:01:06Z").await.recorded,
+        0,
+        "nothing twice"
+    );
     // Two schedulers at once (as two processes on one database would be): the
     // ledger's key lets each slot fire once.
     let state = &app.app.as_ref().expect("running").state;
@@ -141,7 +157,10 @@ async fn every_slot_fires_once_across_a_restart_and_missed_slots_follow_catchup(
         none_slots
             .iter()
             .filter(|s| s["outcome"] == "missed")
-            .all(|s| s["reason"].as_str().unwrap_or("").contains("catchup: \"none\"")),
+            .all(|s| s["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("catchup: \"none\"")),
         "{none_slots:?}"
     );
     let all = job_of(&app, "all", None).await;
@@ -175,7 +194,10 @@ async fn overlap_skip_records_the_skipped_slot_with_its_reason() {
             ("slow/main.py", "import time\ntime.sleep(120)\n"),
             ("slow/pipeline.json", r#"{"schedule_cron": "* * * * *"}"#),
             ("stacked/main.py", "import time\ntime.sleep(120)\n"),
-            ("stacked/pipeline.json", r#"{"schedule_cron": "* * * * *", "overlap": "queue"}"#),
+            (
+                "stacked/pipeline.json",
+                r#"{"schedule_cron": "* * * * *", "overlap": "queue"}"#,
+            ),
         ],
         &off(),
     )
@@ -189,11 +211,17 @@ async fn overlap_skip_records_the_skipped_slot_with_its_reason() {
     assert_eq!(got[0]["outcome"], "skipped_overlap");
     let first_run = got[1]["run_id"].as_str().expect("first slot's run");
     let reason = got[0]["reason"].as_str().expect("reason");
-    assert!(reason.contains(first_run) && reason.contains("overlap"), "{reason}");
+    assert!(
+        reason.contains(first_run) && reason.contains("overlap"),
+        "{reason}"
+    );
     // "queue": the second run is queued, and waits for the first.
     let stacked = job_of(&app, "stacked", None).await;
     let queued = slots(&app, stacked["id"].as_str().expect("id")).await;
-    assert!(queued.iter().all(|s| s["outcome"] == "started"), "{queued:?}");
+    assert!(
+        queued.iter().all(|s| s["outcome"] == "started"),
+        "{queued:?}"
+    );
     let first = queued[1]["run_id"].as_str().expect("run");
     let second = queued[0]["run_id"].as_str().expect("run");
     app.wait_status(first, "RUNNING").await;
@@ -208,7 +236,10 @@ async fn an_override_survives_a_restart_and_a_pipeline_json_change() {
     let mut app = TestApp::start_with(
         &[
             ("p/main.py", QUICK),
-            ("p/pipeline.json", r#"{"schedule_cron": "0 * * * *", "schedule_timezone": "Europe/Berlin"}"#),
+            (
+                "p/pipeline.json",
+                r#"{"schedule_cron": "0 * * * *", "schedule_timezone": "Europe/Berlin"}"#,
+            ),
         ],
         &off(),
     )
@@ -234,13 +265,26 @@ async fn an_override_survives_a_restart_and_a_pipeline_json_change() {
     // The file changes (another schedule), and the server restarts: the override stays.
     common::write_files(
         &app.pipelines_dir(),
-        &[("p/pipeline.json", r#"{"schedule_cron": "30 * * * *", "description": "edited"}"#)],
+        &[(
+            "p/pipeline.json",
+            r#"{"schedule_cron": "30 * * * *", "description": "edited"}"#,
+        )],
     );
-    app.app.as_ref().expect("running").state.registry.refresh().await;
+    app.app
+        .as_ref()
+        .expect("running")
+        .state
+        .registry
+        .refresh()
+        .await;
     app.stop_only().await;
     app.start_again().await;
     let job = job_of(&app, "p", None).await;
-    assert_eq!(job["id"], id.as_str(), "same pipeline and run configuration: same id");
+    assert_eq!(
+        job["id"],
+        id.as_str(),
+        "same pipeline and run configuration: same id"
+    );
     assert_eq!(job["trigger_value"], "30 * * * *");
     assert_eq!(job["enabled"], false);
     assert_eq!(job["enabled_override"], false);
@@ -278,7 +322,11 @@ async fn an_override_survives_a_restart_and_a_pipeline_json_change() {
         .get_json(&format!("/api/scheduler/jobs/{id}/next-runs?count=3"))
         .await;
     assert_eq!(status, 200);
-    assert_eq!(next["next_runs"].as_array().map(Vec::len), Some(3), "{next}");
+    assert_eq!(
+        next["next_runs"].as_array().map(Vec::len),
+        Some(3),
+        "{next}"
+    );
     let (status, _) = app
         .get_json(&format!("/api/scheduler/jobs/{id}/next-runs?count=0"))
         .await;
@@ -293,7 +341,10 @@ async fn an_override_survives_a_restart_and_a_pipeline_json_change() {
 async fn restart_interval_replaces_the_running_run() {
     let app = TestApp::start_with(
         &[
-            ("daemon/main.py", "import time\nprint('up', flush=True)\ntime.sleep(300)\n"),
+            (
+                "daemon/main.py",
+                "import time\nprint('up', flush=True)\ntime.sleep(300)\n",
+            ),
             (
                 "daemon/pipeline.json",
                 r#"{"timeout": 0, "restart_interval": "0 3 * * *", "restart_cooldown": 1}"#,
@@ -329,7 +380,10 @@ async fn restart_interval_replaces_the_running_run() {
 async fn a_real_slot_starts_a_real_run_on_the_real_clock() {
     let app = TestApp::start(&[
         ("every2s/main.py", "print('scheduled hello')\n"),
-        ("every2s/pipeline.json", r#"{"schedule_cron": "*/2 * * * * *", "overlap": "allow"}"#),
+        (
+            "every2s/pipeline.json",
+            r#"{"schedule_cron": "*/2 * * * * *", "overlap": "allow"}"#,
+        ),
     ])
     .await;
     let job = job_of(&app, "every2s", None).await;
@@ -341,7 +395,10 @@ async fn a_real_slot_starts_a_real_run_on_the_real_clock() {
         if let Some(s) = got.iter().find(|s| s["outcome"] == "started") {
             break s["run_id"].as_str().expect("run").to_string();
         }
-        assert!(std::time::Instant::now() < deadline, "no slot fired: {got:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no slot fired: {got:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let run = app.wait_finished(&run_id, Duration::from_secs(120)).await;
@@ -351,6 +408,9 @@ async fn a_real_slot_starts_a_real_run_on_the_real_clock() {
     assert!(log.contains("scheduled hello"), "{log}");
     // The run page says which slot started it.
     let (_, page) = app.get_text(&format!("/runs/{run_id}")).await;
-    assert!(page.contains(&format!("/scheduler/{id}")), "run page links its slot");
+    assert!(
+        page.contains(&format!("/scheduler/{id}")),
+        "run page links its slot"
+    );
     app.stop().await;
 }

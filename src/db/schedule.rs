@@ -53,7 +53,10 @@ pub struct SlotRow {
 #[derive(Debug, Clone)]
 pub enum SlotAction {
     /// Record an outcome that starts nothing (`missed`, `skipped_disabled`, …).
-    Record { outcome: &'static str, reason: String },
+    Record {
+        outcome: &'static str,
+        reason: String,
+    },
     /// Queue `run` and record `outcome` (`started` or `caught_up`) with its id; if
     /// `skip_if_active`, record `skipped_overlap` instead while a run of the same
     /// pipeline and run configuration is queued or running.
@@ -121,19 +124,14 @@ pub async fn all_jobs(pool: &Pool) -> Result<HashMap<String, JobRow>, DbError> {
 }
 
 /// Stores (or with `None` clears) a user's enable/disable override.
-pub async fn set_override(
-    pool: &Pool,
-    id: &str,
-    enabled: Option<bool>,
-) -> Result<bool, DbError> {
-    let done = sqlx::query(
-        "UPDATE schedule_jobs SET enabled_override = ?, override_at = ? WHERE id = ?",
-    )
-    .bind(enabled)
-    .bind(enabled.map(|_| Utc::now()))
-    .bind(id)
-    .execute(pool)
-    .await?;
+pub async fn set_override(pool: &Pool, id: &str, enabled: Option<bool>) -> Result<bool, DbError> {
+    let done =
+        sqlx::query("UPDATE schedule_jobs SET enabled_override = ?, override_at = ? WHERE id = ?")
+            .bind(enabled)
+            .bind(enabled.map(|_| Utc::now()))
+            .bind(id)
+            .execute(pool)
+            .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -247,11 +245,7 @@ pub async fn slot_of_run(pool: &Pool, run_id: &str) -> Result<Option<SlotRow>, D
 }
 
 /// Runs started by a job's slots, newest slot first.
-pub async fn job_runs(
-    pool: &Pool,
-    job_id: &str,
-    limit: i64,
-) -> Result<Vec<super::Run>, DbError> {
+pub async fn job_runs(pool: &Pool, job_id: &str, limit: i64) -> Result<Vec<super::Run>, DbError> {
     Ok(sqlx::query_as::<_, super::Run>(
         "SELECT runs.* FROM schedule_slots s JOIN runs ON runs.id = s.run_id
          WHERE s.job_id = ? ORDER BY s.scheduled_time DESC LIMIT ?",

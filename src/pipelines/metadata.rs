@@ -371,7 +371,10 @@ fn check_consistency(m: &PipelineMetadata, errors: &mut Vec<FieldIssue>) {
         if !s.id.is_empty() && !ids.insert(s.id.as_str()) {
             err(
                 &format!("schedules[{i}].id"),
-                format!("`{}` is used by an earlier schedule; ids must be unique", shown(&s.id)),
+                format!(
+                    "`{}` is used by an earlier schedule; ids must be unique",
+                    shown(&s.id)
+                ),
             );
         }
     }
@@ -387,7 +390,10 @@ fn check_consistency(m: &PipelineMetadata, errors: &mut Vec<FieldIssue>) {
     for (i, (field, key)) in keys.iter().enumerate() {
         if let Some((first, _)) = keys[..i].iter().find(|(_, k)| k == key) {
             // The key would not say which run configuration to use.
-            err(field, format!("is the same as {first}; webhook keys must differ"));
+            err(
+                field,
+                format!("is the same as {first}; webhook keys must differ"),
+            );
         }
     }
 }
@@ -401,7 +407,8 @@ fn collect_warnings(m: &PipelineMetadata, warnings: &mut Vec<FieldIssue>) {
             message: message.into(),
         })
     };
-    if m.schedule_cron.is_some() && m.schedule_interval_seconds.is_some() && m.schedules.is_empty() {
+    if m.schedule_cron.is_some() && m.schedule_interval_seconds.is_some() && m.schedules.is_empty()
+    {
         warn(
             "schedule_interval_seconds",
             "ignored: schedule_cron is also set, and cron wins (as in Fast-Flow)",
@@ -410,12 +417,18 @@ fn collect_warnings(m: &PipelineMetadata, warnings: &mut Vec<FieldIssue>) {
     if !m.schedules.is_empty() {
         for (field, set) in [
             ("schedule_cron", m.schedule_cron.is_some()),
-            ("schedule_interval_seconds", m.schedule_interval_seconds.is_some()),
+            (
+                "schedule_interval_seconds",
+                m.schedule_interval_seconds.is_some(),
+            ),
             ("schedule_start", m.schedule_start.is_some()),
             ("schedule_end", m.schedule_end.is_some()),
         ] {
             if set {
-                warn(field, "ignored: `schedules` is set, so only its entries fire");
+                warn(
+                    field,
+                    "ignored: `schedules` is set, so only its entries fire",
+                );
             }
         }
     }

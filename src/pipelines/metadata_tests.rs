@@ -222,3 +222,78 @@ fn a_nul_in_default_env_is_an_error() {
     let p = parse_metadata(r#"{"default_env": {"A": "x\u0000y"}}"#);
     assert_eq!(fields(&p.errors), vec!["default_env.A"]);
 }
+
+#[test]
+fn schedule_fields_policies_and_their_errors() {
+    let p = parse_metadata(
+        r#"{"schedule_cron": "0 2 * * 1-5", "schedule_timezone": "Europe/Berlin",
+            "schedule_start": "2026-07-01", "schedule_end": "2026-07-31",
+            "catchup": "all", "overlap": "queue", "restart_interval": 3600}"#,
+    );
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    let m = &p.metadata;
+    assert_eq!(m.schedule_timezone.as_deref(), Some("Europe/Berlin"));
+    // A date alone: the start and the last second of that day, in the schedule's zone.
+    assert_eq!(
+        m.schedule_start.map(|t| t.to_rfc3339()).as_deref(),
+        Some("2026-06-30T22:00:00+00:00")
+    );
+    assert_eq!(
+        m.schedule_end.map(|t| t.to_rfc3339()).as_deref(),
+        Some("2026-07-31T21:59:59+00:00")
+    );
+    assert_eq!(m.catchup, Some(super::Catchup::All));
+    assert_eq!(m.overlap, Some(super::Overlap::Queue));
+    assert_eq!(m.restart_interval.as_deref(), Some("3600"));
+    let bad = parse_metadata(
+        r#"{"schedule_cron": "0 0 31 2 *", "schedule_timezone": "Mars/Base", "catchup": "some",
+            "overlap": "stack", "restart_interval": "whenever",
+            "schedules": [{"id": "a", "schedule_cron": "* * *", "schedule_timezone": "Nowhere"}]}"#,
+    );
+    assert_eq!(
+        fields(&bad.errors),
+        vec![
+            "schedule_timezone",
+            "catchup",
+            "overlap",
+            "restart_interval",
+            "schedule_cron",
+            "schedules[0].schedule_timezone",
+            "schedules[0].schedule_cron",
+        ]
+    );
+    assert!(bad.errors[4].message.contains("never fires"));
+    assert!(bad.errors[6].message.contains("has 3 fields"));
+}
+
+#[test]
+fn cron_wins_over_interval_with_a_warning_and_schedules_replace_the_top_level() {
+    let p = parse_metadata(r#"{"schedule_cron": "*/5 * * * *", "schedule_interval_seconds": 60}"#);
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    assert_eq!(fields(&p.warnings), vec!["schedule_interval_seconds"]);
+    assert!(p.warnings[0].message.contains("cron wins"));
+    let p = parse_metadata(
+        r#"{"schedule_cron": "*/5 * * * *", "schedules": [{"id": "a", "schedule_interval_seconds": 60}, {"id": "hooks-only"}]}"#,
+    );
+    assert!(
+        p.errors.is_empty(),
+        "a run configuration needs no schedule: {:?}",
+        p.errors
+    );
+    assert_eq!(fields(&p.warnings), vec!["schedule_cron"]);
+    assert!(p.warnings[0].message.contains("only its entries fire"));
+}
+
+#[test]
+fn schedule_ids_and_webhook_keys_must_be_unique() {
+    let p = parse_metadata(
+        r#"{"webhook_key": "same", "schedules": [
+            {"id": "a", "schedule_cron": "* * * * *", "webhook_key": "same"},
+            {"id": "a", "schedule_interval_seconds": 60, "webhook_key": "other"}]}"#,
+    );
+    assert_eq!(
+        fields(&p.errors),
+        vec!["schedules[1].id", "schedules[0].webhook_key"]
+    );
+    assert!(p.errors[1].message.contains("same as webhook_key"));
+}

@@ -199,11 +199,18 @@ pub fn parse_instant(text: &str, tz: Tz, edge: DayEdge) -> Result<DateTime<Utc>,
 /// What makes a schedule fire.
 #[derive(Debug, Clone)]
 pub enum Trigger {
-    Cron { expr: String, cron: Box<Cron> },
+    Cron {
+        expr: String,
+        cron: Box<Cron>,
+    },
     /// Slots are `anchor + k * seconds`: the schedule's start, else 1970-01-01 UTC,
     /// so the same slots come back after every restart.
-    Interval { seconds: u64 },
-    Once { at: DateTime<Utc> },
+    Interval {
+        seconds: u64,
+    },
+    Once {
+        at: DateTime<Utc>,
+    },
 }
 
 impl Trigger {

@@ -49,9 +49,21 @@ fn cron_five_and_six_fields() {
         ]
     );
     assert!(parse_cron("* * * *").unwrap_err().contains("has 4 fields"));
-    assert!(parse_cron("0 0 * * * * 2030").unwrap_err().contains("has 7 fields"));
-    assert!(parse_cron("61 * * * *").unwrap_err().contains("not a valid cron"));
-    assert!(parse_cron("0 0 30 2 *").unwrap_err().contains("never fires"));
+    assert!(
+        parse_cron("0 0 * * * * 2030")
+            .unwrap_err()
+            .contains("has 7 fields")
+    );
+    assert!(
+        parse_cron("61 * * * *")
+            .unwrap_err()
+            .contains("not a valid cron")
+    );
+    assert!(
+        parse_cron("0 0 30 2 *")
+            .unwrap_err()
+            .contains("never fires")
+    );
 }
 
 #[test]
@@ -186,8 +198,14 @@ fn plain_words() {
         words("0 2 * * 1-5", "Europe/Berlin"),
         "at 02:00 on weekdays, Europe/Berlin"
     );
-    assert_eq!(words("30 6,18 * * *", "UTC"), "at 06:30 and 18:30 every day, UTC");
-    assert_eq!(words("0 8 1 * *", "UTC"), "at 08:00 on day 1 of the month, UTC");
+    assert_eq!(
+        words("30 6,18 * * *", "UTC"),
+        "at 06:30 and 18:30 every day, UTC"
+    );
+    assert_eq!(
+        words("0 8 1 * *", "UTC"),
+        "at 08:00 on day 1 of the month, UTC"
+    );
     assert_eq!(words("5 * * * *", "UTC"), "every hour at :05, UTC");
     assert_eq!(words("0 */2 * * *", "UTC"), "every 2 hours at :00, UTC");
     assert_eq!(

@@ -27,7 +27,12 @@ pub fn describe(timing: &Timing) -> String {
 
 /// "90 seconds" reads better as "90 seconds"; 3600 as "hour"; 7200 as "2 hours".
 pub fn duration_words(seconds: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [(86_400, "day"), (3_600, "hour"), (60, "minute"), (1, "second")];
+    const UNITS: [(u64, &str); 4] = [
+        (86_400, "day"),
+        (3_600, "hour"),
+        (60, "minute"),
+        (1, "second"),
+    ];
     for (size, unit) in UNITS {
         if seconds >= size && seconds % size == 0 {
             let n = seconds / size;
@@ -43,7 +48,11 @@ pub fn duration_words(seconds: u64) -> String {
 
 fn cron_words(expr: &str) -> Option<String> {
     let mut fields: Vec<&str> = expr.split_whitespace().collect();
-    let seconds = if fields.len() == 6 { fields.remove(0) } else { "0" };
+    let seconds = if fields.len() == 6 {
+        fields.remove(0)
+    } else {
+        "0"
+    };
     let [minute, hour, dom, month, dow] = fields.as_slice() else {
         return None;
     };

@@ -79,7 +79,9 @@ async fn restart_after_crash(runner: &Runner, pipeline: &Pipeline, crashed: &Run
     match runner.enqueue(pipeline, request, link).await {
         Ok(next) => tracing::info!(run = %next.id, crashed = %crashed.id, cooldown_s = cooldown,
             "restart_on_crash: restart queued"),
-        Err(e) => tracing::error!(crashed = %crashed.id, error = %e, "restart_on_crash: could not queue the restart"),
+        Err(e) => {
+            tracing::error!(crashed = %crashed.id, error = %e, "restart_on_crash: could not queue the restart")
+        }
     }
 }
 

@@ -190,7 +190,11 @@ pub fn of_pipeline(p: &Pipeline) -> Vec<JobSpec> {
         }
     }
     if let Some(at) = m.run_once_at {
-        jobs.push(job(JobKind::Once, None, bounded(Trigger::Once { at }, zone, None, None)));
+        jobs.push(job(
+            JobKind::Once,
+            None,
+            bounded(Trigger::Once { at }, zone, None, None),
+        ));
     }
     if let Some(text) = &m.restart_interval
         && let Ok(trigger) = parse_restart_interval(text)

@@ -161,8 +161,12 @@ impl Scheduler {
         let (snapshot, rows) = self.synced_rows(&specs, now).await?;
         let mut writes = Vec::new();
         for spec in specs.values() {
-            let Some(row) = rows.get(&spec.id) else { continue };
-            let cursor = row.last_slot_time.map_or(row.defined_at, |t| t.max(row.defined_at));
+            let Some(row) = rows.get(&spec.id) else {
+                continue;
+            };
+            let cursor = row
+                .last_slot_time
+                .map_or(row.defined_at, |t| t.max(row.defined_at));
             let off = spec.off_reason(row.enabled_override);
             let planned = plan::plan(spec, off.as_deref(), cursor, now, self.inner.process_start);
             for slot in planned {
@@ -183,7 +187,10 @@ impl Scheduler {
                     report.recorded += 1;
                     if let Some(run_id) = run_id {
                         report.started += 1;
-                        if specs.get(job_id).is_some_and(|s| s.kind == JobKind::Restart) {
+                        if specs
+                            .get(job_id)
+                            .is_some_and(|s| s.kind == JobKind::Restart)
+                        {
                             restarted.push((specs[job_id].pipeline_name.clone(), run_id));
                         }
                     }
@@ -245,7 +252,9 @@ impl Scheduler {
             .current
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let Some(current) = guard.as_mut() else { return };
+        let Some(current) = guard.as_mut() else {
+            return;
+        };
         for (job_id, time) in written {
             if let Some(row) = current.rows.get_mut(job_id) {
                 row.last_slot_time = Some(row.last_slot_time.map_or(*time, |t| t.max(*time)));
@@ -333,10 +342,16 @@ impl Scheduler {
             }
         };
         for run in active.iter().filter(|r| r.id != new_run) {
-            let reason = format!("stopped for a scheduled restart (restart_interval); run {new_run} replaces it");
+            let reason = format!(
+                "stopped for a scheduled restart (restart_interval); run {new_run} replaces it"
+            );
             match self.inner.runner.cancel_because(&run.id, &reason).await {
-                Ok(_) => tracing::info!(%pipeline, run = %run.id, next = %new_run, "restart_interval: stopped for the restart"),
-                Err(e) => tracing::warn!(%pipeline, run = %run.id, error = %e, "restart_interval: could not stop"),
+                Ok(_) => {
+                    tracing::info!(%pipeline, run = %run.id, next = %new_run, "restart_interval: stopped for the restart")
+                }
+                Err(e) => {
+                    tracing::warn!(%pipeline, run = %run.id, error = %e, "restart_interval: could not stop")
+                }
             }
         }
     }

@@ -94,13 +94,12 @@ pub fn plan(
             },
             Catchup::All => skip(
                 "missed",
-                format!("{why}; beyond the {CATCHUP_ALL_CAP} newest slots that catchup: \"all\" runs"),
+                format!(
+                    "{why}; beyond the {CATCHUP_ALL_CAP} newest slots that catchup: \"all\" runs"
+                ),
             ),
         };
-        out.push(PlannedSlot {
-            time: *t,
-            decision,
-        });
+        out.push(PlannedSlot { time: *t, decision });
     }
     for t in on_time {
         let reason = match job.kind {

@@ -134,7 +134,13 @@ async fn detail_page(
     let stats = db::run_stats::pipeline_stats(&state.pool).await?;
     let runs = recent_runs(&state, &name).await?;
     let jobs = state.scheduler.jobs_of(&name).await?;
-    Ok(detail_view(&p, &state.config, stats.get(&p.name), runs, jobs))
+    Ok(detail_view(
+        &p,
+        &state.config,
+        stats.get(&p.name),
+        runs,
+        jobs,
+    ))
 }
 
 /// Each webhook URL, per run configuration (its key selects the configuration).
@@ -251,7 +257,9 @@ pub(super) fn detail_view(
                         parts.push(format!("after a crash (FAILED), {cooldown}s later"));
                     }
                     if let Some(i) = interval {
-                        parts.push(format!("on schedule `{i}` (stop, {cooldown}s cooldown, start)"));
+                        parts.push(format!(
+                            "on schedule `{i}` (stop, {cooldown}s cooldown, start)"
+                        ));
                     }
                     parts.join("; ")
                 }
@@ -423,7 +431,9 @@ mod tests {
         assert_eq!(env["A"], "1");
         assert_eq!(env["B"], " two=2");
         assert!(parse_env_lines("novalue", "environment").is_err());
-        let err = parse_env_lines("1X=2", "parameters").unwrap_err().to_string();
+        let err = parse_env_lines("1X=2", "parameters")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("parameters line 1"), "{err}");
     }
 }

@@ -74,7 +74,8 @@ async fn job_page(
             format!(
                 "{} ({})",
                 fmt_time(t),
-                t.with_timezone(&spec.timing.tz).format("%Y-%m-%d %H:%M:%S %Z")
+                t.with_timezone(&spec.timing.tz)
+                    .format("%Y-%m-%d %H:%M:%S %Z")
             )
         })
         .collect();

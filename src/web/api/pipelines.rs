@@ -239,7 +239,10 @@ mod tests {
             serde_json::json!({"x": {}}),
             serde_json::json!({"env_vars": {"A": [1]}}),
         ] {
-            assert!(parse_trigger_body(Some(bad.clone()), true).is_err(), "{bad}");
+            assert!(
+                parse_trigger_body(Some(bad.clone()), true).is_err(),
+                "{bad}"
+            );
         }
         let with_config = serde_json::json!({"run_config_id": "prod"});
         assert_eq!(

@@ -97,10 +97,9 @@ async fn next_runs(
     let count = match q.count.unwrap_or(5) {
         c @ 1..=100 => c as usize,
         c => {
-            return Err(AppError::BadRequest(format!(
-                "count must be between 1 and 100, got {c}"
-            ))
-            .into());
+            return Err(
+                AppError::BadRequest(format!("count must be between 1 and 100, got {c}")).into(),
+            );
         }
     };
     let times = spec.timing.upcoming(Utc::now(), count);

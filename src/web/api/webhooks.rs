@@ -97,7 +97,9 @@ async fn webhook(
     }
     let Some(run_config_id) = match_key(&pipeline, &key) else {
         tracing::warn!(pipeline = %name, client = %peer.ip(), "webhook with a wrong key refused");
-        return Err(ApiError(AppError::Unauthorized("invalid webhook key".into())));
+        return Err(ApiError(AppError::Unauthorized(
+            "invalid webhook key".into(),
+        )));
     };
     // The body is read only for a caller that knows the key.
     let JsonBody(body) = body?;
