@@ -1,6 +1,8 @@
 //! Retention: removes finished runs past `LOG_RETENTION_DAYS` or beyond the newest
 //! `LOG_RETENTION_RUNS` per pipeline, with their log and metrics files. Queued and
-//! running runs are never touched; counters and daily statistics stay.
+//! running runs are never touched; counters and daily statistics stay. The slot
+//! ledger keeps `LOG_RETENTION_DAYS` too, and at most [`SLOTS_KEPT_PER_JOB`] rows
+//! per job in any case.
 
 use std::path::Path;
 
@@ -23,7 +25,12 @@ pub struct CleanupReport {
     pub errors: Vec<String>,
     pub retention_days: Option<u32>,
     pub retention_runs: Option<u32>,
+    /// Slot ledger rows removed.
+    pub slots_deleted: u64,
 }
+
+/// The newest ledger rows kept per scheduler job (an every-second job makes 86 400 a day).
+pub const SLOTS_KEPT_PER_JOB: i64 = 10_000;
 
 /// Removes what the retention settings say; with neither set it removes nothing.
 pub async fn cleanup(pool: &Pool, config: &Config) -> Result<CleanupReport, db::DbError> {
@@ -32,12 +39,13 @@ pub async fn cleanup(pool: &Pool, config: &Config) -> Result<CleanupReport, db::
         retention_runs: config.log_retention_runs,
         ..Default::default()
     };
-    if config.log_retention_days.is_none() && config.log_retention_runs.is_none() {
-        return Ok(report);
-    }
     let older_than = config
         .log_retention_days
         .map(|d| Utc::now() - Duration::days(i64::from(d)));
+    report.slots_deleted = db::schedule::prune_slots(pool, older_than, SLOTS_KEPT_PER_JOB).await?;
+    if config.log_retention_days.is_none() && config.log_retention_runs.is_none() {
+        return Ok(report);
+    }
     let expired = db::run_stats::expired(pool, older_than, config.log_retention_runs).await?;
     let mut removable = Vec::with_capacity(expired.len());
     for (id, _) in expired {
@@ -56,6 +64,7 @@ pub async fn cleanup(pool: &Pool, config: &Config) -> Result<CleanupReport, db::
         files = report.files_deleted,
         bytes = report.bytes_freed,
         errors = report.errors.len(),
+        slots = report.slots_deleted,
         "retention cleanup done"
     );
     Ok(report)

@@ -249,7 +249,7 @@ async fn an_override_survives_a_restart_and_a_pipeline_json_change() {
     assert_eq!(job["enabled"], true);
     assert_eq!(job["timezone"], "Europe/Berlin");
     assert_eq!(job["description"], "every hour at :00, Europe/Berlin");
-    pass(&app, "2030-01-01T00:00:30Z").await;
+    // No pass has run yet (the background scheduler is off): the override is stored all the same.
     let resp = app
         .client
         .put(app.url(&format!("/api/scheduler/jobs/{id}")))
@@ -412,5 +412,58 @@ async fn a_real_slot_starts_a_real_run_on_the_real_clock() {
         page.contains(&format!("/scheduler/{id}")),
         "run page links its slot"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_removed_schedule_stops_at_once_and_old_ledger_rows_are_pruned_without_refiring() {
+    let app = TestApp::start_with(
+        &[
+            ("gone/main.py", QUICK),
+            (
+                "gone/pipeline.json",
+                r#"{"schedule_cron": "* * * * *", "overlap": "allow"}"#,
+            ),
+            ("kept/main.py", QUICK),
+            (
+                "kept/pipeline.json",
+                r#"{"schedule_cron": "* * * * *", "overlap": "allow", "catchup": "none"}"#,
+            ),
+        ],
+        &[("SCHEDULER_ENABLED", "false"), ("LOG_RETENTION_DAYS", "1")],
+    )
+    .await;
+    let gone = job_of(&app, "gone", None).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let kept = job_of(&app, "kept", None).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    pass(&app, "2020-01-01T00:00:00Z").await;
+    assert_eq!(pass(&app, "2020-01-01T00:01:01Z").await.started, 2);
+    // The schedule leaves pipeline.json: the next pass fires nothing for it.
+    common::write_files(&app.pipelines_dir(), &[("gone/pipeline.json", "{}")]);
+    app.app
+        .as_ref()
+        .expect("running")
+        .state
+        .registry
+        .refresh()
+        .await;
+    let report = pass(&app, "2020-01-01T00:02:01Z").await;
+    assert_eq!(report.started, 1, "only `kept` fires: {report:?}");
+    assert_eq!(slots(&app, &gone).await.len(), 1);
+    let (status, _) = app.get_json(&format!("/api/scheduler/jobs/{gone}")).await;
+    assert_eq!(status, 404, "a removed job is no longer listed");
+    // Cleanup drops ledger rows older than LOG_RETENTION_DAYS; the cursor stays,
+    // so the removed slots never fire again.
+    let (status, cleaned) = app.post_json("/api/system/cleanup", "").await;
+    assert_eq!(status, 200, "{cleaned}");
+    assert_eq!(cleaned["slots_deleted"], 3, "{cleaned}");
+    assert!(slots(&app, &kept).await.is_empty());
+    let again = pass(&app, "2020-01-01T00:02:30Z").await;
+    assert_eq!(again.recorded, 0, "{again:?}");
     app.stop().await;
 }

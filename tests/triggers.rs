@@ -147,8 +147,20 @@ async fn webhooks_are_rate_limited_per_client() {
         [401, 401, 401, 429, 429],
         "guessing keys is slowed down too"
     );
-    let (status, body) = post(&app, "/api/webhooks/hook/k", "application/json", "").await;
-    assert_eq!(status, 429);
+    let resp = app
+        .client
+        .post(app.url("/api/webhooks/hook/k"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 429);
+    let retry_after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=61).contains(&retry_after), "{retry_after}");
+    let body: Value = resp.json().await.expect("json");
     assert!(
         body["detail"]
             .as_str()

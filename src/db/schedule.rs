@@ -116,6 +116,15 @@ pub async fn sync_jobs(
     all_jobs(pool).await
 }
 
+/// Whether the scheduler ever knew this job (its ledger outlives its schedule).
+pub async fn job_known(pool: &Pool, id: &str) -> Result<bool, DbError> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM schedule_jobs WHERE id = ?")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(found.is_some())
+}
+
 pub async fn all_jobs(pool: &Pool) -> Result<HashMap<String, JobRow>, DbError> {
     let rows = sqlx::query_as::<_, JobRow>("SELECT * FROM schedule_jobs")
         .fetch_all(pool)
@@ -180,7 +189,7 @@ pub async fn record_slots(
                     Some((id, status)) => (
                         "skipped_overlap",
                         format!(
-                            "run {id} of this job was still {} (overlap: \"skip\")",
+                            "run {id} of the same pipeline and run configuration was still {} (overlap: \"skip\")",
                             status.to_lowercase()
                         ),
                         None,
@@ -254,4 +263,37 @@ pub async fn job_runs(pool: &Pool, job_id: &str, limit: i64) -> Result<Vec<super
     .bind(limit)
     .fetch_all(pool)
     .await?)
+}
+
+/// Removes ledger rows older than `older_than`, and beyond the newest `keep` of
+/// each job. The job's cursor stays, so a removed slot never fires again.
+pub async fn prune_slots(
+    pool: &Pool,
+    older_than: Option<DateTime<Utc>>,
+    keep: i64,
+) -> Result<u64, DbError> {
+    let mut deleted = 0;
+    if let Some(cutoff) = older_than {
+        deleted += sqlx::query("DELETE FROM schedule_slots WHERE scheduled_time < ?")
+            .bind(cutoff)
+            .execute(pool)
+            .await?
+            .rows_affected();
+    }
+    let jobs: Vec<String> = sqlx::query_scalar("SELECT id FROM schedule_jobs")
+        .fetch_all(pool)
+        .await?;
+    for job in jobs {
+        deleted += sqlx::query(
+            "DELETE FROM schedule_slots WHERE job_id = ?1 AND scheduled_time <
+               (SELECT scheduled_time FROM schedule_slots WHERE job_id = ?1
+                ORDER BY scheduled_time DESC LIMIT 1 OFFSET ?2)",
+        )
+        .bind(&job)
+        .bind(keep.saturating_sub(1))
+        .execute(pool)
+        .await?
+        .rows_affected();
+    }
+    Ok(deleted)
 }

@@ -364,7 +364,7 @@ impl Runner {
                 format!("max_instances: {of_pipeline} of {limit} runs of this pipeline are running")
             }
             _ if run.wait_for_previous && of_pipeline > 0 => {
-                "overlap \"queue\": waits for the previous run of this schedule to finish"
+                "overlap \"queue\": waits until no other run of this pipeline and run configuration runs"
                     .to_string()
             }
             _ if total >= max_total as i64 => {

@@ -111,6 +111,10 @@ impl Scheduler {
     /// Stores a user's enable (`Some(true)`), disable (`Some(false)`) or "follow
     /// pipeline.json" (`None`) for a job; `false` if no such job was ever seen.
     pub async fn set_enabled(&self, id: &str, enabled: Option<bool>) -> Result<bool, DbError> {
+        // A job the scheduler has not passed over yet (just added, or SCHEDULER_ENABLED=false) gets its row now.
+        if let Some(spec) = self.jobs().get(id) {
+            db::schedule::sync_jobs(&self.inner.pool, &[spec.key()], Utc::now()).await?;
+        }
         let found = db::schedule::set_override(&self.inner.pool, id, enabled).await?;
         if found {
             let mut guard = self

@@ -54,7 +54,12 @@ pub fn plan(
             last.format("%Y-%m-%d %H:%M:%S UTC"),
             off.map_or_else(|| why_late(first, process_start), |o| o.to_string())
         );
-        out.push(record(first, "missed", reason));
+        let outcome = if off.is_some() {
+            "skipped_disabled"
+        } else {
+            "missed"
+        };
+        out.push(record(first, outcome, reason));
     }
     if let Some(off) = off {
         out.extend(

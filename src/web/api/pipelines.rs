@@ -151,7 +151,6 @@ pub(super) fn parse_trigger_body(
     let run_config_id = match obj.remove("run_config_id") {
         Some(Value::String(id)) if allow_run_config && !id.trim().is_empty() => Some(id),
         None | Some(Value::Null) => None,
-        Some(Value::String(_)) if allow_run_config => None,
         Some(_) if allow_run_config => {
             return Err(AppError::BadRequest(
                 "`run_config_id` must be the id of one of the pipeline's `schedules`".into(),

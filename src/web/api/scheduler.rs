@@ -54,7 +54,13 @@ async fn put_job(
 ) -> Result<Response, ApiError> {
     find(&state, &id).await?;
     let enabled = parse_enabled(body)?;
-    state.scheduler.set_enabled(&id, enabled).await?;
+    if !state.scheduler.set_enabled(&id, enabled).await? {
+        return Err(AppError::NotFound(format!(
+            "scheduler job `{}` not found",
+            crate::pipelines::fields::shown(&id)
+        ))
+        .into());
+    }
     tracing::info!(job = %id, override_ = ?enabled, "scheduler job override set");
     Ok(Json(find(&state, &id).await?.0).into_response())
 }
@@ -117,12 +123,20 @@ struct LimitQuery {
     limit: Option<i64>,
 }
 
+/// A job's history stays readable after its schedule left pipeline.json.
+async fn known(state: &AppState, id: &str) -> Result<(), ApiError> {
+    if state.scheduler.jobs().contains_key(id) || db::schedule::job_known(&state.pool, id).await? {
+        return Ok(());
+    }
+    find(state, id).await.map(|_| ())
+}
+
 async fn job_runs(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> Result<Response, ApiError> {
-    find(&state, &id).await?;
+    known(&state, &id).await?;
     let limit = check_limit(q.limit, 50)?;
     let runs = db::schedule::job_runs(&state.pool, &id, limit).await?;
     Ok(Json(runs.iter().map(|r| run_json(r, false)).collect::<Vec<_>>()).into_response())
@@ -133,7 +147,7 @@ async fn job_slots(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> Result<Response, ApiError> {
-    find(&state, &id).await?;
+    known(&state, &id).await?;
     let limit = check_limit(q.limit, 100)?;
     Ok(Json(db::schedule::slots(&state.pool, &id, limit).await?).into_response())
 }

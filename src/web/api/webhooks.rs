@@ -76,13 +76,20 @@ async fn webhook(
     if limiter.len() > MAX_TRACKED_CLIENTS {
         limiter.retain_recent();
     }
-    if limiter.check_key(&peer.ip()).is_err() {
-        return Err(AppError::TooManyRequests(format!(
+    if let Err(not_until) = limiter.check_key(&peer.ip()) {
+        use governor::clock::Clock;
+        let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+        let mut response = ApiError(AppError::TooManyRequests(format!(
             "more than {} webhook calls per minute from {}; slow down (WEBHOOK_RATE_LIMIT)",
             state.config.webhook_rate_limit,
             peer.ip()
-        ))
-        .into());
+        )))
+        .into_response();
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(wait.as_secs().saturating_add(1)),
+        );
+        return Ok(response);
     }
     let not_found = || ApiError(AppError::NotFound(format!("pipeline not found: {name}")));
     let pipeline = state.registry.get(&name).ok_or_else(not_found)?;
@@ -101,7 +108,7 @@ async fn webhook(
             "invalid webhook key".into(),
         )));
     };
-    // The body is read only for a caller that knows the key.
+    // Body errors are reported only to a caller that knows the key.
     let JsonBody(body) = body?;
     let body = parse_trigger_body(body, false)?;
     let request = TriggerRequest {
