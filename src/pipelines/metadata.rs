@@ -354,6 +354,25 @@ fn read_restart_interval(r: &mut FieldReader<'_>) -> Option<String> {
 
 fn check_consistency(m: &PipelineMetadata, errors: &mut Vec<FieldIssue>) {
     m.limits.check("", errors);
+    // A run configuration's limits are laid over the pipeline's: check what a run gets.
+    for (i, s) in m.schedules.iter().enumerate() {
+        let own = &s.limits;
+        let merged = ResourceLimits {
+            cpu_hard_limit: own.cpu_hard_limit.or(m.limits.cpu_hard_limit),
+            mem_hard_limit: own
+                .mem_hard_limit
+                .clone()
+                .or(m.limits.mem_hard_limit.clone()),
+            cpu_soft_limit: own.cpu_soft_limit.or(m.limits.cpu_soft_limit),
+            mem_soft_limit: own
+                .mem_soft_limit
+                .clone()
+                .or(m.limits.mem_soft_limit.clone()),
+        };
+        if merged != m.limits {
+            merged.check(&format!("schedules[{i}]"), errors);
+        }
+    }
     let mut err = |field: &str, message: String| {
         errors.push(FieldIssue {
             file: None,

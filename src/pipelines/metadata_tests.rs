@@ -297,3 +297,11 @@ fn schedule_ids_and_webhook_keys_must_be_unique() {
     );
     assert!(p.errors[1].message.contains("same as webhook_key"));
 }
+
+#[test]
+fn a_run_configuration_soft_limit_is_checked_against_the_hard_limit_it_inherits() {
+    let p = parse_metadata(
+        r#"{"mem_hard_limit": "1g", "schedules": [{"id": "big", "mem_soft_limit": "2g"}]}"#,
+    );
+    assert_eq!(fields(&p.errors), vec!["schedules[0].mem_soft_limit"]);
+}

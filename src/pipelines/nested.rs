@@ -122,7 +122,6 @@ pub(super) fn read_schedule(
     if let Some(obj) = r.object("retry_strategy") {
         spec.retry_strategy = read_retry_strategy(obj, &r.path("retry_strategy"), r.errors);
     }
-    spec.limits.check(prefix, r.errors);
     if spec.id.is_empty() {
         r.error(
             "id",

@@ -27,13 +27,34 @@ pub fn router() -> Router<AppState> {
 #[derive(Template, WebTemplate)]
 #[template(path = "pages/scheduler.html")]
 struct ListPage {
-    jobs: Vec<JobView>,
+    /// Each job with its next five fire times.
+    jobs: Vec<(JobView, Vec<String>)>,
     running: bool,
 }
 
 async fn list_page(State(state): State<AppState>) -> Result<ListPage, AppError> {
+    let specs = state.scheduler.jobs();
+    let now = Utc::now();
+    let jobs = state
+        .scheduler
+        .job_views()
+        .await?
+        .into_iter()
+        .map(|view| {
+            let next = match (view.enabled, specs.get(&view.id)) {
+                (true, Some(spec)) => spec
+                    .timing
+                    .upcoming(now, 5)
+                    .iter()
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            (view, next)
+        })
+        .collect();
     Ok(ListPage {
-        jobs: state.scheduler.job_views().await?,
+        jobs,
         running: state.config.scheduler_enabled,
     })
 }
