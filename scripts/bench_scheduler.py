@@ -3,7 +3,7 @@
 
 Runs the server twice on fresh data: once with the pipelines unscheduled (the baseline: the
 same discovery, watcher and dispatcher, no schedules) and once scheduled. The Docker engine is
-pointed at a socket that does not exist, so queued runs stay queued and only the scheduler's
+pointed at a port where nothing listens, so queued runs stay queued and only the scheduler's
 own work is measured (no containers start). Reports the server's CPU in both, their ratio, and
 the lag from each slot's time to its run row being written (runs.started_at), read from the
 SQLite database afterwards.
@@ -60,7 +60,7 @@ def measure(binary, n, minutes, scheduled):
                    DATA_DIR=os.path.join(work, "data"),
                    PIPELINES_DIR=os.path.join(work, "pipelines"),
                    PORT=str(port),
-                   DOCKER_HOST=f"unix://{work}/no-engine.sock",
+                   DOCKER_HOST="tcp://127.0.0.1:9",  # nothing listens: the engine is "away"
                    WORKER_BASE_IMAGE="none",
                    LOG_LEVEL="warn")
         proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -465,5 +465,52 @@ async fn a_removed_schedule_stops_at_once_and_old_ledger_rows_are_pruned_without
     assert!(slots(&app, &kept).await.is_empty());
     let again = pass(&app, "2020-01-01T00:02:30Z").await;
     assert_eq!(again.recorded, 0, "{again:?}");
+    // The schedule comes back later: the time it was gone is not caught up.
+    common::write_files(
+        &app.pipelines_dir(),
+        &[(
+            "gone/pipeline.json",
+            r#"{"schedule_cron": "* * * * *", "overlap": "allow"}"#,
+        )],
+    );
+    app.app
+        .as_ref()
+        .expect("running")
+        .state
+        .registry
+        .refresh()
+        .await;
+    pass(&app, "2020-01-01T00:10:30Z").await;
+    pass(&app, "2020-01-01T00:11:01Z").await;
+    let back = outcomes(&slots(&app, &gone).await);
+    assert_eq!(back.last(), Some(&("00:11".into(), "started".into())));
+    assert!(
+        back.iter().all(|(_, o)| o != "missed" && o != "caught_up"),
+        "{back:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_long_queue_of_one_job_does_not_hold_up_other_pipelines() {
+    let app = TestApp::start_with(
+        &[
+            ("backlog/main.py", "import time\ntime.sleep(120)\n"),
+            (
+                "backlog/pipeline.json",
+                r#"{"schedule_cron": "* * * * *", "overlap": "queue", "catchup": "all"}"#,
+            ),
+            ("other/main.py", "print('not stuck')\n"),
+        ],
+        &off(),
+    )
+    .await;
+    pass(&app, "2030-01-01T00:00:00Z").await;
+    // Ten hours down: 600 slots, each a queued run waiting for the one before it.
+    let report = pass(&app, "2030-01-01T10:00:30Z").await;
+    assert_eq!(report.started, 600, "{report:?}");
+    let other = app.trigger("other", "").await;
+    let run = app.wait_finished(&other, Duration::from_secs(120)).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
     app.stop().await;
 }

@@ -169,10 +169,18 @@ pub async fn list(pool: &Pool, filter: &RunFilter) -> Result<(Vec<Run>, i64), Db
 }
 
 /// Queued runs that may start now (`not_before` passed), oldest first.
+///
+/// A run that waits for the previous run of its pipeline and run configuration
+/// (overlap "queue") is left out while that one is running or queued before it,
+/// so a long backlog of one job never hides the runs queued behind it.
 pub async fn startable(pool: &Pool, limit: i64) -> Result<Vec<Run>, DbError> {
     Ok(sqlx::query_as::<_, Run>(
-        "SELECT * FROM runs WHERE status = 'PENDING' AND (not_before IS NULL OR not_before <= ?)
-         ORDER BY started_at, rowid LIMIT ?",
+        "SELECT * FROM runs r WHERE r.status = 'PENDING' AND (r.not_before IS NULL OR r.not_before <= ?)
+           AND (r.wait_for_previous = 0 OR NOT EXISTS (
+                SELECT 1 FROM runs o WHERE o.pipeline_name = r.pipeline_name AND o.run_config_id IS r.run_config_id
+                  AND o.status IN ('PENDING', 'RUNNING') AND o.id <> r.id
+                  AND (o.status = 'RUNNING' OR o.started_at < r.started_at)))
+         ORDER BY r.started_at, r.rowid LIMIT ?",
     )
     .bind(Utc::now())
     .bind(limit)

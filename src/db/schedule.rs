@@ -57,14 +57,13 @@ pub enum SlotAction {
         outcome: &'static str,
         reason: String,
     },
-    /// Queue `run` and record `outcome` (`started` or `caught_up`) with its id; if
-    /// `skip_if_active`, record `skipped_overlap` instead while a run of the same
-    /// pipeline and run configuration is queued or running.
+    /// Queue `run` and record `outcome` (`started` or `caught_up`) with its id, or
+    /// `skipped_overlap` as `skip` says (or when too many runs of the job wait).
     Fire {
         outcome: &'static str,
         reason: String,
         run: Box<NewRun>,
-        skip_if_active: bool,
+        skip: SkipWhen,
     },
 }
 
@@ -88,14 +87,53 @@ pub enum SlotResult {
     AlreadyRecorded,
 }
 
+/// Whether `sync_jobs` is given every current job, or only some.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobSet {
+    /// All jobs: those not listed have left the pipelines.
+    Complete,
+    /// Only these jobs.
+    Only,
+}
+
+/// At most this many runs of one job wait at once (overlap "queue", catch-up "all");
+/// a slot beyond it is recorded as skipped.
+pub const MAX_WAITING_PER_JOB: i64 = 1000;
+
+/// When a slot that would start a run records `skipped_overlap` instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipWhen {
+    Never,
+    /// A run of the same pipeline and run configuration is queued or running (overlap "skip").
+    JobActive,
+    /// A restart of the pipeline is still waiting for its cooldown (`restart_interval`).
+    RestartWaiting,
+}
+
 /// Creates the rows of jobs seen for the first time, and restarts the cursor of
 /// jobs whose trigger changed. Returns every job's row.
 pub async fn sync_jobs(
     pool: &Pool,
     jobs: &[JobKey],
+    set: JobSet,
     now: DateTime<Utc>,
 ) -> Result<HashMap<String, JobRow>, DbError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    if let JobSet::Complete = set {
+        // A job missing from the pipelines now starts afresh when it returns: the
+        // time it was gone is not its to catch up.
+        let present: std::collections::HashSet<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+        let known: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM schedule_jobs WHERE fingerprint <> ''")
+                .fetch_all(&mut *tx)
+                .await?;
+        for id in known.iter().filter(|id| !present.contains(id.as_str())) {
+            sqlx::query("UPDATE schedule_jobs SET fingerprint = '' WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
     for job in jobs {
         sqlx::query(
             "INSERT INTO schedule_jobs (id, pipeline_name, run_config_id, kind, fingerprint, defined_at)
@@ -171,35 +209,14 @@ pub async fn record_slots(
                 outcome,
                 reason,
                 run,
-                skip_if_active,
-            } => {
-                let active: Option<(String, String)> = if skip_if_active {
-                    sqlx::query_as(
-                        "SELECT id, status FROM runs WHERE pipeline_name = ? AND run_config_id IS ?
-                           AND status IN ('PENDING', 'RUNNING') ORDER BY started_at LIMIT 1",
-                    )
-                    .bind(&run.pipeline_name)
-                    .bind(&run.run_config_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                } else {
-                    None
-                };
-                match active {
-                    Some((id, status)) => (
-                        "skipped_overlap",
-                        format!(
-                            "run {id} of the same pipeline and run configuration was still {} (overlap: \"skip\")",
-                            status.to_lowercase()
-                        ),
-                        None,
-                    ),
-                    None => {
-                        let inserted = insert_in(&mut tx, &run).await?;
-                        (outcome, reason, Some(inserted.id))
-                    }
+                skip,
+            } => match skip_reason(&mut tx, &run, skip).await? {
+                Some(why) => ("skipped_overlap", why, None),
+                None => {
+                    let inserted = insert_in(&mut tx, &run).await?;
+                    (outcome, reason, Some(inserted.id))
                 }
-            }
+            },
         };
         sqlx::query(
             "INSERT INTO schedule_slots (job_id, scheduled_time, outcome, reason, run_id, recorded_at)
@@ -230,6 +247,62 @@ pub async fn record_slots(
     }
     tx.commit().await?;
     Ok(results)
+}
+
+/// Why a slot must not start its run now, if it must not.
+async fn skip_reason(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    run: &NewRun,
+    skip: SkipWhen,
+) -> Result<Option<String>, DbError> {
+    match skip {
+        SkipWhen::JobActive => {
+            let active: Option<(String, String)> = sqlx::query_as(
+                "SELECT id, status FROM runs WHERE pipeline_name = ? AND run_config_id IS ?
+                   AND status IN ('PENDING', 'RUNNING') ORDER BY started_at LIMIT 1",
+            )
+            .bind(&run.pipeline_name)
+            .bind(&run.run_config_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            return Ok(active.map(|(id, status)| {
+                format!(
+                    "run {id} of the same pipeline and run configuration was still {} (overlap: \"skip\")",
+                    status.to_lowercase()
+                )
+            }));
+        }
+        SkipWhen::RestartWaiting => {
+            let waiting: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM runs WHERE pipeline_name = ? AND status = 'PENDING'
+                   AND triggered_by = 'daemon_restart' LIMIT 1",
+            )
+            .bind(&run.pipeline_name)
+            .fetch_optional(&mut **tx)
+            .await?;
+            return Ok(
+                waiting.map(|id| format!("restart {id} is still waiting for its restart_cooldown"))
+            );
+        }
+        SkipWhen::Never => {}
+    }
+    if run.wait_for_previous {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM runs WHERE pipeline_name = ? AND run_config_id IS ?
+               AND status IN ('PENDING', 'RUNNING') LIMIT ?)",
+        )
+        .bind(&run.pipeline_name)
+        .bind(&run.run_config_id)
+        .bind(MAX_WAITING_PER_JOB)
+        .fetch_one(&mut **tx)
+        .await?;
+        if waiting >= MAX_WAITING_PER_JOB {
+            return Ok(Some(format!(
+                "{MAX_WAITING_PER_JOB} runs of the same pipeline and run configuration are already waiting"
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// The ledger of one job, newest first.

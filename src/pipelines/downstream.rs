@@ -65,55 +65,135 @@ pub fn check(pipelines: &mut BTreeMap<String, Pipeline>) {
     }
 }
 
-/// For every pipeline on a cycle: the shortest cycle through it, as names from and back to it.
+/// For every pipeline on a cycle: the shortest cycle through it, as names from and
+/// back to it. Strongly connected components first (linear in pipelines and
+/// triggers), so only pipelines that are on a cycle are searched, within their component.
 fn cycles(pipelines: &BTreeMap<String, Pipeline>) -> Vec<(String, Vec<String>)> {
-    let next = |name: &str| -> BTreeSet<&str> {
-        pipelines.get(name).map_or_else(BTreeSet::new, |p| {
-            p.metadata
+    let names: Vec<&str> = pipelines.keys().map(String::as_str).collect();
+    let index: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let edges: Vec<Vec<usize>> = pipelines
+        .values()
+        .map(|p| {
+            let targets: BTreeSet<usize> = p
+                .metadata
                 .downstream_triggers
                 .iter()
-                .map(|t| t.pipeline.as_str())
-                .filter(|t| pipelines.contains_key(*t))
-                .collect()
+                .filter_map(|t| index.get(t.pipeline.as_str()).copied())
+                .collect();
+            targets.into_iter().collect()
         })
-    };
+        .collect();
+    let component = strongly_connected(&edges);
+    let mut size = vec![0usize; names.len()];
+    for c in &component {
+        size[*c] += 1;
+    }
     let mut out = Vec::new();
-    for start in pipelines.keys() {
-        // Breadth-first from `start`'s targets until `start` comes back.
-        let mut came_from: BTreeMap<&str, &str> = BTreeMap::new();
-        let mut queue: VecDeque<&str> = VecDeque::new();
-        for t in next(start) {
-            if !came_from.contains_key(t) {
-                came_from.insert(t, start.as_str());
+    for start in 0..names.len() {
+        let c = component[start];
+        if size[c] < 2 && !edges[start].contains(&start) {
+            continue;
+        }
+        // Breadth-first inside the component until `start` comes back.
+        let mut came_from: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut queue: VecDeque<usize> = VecDeque::new();
+        for &t in &edges[start] {
+            if component[t] == c && !came_from.contains_key(&t) {
+                came_from.insert(t, start);
                 queue.push_back(t);
             }
         }
-        let mut closed = false;
         while let Some(node) = queue.pop_front() {
             if node == start {
-                closed = true;
                 break;
             }
-            for t in next(node) {
-                if !came_from.contains_key(t) {
+            for &t in &edges[node] {
+                if component[t] == c && !came_from.contains_key(&t) {
                     came_from.insert(t, node);
                     queue.push_back(t);
                 }
             }
         }
-        if closed {
-            let mut path = vec![start.clone()];
-            let mut at = came_from.get(start.as_str()).copied();
-            while let Some(node) = at {
-                path.push(node.to_string());
-                if node == start {
-                    break;
-                }
-                at = came_from.get(node).copied();
+        let mut path = vec![names[start].to_string()];
+        let mut at = came_from.get(&start).copied();
+        while let Some(node) = at {
+            path.push(names[node].to_string());
+            if node == start {
+                break;
             }
-            path.reverse();
-            out.push((start.clone(), path));
+            at = came_from.get(&node).copied();
         }
+        path.reverse();
+        out.push((names[start].to_string(), path));
     }
     out
+}
+
+/// Tarjan's algorithm without recursion: the component number of each node.
+fn strongly_connected(edges: &[Vec<usize>]) -> Vec<usize> {
+    const UNSEEN: usize = usize::MAX;
+    let n = edges.len();
+    let (mut order, mut low, mut component) = (vec![UNSEEN; n], vec![0; n], vec![UNSEEN; n]);
+    let mut on_stack = vec![false; n];
+    let (mut stack, mut next_order, mut next_component) = (Vec::new(), 0, 0);
+    for root in 0..n {
+        if order[root] != UNSEEN {
+            continue;
+        }
+        // (node, index of the next edge to look at)
+        let mut work = vec![(root, 0usize)];
+        while let Some((node, edge)) = work.pop() {
+            if edge == 0 {
+                order[node] = next_order;
+                low[node] = next_order;
+                next_order += 1;
+                stack.push(node);
+                on_stack[node] = true;
+            }
+            if let Some(&t) = edges[node].get(edge) {
+                work.push((node, edge + 1));
+                if order[t] == UNSEEN {
+                    work.push((t, 0));
+                } else if on_stack[t] {
+                    low[node] = low[node].min(order[t]);
+                }
+                continue;
+            }
+            if low[node] == order[node] {
+                while let Some(m) = stack.pop() {
+                    on_stack[m] = false;
+                    component[m] = next_component;
+                    if m == node {
+                        break;
+                    }
+                }
+                next_component += 1;
+            }
+            if let Some(&(parent, _)) = work.last() {
+                low[parent] = low[parent].min(low[node]);
+            }
+        }
+    }
+    component
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strongly_connected;
+
+    #[test]
+    fn components() {
+        // 0 → 1 → 2 → 0, 2 → 3, 3 → 3, 4 alone
+        let edges = vec![vec![1], vec![2], vec![0, 3], vec![3], vec![]];
+        let c = strongly_connected(&edges);
+        assert!(c[0] == c[1] && c[1] == c[2]);
+        assert!(c[3] != c[0] && c[4] != c[3] && c[4] != c[0]);
+        // A long chain is not a cycle and does not overflow the stack.
+        let chain: Vec<Vec<usize>> = (0..200_000)
+            .map(|i| if i + 1 < 200_000 { vec![i + 1] } else { vec![] })
+            .collect();
+        let c = strongly_connected(&chain);
+        let distinct: std::collections::BTreeSet<usize> = c.into_iter().collect();
+        assert_eq!(distinct.len(), 200_000);
+    }
 }

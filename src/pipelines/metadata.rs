@@ -311,11 +311,14 @@ fn read_fields(r: &mut FieldReader<'_>) -> PipelineMetadata {
     if let Some(obj) = r.object("retry_strategy") {
         m.retry_strategy = read_retry_strategy(obj, &r.path("retry_strategy"), r.errors);
     }
-    if let Some(cron) = &m.schedule_cron {
-        check_cron(cron, "schedule_cron", r);
-    }
     for (path, obj) in r.object_list("schedules", ranges::MAX_SCHEDULES) {
         m.schedules.push(read_schedule(obj, &path, zone, r.errors));
+    }
+    // With `schedules` set the top-level expression is ignored (a warning says so), not checked.
+    if let Some(cron) = &m.schedule_cron
+        && m.schedules.is_empty()
+    {
+        check_cron(cron, "schedule_cron", r);
     }
     m.downstream_triggers = read_downstream(r);
     if let Some(v) = &m.python_version
@@ -431,6 +434,24 @@ fn collect_warnings(m: &PipelineMetadata, warnings: &mut Vec<FieldIssue>) {
         warn(
             "schedule_interval_seconds",
             "ignored: schedule_cron is also set, and cron wins (as in Fast-Flow)",
+        );
+    }
+    if let Some(at) = m.run_once_at
+        && at <= chrono::Utc::now()
+    {
+        warn("run_once_at", "is in the past: it will not fire");
+    }
+    let cooldown = m
+        .restart_cooldown
+        .unwrap_or(ranges::DEFAULT_RESTART_COOLDOWN);
+    if let Some(text) = &m.restart_interval
+        && let Ok(super::timing::Trigger::Interval { seconds }) =
+            super::timing::parse_restart_interval(text)
+        && seconds <= cooldown
+    {
+        warn(
+            "restart_interval",
+            "is not longer than restart_cooldown: each restart waits out its cooldown, so a restart slot that comes during it is skipped",
         );
     }
     if !m.schedules.is_empty() {

@@ -257,13 +257,15 @@ fn schedule_fields_policies_and_their_errors() {
             "catchup",
             "overlap",
             "restart_interval",
-            "schedule_cron",
             "schedules[0].schedule_timezone",
             "schedules[0].schedule_cron",
-        ]
+        ],
+        "the top-level cron is ignored (not checked) while `schedules` is set"
     );
-    assert!(bad.errors[4].message.contains("never fires"));
-    assert!(bad.errors[6].message.contains("has 3 fields"));
+    assert!(bad.errors[5].message.contains("has 3 fields"));
+    let never = parse_metadata(r#"{"schedule_cron": "0 0 31 2 *"}"#);
+    assert_eq!(fields(&never.errors), vec!["schedule_cron"]);
+    assert!(never.errors[0].message.contains("never fires"));
 }
 
 #[test]

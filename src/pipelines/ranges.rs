@@ -57,6 +57,8 @@ pub const INTERVAL: Range<u64> = Range {
     max: 366 * DAY,
     unit: "seconds",
 };
+/// Fast-Flow's default `restart_cooldown`, in seconds.
+pub const DEFAULT_RESTART_COOLDOWN: u64 = 60;
 /// `restart_cooldown`.
 pub const RESTART_COOLDOWN: Range<u64> = Range {
     min: 0,

@@ -93,6 +93,13 @@ async fn handle(
             ErrorType::PipelineError,
             format!("pipeline is invalid: {}", p.error_lines().join("; ")),
         ))),
+        Some(p) if !p.metadata.enabled && existing.is_none() => {
+            Ok(Ended::without_container(failure(
+                ErrorType::PipelineError,
+                "pipeline was disabled (\"enabled\": false) while this run was queued; not started"
+                    .into(),
+            )))
+        }
         Some(p) => match p.with_run_config(run.run_config_id.as_deref()) {
             Err(message) => Ok(Ended::without_container(failure(
                 ErrorType::PipelineError,

@@ -10,8 +10,11 @@ use crate::pipelines::Pipeline;
 use crate::pipelines::metadata::DownstreamTrigger;
 use crate::run_status::{ErrorType, RunStatus};
 
-/// Fast-Flow's default `restart_cooldown`.
-pub const DEFAULT_RESTART_COOLDOWN: u64 = 60;
+pub use crate::pipelines::ranges::DEFAULT_RESTART_COOLDOWN;
+/// A restarted run that crashes within this many seconds counts as a crash loop:
+/// each further restart waits twice as long (at least 1 s, at most an hour).
+const QUICK_CRASH_SECONDS: f64 = 60.0;
+const MAX_CRASH_BACKOFF_SECONDS: u64 = 3600;
 
 pub(super) async fn after_final(
     runner: &Runner,
@@ -32,6 +35,10 @@ pub(super) async fn after_final(
                 tracing::error!(run = %run.id, error = %e, "could not schedule the retry; the outcome is final")
             }
         }
+    }
+    // A pipeline disabled meanwhile starts nothing more.
+    if !pipeline.metadata.enabled {
+        return;
     }
     if status == RunStatus::Failed
         && error_type != Some(ErrorType::Cancelled)
@@ -56,10 +63,19 @@ pub fn fires(trigger: &DownstreamTrigger, status: RunStatus) -> bool {
 }
 
 async fn restart_after_crash(runner: &Runner, pipeline: &Pipeline, crashed: &Run) {
-    let cooldown = pipeline
+    let configured = pipeline
         .metadata
         .restart_cooldown
         .unwrap_or(DEFAULT_RESTART_COOLDOWN);
+    let quick = quick_crashes(runner, crashed).await;
+    let cooldown = if quick == 0 {
+        configured
+    } else {
+        configured
+            .max(1)
+            .saturating_mul(1u64 << quick.min(12))
+            .min(MAX_CRASH_BACKOFF_SECONDS.max(configured))
+    };
     let now = Utc::now();
     // restart_cooldown is range-checked (at most a day), so this cannot overflow; stay total anyway.
     let not_before = i64::try_from(cooldown)
@@ -78,11 +94,32 @@ async fn restart_after_crash(runner: &Runner, pipeline: &Pipeline, crashed: &Run
     };
     match runner.enqueue(pipeline, request, link).await {
         Ok(next) => tracing::info!(run = %next.id, crashed = %crashed.id, cooldown_s = cooldown,
-            "restart_on_crash: restart queued"),
+            quick_crashes_in_a_row = quick, "restart_on_crash: restart queued"),
         Err(e) => {
             tracing::error!(crashed = %crashed.id, error = %e, "restart_on_crash: could not queue the restart")
         }
     }
+}
+
+/// How many restarts in a row (up to 12) crashed within [`QUICK_CRASH_SECONDS`].
+async fn quick_crashes(runner: &Runner, crashed: &Run) -> u32 {
+    let mut n = 0;
+    let mut run = crashed.clone();
+    while n < 12 && run.triggered_by == "daemon_restart" {
+        let lasted = run.duration_seconds().unwrap_or(0.0);
+        if lasted >= QUICK_CRASH_SECONDS {
+            break;
+        }
+        n += 1;
+        let Some(previous) = run.previous_run_id.clone() else {
+            break;
+        };
+        match crate::db::runs::get(&runner.deps.pool, &previous).await {
+            Ok(Some(p)) => run = p,
+            _ => break,
+        }
+    }
+    n
 }
 
 async fn start_downstream(runner: &Runner, trigger: &DownstreamTrigger, parent: &Run) {

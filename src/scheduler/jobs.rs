@@ -132,6 +132,13 @@ fn schedule_trigger(cron: Option<&String>, interval: Option<u64>) -> Option<Trig
 
 pub fn of_pipeline(p: &Pipeline) -> Vec<JobSpec> {
     let m = &p.metadata;
+    // A zone that could not be read would make every time wrong: no jobs until it is fixed.
+    if p.errors
+        .iter()
+        .any(|e| e.field.ends_with("schedule_timezone"))
+    {
+        return Vec::new();
+    }
     let zone = m
         .schedule_timezone
         .as_deref()

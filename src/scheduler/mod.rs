@@ -19,7 +19,7 @@ use futures_util::FutureExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::schedule::{JobRow, SlotAction, SlotResult, SlotWrite};
+use crate::db::schedule::{JobRow, JobSet, SkipWhen, SlotAction, SlotResult, SlotWrite};
 use crate::db::{self, DbError, Pool};
 use crate::pipelines::timing::Overlap;
 use crate::pipelines::{PipelineRegistry, Snapshot};
@@ -113,7 +113,8 @@ impl Scheduler {
     pub async fn set_enabled(&self, id: &str, enabled: Option<bool>) -> Result<bool, DbError> {
         // A job the scheduler has not passed over yet (just added, or SCHEDULER_ENABLED=false) gets its row now.
         if let Some(spec) = self.jobs().get(id) {
-            db::schedule::sync_jobs(&self.inner.pool, &[spec.key()], Utc::now()).await?;
+            db::schedule::sync_jobs(&self.inner.pool, &[spec.key()], JobSet::Only, Utc::now())
+                .await?;
         }
         let found = db::schedule::set_override(&self.inner.pool, id, enabled).await?;
         if found {
@@ -235,7 +236,7 @@ impl Scheduler {
             return Ok((snapshot, rows));
         }
         let keys: Vec<_> = specs.values().map(JobSpec::key).collect();
-        let rows = db::schedule::sync_jobs(&self.inner.pool, &keys, now).await?;
+        let rows = db::schedule::sync_jobs(&self.inner.pool, &keys, JobSet::Complete, now).await?;
         let mut guard = self
             .inner
             .current
@@ -278,9 +279,13 @@ impl Scheduler {
                     outcome,
                     reason,
                     run: Box::new(run),
-                    skip_if_active: spec.kind != JobKind::Restart
-                        && spec.overlap == Overlap::Skip
-                        && !queue_behind_previous,
+                    skip: match spec.kind {
+                        JobKind::Restart => SkipWhen::RestartWaiting,
+                        _ if spec.overlap == Overlap::Skip && !queue_behind_previous => {
+                            SkipWhen::JobActive
+                        }
+                        _ => SkipWhen::Never,
+                    },
                 },
                 Err(reason) => SlotAction::Record {
                     outcome: "skipped_disabled",

@@ -7,7 +7,8 @@ use chrono::{DateTime, Duration, Utc};
 use super::jobs::{JobKind, JobSpec};
 use crate::pipelines::timing::{CATCHUP_ALL_CAP, Catchup};
 
-/// A slot this late (or less) is on time; later ones were missed and follow `catchup`.
+/// The newest due slot is on time if it is at most this late; every other due slot
+/// was missed and follows `catchup`.
 pub const MISFIRE_GRACE: Duration = Duration::seconds(60);
 /// Slots looked at per job and pass: the catch-up cap and some room.
 pub const MAX_SLOTS_PER_PASS: usize = CATCHUP_ALL_CAP + 24;
@@ -70,9 +71,16 @@ pub fn plan(
         );
         return out;
     }
+    // Only the newest slot can be on time: older ones were missed, however
+    // recently (a 40-second outage of an every-second job is 39 missed slots).
     let on_time_from = now - MISFIRE_GRACE;
-    let (late, on_time): (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) =
-        window.slots.iter().partition(|t| **t < on_time_from);
+    let mut late = window.slots.clone();
+    let newest_on_time = late.last().is_some_and(|newest| *newest >= on_time_from);
+    let on_time: Vec<DateTime<Utc>> = if newest_on_time {
+        late.pop().into_iter().collect()
+    } else {
+        Vec::new()
+    };
     let policy = job.catchup;
     let latest_late = late.last().copied();
     let caught_up_from = late.len().saturating_sub(CATCHUP_ALL_CAP);

@@ -201,3 +201,33 @@ fn nothing_due_means_nothing_recorded() {
     );
     assert!(planned.is_empty());
 }
+
+#[test]
+fn a_short_outage_still_follows_catchup_only_the_newest_slot_is_on_time() {
+    let mut job = every_minute(Catchup::None);
+    job.timing.trigger = Trigger::Cron {
+        expr: "* * * * * *".into(),
+        cron: Box::new(parse_cron("* * * * * *").expect("cron")),
+    };
+    // Down for 40 s: every slot is within the grace, yet only the newest runs.
+    let planned = plan(
+        &job,
+        None,
+        at("2026-03-01T10:00:00Z"),
+        at("2026-03-01T10:00:40Z"),
+        at("2026-03-01T10:00:39Z"),
+    );
+    assert_eq!(planned.len(), 40);
+    let started = planned
+        .iter()
+        .filter(|p| matches!(p.decision, Decision::Fire { .. }))
+        .count();
+    assert_eq!(started, 1);
+    assert!(matches!(
+        planned[39].decision,
+        Decision::Fire {
+            outcome: "started",
+            ..
+        }
+    ));
+}

@@ -40,6 +40,8 @@ pub struct JobView {
     pub override_differs: bool,
     /// Why slots do not start runs, when they do not.
     pub disabled_reason: Option<String>,
+    /// No slot is left (a fired `run_once_at`, a passed `schedule_end`).
+    pub ended: bool,
 }
 
 impl JobView {
@@ -72,6 +74,7 @@ impl JobView {
             enabled_override,
             override_differs: enabled_override.is_some_and(|o| o != spec.enabled_in_file),
             disabled_reason: spec.off_reason(enabled_override),
+            ended: spec.timing.next_after(now).is_none(),
         }
     }
 }

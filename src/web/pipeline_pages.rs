@@ -99,7 +99,8 @@ pub(super) struct DetailPage {
     webhooks: Vec<(String, String)>,
     /// (pipeline, when, run configuration)
     downstream: Vec<(String, String, String)>,
-    run_configs: Vec<String>,
+    /// (id, what it changes)
+    run_configs: Vec<(String, String)>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -141,6 +142,45 @@ async fn detail_page(
         runs,
         jobs,
     ))
+}
+
+/// What a run configuration changes, in one line.
+fn run_config_summary(s: &crate::pipelines::metadata::ScheduleSpec) -> String {
+    let mut parts = Vec::new();
+    match (&s.schedule_cron, s.schedule_interval_seconds) {
+        (Some(c), _) => parts.push(format!("cron {c}")),
+        (None, Some(i)) => parts.push(format!("every {i}s")),
+        (None, None) => parts.push("no schedule".into()),
+    }
+    if !s.enabled {
+        parts.push("schedule disabled".into());
+    }
+    let env: Vec<&str> = s
+        .default_env
+        .keys()
+        .chain(s.encrypted_env.keys())
+        .map(String::as_str)
+        .collect();
+    if !env.is_empty() {
+        parts.push(format!("env {}", env.join(", ")));
+    }
+    let l = &s.limits;
+    if let Some(c) = l.cpu_hard_limit {
+        parts.push(format!("CPU {}", cores(c)));
+    }
+    if let Some(m) = &l.mem_hard_limit {
+        parts.push(format!("memory {}", m.text));
+    }
+    if let Some(t) = s.timeout {
+        parts.push(format!("timeout {t}s"));
+    }
+    if let Some(r) = s.retry_attempts {
+        parts.push(format!("{r} retries"));
+    }
+    if s.webhook_key.is_some() {
+        parts.push("own webhook".into());
+    }
+    parts.join(" · ")
 }
 
 /// Each webhook URL, per run configuration (its key selects the configuration).
@@ -301,7 +341,11 @@ pub(super) fn detail_view(
         jobs,
         webhooks: webhook_urls(p, &config.base_url),
         downstream,
-        run_configs: p.run_config_ids().iter().map(|s| s.to_string()).collect(),
+        run_configs: m
+            .schedules
+            .iter()
+            .map(|s| (s.id.clone(), run_config_summary(s)))
+            .collect(),
     }
 }
 

@@ -207,6 +207,11 @@ async fn detail(state: &AppState, run: &Run) -> Result<RunDetail, AppError> {
         .iter()
         .map(|c| (c.id.clone(), c.pipeline_name.clone(), c.status.to_string()))
         .collect();
+    if let Some(parent) = &run.parent_run_id
+        && let Some(p) = crate::db::runs::get(&state.pool, parent).await?
+    {
+        view.parent_label = format!("{} ({})", p.pipeline_name, p.status);
+    }
     if run.triggered_by == "scheduler" || run.triggered_by == "daemon_restart" {
         view.slot = crate::db::schedule::slot_of_run(&state.pool, &run.id)
             .await?

@@ -92,12 +92,12 @@ async fn job_page(
         .upcoming(Utc::now(), 5)
         .iter()
         .map(|t| {
-            format!(
-                "{} ({})",
-                fmt_time(t),
-                t.with_timezone(&spec.timing.tz)
-                    .format("%Y-%m-%d %H:%M:%S %Z")
-            )
+            if spec.timing.tz == chrono_tz::UTC {
+                fmt_time(t)
+            } else {
+                let local = t.with_timezone(&spec.timing.tz);
+                format!("{} ({})", fmt_time(t), local.format("%Y-%m-%d %H:%M:%S %Z"))
+            }
         })
         .collect();
     let runs = db::schedule::job_runs(&state.pool, &id, 20)

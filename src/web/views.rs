@@ -95,6 +95,7 @@ pub struct RunRow {
     /// A soft-limit warning, if the run exceeded one.
     pub warning: String,
     pub attempt: i64,
+    pub run_config_id: String,
 }
 
 impl RunRow {
@@ -120,6 +121,7 @@ impl RunRow {
             triggered_by: r.triggered_by.clone(),
             warning: r.soft_limit_warning.clone().unwrap_or_default(),
             attempt: r.attempt,
+            run_config_id: r.run_config_id.clone().unwrap_or_default(),
         }
     }
 }
@@ -147,6 +149,8 @@ pub struct RunDetail {
     pub run_config_id: String,
     /// The run whose end started this one (downstream trigger).
     pub parent_run_id: String,
+    /// "pipeline (STATUS)" of that run, when it is still there.
+    pub parent_label: String,
     /// Runs this one's end started: (id, pipeline, status).
     pub children: Vec<(String, String, String)>,
     /// "12:00:00 UTC slot of job …" when a schedule started the run: (job id, slot time).
@@ -193,6 +197,7 @@ impl RunDetail {
             metrics_error: r.metrics_error.clone().unwrap_or_default(),
             run_config_id: r.run_config_id.clone().unwrap_or_default(),
             parent_run_id: r.parent_run_id.clone().unwrap_or_default(),
+            parent_label: String::new(),
             children: Vec::new(),
             slot: None,
         }
