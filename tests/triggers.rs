@@ -170,22 +170,39 @@ async fn webhooks_are_rate_limited_per_client() {
     app.stop().await;
 }
 
-async fn wait_child(app: &TestApp, parent: &str) -> Value {
+/// Waits for a run listed at `path` whose `field` is `value`.
+async fn wait_run_with(app: &TestApp, path: &str, field: &str, value: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let (_, runs) = app.get_json("/api/runs?limit=100").await;
+        let (_, runs) = app.get_json(path).await;
         let runs = runs.get("runs").cloned().unwrap_or(runs);
-        if let Some(child) = runs
+        if let Some(found) = runs
             .as_array()
             .into_iter()
             .flatten()
-            .find(|r| r["parent_run_id"] == parent)
+            .find(|r| r[field] == value)
         {
-            return child.clone();
+            return found.clone();
         }
-        assert!(Instant::now() < deadline, "no downstream run of {parent}");
+        assert!(
+            Instant::now() < deadline,
+            "no run with {field} = {value} at {path}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+async fn wait_child(app: &TestApp, parent: &str) -> Value {
+    wait_run_with(app, "/api/runs?limit=100", "parent_run_id", parent).await
+}
+
+/// Seconds between `a`'s end and the time `b` may start.
+fn gap(a: &Value, b: &Value) -> chrono::Duration {
+    let t = |v: &Value, f: &str| {
+        chrono::DateTime::parse_from_rfc3339(v[f].as_str().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{f} of {v}: {e}"))
+    };
+    t(b, "not_before") - t(a, "finished_at")
 }
 
 #[tokio::test]
@@ -293,38 +310,22 @@ async fn restart_on_crash_restarts_after_its_cooldown() {
     let first = app.trigger("crashy", "").await;
     let crashed = app.wait_finished(&first, Duration::from_secs(120)).await;
     assert_eq!(crashed["status"], "FAILED");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let restart = loop {
-        let (_, runs) = app.get_json("/api/pipelines/crashy/runs?limit=10").await;
-        if let Some(r) = runs
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|r| r["previous_run_id"] == first.as_str())
-        {
-            break r.clone();
-        }
-        assert!(Instant::now() < deadline, "no restart queued: {runs}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let runs = "/api/pipelines/crashy/runs?limit=10";
+    let restart = wait_run_with(&app, runs, "previous_run_id", &first).await;
     assert_eq!(restart["triggered_by"], "daemon_restart");
-    let finished =
-        chrono::DateTime::parse_from_rfc3339(crashed["finished_at"].as_str().expect("t"))
-            .expect("time");
-    let not_before =
-        chrono::DateTime::parse_from_rfc3339(restart["not_before"].as_str().expect("t"))
-            .expect("time");
     assert!(
-        not_before - finished >= chrono::Duration::milliseconds(1500),
-        "the restart waits restart_cooldown: {finished} → {not_before}"
+        gap(&crashed, &restart) >= chrono::Duration::milliseconds(1500),
+        "the restart waits restart_cooldown: {crashed} → {restart}"
     );
-    let again = app
-        .wait_finished(
-            restart["id"].as_str().expect("id"),
-            Duration::from_secs(120),
-        )
-        .await;
+    let again_id = restart["id"].as_str().expect("id").to_string();
+    let again = app.wait_finished(&again_id, Duration::from_secs(120)).await;
     assert_eq!(again["status"], "FAILED");
+    // A restart that crashes at once is a crash loop: the next one waits twice as long.
+    let next = wait_run_with(&app, runs, "previous_run_id", &again_id).await;
+    assert!(
+        gap(&again, &next) >= chrono::Duration::milliseconds(3500),
+        "backoff doubles the cooldown: {again} → {next}"
+    );
     app.stop().await;
 }
 
