@@ -106,6 +106,10 @@ async fn webhooks_answer_like_fast_flow_and_a_schedule_key_selects_its_run_confi
         assert_eq!(status, 400, "{}: {answer}", &body[..body.len().min(60)]);
         assert!(answer["detail"].is_string(), "{answer}");
     }
+    // A body over the cap (2 MiB) is 413, before it is parsed.
+    let huge = format!(r#"{{"env_vars": {{"A": "{}"}}}}"#, "x".repeat(3 << 20));
+    let (status, _) = post(&app, "/api/webhooks/hook/pipeline-key-123", json, &huge).await;
+    assert_eq!(status, 413);
     // A body that is not JSON at all is refused, not ignored.
     let (status, _) = post(
         &app,
@@ -291,6 +295,13 @@ async fn a_downstream_chain_runs_in_order_and_cycles_are_reported_at_discovery()
     let errors = lost["errors"].to_string();
     assert!(errors.contains("`nowhere` does not exist"), "{errors}");
     assert!(errors.contains("no run configuration `nope`"), "{errors}");
+    // c is started by b and by lost: a fan-in, said on c.
+    let (_, c_info) = app.get_json("/api/pipelines/c").await;
+    let warnings = c_info["warnings"].to_string();
+    assert!(
+        warnings.contains("started downstream by 2 pipelines (b, lost)"),
+        "{warnings}"
+    );
     app.stop().await;
 }
 

@@ -63,6 +63,41 @@ pub fn check(pipelines: &mut BTreeMap<String, Pipeline>) {
             p.errors.push(issue);
         }
     }
+    warn_fan_in(pipelines);
+}
+
+/// A pipeline that several pipelines start runs once after each of them; in a
+/// diamond (a → b, a → c, b → d, c → d) one run of `a` makes two of `d`. Said on `d`.
+fn warn_fan_in(pipelines: &mut BTreeMap<String, Pipeline>) {
+    let mut upstream: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (name, p) in pipelines.iter() {
+        for t in &p.metadata.downstream_triggers {
+            if t.pipeline != *name {
+                upstream
+                    .entry(t.pipeline.clone())
+                    .or_default()
+                    .insert(name.clone());
+            }
+        }
+    }
+    for (target, from) in upstream {
+        if from.len() < 2 {
+            continue;
+        }
+        if let Some(p) = pipelines.get_mut(&target) {
+            let names: Vec<&str> = from.iter().map(String::as_str).take(10).collect();
+            let more = if from.len() > 10 { ", …" } else { "" };
+            p.warnings.push(FieldIssue {
+                file: Some(String::new()),
+                field: String::new(),
+                message: format!(
+                    "started downstream by {} pipelines ({}{more}): it runs once after each of them, so a chain that reaches it along several paths starts it several times",
+                    from.len(),
+                    names.join(", ")
+                ),
+            });
+        }
+    }
 }
 
 /// For every pipeline on a cycle: the shortest cycle through it, as names from and

@@ -179,7 +179,7 @@ impl Runner {
         let new = self.prepare(pipeline, request, link)?;
         let run = db::runs::insert(&self.deps.pool, &new).await?;
         tracing::info!(run = %run.id, pipeline = %run.pipeline_name, triggered_by = %run.triggered_by,
-            run_config = ?run.run_config_id, "run queued");
+            run_config = run.run_config_id.as_deref().unwrap_or("-"), "run queued");
         self.wake();
         Ok(run)
     }

@@ -26,6 +26,9 @@ pub enum AppError {
     /// A cap is reached (e.g. live streams); try again later.
     #[error("{0}")]
     Unavailable(String),
+    /// A request body over its cap.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// The credentials (e.g. a webhook key) are wrong.
     #[error("{0}")]
     Unauthorized(String),
@@ -54,6 +57,7 @@ impl AppError {
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

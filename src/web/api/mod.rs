@@ -136,7 +136,16 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             });
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError(AppError::BadRequest(e.body_text())))?;
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError(AppError::PayloadTooLarge(format!(
+                        "request body too large: {}",
+                        e.body_text()
+                    )))
+                } else {
+                    ApiError(AppError::BadRequest(e.body_text()))
+                }
+            })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(None));
         }
