@@ -8,6 +8,7 @@ mod downstream;
 pub mod fields;
 pub mod host;
 pub mod metadata;
+mod metadata_checks;
 mod nested;
 pub mod ranges;
 mod run_config;

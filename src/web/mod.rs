@@ -7,6 +7,7 @@ mod charts;
 mod error;
 mod log_stream;
 mod metrics_stream;
+mod pipeline_facts;
 mod pipeline_pages;
 #[cfg(test)]
 mod render_properties;
