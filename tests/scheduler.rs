@@ -23,14 +23,7 @@ fn off() -> [(&'static str, &'static str); 1] {
 }
 
 async fn pass(app: &TestApp, now: &str) -> fastflow::scheduler::PassReport {
-    app.app
-        .as_ref()
-        .expect("running")
-        .state
-        .scheduler
-        .pass_at(at(now))
-        .await
-        .expect("pass")
+    app.state().scheduler.pass_at(at(now)).await.expect("pass")
 }
 
 /// The single job of a pipeline (or the one with this run configuration).
@@ -112,7 +105,7 @@ async fn every_slot_fires_once_across_a_restart_and_missed_slots_follow_catchup(
     );
     // Two schedulers at once (as two processes on one database would be): the
     // ledger's key lets each slot fire once.
-    let state = &app.app.as_ref().expect("running").state;
+    let state = app.state();
     let twin = fastflow::scheduler::Scheduler::new(
         state.runner.clone(),
         state.pool.clone(),
@@ -270,13 +263,7 @@ async fn an_override_survives_a_restart_and_a_pipeline_json_change() {
             r#"{"schedule_cron": "30 * * * *", "description": "edited"}"#,
         )],
     );
-    app.app
-        .as_ref()
-        .expect("running")
-        .state
-        .registry
-        .refresh()
-        .await;
+    app.refresh_pipelines().await;
     app.stop_only().await;
     app.start_again().await;
     let job = job_of(&app, "p", None).await;
@@ -445,13 +432,7 @@ async fn a_removed_schedule_stops_at_once_and_old_ledger_rows_are_pruned_without
     assert_eq!(pass(&app, "2020-01-01T00:01:01Z").await.started, 2);
     // The schedule leaves pipeline.json: the next pass fires nothing for it.
     common::write_files(&app.pipelines_dir(), &[("gone/pipeline.json", "{}")]);
-    app.app
-        .as_ref()
-        .expect("running")
-        .state
-        .registry
-        .refresh()
-        .await;
+    app.refresh_pipelines().await;
     let report = pass(&app, "2020-01-01T00:02:01Z").await;
     assert_eq!(report.started, 1, "only `kept` fires: {report:?}");
     assert_eq!(slots(&app, &gone).await.len(), 1);
@@ -473,13 +454,7 @@ async fn a_removed_schedule_stops_at_once_and_old_ledger_rows_are_pruned_without
             r#"{"schedule_cron": "* * * * *", "overlap": "allow"}"#,
         )],
     );
-    app.app
-        .as_ref()
-        .expect("running")
-        .state
-        .registry
-        .refresh()
-        .await;
+    app.refresh_pipelines().await;
     pass(&app, "2020-01-01T00:10:30Z").await;
     pass(&app, "2020-01-01T00:11:01Z").await;
     let back = outcomes(&slots(&app, &gone).await);

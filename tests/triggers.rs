@@ -243,13 +243,7 @@ async fn a_downstream_chain_runs_in_order_and_cycles_are_reported_at_discovery()
             ),
         ],
     );
-    app.app
-        .as_ref()
-        .expect("running")
-        .state
-        .registry
-        .refresh()
-        .await;
+    app.refresh_pipelines().await;
     let a = app.trigger("a", "").await;
     let a_run = app.wait_finished(&a, Duration::from_secs(120)).await;
     assert_eq!(a_run["status"], "SUCCESS");

@@ -251,7 +251,7 @@ async fn late_sse_viewer_gets_every_line_once_then_the_end() {
     );
     assert_eq!(events.last().unwrap().event.as_deref(), Some("end"));
     // Finished runs keep no live channel behind: viewers and executor cleaned up.
-    let hubs = app.app.as_ref().expect("running").state.runner.hubs().len();
+    let hubs = app.state().runner.hubs().len();
     assert_eq!(hubs, 0, "live channels left behind");
     app.stop().await;
 }

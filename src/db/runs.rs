@@ -198,15 +198,6 @@ pub async fn next_wakeup(pool: &Pool) -> Result<Option<DateTime<Utc>>, DbError> 
     .await?)
 }
 
-/// Number of RUNNING runs per pipeline.
-pub async fn running_counts(pool: &Pool) -> Result<HashMap<String, i64>, DbError> {
-    let mut out: HashMap<String, i64> = HashMap::new();
-    for ((pipeline, _), n) in running_by_config(pool).await? {
-        *out.entry(pipeline).or_default() += n;
-    }
-    Ok(out)
-}
-
 /// Number of RUNNING runs per pipeline and run configuration.
 pub async fn running_by_config(
     pool: &Pool,

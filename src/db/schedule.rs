@@ -154,13 +154,14 @@ pub async fn sync_jobs(
     all_jobs(pool).await
 }
 
-/// Whether the scheduler ever knew this job (its ledger outlives its schedule).
-pub async fn job_known(pool: &Pool, id: &str) -> Result<bool, DbError> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM schedule_jobs WHERE id = ?")
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-    Ok(found.is_some())
+/// One job's row; a job the scheduler once knew keeps it (its ledger outlives its schedule).
+pub async fn job(pool: &Pool, id: &str) -> Result<Option<JobRow>, DbError> {
+    Ok(
+        sqlx::query_as::<_, JobRow>("SELECT * FROM schedule_jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?,
+    )
 }
 
 pub async fn all_jobs(pool: &Pool) -> Result<HashMap<String, JobRow>, DbError> {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::ranges::{self, Range};
-pub use super::units::{parse_datetime, parse_memory};
+pub use super::units::parse_memory;
 
 /// One problem (or warning) with one field of a metadata file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -197,17 +197,6 @@ impl<'a> FieldReader<'a> {
                 );
                 None
             }
-            Err(message) => {
-                self.error(key, message);
-                None
-            }
-        }
-    }
-
-    pub fn datetime(&mut self, key: &str) -> Option<DateTime<Utc>> {
-        let text = self.string(key)?;
-        match parse_datetime(&text) {
-            Ok(dt) => Some(dt),
             Err(message) => {
                 self.error(key, message);
                 None

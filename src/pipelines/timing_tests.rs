@@ -170,6 +170,18 @@ fn dates_without_offset_are_in_the_zone() {
         "2026-07-01T08:00:00+00:00"
     );
     assert!(parse_instant("yesterday", berlin, DayEdge::Start).is_err());
+    for text in [
+        "2026-01-31T08:00:00Z",
+        "2026-01-31T08:00:00+01:00",
+        "2026-01-31T08:00",
+        "2026-01-31 08:00:00",
+    ] {
+        assert!(
+            parse_instant(text, chrono_tz::UTC, DayEdge::Start).is_ok(),
+            "{text}"
+        );
+    }
+    assert!(parse_instant("tomorrow", chrono_tz::UTC, DayEdge::Start).is_err());
     assert!(parse_timezone("Mars/Olympus").unwrap_err().contains("IANA"));
 }
 

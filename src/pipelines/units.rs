@@ -1,7 +1,6 @@
 //! Values written as text in `pipeline.json` and in settings: Docker-style memory
-//! sizes (`"512m"`) and ISO 8601 date-times. Errors quote the value, shortened.
-
-use chrono::{DateTime, NaiveDateTime, Utc};
+//! sizes (`"512m"`). Errors quote the value, shortened. Date-times are read in a
+//! schedule's time zone by `timing::parse_instant`.
 
 use super::fields::shown;
 
@@ -42,28 +41,6 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
     Ok(bytes.round() as u64)
 }
 
-/// Parses `2026-01-31T12:00:00Z`, `2026-01-31T12:00:00+01:00`, or a naive
-/// `2026-01-31T12:00[:00]` / `2026-01-31 12:00:00` (taken as UTC).
-pub fn parse_datetime(text: &str) -> Result<DateTime<Utc>, String> {
-    let quoted = shown(text);
-    if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
-        return Ok(dt.with_timezone(&Utc));
-    }
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(naive) = NaiveDateTime::parse_from_str(text, fmt) {
-            return Ok(naive.and_utc());
-        }
-    }
-    Err(format!(
-        "`{quoted}` is not a date-time: use ISO 8601, e.g. \"2026-01-31T08:00:00Z\""
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,14 +59,5 @@ mod tests {
         );
         assert!(parse_memory("m").is_err());
         assert!(parse_memory("1.2.3g").is_err());
-    }
-
-    #[test]
-    fn datetimes() {
-        assert!(parse_datetime("2026-01-31T08:00:00Z").is_ok());
-        assert!(parse_datetime("2026-01-31T08:00:00+01:00").is_ok());
-        assert!(parse_datetime("2026-01-31T08:00").is_ok());
-        assert!(parse_datetime("2026-01-31 08:00:00").is_ok());
-        assert!(parse_datetime("tomorrow").is_err());
     }
 }

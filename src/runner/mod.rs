@@ -337,15 +337,23 @@ impl Runner {
                 waiting_reason: reason,
             }));
         }
-        let running = db::runs::running_counts(&self.deps.pool).await?;
-        let total: i64 = running.values().sum();
+        let by_config = db::runs::running_by_config(&self.deps.pool).await?;
+        let total: i64 = by_config.values().sum();
         let max_total = self.deps.config.max_concurrent_runs;
         let max_instances = self
             .deps
             .registry
             .get(&run.pipeline_name)
             .and_then(|p| p.metadata.max_instances);
-        let of_pipeline = running.get(&run.pipeline_name).copied().unwrap_or(0);
+        let of_pipeline: i64 = by_config
+            .iter()
+            .filter(|((pipeline, _), _)| *pipeline == run.pipeline_name)
+            .map(|(_, n)| n)
+            .sum();
+        let of_job = by_config
+            .get(&(run.pipeline_name.clone(), run.run_config_id.clone()))
+            .copied()
+            .unwrap_or(0);
         let waiting_reason = match (run.not_before, max_instances) {
             (Some(at), _) if at > chrono::Utc::now() && run.triggered_by == "daemon_restart" => {
                 format!(
@@ -363,7 +371,7 @@ impl Runner {
             (_, Some(limit)) if of_pipeline >= limit as i64 => {
                 format!("max_instances: {of_pipeline} of {limit} runs of this pipeline are running")
             }
-            _ if run.wait_for_previous && of_pipeline > 0 => {
+            _ if run.wait_for_previous && of_job > 0 => {
                 "overlap \"queue\": waits until no other run of this pipeline and run configuration runs"
                     .to_string()
             }

@@ -87,11 +87,7 @@ impl Scheduler {
     /// The jobs of the current pipelines, by id (derived once per snapshot).
     pub fn jobs(&self) -> Arc<BTreeMap<String, JobSpec>> {
         let snapshot = self.inner.registry.snapshot();
-        let mut guard = self
-            .inner
-            .current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self.current();
         match guard.as_ref() {
             Some(c) if Arc::ptr_eq(&c.snapshot, &snapshot) => c.specs.clone(),
             _ => {
@@ -118,11 +114,7 @@ impl Scheduler {
         }
         let found = db::schedule::set_override(&self.inner.pool, id, enabled).await?;
         if found {
-            let mut guard = self
-                .inner
-                .current
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut guard = self.current();
             if let Some(row) = guard.as_mut().and_then(|c| c.rows.get_mut(id)) {
                 row.enabled_override = enabled;
             }
@@ -163,21 +155,8 @@ impl Scheduler {
     /// job gets its ledger row. Tests call this with a controlled clock.
     pub async fn pass_at(&self, now: DateTime<Utc>) -> Result<PassReport, DbError> {
         let specs = self.jobs();
-        let (snapshot, rows) = self.synced_rows(&specs, now).await?;
-        let mut writes = Vec::new();
-        for spec in specs.values() {
-            let Some(row) = rows.get(&spec.id) else {
-                continue;
-            };
-            let cursor = row
-                .last_slot_time
-                .map_or(row.defined_at, |t| t.max(row.defined_at));
-            let off = spec.off_reason(row.enabled_override);
-            let planned = plan::plan(spec, off.as_deref(), cursor, now, self.inner.process_start);
-            for slot in planned {
-                writes.push(self.to_write(spec, &snapshot, slot));
-            }
-        }
+        let snapshot = self.ensure_synced(&specs, now).await?;
+        let writes = self.plan_writes(&specs, &snapshot, now);
         let mut report = PassReport::default();
         let mut restarted = Vec::new();
         for chunk in chunks(writes) {
@@ -215,48 +194,72 @@ impl Scheduler {
         Ok(report)
     }
 
-    /// Makes sure every job has its row (first sight, changed trigger) and returns the rows.
-    async fn synced_rows(
+    /// Makes sure every job has its row (first sight, changed trigger, gone and back).
+    async fn ensure_synced(
         &self,
         specs: &Arc<BTreeMap<String, JobSpec>>,
         now: DateTime<Utc>,
-    ) -> Result<(Arc<Snapshot>, HashMap<String, JobRow>), DbError> {
+    ) -> Result<Arc<Snapshot>, DbError> {
         let (snapshot, synced) = {
-            let guard = self
-                .inner
-                .current
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let guard = self.current();
             match guard.as_ref() {
-                Some(c) => (c.snapshot.clone(), c.synced.then(|| c.rows.clone())),
-                None => (self.inner.registry.snapshot(), None),
+                Some(c) => (c.snapshot.clone(), c.synced),
+                None => (self.inner.registry.snapshot(), false),
             }
         };
-        if let Some(rows) = synced {
-            return Ok((snapshot, rows));
+        if synced {
+            return Ok(snapshot);
         }
         let keys: Vec<_> = specs.values().map(JobSpec::key).collect();
         let rows = db::schedule::sync_jobs(&self.inner.pool, &keys, JobSet::Complete, now).await?;
-        let mut guard = self
-            .inner
-            .current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(c) = guard.as_mut()
+        // If the pipelines changed meanwhile, the next pass syncs their jobs.
+        if let Some(c) = self.current().as_mut()
             && Arc::ptr_eq(&c.specs, specs)
         {
-            c.rows = rows.clone();
+            c.rows = rows;
             c.synced = true;
         }
-        Ok((snapshot, rows))
+        Ok(snapshot)
+    }
+
+    /// The ledger writes of every job's due slots, planned under the lock on the
+    /// rows (planning does no I/O).
+    fn plan_writes(
+        &self,
+        specs: &BTreeMap<String, JobSpec>,
+        snapshot: &Snapshot,
+        now: DateTime<Utc>,
+    ) -> Vec<SlotWrite> {
+        let guard = self.current();
+        let Some(current) = guard.as_ref() else {
+            return Vec::new();
+        };
+        let mut writes = Vec::new();
+        for spec in specs.values() {
+            let Some(row) = current.rows.get(&spec.id) else {
+                continue;
+            };
+            let cursor = row
+                .last_slot_time
+                .map_or(row.defined_at, |t| t.max(row.defined_at));
+            let off = spec.off_reason(row.enabled_override);
+            let planned = plan::plan(spec, off.as_deref(), cursor, now, self.inner.process_start);
+            for slot in planned {
+                writes.push(self.to_write(spec, snapshot, slot));
+            }
+        }
+        writes
+    }
+
+    fn current(&self) -> std::sync::MutexGuard<'_, Option<Current>> {
+        self.inner
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn advance_cursors(&self, written: &[(String, DateTime<Utc>)]) {
-        let mut guard = self
-            .inner
-            .current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self.current();
         let Some(current) = guard.as_mut() else {
             return;
         };

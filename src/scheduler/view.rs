@@ -112,9 +112,9 @@ impl Scheduler {
         let Some(spec) = specs.get(id) else {
             return Ok(None);
         };
-        let rows = db::schedule::all_jobs(self.pool()).await?;
+        let row = db::schedule::job(self.pool(), id).await?;
         Ok(Some((
-            JobView::new(spec, rows.get(id), Utc::now()),
+            JobView::new(spec, row.as_ref(), Utc::now()),
             spec.clone(),
         )))
     }

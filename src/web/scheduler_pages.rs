@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::views::{RunRow, fmt_time};
+use super::views::{RunRow, fmt_time, short_id};
 use super::{AppError, AppState};
 use crate::db;
 use crate::scheduler::view::JobView;
@@ -110,17 +110,12 @@ async fn job_page(
         .into_iter()
         .map(|s| {
             let run_id = s.run_id.unwrap_or_default();
-            let run_short = run_id
-                .char_indices()
-                .rev()
-                .nth(7)
-                .map_or(run_id.clone(), |(i, _)| run_id[i..].to_string());
             SlotLine {
                 time: fmt_time(&s.scheduled_time),
                 outcome: s.outcome,
                 reason: s.reason,
+                run_short: short_id(&run_id),
                 run_id,
-                run_short,
             }
         })
         .collect();

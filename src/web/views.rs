@@ -98,19 +98,17 @@ pub struct RunRow {
     pub run_config_id: String,
 }
 
+/// The last 8 characters of a run id, as lists show it (`…a1b2c3d4`).
+pub fn short_id(id: &str) -> String {
+    let start = id.char_indices().rev().nth(7).map_or(0, |(i, _)| i);
+    id[start..].to_string()
+}
+
 impl RunRow {
     pub fn new(r: &Run) -> Self {
         Self {
             id: r.id.clone(),
-            short_id: r
-                .id
-                .chars()
-                .rev()
-                .take(8)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect(),
+            short_id: short_id(&r.id),
             pipeline_name: r.pipeline_name.clone(),
             status: r.status.to_string(),
             started_at: fmt_time(&r.started_at),

@@ -126,6 +126,16 @@ impl TestApp {
         Config::from_vars(&vars).expect("test config is valid")
     }
 
+    /// The running server's shared state (scheduler, registry, runner, pool).
+    pub fn state(&self) -> &fastflow::web::AppState {
+        &self.app.as_ref().expect("the app is running").state
+    }
+
+    /// Rescans PIPELINES_DIR now, as the watcher would after a change.
+    pub async fn refresh_pipelines(&self) {
+        self.state().registry.refresh().await;
+    }
+
     pub fn pipelines_dir(&self) -> PathBuf {
         self.dir.path().join("pipelines")
     }

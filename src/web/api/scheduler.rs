@@ -125,7 +125,9 @@ struct LimitQuery {
 
 /// A job's history stays readable after its schedule left pipeline.json.
 async fn known(state: &AppState, id: &str) -> Result<(), ApiError> {
-    if state.scheduler.jobs().contains_key(id) || db::schedule::job_known(&state.pool, id).await? {
+    if state.scheduler.jobs().contains_key(id)
+        || db::schedule::job(&state.pool, id).await?.is_some()
+    {
         return Ok(());
     }
     find(state, id).await.map(|_| ())
