@@ -46,19 +46,29 @@ pub async fn cleanup(pool: &Pool, config: &Config) -> Result<CleanupReport, db::
     if config.log_retention_days.is_none() && config.log_retention_runs.is_none() {
         return Ok(report);
     }
-    let expired = db::run_stats::expired(pool, older_than, config.log_retention_runs).await?;
-    let mut removable = Vec::with_capacity(expired.len());
-    for (id, _) in expired {
-        match remove_files(&config.logs_dir, &id) {
-            Ok((files, bytes)) => {
-                report.files_deleted += files;
-                report.bytes_freed += bytes;
-                removable.push(id);
+    // In batches, so a long history is never loaded whole; a batch whose runs all
+    // kept their files (an error each) ends the pass instead of repeating forever.
+    loop {
+        let expired = db::run_stats::expired(pool, older_than, config.log_retention_runs).await?;
+        let full_batch = expired.len() as i64 >= db::run_stats::RETENTION_BATCH;
+        let mut removable = Vec::with_capacity(expired.len());
+        for (id, _) in expired {
+            match remove_files(&config.logs_dir, &id) {
+                Ok((files, bytes)) => {
+                    report.files_deleted += files;
+                    report.bytes_freed += bytes;
+                    removable.push(id);
+                }
+                Err(e) => report.errors.push(format!("run {id}: {e}")),
             }
-            Err(e) => report.errors.push(format!("run {id}: {e}")),
+        }
+        let deleted = db::run_stats::delete_finished(pool, &removable).await?;
+        report.runs_deleted += deleted;
+        if !full_batch || deleted == 0 {
+            break;
         }
     }
-    report.runs_deleted = db::run_stats::delete_finished(pool, &removable).await?;
+    db::run_stats::repair_totals(pool).await?;
     tracing::info!(
         runs = report.runs_deleted,
         files = report.files_deleted,

@@ -1,6 +1,8 @@
 //! The database: pool, migrations, and every SQL statement of the application
 //! (one submodule per table group), so another backend is a change in one place.
 
+pub mod query_audit;
+pub mod run_list;
 pub mod run_stats;
 pub mod runs;
 pub mod schedule;
@@ -10,7 +12,8 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub use runs::{NewRun, Run, RunFilter, RunOutcome};
+pub use run_list::{RunCursor, RunFilter, RunPage};
+pub use runs::{NewRun, Run, RunOutcome};
 pub type Pool = sqlx::SqlitePool;
 
 #[derive(Debug, thiserror::Error)]

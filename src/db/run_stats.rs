@@ -1,5 +1,6 @@
-//! Statistics and retention queries on `runs` and `run_counters`: per-pipeline
-//! counters, per-day counters, and which finished runs retention removes.
+//! Statistics and retention queries: per-pipeline and per-day counters (kept by
+//! the triggers of migration 0006 as runs end, never recomputed per request), and
+//! which finished runs retention removes.
 
 use std::collections::HashMap;
 
@@ -20,24 +21,26 @@ pub struct PipelineRunStats {
     pub last_run_at: Option<DateTime<Utc>>,
 }
 
-/// Adds a finished run to the counters that outlive log retention. Call once per run.
-pub async fn count_finished(pool: &Pool, id: &str) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO run_counters (day, pipeline_name, total, succeeded, failed, interrupted, duration_sum)
-         SELECT strftime('%Y-%m-%d', finished_at), pipeline_name, 1,
-                status = 'SUCCESS', status = 'FAILED', status = 'INTERRUPTED',
-                COALESCE((julianday(finished_at) - julianday(COALESCE(container_started_at, started_at))) * 86400.0, 0)
-         FROM runs WHERE id = ? AND status IN ('SUCCESS', 'FAILED', 'INTERRUPTED') AND finished_at IS NOT NULL
-         ON CONFLICT (day, pipeline_name) DO UPDATE SET
-            total = total + excluded.total, succeeded = succeeded + excluded.succeeded,
-            failed = failed + excluded.failed, interrupted = interrupted + excluded.interrupted,
-            duration_sum = duration_sum + excluded.duration_sum",
-    )
-    .bind(id)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
+/// The lifetime counters of `pipeline_counters` (written by the trigger that ends a
+/// run), the queued and running runs from `run_totals`, and the latest run. Each part
+/// is a primary-key or index lookup per pipeline, whatever the history's size.
+pub(super) const STATS_SQL: &str = "SELECT n.pipeline_name AS pipeline_name,
+        COALESCE(c.total, 0) + COALESCE((SELECT SUM(t.runs) FROM run_totals t
+            WHERE t.pipeline_name = n.pipeline_name AND t.status IN ('PENDING', 'RUNNING')), 0) AS total_runs,
+        COALESCE(c.succeeded, 0) AS successful_runs, COALESCE(c.failed, 0) AS failed_runs,
+        l.id AS last_run_id, l.status AS last_run_status, l.started_at AS last_run_at
+    FROM names n
+    LEFT JOIN pipeline_counters c ON c.pipeline_name = n.pipeline_name
+    LEFT JOIN runs l ON l.id = (SELECT id FROM runs WHERE pipeline_name = n.pipeline_name
+                                ORDER BY started_at DESC, id DESC LIMIT 1)";
+
+/// Every pipeline that has counters or rows.
+pub(super) const ALL_STATS_SQL: &str = "WITH names AS (
+        SELECT pipeline_name FROM pipeline_counters
+        UNION SELECT pipeline_name FROM run_totals WHERE runs > 0)";
+
+/// One pipeline.
+pub(super) const ONE_STATS_SQL: &str = "WITH names AS (SELECT ? AS pipeline_name)";
 
 /// A row of the per-pipeline statistics query.
 #[derive(sqlx::FromRow)]
@@ -51,87 +54,138 @@ struct StatsRow {
     last_run_at: Option<DateTime<Utc>>,
 }
 
-/// Counters (from `run_counters`, so they survive retention) and the latest run per pipeline.
-pub async fn pipeline_stats(pool: &Pool) -> Result<HashMap<String, PipelineRunStats>, DbError> {
-    let rows: Vec<StatsRow> = sqlx::query_as(
-        "WITH names AS (SELECT pipeline_name FROM run_counters UNION SELECT DISTINCT pipeline_name FROM runs),
-              counts AS (SELECT pipeline_name, SUM(total) AS total, SUM(succeeded) AS ok, SUM(failed) AS failed
-                         FROM run_counters GROUP BY pipeline_name),
-              open AS (SELECT pipeline_name, COUNT(*) AS n FROM runs
-                       WHERE status IN ('PENDING', 'RUNNING') GROUP BY pipeline_name)
-         SELECT n.pipeline_name AS pipeline_name,
-                COALESCE(c.total, 0) + COALESCE(o.n, 0) AS total_runs,
-                COALESCE(c.ok, 0) AS successful_runs, COALESCE(c.failed, 0) AS failed_runs,
-                l.id AS last_run_id, l.status AS last_run_status, l.started_at AS last_run_at
-         FROM names n
-         LEFT JOIN counts c ON c.pipeline_name = n.pipeline_name
-         LEFT JOIN open o ON o.pipeline_name = n.pipeline_name
-         LEFT JOIN runs l ON l.id = (SELECT id FROM runs WHERE pipeline_name = n.pipeline_name
-                                     ORDER BY started_at DESC, rowid DESC LIMIT 1)",
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let stats = PipelineRunStats {
-                total_runs: r.total_runs,
-                successful_runs: r.successful_runs,
-                failed_runs: r.failed_runs,
-                last_run_id: r.last_run_id,
-                last_run_status: r.last_run_status,
-                last_run_at: r.last_run_at,
-            };
-            (r.pipeline_name, stats)
-        })
-        .collect())
+impl StatsRow {
+    fn into_pair(self) -> (String, PipelineRunStats) {
+        let stats = PipelineRunStats {
+            total_runs: self.total_runs,
+            successful_runs: self.successful_runs,
+            failed_runs: self.failed_runs,
+            last_run_id: self.last_run_id,
+            last_run_status: self.last_run_status,
+            last_run_at: self.last_run_at,
+        };
+        (self.pipeline_name, stats)
+    }
 }
 
+/// Counters (they survive retention) and the latest run, per pipeline.
+pub async fn pipeline_stats(pool: &Pool) -> Result<HashMap<String, PipelineRunStats>, DbError> {
+    let rows: Vec<StatsRow> = sqlx::query_as(&format!("{ALL_STATS_SQL} {STATS_SQL}"))
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(StatsRow::into_pair).collect())
+}
+
+/// [`pipeline_stats`] of one pipeline (zeros if it never ran).
+pub async fn pipeline_stats_of(pool: &Pool, pipeline: &str) -> Result<PipelineRunStats, DbError> {
+    let row: StatsRow = sqlx::query_as(&format!("{ONE_STATS_SQL} {STATS_SQL}"))
+        .bind(pipeline)
+        .fetch_one(pool)
+        .await?;
+    Ok(row.into_pair().1)
+}
+
+/// At most this many runs are removed per retention step, so enabling retention on
+/// a long history never loads it whole.
+pub const RETENTION_BATCH: i64 = 2_000;
+
+/// Finished runs that ended before `older_than`, oldest first (up to [`RETENTION_BATCH`]).
+pub(super) const EXPIRED_BY_AGE_SQL: &str = "SELECT id, log_file FROM runs
+    WHERE finished_at < ? AND status IN ('SUCCESS', 'FAILED', 'INTERRUPTED')
+    ORDER BY finished_at LIMIT ?";
+
+/// Finished runs of one pipeline beyond its newest `keep` finished ones.
+pub(super) const EXPIRED_BY_COUNT_SQL: &str = "SELECT id, log_file FROM runs
+    WHERE pipeline_name = ? AND status IN ('SUCCESS', 'FAILED', 'INTERRUPTED')
+    ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?";
+
 /// Finished runs that retention removes: finished before `older_than`, or beyond the
-/// newest `keep_per_pipeline` finished runs of their pipeline. Queued and running
-/// runs are never returned.
+/// newest `keep_per_pipeline` finished runs of their pipeline; at most
+/// [`RETENTION_BATCH`] per call (call again until it returns fewer). Queued and
+/// running runs are never returned.
 pub async fn expired(
     pool: &Pool,
     older_than: Option<DateTime<Utc>>,
     keep_per_pipeline: Option<u32>,
 ) -> Result<Vec<(String, String)>, DbError> {
-    Ok(sqlx::query_as(
-        "SELECT id, log_file FROM (
-             SELECT id, log_file, finished_at,
-                    ROW_NUMBER() OVER (PARTITION BY pipeline_name ORDER BY started_at DESC, rowid DESC) AS newest
-             FROM runs WHERE status IN ('SUCCESS', 'FAILED', 'INTERRUPTED'))
-         WHERE (?1 IS NOT NULL AND finished_at < ?1) OR (?2 IS NOT NULL AND newest > ?2)",
+    let mut found: Vec<(String, String)> = Vec::new();
+    if let Some(cutoff) = older_than {
+        found = sqlx::query_as(EXPIRED_BY_AGE_SQL)
+            .bind(cutoff)
+            .bind(RETENTION_BATCH)
+            .fetch_all(pool)
+            .await?;
+    }
+    if let Some(keep) = keep_per_pipeline {
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT pipeline_name FROM run_totals WHERE runs > 0")
+                .fetch_all(pool)
+                .await?;
+        for name in names {
+            let room = RETENTION_BATCH - found.len() as i64;
+            if room <= 0 {
+                break;
+            }
+            let more: Vec<(String, String)> = sqlx::query_as(EXPIRED_BY_COUNT_SQL)
+                .bind(&name)
+                .bind(room)
+                .bind(i64::from(keep))
+                .fetch_all(pool)
+                .await?;
+            found.extend(more);
+        }
+        found.sort_unstable();
+        found.dedup();
+    }
+    Ok(found)
+}
+
+/// Recounts `run_totals` from the rows. The triggers keep it exact; this repairs a
+/// database edited by hand. One pass over an index of `runs`, so retention (daily)
+/// runs it, never a request.
+pub async fn repair_totals(pool: &Pool) -> Result<(), DbError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::query("DELETE FROM run_totals")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO run_totals (pipeline_name, status, runs)
+         SELECT pipeline_name, status, COUNT(*) FROM runs GROUP BY pipeline_name, status",
     )
-    .bind(older_than)
-    .bind(keep_per_pipeline.map(i64::from))
-    .fetch_all(pool)
-    .await?)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Deletes finished runs by id (open runs are never deleted).
 pub async fn delete_finished(pool: &Pool, ids: &[String]) -> Result<u64, DbError> {
     let mut deleted = 0;
+    let mut tx = pool.begin().await?;
     for id in ids {
         deleted += sqlx::query(
             "DELETE FROM runs WHERE id = ? AND status IN ('SUCCESS', 'FAILED', 'INTERRUPTED')",
         )
         .bind(id)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
     }
+    tx.commit().await?;
     Ok(deleted)
 }
 
+/// Per-day counters of the last days.
+pub(super) const DAILY_SQL: &str =
+    "SELECT day, pipeline_name, total, succeeded, failed, interrupted, duration_sum
+    FROM run_counters WHERE day >= strftime('%Y-%m-%d', 'now', ?) ORDER BY day DESC, pipeline_name";
+
 /// Per-day counters (they survive retention), newest day first.
 pub async fn daily_counters(pool: &Pool, days: i64) -> Result<Vec<DailyCounter>, DbError> {
-    Ok(sqlx::query_as(
-        "SELECT day, pipeline_name, total, succeeded, failed, interrupted, duration_sum FROM run_counters
-         WHERE day >= strftime('%Y-%m-%d', 'now', ?) ORDER BY day DESC, pipeline_name",
-    )
-    .bind(format!("-{days} days"))
-    .fetch_all(pool)
-    .await?)
+    Ok(sqlx::query_as(DAILY_SQL)
+        .bind(format!("-{days} days"))
+        .fetch_all(pool)
+        .await?)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]

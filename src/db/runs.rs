@@ -96,13 +96,37 @@ pub struct RunOutcome {
     pub ended_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct RunFilter {
-    pub pipeline_name: Option<String>,
-    pub status: Option<RunStatus>,
-    pub limit: i64,
-    pub offset: i64,
-}
+/// Queued runs that may start now.
+pub(super) const STARTABLE_SQL: &str = "SELECT * FROM runs r WHERE r.status = 'PENDING' AND (r.not_before IS NULL OR r.not_before <= ?)
+           AND (r.wait_for_previous = 0 OR NOT EXISTS (
+                SELECT 1 FROM runs o WHERE o.pipeline_name = r.pipeline_name AND o.run_config_id IS r.run_config_id
+                  AND o.status IN ('PENDING', 'RUNNING') AND o.id <> r.id
+                  AND (o.status = 'RUNNING' OR o.started_at < r.started_at)))
+         ORDER BY r.started_at, r.id LIMIT ?";
+
+/// The earliest future `not_before` of a queued run.
+pub(super) const NEXT_WAKEUP_SQL: &str =
+    "SELECT MIN(not_before) FROM runs WHERE status = 'PENDING' AND not_before > ?";
+
+/// RUNNING runs per pipeline and run configuration.
+pub(super) const RUNNING_BY_CONFIG_SQL: &str =
+    "SELECT pipeline_name, run_config_id, COUNT(*) FROM runs WHERE status = 'RUNNING'
+         GROUP BY pipeline_name, run_config_id";
+
+/// Queued or running runs of a pipeline.
+pub(super) const ACTIVE_OF_PIPELINE_SQL: &str = "SELECT * FROM runs WHERE pipeline_name = ? AND status IN ('PENDING', 'RUNNING') ORDER BY started_at";
+
+/// Runs started by a run's end.
+pub(super) const CHILDREN_SQL: &str =
+    "SELECT * FROM runs WHERE parent_run_id = ? ORDER BY started_at LIMIT 100";
+
+/// Queued runs ahead of one.
+pub(super) const QUEUED_AHEAD_SQL: &str =
+    "SELECT COUNT(*) FROM runs WHERE status = 'PENDING' AND (started_at, id) < (?1, ?2)";
+
+/// Runs left RUNNING.
+pub(super) const RUNNING_SQL: &str =
+    "SELECT * FROM runs WHERE status = 'RUNNING' ORDER BY started_at";
 
 /// Queues a run. The trigger time is taken while holding SQLite's write lock, so
 /// queue order by `started_at` is exactly insertion order, even for concurrent triggers.
@@ -148,87 +172,51 @@ pub async fn get(pool: &Pool, id: &str) -> Result<Option<Run>, DbError> {
         .await?)
 }
 
-/// Runs matching the filter, newest first, and the total count without paging.
-pub async fn list(pool: &Pool, filter: &RunFilter) -> Result<(Vec<Run>, i64), DbError> {
-    const WHERE: &str = "WHERE (?1 IS NULL OR pipeline_name = ?1) AND (?2 IS NULL OR status = ?2)";
-    let rows = sqlx::query_as::<_, Run>(&format!(
-        "SELECT * FROM runs {WHERE} ORDER BY started_at DESC, rowid DESC LIMIT ?3 OFFSET ?4"
-    ))
-    .bind(&filter.pipeline_name)
-    .bind(filter.status)
-    .bind(filter.limit)
-    .bind(filter.offset)
-    .fetch_all(pool)
-    .await?;
-    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM runs {WHERE}"))
-        .bind(&filter.pipeline_name)
-        .bind(filter.status)
-        .fetch_one(pool)
-        .await?;
-    Ok((rows, total))
-}
-
 /// Queued runs that may start now (`not_before` passed), oldest first.
 ///
 /// A run that waits for the previous run of its pipeline and run configuration
 /// (overlap "queue") is left out while that one is running or queued before it,
 /// so a long backlog of one job never hides the runs queued behind it.
 pub async fn startable(pool: &Pool, limit: i64) -> Result<Vec<Run>, DbError> {
-    Ok(sqlx::query_as::<_, Run>(
-        "SELECT * FROM runs r WHERE r.status = 'PENDING' AND (r.not_before IS NULL OR r.not_before <= ?)
-           AND (r.wait_for_previous = 0 OR NOT EXISTS (
-                SELECT 1 FROM runs o WHERE o.pipeline_name = r.pipeline_name AND o.run_config_id IS r.run_config_id
-                  AND o.status IN ('PENDING', 'RUNNING') AND o.id <> r.id
-                  AND (o.status = 'RUNNING' OR o.started_at < r.started_at)))
-         ORDER BY r.started_at, r.rowid LIMIT ?",
-    )
-    .bind(Utc::now())
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    Ok(sqlx::query_as::<_, Run>(STARTABLE_SQL)
+        .bind(Utc::now())
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
 }
 
 /// The earliest `not_before` of a queued run that is still in the future.
 pub async fn next_wakeup(pool: &Pool) -> Result<Option<DateTime<Utc>>, DbError> {
-    Ok(sqlx::query_scalar(
-        "SELECT MIN(not_before) FROM runs WHERE status = 'PENDING' AND not_before > ?",
-    )
-    .bind(Utc::now())
-    .fetch_one(pool)
-    .await?)
+    Ok(sqlx::query_scalar(NEXT_WAKEUP_SQL)
+        .bind(Utc::now())
+        .fetch_one(pool)
+        .await?)
 }
 
 /// Number of RUNNING runs per pipeline and run configuration.
 pub async fn running_by_config(
     pool: &Pool,
 ) -> Result<HashMap<(String, Option<String>), i64>, DbError> {
-    let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
-        "SELECT pipeline_name, run_config_id, COUNT(*) FROM runs WHERE status = 'RUNNING'
-         GROUP BY pipeline_name, run_config_id",
-    )
-    .fetch_all(pool)
-    .await?;
+    let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(RUNNING_BY_CONFIG_SQL)
+        .fetch_all(pool)
+        .await?;
     Ok(rows.into_iter().map(|(p, c, n)| ((p, c), n)).collect())
 }
 
 /// Queued or running runs of a pipeline (any run configuration), oldest first.
 pub async fn active_of_pipeline(pool: &Pool, pipeline: &str) -> Result<Vec<Run>, DbError> {
-    Ok(sqlx::query_as::<_, Run>(
-        "SELECT * FROM runs WHERE pipeline_name = ? AND status IN ('PENDING', 'RUNNING') ORDER BY started_at",
-    )
-    .bind(pipeline)
-    .fetch_all(pool)
-    .await?)
+    Ok(sqlx::query_as::<_, Run>(ACTIVE_OF_PIPELINE_SQL)
+        .bind(pipeline)
+        .fetch_all(pool)
+        .await?)
 }
 
 /// Runs started by `parent`'s end (downstream triggers).
 pub async fn children(pool: &Pool, parent: &str) -> Result<Vec<Run>, DbError> {
-    Ok(sqlx::query_as::<_, Run>(
-        "SELECT * FROM runs WHERE parent_run_id = ? ORDER BY started_at LIMIT 100",
-    )
-    .bind(parent)
-    .fetch_all(pool)
-    .await?)
+    Ok(sqlx::query_as::<_, Run>(CHILDREN_SQL)
+        .bind(parent)
+        .fetch_all(pool)
+        .await?)
 }
 
 /// Marks one queued run RUNNING; `None` if it is no longer queued (e.g. cancelled).
@@ -252,13 +240,11 @@ pub async fn claim(pool: &Pool, id: &str) -> Result<Option<Run>, DbError> {
 
 /// Queued runs started before this one (its place in the queue is this + 1).
 pub async fn queued_ahead(pool: &Pool, run: &Run) -> Result<i64, DbError> {
-    Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM runs WHERE status = 'PENDING' AND (started_at < ?1 OR (started_at = ?1 AND id < ?2))",
-    )
-    .bind(run.started_at)
-    .bind(&run.id)
-    .fetch_one(pool)
-    .await?)
+    Ok(sqlx::query_scalar(QUEUED_AHEAD_SQL)
+        .bind(run.started_at)
+        .bind(&run.id)
+        .fetch_one(pool)
+        .await?)
 }
 
 /// Records a cancel: PENDING or RUNNING become INTERRUPTED/cancelled. Returns the
@@ -420,9 +406,7 @@ pub async fn requeue(pool: &Pool, id: &str) -> Result<(), DbError> {
 
 /// Runs left RUNNING by a previous process; returned so their containers can be handled.
 pub async fn running(pool: &Pool) -> Result<Vec<Run>, DbError> {
-    Ok(
-        sqlx::query_as::<_, Run>("SELECT * FROM runs WHERE status = 'RUNNING' ORDER BY started_at")
-            .fetch_all(pool)
-            .await?,
-    )
+    Ok(sqlx::query_as::<_, Run>(RUNNING_SQL)
+        .fetch_all(pool)
+        .await?)
 }

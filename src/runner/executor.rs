@@ -190,13 +190,8 @@ pub(super) async fn record(
     let mut wait = Duration::from_millis(250);
     let mut attempts = 0u32;
     loop {
-        let stored = match db::runs::finish(&deps.pool, &run.id, outcome).await {
-            Ok(open) => db::run_stats::count_finished(&deps.pool, &run.id)
-                .await
-                .map(|()| open),
-            Err(e) => Err(e),
-        };
-        match stored {
+        // The run is counted by the database trigger that records its end.
+        match db::runs::finish(&deps.pool, &run.id, outcome).await {
             Ok(false) => {
                 tracing::info!(run = %run.id, "run already had a final status; kept it");
                 break;

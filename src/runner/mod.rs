@@ -300,15 +300,10 @@ impl Runner {
             },
         };
         match token {
-            // The executor stops the container, closes the hub and counts the run.
+            // The executor stops the container and closes the hub. The run was
+            // counted by the trigger that recorded the cancel.
             Some(token) => token.cancel(),
-            None => {
-                // No executor will finish this run: count it here, once.
-                if let Err(e) = db::run_stats::count_finished(&self.deps.pool, id).await {
-                    tracing::warn!(run = %id, error = %e, "could not count the cancelled run");
-                }
-                self.deps.hubs.close(id, RunStatus::Interrupted)
-            }
+            None => self.deps.hubs.close(id, RunStatus::Interrupted),
         }
         tracing::info!(run = %id, was = %before, "run cancelled");
         self.wake.notify_one();

@@ -122,9 +122,9 @@ async fn recent_runs(state: &AppState, name: &str) -> Result<Vec<RunRow>, AppErr
         pipeline_name: Some(name.to_string()),
         status: None,
         limit: 20,
-        offset: 0,
+        ..Default::default()
     };
-    let (runs, _) = db::runs::list(&state.pool, &filter).await?;
+    let runs = db::run_list::page(&state.pool, &filter).await?.runs;
     Ok(runs.iter().map(RunRow::new).collect())
 }
 
@@ -133,16 +133,10 @@ async fn detail_page(
     Path(name): Path<String>,
 ) -> Result<DetailPage, AppError> {
     let p = find(&state, &name)?;
-    let stats = db::run_stats::pipeline_stats(&state.pool).await?;
+    let stats = db::run_stats::pipeline_stats_of(&state.pool, &p.name).await?;
     let runs = recent_runs(&state, &name).await?;
     let jobs = state.scheduler.jobs_of(&name).await?;
-    Ok(detail_view(
-        &p,
-        &state.config,
-        stats.get(&p.name),
-        runs,
-        jobs,
-    ))
+    Ok(detail_view(&p, &state.config, Some(&stats), runs, jobs))
 }
 
 /// The detail page of a pipeline, from what is known about it (no I/O).

@@ -47,7 +47,12 @@ pub fn router() -> Router<AppState> {
 struct ListQuery {
     pipeline: Option<String>,
     status: Option<String>,
+    /// The page number shown; without a cursor it is also the position (slow at depth).
     page: Option<i64>,
+    /// Keyset paging: runs older than this cursor...
+    after: Option<String>,
+    /// ...or newer than this one.
+    before: Option<String>,
 }
 
 struct ListView {
@@ -57,6 +62,10 @@ struct ListView {
     page: i64,
     pages: i64,
     total: i64,
+    /// The cursor this page was read with, as `("after" | "before", cursor)`.
+    read_with: Option<(&'static str, String)>,
+    older: Option<String>,
+    newer: Option<String>,
     pipelines: Vec<String>,
     statuses: Vec<&'static str>,
 }
@@ -64,16 +73,36 @@ struct ListView {
 impl ListView {
     /// The query of the page shown (the list refreshes itself with it).
     fn current_link(&self) -> String {
-        self.page_link(self.page)
+        let (key, cursor) = self.read_with.clone().unwrap_or(("after", String::new()));
+        self.link(self.page, key, &cursor)
     }
 
-    fn page_link(&self, page: i64) -> String {
+    fn older_link(&self) -> String {
+        self.link(
+            self.page + 1,
+            "after",
+            self.older.as_deref().unwrap_or_default(),
+        )
+    }
+
+    fn newer_link(&self) -> String {
+        let page = (self.page - 1).max(1);
+        self.link(page, "before", self.newer.as_deref().unwrap_or_default())
+    }
+
+    fn link(&self, page: i64, key: &str, cursor: &str) -> String {
         let page = page.to_string();
-        let query = [
+        let mut query = vec![
             ("pipeline", self.pipeline.as_str()),
             ("status", self.status.as_str()),
-            ("page", &page),
         ];
+        if !cursor.is_empty() {
+            query.push((key, cursor));
+        }
+        if page != "1" {
+            query.push(("page", &page));
+        }
+        query.retain(|(_, v)| !v.is_empty());
         serde_urlencoded::to_string(query).unwrap_or_default()
     }
 }
@@ -101,23 +130,44 @@ async fn list_view(state: &AppState, q: ListQuery) -> Result<ListView, AppError>
         })?),
     };
     let page = q.page.unwrap_or(1).max(1);
-    let offset = (page - 1)
-        .checked_mul(PAGE_SIZE)
-        .ok_or_else(|| AppError::BadRequest(format!("page {page} is out of range")))?;
+    let cursor = |text: &Option<String>| match text.as_deref().filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(t) => db::RunCursor::decode(t).map(Some).ok_or_else(|| {
+            AppError::BadRequest("this page link is damaged (its cursor is not valid)".into())
+        }),
+    };
+    let (after, before) = (cursor(&q.after)?, cursor(&q.before)?);
+    let read_with = match (&before, &after) {
+        (Some(c), _) => Some(("before", c.encode())),
+        (None, Some(c)) => Some(("after", c.encode())),
+        (None, None) => None,
+    };
+    // A page number alone (an old link) is an offset: correct, and slow at depth.
+    let offset = match read_with {
+        Some(_) => 0,
+        None => (page - 1)
+            .checked_mul(PAGE_SIZE)
+            .ok_or_else(|| AppError::BadRequest(format!("page {page} is out of range")))?,
+    };
     let filter = RunFilter {
         pipeline_name: pipeline.clone(),
         status,
         limit: PAGE_SIZE,
         offset,
+        after,
+        before,
     };
-    let (runs, total) = db::runs::list(&state.pool, &filter).await?;
+    let (found, total) = db::run_list::list(&state.pool, &filter).await?;
     Ok(ListView {
-        runs: runs.iter().map(RunRow::new).collect(),
+        runs: found.runs.iter().map(RunRow::new).collect(),
         pipeline: pipeline.unwrap_or_default(),
         status: status.map(|s| s.to_string()).unwrap_or_default(),
         page,
         pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
         total,
+        read_with,
+        older: found.next.map(|c| c.encode()),
+        newer: found.previous.map(|c| c.encode()),
         pipelines: state
             .registry
             .snapshot()

@@ -93,8 +93,8 @@ async fn get_pipeline(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let p = find(&state, &name)?;
-    let stats = db::run_stats::pipeline_stats(&state.pool).await?;
-    Ok(Json(pipeline_json(&p, stats.get(&p.name))).into_response())
+    let stats = db::run_stats::pipeline_stats_of(&state.pool, &p.name).await?;
+    Ok(Json(pipeline_json(&p, Some(&stats))).into_response())
 }
 
 #[derive(Debug, Default)]
@@ -213,9 +213,9 @@ async fn pipeline_runs(
         pipeline_name: Some(name),
         status: None,
         limit,
-        offset: 0,
+        ..Default::default()
     };
-    let (runs, _) = db::runs::list(&state.pool, &filter).await?;
+    let runs = db::run_list::page(&state.pool, &filter).await?.runs;
     Ok(Json(runs.iter().map(|r| run_json(r, false)).collect::<Vec<_>>()).into_response())
 }
 

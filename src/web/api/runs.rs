@@ -34,6 +34,8 @@ struct RunsQuery {
     status_filter: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
+    /// Keyset paging: the `next_cursor` of the previous page.
+    cursor: Option<String>,
 }
 
 async fn list_runs(
@@ -59,15 +61,38 @@ async fn list_runs(
         status,
         limit,
         offset,
+        after: parse_cursor(q.cursor.as_deref(), offset)?,
+        before: None,
     };
-    let (runs, total) = db::runs::list(&state.pool, &filter).await?;
+    let keyset = filter.after.is_some();
+    let (page, total) = db::run_list::list(&state.pool, &filter).await?;
     Ok(Json(json!({
-        "runs": runs.iter().map(|r| run_json(r, false)).collect::<Vec<_>>(),
+        "runs": page.runs.iter().map(|r| run_json(r, false)).collect::<Vec<_>>(),
         "total": total,
-        "page": offset / limit + 1,
+        // A keyset page has no page number.
+        "page": (!keyset).then(|| offset / limit + 1),
         "page_size": limit,
+        "next_cursor": page.next.map(|c| c.encode()),
     }))
     .into_response())
+}
+
+/// The `cursor` parameter: absent or empty is the first page; it excludes `offset`.
+fn parse_cursor(cursor: Option<&str>, offset: i64) -> Result<Option<db::RunCursor>, ApiError> {
+    let Some(text) = cursor.filter(|c| !c.is_empty()) else {
+        return Ok(None);
+    };
+    if offset > 0 {
+        return Err(ApiError(AppError::BadRequest(
+            "use either cursor or offset, not both".into(),
+        )));
+    }
+    db::RunCursor::decode(text).map(Some).ok_or_else(|| {
+        ApiError(AppError::BadRequest(
+            "cursor is not one this server gave out (use the next_cursor of a previous page)"
+                .into(),
+        ))
+    })
 }
 
 async fn get_run(
