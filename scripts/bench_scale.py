@@ -123,7 +123,7 @@ def measure_lists(a, work, res, out):
     for name in ENDPOINTS + [KEYSET]:
         es, eb = s["endpoints"].get(name), b["endpoints"].get(name)
         if es is None and eb is None:
-            rows.append([name, "not measured: " + (b["keyset"]["note"] or s["keyset"]["note"] or "-")] + [""] * 9)
+            rows.append([name] + ["-"] * 9 + ["not measured: " + (b["keyset"]["note"] or s["keyset"]["note"] or "-")])
             continue
         cells = [name]
         for e in (es, eb):

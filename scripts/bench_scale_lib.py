@@ -24,6 +24,8 @@ import time
 TERMINAL = {"SUCCESS", "FAILED", "INTERRUPTED"}
 CACHE_DIR = "/var/tmp/fastflow-bench-scale-cache"
 SEED_VERSION = 1  # bump when the generated history changes, so cached databases are not reused
+BENCH_KEY = "YmVuY2gtc2NhbGUtYmVuY2gtc2NhbGUtYmVuY2gtISE="  # 32 bytes, url-safe base64 (Fernet)
+
 
 
 def log(msg):
@@ -121,8 +123,10 @@ def write_pipeline(root, name, code):
 
 
 def server_env(a, pipelines_dir, data_dir, db_path=None, **extra):
+    # A fixed ENCRYPTION_KEY (Fernet format; nothing secret is stored), so no server generates one.
     env = dict(os.environ, HOST="127.0.0.1", DATA_DIR=data_dir, PIPELINES_DIR=pipelines_dir,
-               LOGS_DIR=os.path.join(data_dir, "logs"), WORKER_BASE_IMAGE=a.image, RUST_LOG="warn")
+               LOGS_DIR=os.path.join(data_dir, "logs"), WORKER_BASE_IMAGE=a.image, RUST_LOG="warn",
+               ENCRYPTION_KEY=BENCH_KEY)
     env["DATABASE_URL"] = "sqlite://" + (db_path or os.path.join(data_dir, "fastflow.db"))
     if os.path.isfile(a.ca_bundle):
         env["WORKER_CA_BUNDLE"] = a.ca_bundle
@@ -482,15 +486,18 @@ def prepare_db(a, db_path, n, names, pipelines_dir, scratch, use_cache):
     data = os.path.join(scratch, "migrate-data")
     srv = Server(a.binary, server_env(a, pipelines_dir, data, db_path), scratch, "migrate")
     srv.stop()
-    for suffix in ("-wal", "-shm"):
-        if os.path.exists(db_path + suffix):
-            os.remove(db_path + suffix)  # the server checkpointed on close; a stale WAL must not apply
+    con = sqlite3.connect(db_path)  # the migrations may still be in the WAL: move them into the file
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
     fp = schema_fingerprint(db_path)
     key = f"{fp[:16]}-{n}-v{SEED_VERSION}"
     cached = os.path.join(CACHE_DIR, key + ".db")
     info = {"runs": n, "schema": fp[:16], "problems": srv.problems}
     if use_cache and os.path.exists(cached):
         t0 = time.perf_counter()
+        for suffix in ("-wal", "-shm"):
+            if os.path.exists(db_path + suffix):
+                os.remove(db_path + suffix)  # checkpointed above; nothing of it may apply to the copy
         shutil.copyfile(cached, db_path)
         with open(cached + ".json") as f:
             info.update(json.load(f), cached=cached, copy_s=time.perf_counter() - t0)

@@ -6,18 +6,19 @@ burst) of scripts/bench_scale.py. Run as a script, this file is also the helper 
   python3 bench_scale_runs.py viewers ADDR N          reads a run id from stdin, opens N SSE viewers,
                                                       prints JSON when all have ended
 """
-import http.client
 import json
 import os
 import re
+import resource
+import socket
 import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_scale_lib import (Server, f_mib, f_ms, f_ratio, http_req, log, median, pct, post_json, ratio,
-                             run_seconds, server_env, table, wait_run, write_pipeline)
+from bench_scale_lib import (Server, f_mib, f_ms, f_ratio, http_req, log, median, parse_ts, pct, post_json,
+                             ratio, run_seconds, server_env, table, wait_run, write_pipeline)
 
 PRINT_N = "import sys\nfor i in range(%d): print(i)\n"
 
@@ -36,6 +37,12 @@ def server_run(srv, pipeline, every_s, limit_s):
     run_id = post_json(srv.addr, f"/api/pipelines/{pipeline}/run")["id"]
     run, _, bad = wait_run(srv, run_id, every_s, limit_s)
     return time.perf_counter() - t0, run, srv.cpu_s() - c0, bad
+
+
+def timeline(run, seen_at):
+    """started_at -> container_started_at, and finished_at -> the poll that saw it (same host clock)."""
+    st, cs, fin = (parse_ts(run.get(k)) for k in ("started_at", "container_started_at", "finished_at"))
+    return {"to_container_s": cs - st if cs and st else None, "finished_to_seen_s": seen_at - fin if fin else None}
 
 
 def measure_finish(a, work, res, out):
@@ -66,8 +73,6 @@ def measure_finish(a, work, res, out):
         srv.stop()
 
     med = {k: median(res[k]) for k in ("server", "bare_unbuffered", "bare_buffered")}
-    run_med = median([r["run_s"] for r in res["runs"] if r["run_s"] is not None])
-    cpu_med = median([r["cpu_s"] for r in res["runs"]])
     out(f"\n== finish: a run printing {a.lines:,} lines, {a.reps} repetitions (interleaved) ==")
 
     def row(name, xs):
@@ -82,10 +87,8 @@ def measure_finish(a, work, res, out):
     out("")
     table(["ratio of medians", "value"],
           [["Fast-Flow trigger->finished / bare unbuffered", f_ratio(ratio(med["server"], med["bare_unbuffered"]))],
-           ["Fast-Flow run duration / bare unbuffered", f_ratio(ratio(run_med, med["bare_unbuffered"]))],
            ["bare unbuffered / bare buffered (cost of PYTHONUNBUFFERED=1)",
-            f_ratio(ratio(med["bare_unbuffered"], med["bare_buffered"]))],
-           ["server CPU / Fast-Flow trigger->finished", f_ratio(ratio(cpu_med, med["server"]))]], out)
+            f_ratio(ratio(med["bare_unbuffered"], med["bare_buffered"]))]], out)
     out("")
     rows = [[str(i + 1), r["status"], f"{r['log_lines']:,}" if r["log_lines"] is not None else "-",
              "yes" if (r["log_lines"] or 0) >= a.lines else "NO", str(r["log_bytes"]), str(r["log_truncated"]),
@@ -141,7 +144,8 @@ def measure_viewers(a, work, res, out):
         s = Sampler(srv)
         secs, run, cpu, bad = server_run(srv, "burst", 0.1, a.limit)
         res["alone"] = dict(s.stop(), trigger_to_finished_s=secs, run_s=run_seconds(run), cpu_s=cpu,
-                            status=run["status"], log_lines=run.get("log_lines"), non_200_polls=bad)
+                            status=run["status"], log_lines=run.get("log_lines"), non_200_polls=bad,
+                            **timeline(run, time.time()))
         _, res["alone"]["hwm_kib"] = srv.mem_kib()
         time.sleep(1)
         log(f"viewers: the same run with {a.viewers} live viewers")
@@ -153,13 +157,15 @@ def measure_viewers(a, work, res, out):
         viewers.stdin.write(run_id + "\n")
         viewers.stdin.flush()
         run, _, bad = wait_run(srv, run_id, 0.1, a.limit)
-        secs = time.perf_counter() - t0
+        secs, seen_at = time.perf_counter() - t0, time.time()
         got, _ = viewers.communicate(timeout=a.limit)
         cpu = srv.cpu_s() - c0
         res["with"] = dict(s.stop(), trigger_to_finished_s=secs, run_s=run_seconds(run), cpu_s=cpu,
-                           status=run["status"], log_lines=run.get("log_lines"), non_200_polls=bad)
+                           status=run["status"], log_lines=run.get("log_lines"), non_200_polls=bad,
+                           **timeline(run, seen_at))
         _, res["with"]["hwm_kib"] = srv.mem_kib()
-        res["viewer_results"] = json.loads(got)
+        got = json.loads(got)
+        res["viewer_results"], res["with"]["client_cpu_s"] = got["viewers"], got["client_cpu_s"]
     finally:
         srv.stop()
 
@@ -175,6 +181,10 @@ def measure_viewers(a, work, res, out):
              f_ratio(ratio(wi["run_s"], al["run_s"]))],
             ["trigger -> finished (poll 100 ms)", f"{al['trigger_to_finished_s']:.2f} s",
              f"{wi['trigger_to_finished_s']:.2f} s", f_ratio(ratio(wi["trigger_to_finished_s"], al["trigger_to_finished_s"]))],
+            ["  started_at -> container_started_at", f"{al['to_container_s']:.2f} s", f"{wi['to_container_s']:.2f} s",
+             f_ratio(ratio(wi["to_container_s"], al["to_container_s"]))],
+            ["  finished_at -> seen by the poll", f"{al['finished_to_seen_s']:.2f} s",
+             f"{wi['finished_to_seen_s']:.2f} s", "-"],
             ["server CPU, trigger -> all viewers ended", f"{al['cpu_s']:.2f} s", f"{wi['cpu_s']:.2f} s",
              f_ratio(ratio(wi["cpu_s"], al["cpu_s"]))],
             ["peak VmRSS (sampled every 50 ms)", f_mib(al["peak_rss_kib"]), f_mib(wi["peak_rss_kib"]),
@@ -188,7 +198,8 @@ def measure_viewers(a, work, res, out):
              f_ratio(ratio(wi["health_max_ms"], al["health_max_ms"]))],
             ["/health probes (failed)", f"{al['health_n']} ({al['health_fail']})", f"{wi['health_n']} ({wi['health_fail']})", ""]]
     table(["", "no viewer", f"{a.viewers} viewers", "ratio"], rows, out)
-    out(f"  server idle RSS before: {f_mib(res['idle_rss_kib'])}")
+    out(f"  server idle RSS before: {f_mib(res['idle_rss_kib'])}; CPU of the viewers' own process "
+        f"(50 threads, raw sockets): {wi['client_cpu_s']:.2f} s")
     ends = [v["end_s"] for v in vs if v.get("end_s") is not None]
     out(f"  viewers complete (every seq 1..{n:,} exactly once, then the end event): {complete} of {len(vs)}")
     out(f"  viewers with duplicates: {sum(1 for v in vs if v['dups'])} (total {sum(v['dups'] for v in vs):,} duplicate events); "
@@ -225,23 +236,79 @@ def _probe(addr, every):
 _ID = re.compile(rb"^id:\s*(\d+)\r?$", re.M)
 
 
+class _Stream:
+    """The body of one HTTP/1.1 response on a raw socket, chunked or close-delimited: read()
+    gives the next piece of the body, b"" at its end. (http.client's chunked reading costs
+    several Python calls per chunk, and the server sends about one chunk per event: with
+    50 viewers the client, not the server, would set the pace.)"""
+
+    def __init__(self, addr, path):
+        host, port = addr.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=120)
+        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n".encode())
+        self.raw = b""
+        while b"\r\n\r\n" not in self.raw:
+            got = self.sock.recv(1 << 16)
+            if not got:
+                raise RuntimeError("connection closed before the response head")
+            self.raw += got
+        head, self.raw = self.raw.split(b"\r\n\r\n", 1)
+        lines = head.decode(errors="replace").split("\r\n")
+        self.status = int(lines[0].split()[1])
+        self.chunked = any(l.lower().startswith("transfer-encoding:") and "chunked" in l.lower() for l in lines[1:])
+        self.done = False
+
+    def read(self):
+        while not self.done:
+            if not self.chunked:
+                if self.raw:
+                    out, self.raw = self.raw, b""
+                    return out
+            else:
+                out, pos, raw = [], 0, self.raw
+                while True:
+                    eol = raw.find(b"\r\n", pos)
+                    if eol < 0:
+                        break
+                    size = int(raw[pos:eol].split(b";", 1)[0], 16)
+                    if size == 0:
+                        self.done = True
+                        break
+                    if len(raw) < eol + 2 + size + 2:
+                        break
+                    out.append(raw[eol + 2: eol + 2 + size])
+                    pos = eol + 2 + size + 2
+                self.raw = raw[pos:]
+                if out:
+                    return b"".join(out)
+                if self.done:
+                    break
+            got = self.sock.recv(1 << 18)
+            if not got:
+                self.done = True
+                break
+            self.raw += got
+        return b""
+
+    def close(self):
+        self.sock.close()
+
+
 def _viewer(addr, run_id, t0, result):
     """Reads one SSE stream to its end event; counts seqs without keeping them all."""
     r = result
     r.update(events=0, distinct=0, dups=0, min_seq=None, max_seq=0, ended=False, end_data=None)
     seen = bytearray()
+    stream = None
     try:
-        host, port = addr.rsplit(":", 1)
-        conn = http.client.HTTPConnection(host, int(port), timeout=120)
-        conn.request("GET", f"/api/runs/{run_id}/logs/stream")
-        resp = conn.getresponse()
-        if resp.status != 200:
-            r["error"] = f"HTTP {resp.status}: {resp.read(200)!r}"
+        stream = _Stream(addr, f"/api/runs/{run_id}/logs/stream")
+        if stream.status != 200:
+            r["error"] = f"HTTP {stream.status}: {stream.read()[:200]!r}"
             return
         buf = b""
         expect = 1
         while True:
-            chunk = resp.read1(1 << 16)
+            chunk = stream.read()
             if not chunk:
                 r["error"] = "stream closed without an end event"
                 return
@@ -255,8 +322,8 @@ def _viewer(addr, run_id, t0, result):
                 r["events"] += len(seqs)
                 if r["min_seq"] is None:
                     r["min_seq"] = seqs[0]
-                if seqs == list(range(expect, expect + len(seqs))) and len(seen) < expect:
-                    # fast path: in order and new; the bitmap is filled lazily below when needed
+                if len(seen) < expect and seqs == list(range(expect, expect + len(seqs))):
+                    # fast path, in order and new; the bitmap is only built once that breaks
                     r["distinct"] += len(seqs)
                     expect += len(seqs)
                 else:
@@ -277,13 +344,15 @@ def _viewer(addr, run_id, t0, result):
                 r["end_s"] = time.perf_counter() - t0
                 m = re.search(rb"event:\s*end\r?\ndata:\s*(.*)", block)
                 r["end_data"] = m.group(1).decode(errors="replace") if m else None
-                conn.close()
                 return
             if b"event: error" in block:
                 m = re.search(rb"event:\s*error\r?\ndata:\s*(.*)", block)
                 r["error"] = "error event: " + (m.group(1).decode(errors="replace") if m else "?")
     except Exception as e:  # noqa: BLE001 - reported
         r["error"] = f"{type(e).__name__}: {e}"
+    finally:
+        if stream:
+            stream.close()
 
 
 def _viewers(addr, n):
@@ -295,7 +364,8 @@ def _viewers(addr, n):
         t.start()
     for t in threads:
         t.join()
-    print(json.dumps(results))
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"viewers": results, "client_cpu_s": ru.ru_utime + ru.ru_stime}))
 
 
 if __name__ == "__main__":

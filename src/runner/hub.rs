@@ -3,19 +3,53 @@
 //! or joins late re-reads the file (see `web::log_stream`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::broadcast;
 
 use super::logs::LogLine;
 use crate::run_status::RunStatus;
 
-/// Lines buffered per viewer before it is told it lagged.
-const CHANNEL_CAPACITY: usize = 4096;
+/// Batches kept for the slowest viewer before it is told it lagged (it then reads
+/// on from the file). A batch holds at most 2 048 lines and 1 MiB of text, so this
+/// bounds what a run's viewers can hold in memory, however many they are.
+const CHANNEL_CAPACITY: usize = 16;
+
+/// How many ways viewers frame a batch (the UI's HTML, the API's JSON).
+pub const FRAME_FORMATS: usize = 2;
+
+/// Lines published together, and what viewers made of them: the first viewer that
+/// needs a format frames the batch, the others share those bytes.
+#[derive(Debug)]
+pub struct LogBatch {
+    pub lines: Vec<LogLine>,
+    framed: [OnceLock<bytes::Bytes>; FRAME_FORMATS],
+}
+
+impl LogBatch {
+    pub fn new(lines: Vec<LogLine>) -> Self {
+        Self {
+            lines,
+            framed: Default::default(),
+        }
+    }
+
+    /// The batch in `format` (`< FRAME_FORMATS`), made by `make` once per batch.
+    pub fn framed(
+        &self,
+        format: usize,
+        make: impl FnOnce(&[LogLine]) -> bytes::Bytes,
+    ) -> bytes::Bytes {
+        match self.framed.get(format) {
+            Some(slot) => slot.get_or_init(|| make(&self.lines)).clone(),
+            None => make(&self.lines),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub enum HubEvent {
-    Lines(Arc<Vec<LogLine>>),
+    Lines(Arc<LogBatch>),
     Metric(Arc<super::metrics::Sample>),
     /// The run's final status is in the database; nothing follows.
     End(RunStatus),

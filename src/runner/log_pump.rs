@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::engine_copy::{EngineClock, Resume, Take};
-use super::hub::HubEvent;
+use super::hub::{HubEvent, LogBatch};
 use super::logs::{
     LineSplitter, LogLine, LogSummary, LogWriter, StoredStream, Stream as LogStream,
 };
@@ -213,7 +213,9 @@ impl RunLog {
         let batch = std::mem::take(&mut self.batch);
         self.batch_bytes = 0;
         if stored {
-            let _ = self.hub.send(HubEvent::Lines(Arc::new(batch)));
+            let _ = self
+                .hub
+                .send(HubEvent::Lines(Arc::new(LogBatch::new(batch))));
         }
     }
 
@@ -234,7 +236,9 @@ impl RunLog {
         self.publish();
         let (summary, marker) = self.writer.close();
         if !marker.is_empty() {
-            let _ = self.hub.send(HubEvent::Lines(Arc::new(marker)));
+            let _ = self
+                .hub
+                .send(HubEvent::Lines(Arc::new(LogBatch::new(marker))));
         }
         summary
     }

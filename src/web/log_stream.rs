@@ -5,6 +5,7 @@
 //! whole replay costs one pass over the file whatever its size.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
@@ -15,7 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::AppState;
 use crate::db;
 use crate::run_status::RunStatus;
-use crate::runner::hub::HubEvent;
+use crate::runner::hub::{HubEvent, LogBatch};
 use crate::runner::logs::{LogCursor, LogLine, log_path};
 
 /// Lines (and bytes) read from the file per step of a replay: what one viewer
@@ -24,7 +25,10 @@ pub const REPLAY_LINES: usize = 2000;
 pub const REPLAY_BYTES: usize = 256 * 1024;
 
 pub enum Follow {
+    /// Lines read for this viewer (a replay, or part of a live batch).
     Lines(Vec<LogLine>),
+    /// A whole live batch, shared with every other viewer (frame it with `LogBatch::framed`).
+    Batch(Arc<LogBatch>),
     End(RunStatus),
     /// Reading the stored log failed; the stream stops.
     Error(String),
@@ -113,17 +117,26 @@ pub fn follow(state: AppState, run_id: String, after: u64) -> impl Stream<Item =
             replay = true;
             match event {
                 Ok(HubEvent::Lines(batch)) => {
-                    let fresh: Vec<LogLine> = batch.iter().filter(|l| l.seq > last).cloned().collect();
-                    match fresh.first().map(|l| l.seq) {
-                        None => replay = false,
-                        Some(first) if Some(first) == last.checked_add(1) => {
-                            last = fresh[fresh.len() - 1].seq;
-                            replay = false;
-                            yield Follow::Lines(fresh);
-                        }
-                        // A gap: we missed a batch; the replay fills it from the file.
-                        Some(_) => {}
+                    let (first, newest) = match (batch.lines.first(), batch.lines.last()) {
+                        (Some(f), Some(n)) => (f.seq, n.seq),
+                        _ => { replay = false; continue; }
+                    };
+                    let next = last.checked_add(1);
+                    if newest <= last {
+                        replay = false;
+                    } else if Some(first) == next {
+                        // The usual case: the whole batch is new, framed once for all viewers.
+                        last = newest;
+                        replay = false;
+                        yield Follow::Batch(batch);
+                    } else if first <= last {
+                        // The replay already sent its start.
+                        let fresh: Vec<LogLine> = batch.lines.iter().filter(|l| l.seq > last).cloned().collect();
+                        last = newest;
+                        replay = false;
+                        yield Follow::Lines(fresh);
                     }
+                    // Otherwise a gap: we missed a batch; the replay fills it from the file.
                 }
                 Ok(HubEvent::Metric(_)) => replay = false,
                 Ok(HubEvent::End(status)) => end = Some(status),

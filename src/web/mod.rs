@@ -14,6 +14,7 @@ mod render_properties;
 mod run_pages;
 mod scheduler_pages;
 pub mod server;
+mod sse_bytes;
 mod views;
 
 use std::sync::Arc;

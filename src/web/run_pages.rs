@@ -1,21 +1,19 @@
 //! Run pages: the filtered, paginated list; one run's detail with its log
 //! following live over SSE; and their fragments.
 
-use std::convert::Infallible;
-
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
-use axum::response::sse::Event;
 use axum::routing::get;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::charts;
-use super::log_stream::{Follow, blocking, follow, resume_after, sse_response, with_permit};
+use super::log_stream::{Follow, blocking, follow, resume_after, with_permit};
+use super::sse_bytes;
 use super::views::{RunDetail, RunRow};
 use super::{AppError, AppState};
 use crate::db::{self, Run, RunFilter};
@@ -249,6 +247,13 @@ struct LogLinesFragment {
     lines: Vec<LogLine>,
 }
 
+/// The same lines, borrowed (a live batch shared by viewers).
+#[derive(Template)]
+#[template(path = "fragments/log_lines.html")]
+struct LogLinesSlice<'a> {
+    lines: &'a [LogLine],
+}
+
 /// The detail view, with the queue position of a waiting run.
 async fn detail(state: &AppState, run: &Run) -> Result<RunDetail, AppError> {
     let mut view = RunDetail::new(run);
@@ -418,21 +423,21 @@ async fn log_stream(
     load(&state, &id).await?;
     let permit = state.sse_permit()?;
     let after = resume_after(&headers, q.after);
-    let events = follow(state, id, after).map(|item| {
-        let event = match item {
-            Follow::Lines(lines) => {
-                let last = lines.last().map(|l| l.seq).unwrap_or(0);
-                let html = LogLinesFragment { lines }.render().unwrap_or_default();
-                // SSE cannot carry a bare carriage return; it has no meaning in HTML here.
-                Event::default()
-                    .event("line")
-                    .id(last.to_string())
-                    .data(html.replace('\r', ""))
-            }
-            Follow::End(status) => Event::default().event("end").data(status.as_str()),
-            Follow::Error(e) => Event::default().event("end").data(format!("error: {e}")),
-        };
-        Ok::<_, Infallible>(event)
+    let frames = follow(state, id, after).map(|item| match item {
+        Follow::Lines(lines) => html_event(&lines),
+        Follow::Batch(batch) => batch.framed(FRAME_HTML, html_event),
+        Follow::End(status) => sse_bytes::event(Some("end"), None, status.as_str()),
+        Follow::Error(e) => sse_bytes::event(Some("end"), None, &format!("error: {e}")),
     });
-    Ok(sse_response(with_permit(events, permit)))
+    Ok(sse_bytes::response(with_permit(frames, permit)))
+}
+
+/// Where the UI's framing of a live batch is kept (see `LogBatch::framed`).
+const FRAME_HTML: usize = 0;
+
+/// One `line` event of rendered `<div>` lines, `id:` the last line's number.
+fn html_event(lines: &[LogLine]) -> axum::body::Bytes {
+    let last = lines.last().map(|l| l.seq);
+    let html = LogLinesSlice { lines }.render().unwrap_or_default();
+    sse_bytes::event(Some("line"), last, &html)
 }

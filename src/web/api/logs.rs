@@ -1,13 +1,10 @@
 //! `/api/runs/{id}/logs`: the log as plain text, streamed from the file in
 //! batches (memory stays flat whatever the log's size), and its live SSE stream.
 
-use std::convert::Infallible;
-
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
-use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::StreamExt;
@@ -15,10 +12,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiQuery, load_run};
+use crate::runner::logs::LogLine;
 use crate::runner::logs::{LogCursor, log_path, tail_cursor};
 use crate::web::log_stream::{
-    Follow, REPLAY_BYTES, REPLAY_LINES, blocking, follow, resume_after, sse_response, with_permit,
+    Follow, REPLAY_BYTES, REPLAY_LINES, blocking, follow, resume_after, with_permit,
 };
+use crate::web::sse_bytes;
 use crate::web::{ApiError, AppError, AppState};
 
 /// `?tail=` at most.
@@ -127,30 +126,27 @@ async fn run_log_stream(
     load_run(&state, &id).await?;
     let permit = state.sse_permit()?;
     let after = resume_after(&headers, q.after);
-    let events = follow(state, id, after).flat_map(|item| {
-        let events: Vec<Event> = match item {
-            Follow::Lines(lines) => lines
-                .iter()
-                .map(|l| {
-                    let data = json!({"seq": l.seq, "ts": l.ts, "stream": l.stream, "text": l.text,
-                                      "continued": l.continued, "line": l.to_plain()});
-                    Event::default()
-                        .id(l.seq.to_string())
-                        .data(data.to_string())
-                })
-                .collect(),
-            Follow::End(status) => vec![
-                Event::default()
-                    .event("end")
-                    .data(json!({"status": status}).to_string()),
-            ],
-            Follow::Error(e) => vec![
-                Event::default()
-                    .event("error")
-                    .data(json!({"error": e}).to_string()),
-            ],
-        };
-        futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>))
+    let frames = follow(state, id, after).map(|item| match item {
+        Follow::Lines(lines) => json_events(&lines),
+        Follow::Batch(batch) => batch.framed(FRAME_JSON, json_events),
+        Follow::End(status) => {
+            sse_bytes::event(Some("end"), None, &json!({"status": status}).to_string())
+        }
+        Follow::Error(e) => sse_bytes::event(Some("error"), None, &json!({"error": e}).to_string()),
     });
-    Ok(sse_response(with_permit(events, permit)).into_response())
+    Ok(sse_bytes::response(with_permit(frames, permit)))
+}
+
+/// Where the API's framing of a live batch is kept (see `LogBatch::framed`).
+const FRAME_JSON: usize = 1;
+
+/// One event per line: `id: seq`, the line as JSON.
+fn json_events(lines: &[LogLine]) -> Bytes {
+    let mut out = String::with_capacity(lines.len() * 160);
+    for l in lines {
+        let data = json!({"seq": l.seq, "ts": l.ts, "stream": l.stream, "text": l.text,
+                          "continued": l.continued, "line": l.to_plain()});
+        sse_bytes::frame(&mut out, None, Some(l.seq), &data.to_string());
+    }
+    Bytes::from(out)
 }
