@@ -20,6 +20,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -99,6 +100,7 @@ def measure_lists(a, work, res, out):
                     e["first_body"] = body[:300].decode(errors="replace")
                     log(f"  {label} {path}: HTTP {status}")
                     continue
+                e["single_ms"] = median([http_req(srv.addr, path, timeout=120)[2] * 1000 for _ in range(3)])
                 log(f"  {label} {name}: {a.seconds} s at {a.clients} clients")
                 e.update(load(srv.addr, path, a.seconds, a.clients, use_wrk))
                 if not srv.alive():
@@ -119,11 +121,12 @@ def measure_lists(a, work, res, out):
     table(["database", "runs", "file size", "seed", "counters"], rows, out)
     s, b = per["small"], per["big"]
     out("")
-    rows = []
+    rows, notes, single = [], [], []
     for name in ENDPOINTS + [KEYSET]:
         es, eb = s["endpoints"].get(name), b["endpoints"].get(name)
         if es is None and eb is None:
-            rows.append([name] + ["-"] * 9 + ["not measured: " + (b["keyset"]["note"] or s["keyset"]["note"] or "-")])
+            rows.append([name] + ["-"] * 9)
+            notes.append(f"{name}: not measured: " + (b["keyset"]["note"] or s["keyset"]["note"] or "-"))
             continue
         cells = [name]
         for e in (es, eb):
@@ -135,12 +138,22 @@ def measure_lists(a, work, res, out):
         cells += [f_ratio(ratio(eb["req_s"], es["req_s"])) if ok else "-",
                   f_ratio(ratio(eb.get("p50_ms"), es.get("p50_ms"))) if ok else "-",
                   f_ratio(ratio(eb.get("p99_ms"), es.get("p99_ms"))) if ok else "-"]
-        bad = [f"{lbl}: {e.get('non_200', 0)} non-200, {e.get('errors', 0)} socket errors"
-               for lbl, e in (("small", es), ("big", eb)) if e and (e.get("non_200") or e.get("errors"))]
-        cells.append("; ".join(bad))
         rows.append(cells)
-    table(["endpoint", "small req/s", "p50", "p99", "big req/s", "p50", "p99", "req/s big/small",
-           "p50 big/small", "p99 big/small", "errors"], rows, out)
+        for lbl, e in (("small", es), ("big", eb)):
+            if e and e.get("first_status", 200) != 200:
+                notes.append(f"{name} ({lbl}): HTTP {e['first_status']}: {e.get('first_body', '')[:200]}")
+            elif e and (e.get("non_200") or e.get("errors") or e.get("error")):
+                notes.append(f"{name} ({lbl}): {e.get('non_200', 0)} non-200 answers, {e.get('errors', 0)} socket errors"
+                             + (f" ({e['socket_errors']})" if e.get("socket_errors") else "") + (f"; {e['error']}" if e.get("error") else ""))
+        if es and eb and es.get("single_ms") and eb.get("single_ms"):
+            single.append([name, f_ms(es["single_ms"]), f_ms(eb["single_ms"]), f_ratio(ratio(eb["single_ms"], es["single_ms"]))])
+    table(["endpoint", "small req/s", "p50", "p99", "big req/s", "p50", "p99", "req/s b/s", "p50 b/s", "p99 b/s"], rows, out)
+    out("  (b/s = big / small)")
+    for n in notes:
+        out("  ** " + n)
+    out("")
+    out("  one client: median of 3 sequential requests (after the first, which checked for 200)")
+    table(["endpoint", "small", "big", "big/small"], single, out)
     for label in ("small", "big"):
         k = per[label]["keyset"]
         out(f"  keyset ({label}): " + (f"{k['path'][:80]}... after {k['rows_skipped']:,} rows" if k["path"]
@@ -263,6 +276,14 @@ def describe(binary):
     return "; ".join(parts)
 
 
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -313,6 +334,7 @@ def main():
     out(f"  image    {a.image}")
     out(f"  date     {header['date']}")
     out(f"  sections {', '.join(only)}")
+    out(f"  load     {loadavg()} (1/5/15-min load average at the start; other jobs on the machine show here)")
     results = {"header": header}
     work = tempfile.mkdtemp(prefix="fastflow-bench-scale-", dir="/var/tmp")
     steps = {"lists": measure_lists, "finish": bench_scale_runs.measure_finish,
@@ -335,12 +357,22 @@ def main():
     problems = []
     for name in only:
         problems += _problems(results.get(name, {}))
-    out("\n== server WARN/ERROR log lines ==")
-    if problems:
-        for p in sorted(set(problems)):
-            out(f"  ({problems.count(p)}x) {p[:400]}")
-    else:
+    out("\n== server WARN/ERROR log lines (grouped with numbers masked; first of each shown) ==")
+    groups = {}
+    for p in problems:
+        key = re.sub(r"\d+(\.\d+)?", "#", p)[:300]
+        g = groups.setdefault(key, {"n": 0, "first": p, "elapsed": []})
+        g["n"] += 1
+        if m := re.search(r"elapsed_secs=([\d.]+)", p):
+            g["elapsed"].append(float(m.group(1)))
+    for g in groups.values():
+        el = f" [elapsed_secs {min(g['elapsed']):.2f}..{max(g['elapsed']):.2f}]" if g["elapsed"] else ""
+        out(f"  ({g['n']}x){el} {g['first'][:300]}")
+    if not groups:
         out("  none")
+    results["server_warnings"] = [{"count": g["n"], "first": g["first"]} for g in groups.values()]
+    results["loadavg_end"] = loadavg()
+    out(f"\n  load average at the end: {results['loadavg_end']}")
     if a.json:
         print(json.dumps(results, indent=2, default=str))
     return 0

@@ -6,6 +6,7 @@ burst) of scripts/bench_scale.py. Run as a script, this file is also the helper 
   python3 bench_scale_runs.py viewers ADDR N          reads a run id from stdin, opens N SSE viewers,
                                                       prints JSON when all have ended
 """
+import http.client
 import json
 import os
 import re
@@ -39,6 +40,29 @@ def server_run(srv, pipeline, every_s, limit_s):
     return time.perf_counter() - t0, run, srv.cpu_s() - c0, bad
 
 
+def check_log(srv, run_id, n):
+    """Downloads the run's log: does it hold the lines 0..n-1 in order, and which other lines?"""
+    host, port = srv.addr.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=300)
+    conn.request("GET", f"/api/runs/{run_id}/logs")
+    resp = conn.getresponse()
+    if resp.status != 200:
+        return {"error": f"HTTP {resp.status}"}
+    expect, in_order, other, sample = 0, True, 0, []
+    for raw in resp:
+        text = raw.decode(errors="replace").rstrip("\n")
+        text = text.split("] ", 1)[1] if text.startswith("[") and "] " in text else text
+        if text.isdigit():
+            in_order &= int(text) == expect
+            expect += 1
+        else:
+            other += 1
+            if len(sample) < 3:
+                sample.append(text[:200])
+    conn.close()
+    return {"numbers": expect, "in_order": in_order and expect == n, "other": other, "other_sample": sample}
+
+
 def timeline(run, seen_at):
     """started_at -> container_started_at, and finished_at -> the poll that saw it (same host clock)."""
     st, cs, fin = (parse_ts(run.get(k)) for k in ("started_at", "container_started_at", "finished_at"))
@@ -64,8 +88,7 @@ def measure_finish(a, work, res, out):
                                 "log_bytes": run.get("log_bytes"), "run_s": run_seconds(run), "cpu_s": cpu,
                                 "non_200_polls": bad, "error_type": run.get("error_type"),
                                 "log_truncated": run.get("log_truncated")})
-            status, body, _ = http_req(srv.addr, f"/api/runs/{run['id']}/logs?tail=2")
-            res["runs"][-1]["tail"] = body.decode(errors="replace").strip().splitlines() if status == 200 else f"HTTP {status}"
+            res["runs"][-1]["log"] = check_log(srv, run["id"], a.lines)
             res["bare_unbuffered"].append(docker_run(a.image, program, True))
             res["bare_buffered"].append(docker_run(a.image, program, False))
         res["rss_kib"], res["hwm_kib"] = srv.mem_kib()
@@ -91,12 +114,17 @@ def measure_finish(a, work, res, out):
             f_ratio(ratio(med["bare_unbuffered"], med["bare_buffered"]))]], out)
     out("")
     rows = [[str(i + 1), r["status"], f"{r['log_lines']:,}" if r["log_lines"] is not None else "-",
-             "yes" if (r["log_lines"] or 0) >= a.lines else "NO", str(r["log_bytes"]), str(r["log_truncated"]),
-             str(r["non_200_polls"]), " | ".join(r["tail"]) if isinstance(r["tail"], list) else r["tail"]]
+             str(r["log_bytes"]), str(r["log_truncated"]), str(r["non_200_polls"]), log_cell(r["log"], a.lines)]
             for i, r in enumerate(res["runs"])]
-    table(["run", "status", "log_lines", f">= {a.lines:,}", "log_bytes", "truncated", "non-200 polls",
-           "last 2 log lines"], rows, out)
+    table(["run", "status", "log_lines", "log_bytes", "truncated", "non-200 polls", "downloaded log"], rows, out)
     out(f"  server after the runs: VmRSS {f_mib(res['rss_kib'])}, VmHWM {f_mib(res['hwm_kib'])}")
+
+
+def log_cell(c, n):
+    if "error" in c:
+        return c["error"]
+    return (f"0..{n - 1:,} in order: {'yes' if c['in_order'] else 'NO'} ({c['numbers']:,} numbers); "
+            f"{c['other']} other line(s)" + (f": {c['other_sample']}" if c["other"] else ""))
 
 
 class Sampler:
@@ -147,6 +175,7 @@ def measure_viewers(a, work, res, out):
                             status=run["status"], log_lines=run.get("log_lines"), non_200_polls=bad,
                             **timeline(run, time.time()))
         _, res["alone"]["hwm_kib"] = srv.mem_kib()
+        res["alone"]["log"] = check_log(srv, run["id"], a.burst_lines)
         time.sleep(1)
         log(f"viewers: the same run with {a.viewers} live viewers")
         viewers = subprocess.Popen([sys.executable, os.path.abspath(__file__), "viewers", srv.addr, str(a.viewers)],
@@ -164,6 +193,7 @@ def measure_viewers(a, work, res, out):
                            status=run["status"], log_lines=run.get("log_lines"), non_200_polls=bad,
                            **timeline(run, seen_at))
         _, res["with"]["hwm_kib"] = srv.mem_kib()
+        res["with"]["log"] = check_log(srv, run_id, a.burst_lines)
         got = json.loads(got)
         res["viewer_results"], res["with"]["client_cpu_s"] = got["viewers"], got["client_cpu_s"]
     finally:
@@ -198,8 +228,12 @@ def measure_viewers(a, work, res, out):
              f_ratio(ratio(wi["health_max_ms"], al["health_max_ms"]))],
             ["/health probes (failed)", f"{al['health_n']} ({al['health_fail']})", f"{wi['health_n']} ({wi['health_fail']})", ""]]
     table(["", "no viewer", f"{a.viewers} viewers", "ratio"], rows, out)
+    out("  (RSS and /health are sampled from the trigger until the run is finished, and with viewers"
+        " until the last viewer's stream ended; /health is probed one request at a time)")
+    out(f"  downloaded log, no viewer: {log_cell(al['log'], a.burst_lines)}")
+    out(f"  downloaded log, {a.viewers} viewers: {log_cell(wi['log'], a.burst_lines)}")
     out(f"  server idle RSS before: {f_mib(res['idle_rss_kib'])}; CPU of the viewers' own process "
-        f"(50 threads, raw sockets): {wi['client_cpu_s']:.2f} s")
+        f"({a.viewers} threads, raw sockets, HTTP/1.0): {wi['client_cpu_s']:.2f} s")
     ends = [v["end_s"] for v in vs if v.get("end_s") is not None]
     out(f"  viewers complete (every seq 1..{n:,} exactly once, then the end event): {complete} of {len(vs)}")
     out(f"  viewers with duplicates: {sum(1 for v in vs if v['dups'])} (total {sum(v['dups'] for v in vs):,} duplicate events); "
@@ -237,15 +271,16 @@ _ID = re.compile(rb"^id:\s*(\d+)\r?$", re.M)
 
 
 class _Stream:
-    """The body of one HTTP/1.1 response on a raw socket, chunked or close-delimited: read()
-    gives the next piece of the body, b"" at its end. (http.client's chunked reading costs
-    several Python calls per chunk, and the server sends about one chunk per event: with
-    50 viewers the client, not the server, would set the pace.)"""
+    """The body of one response on a raw socket: read() gives the next piece, b"" at its end.
+    The request is HTTP/1.0, so the body comes close-delimited, not chunked: the server sends
+    about one chunk per event, and decoding chunks in Python (http.client does it with several
+    calls per chunk) made 50 viewers' client, not the server, set the pace on this 2-core
+    machine. A chunked answer is still decoded."""
 
     def __init__(self, addr, path):
         host, port = addr.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=120)
-        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n".encode())
+        self.sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n".encode())
         self.raw = b""
         while b"\r\n\r\n" not in self.raw:
             got = self.sock.recv(1 << 16)

@@ -19,6 +19,7 @@ use crate::web::{self, AppState};
 
 /// Entry point of `fastflow serve`.
 pub fn main() -> ExitCode {
+    limit_malloc_arenas();
     init_tracing();
     raise_open_file_limit();
     let config = match Config::from_env() {
@@ -43,6 +44,20 @@ pub fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// glibc gives each thread that allocates its own arena (up to 8 per core) and
+/// rarely returns their memory: with the async workers, the blocking pool and the
+/// SQLite connection threads, that is a large part of the server's resident memory
+/// under load (docs/benchmarks.md). Two arenas, unless `MALLOC_ARENA_MAX` says.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: called first thing in main, before any other thread exists.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
         }
     }
 }
@@ -188,17 +203,12 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     }
     let pool = crate::db::connect(&config.database_url).await?;
     let instance_id = crate::db::instance_id(&pool).await?;
-    let watch = PipelinesWatch::start(&config.pipelines_dir);
-    let root = config.pipelines_dir.clone();
-    let registry = Arc::new(
-        tokio::task::spawn_blocking(move || {
-            PipelineRegistry::load(&root, crate::pipelines::HostResources::local())
-        })
-        .await?,
-    );
-    if let Some(e) = &registry.snapshot().dir_error {
-        tracing::error!("{e}: no pipelines can run until it exists");
-    }
+    // Discovery runs once the server answers (see `discover`); until then requests
+    // that need pipelines wait for it, and `/health` answers at once.
+    let registry = Arc::new(PipelineRegistry::empty(
+        &config.pipelines_dir,
+        crate::pipelines::HostResources::local(),
+    ));
     let docker = engine::connect(config.docker_host.as_deref())?;
     let worker_user =
         container_spec::prepare_worker_user(&config.uv_cache_dir).with_context(|| {
@@ -250,10 +260,15 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     }
 
     let mut tasks = JoinSet::new();
-    tasks.spawn(runner.clone().recover(stale));
-    tasks.spawn(runner.clone().dispatch(shutdown.clone()));
+    tasks.spawn(discover(registry.clone(), shutdown.clone()));
+    // Runs and schedules name pipelines: they start once the first scan is in.
+    let after_discovery = |work| after_discovery(registry.clone(), shutdown.clone(), work);
+    tasks.spawn(after_discovery(Box::pin(runner.clone().recover(stale))));
+    tasks.spawn(after_discovery(Box::pin(
+        runner.clone().dispatch(shutdown.clone()),
+    )));
     if config.scheduler_enabled {
-        tasks.spawn(scheduler.run(shutdown.clone()));
+        tasks.spawn(after_discovery(Box::pin(scheduler.run(shutdown.clone()))));
     } else {
         tracing::warn!("SCHEDULER_ENABLED=false: schedules do not fire in this process");
     }
@@ -262,12 +277,6 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         config.clone(),
         shutdown.clone(),
     ));
-    match watch {
-        Ok(watch) => {
-            tasks.spawn(watch.run(registry, shutdown.clone()));
-        }
-        Err(problem) => registry.set_watch_problem(Some(problem)),
-    }
     let router = web::router(state.clone());
     tasks.spawn(web::server::serve(
         listener,
@@ -282,4 +291,38 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         shutdown,
         tasks,
     })
+}
+
+/// Scans the pipelines, then sets up the watch (which walks every folder) and scans
+/// once more for changes made while it was being set up; then follows changes.
+async fn discover(registry: Arc<PipelineRegistry>, shutdown: CancellationToken) {
+    let snapshot = registry.refresh().await;
+    if let Some(e) = &snapshot.dir_error {
+        tracing::error!("{e}: no pipelines can run until it exists");
+    }
+    let root = registry.root().to_path_buf();
+    let watch = match tokio::task::spawn_blocking(move || PipelinesWatch::start(&root)).await {
+        Ok(watch) => watch,
+        Err(e) => Err(format!("setting up the file watcher failed: {e}")),
+    };
+    match watch {
+        Ok(watch) => {
+            registry.refresh().await;
+            watch.run(registry, shutdown).await;
+        }
+        Err(problem) => registry.set_watch_problem(Some(problem)),
+    }
+}
+
+/// Runs `work` once the first scan is in (not at all if shutdown comes first).
+async fn after_discovery(
+    registry: Arc<PipelineRegistry>,
+    shutdown: CancellationToken,
+    work: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+) {
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        _ = registry.wait_loaded() => {}
+    }
+    work.await
 }

@@ -84,52 +84,83 @@ pub fn is_valid_pipeline_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
+/// Pipelines by name, each checked on its own (before the checks across pipelines).
+pub type Found = BTreeMap<String, Arc<Pipeline>>;
+
 /// Scans `root`. Never fails: problems are recorded on the snapshot or the pipeline.
 /// With `host`, hard limits above the engine host's are lowered to it (with a warning).
 pub fn scan(root: &Path, host: Option<&HostResources>) -> Snapshot {
-    let mut snapshot = Snapshot::default();
+    let (found, dir_error) = scan_each(root, host);
+    assemble(&found, dir_error)
+}
+
+/// Every pipeline folder of `root`, loaded on its own; or why `root` cannot be read.
+pub fn scan_each(root: &Path, host: Option<&HostResources>) -> (Found, Option<String>) {
     let entries = match std::fs::read_dir(root) {
         Ok(e) => e,
         Err(e) => {
-            snapshot.dir_error = Some(format!("PIPELINES_DIR {}: {e}", root.display()));
-            return snapshot;
+            return (
+                Found::new(),
+                Some(format!("PIPELINES_DIR {}: {e}", root.display())),
+            );
         }
     };
     let canonical_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-    let mut found = BTreeMap::new();
+    let mut found = Found::new();
     for entry in entries.flatten() {
         // A name that is not UTF-8 keeps its bytes visible (and distinct): `"a\xFFb"`.
         let name = entry
             .file_name()
             .into_string()
             .unwrap_or_else(|raw| format!("{raw:?}"));
-        if name.starts_with('.') {
-            continue;
+        if let Some(p) = load_folder(&canonical_root, &entry.path(), &name, host) {
+            found.insert(name, Arc::new(p));
         }
-        let dir = entry.path();
-        // Any `main.py` entry (file, link, even a broken one) makes a pipeline; whether
-        // it may be used is decided in `load_pipeline`, so a bad one is shown, not hidden.
-        if !dir.is_dir() || dir.join("main.py").symlink_metadata().is_err() {
-            continue;
-        }
-        let mut pipeline = load_pipeline(&canonical_root, &dir, &name);
-        if let Some(host) = host {
-            let m = &mut pipeline.metadata;
-            fit_to_host(&mut m.limits, host, "", &mut pipeline.warnings);
-            for (i, schedule) in m.schedules.iter_mut().enumerate() {
-                let prefix = format!("schedules[{i}]");
-                fit_to_host(&mut schedule.limits, host, &prefix, &mut pipeline.warnings);
-            }
-        }
-        found.insert(name, pipeline);
     }
-    // Chains are checked across pipelines, once all are known.
-    super::downstream::check(&mut found);
-    snapshot.pipelines = found
-        .into_iter()
-        .map(|(name, p)| (name, Arc::new(p)))
-        .collect();
-    snapshot
+    (found, None)
+}
+
+/// The folder `name` of `root` as a pipeline, or `None` if it is none (any more).
+pub fn scan_one(root: &Path, name: &str, host: Option<&HostResources>) -> Option<Pipeline> {
+    let canonical_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    load_folder(&canonical_root, &root.join(name), name, host)
+}
+
+fn load_folder(
+    canonical_root: &Path,
+    dir: &Path,
+    name: &str,
+    host: Option<&HostResources>,
+) -> Option<Pipeline> {
+    if name.starts_with('.') {
+        return None;
+    }
+    // Any `main.py` entry (file, link, even a broken one) makes a pipeline; whether
+    // it may be used is decided in `load_pipeline`, so a bad one is shown, not hidden.
+    if !dir.is_dir() || dir.join("main.py").symlink_metadata().is_err() {
+        return None;
+    }
+    let mut pipeline = load_pipeline(canonical_root, dir, name);
+    if let Some(host) = host {
+        let m = &mut pipeline.metadata;
+        fit_to_host(&mut m.limits, host, "", &mut pipeline.warnings);
+        for (i, schedule) in m.schedules.iter_mut().enumerate() {
+            let prefix = format!("schedules[{i}]");
+            fit_to_host(&mut schedule.limits, host, &prefix, &mut pipeline.warnings);
+        }
+    }
+    Some(pipeline)
+}
+
+/// The snapshot of `found` with the checks across pipelines (downstream chains);
+/// only pipelines those checks speak about are copied.
+pub fn assemble(found: &Found, dir_error: Option<String>) -> Snapshot {
+    let mut pipelines = found.clone();
+    super::downstream::check(&mut pipelines);
+    Snapshot {
+        pipelines,
+        dir_error,
+    }
 }
 
 fn load_pipeline(root: &Path, dir: &Path, name: &str) -> Pipeline {

@@ -4,12 +4,14 @@
 //! declares it, naming the cycle, so nothing loops at run time.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use super::discovery::Pipeline;
 use super::fields::FieldIssue;
 use super::run_config::known_list;
 
-pub fn check(pipelines: &mut BTreeMap<String, Pipeline>) {
+/// Adds the problems to the pipelines they concern (copied on write; the others stay shared).
+pub fn check(pipelines: &mut BTreeMap<String, Arc<Pipeline>>) {
     let mut found: Vec<(String, FieldIssue)> = Vec::new();
     for (name, p) in pipelines.iter() {
         for (i, t) in p.metadata.downstream_triggers.iter().enumerate() {
@@ -60,7 +62,7 @@ pub fn check(pipelines: &mut BTreeMap<String, Pipeline>) {
     }
     for (name, issue) in found {
         if let Some(p) = pipelines.get_mut(&name) {
-            p.errors.push(issue);
+            Arc::make_mut(p).errors.push(issue);
         }
     }
     warn_fan_in(pipelines);
@@ -68,7 +70,7 @@ pub fn check(pipelines: &mut BTreeMap<String, Pipeline>) {
 
 /// A pipeline that several pipelines start runs once after each of them; in a
 /// diamond (a → b, a → c, b → d, c → d) one run of `a` makes two of `d`. Said on `d`.
-fn warn_fan_in(pipelines: &mut BTreeMap<String, Pipeline>) {
+fn warn_fan_in(pipelines: &mut BTreeMap<String, Arc<Pipeline>>) {
     let mut upstream: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (name, p) in pipelines.iter() {
         for t in &p.metadata.downstream_triggers {
@@ -85,6 +87,7 @@ fn warn_fan_in(pipelines: &mut BTreeMap<String, Pipeline>) {
             continue;
         }
         if let Some(p) = pipelines.get_mut(&target) {
+            let p = Arc::make_mut(p);
             let names: Vec<&str> = from.iter().map(String::as_str).take(10).collect();
             let more = if from.len() > 10 { ", …" } else { "" };
             p.warnings.push(FieldIssue {
@@ -103,7 +106,7 @@ fn warn_fan_in(pipelines: &mut BTreeMap<String, Pipeline>) {
 /// For every pipeline on a cycle: the shortest cycle through it, as names from and
 /// back to it. Strongly connected components first (linear in pipelines and
 /// triggers), so only pipelines that are on a cycle are searched, within their component.
-fn cycles(pipelines: &BTreeMap<String, Pipeline>) -> Vec<(String, Vec<String>)> {
+fn cycles(pipelines: &BTreeMap<String, Arc<Pipeline>>) -> Vec<(String, Vec<String>)> {
     let names: Vec<&str> = pipelines.keys().map(String::as_str).collect();
     let index: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let edges: Vec<Vec<usize>> = pipelines

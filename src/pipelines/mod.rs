@@ -17,10 +17,12 @@ pub mod timing_words;
 mod units;
 mod watch;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-pub use discovery::{Pipeline, Snapshot, is_valid_pipeline_name, scan};
+pub use discovery::{Found, Pipeline, Snapshot, is_valid_pipeline_name, scan};
 pub use fields::FieldIssue;
 pub use host::HostResources;
 pub use metadata::PipelineMetadata;
@@ -35,6 +37,10 @@ pub struct PipelineRegistry {
     /// Why changes on disk are not picked up by themselves, if they are not.
     watch_problem: RwLock<Option<String>>,
     current: RwLock<Arc<Snapshot>>,
+    /// Each folder's pipeline as loaded on its own, so a change rereads only its folder.
+    found: Mutex<Found>,
+    /// Whether a first scan has been published (until then the snapshot is empty).
+    loaded: AtomicBool,
     /// Serialises scans so two refreshes never interleave their writes.
     scan_lock: tokio::sync::Mutex<()>,
     /// Counts published snapshots; the scheduler waits on it to follow pipeline.json.
@@ -44,14 +50,47 @@ pub struct PipelineRegistry {
 impl PipelineRegistry {
     /// Scans once (blocking) and returns the registry.
     pub fn load(root: &Path, host: Option<HostResources>) -> Self {
-        let snapshot = scan(root, host.as_ref());
+        let registry = Self::empty(root, host);
+        let (found, dir_error) = discovery::scan_each(root, host.as_ref());
+        let snapshot = discovery::assemble(&found, dir_error);
+        *registry
+            .found
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = found;
+        *registry
+            .current
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(snapshot);
+        registry.loaded.store(true, Ordering::Release);
+        registry
+    }
+
+    /// A registry with nothing discovered yet: the server answers at once while the
+    /// first [`refresh`](Self::refresh) runs; [`wait_loaded`](Self::wait_loaded) waits for it.
+    pub fn empty(root: &Path, host: Option<HostResources>) -> Self {
         Self {
             root: root.to_path_buf(),
             host: RwLock::new(host),
             watch_problem: RwLock::new(None),
-            current: RwLock::new(Arc::new(snapshot)),
+            current: RwLock::new(Arc::new(Snapshot::default())),
+            found: Mutex::new(Found::new()),
+            loaded: AtomicBool::new(false),
             scan_lock: tokio::sync::Mutex::new(()),
             generation: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Returns once a first scan is published (at once after that).
+    pub async fn wait_loaded(&self) {
+        let mut generation = self.subscribe();
+        while !self.is_loaded() {
+            if generation.changed().await.is_err() {
+                return;
+            }
         }
     }
 
@@ -110,10 +149,40 @@ impl PipelineRegistry {
 
     /// Rescans the directory off the async threads and publishes the result.
     pub async fn refresh(self: &Arc<Self>) -> Arc<Snapshot> {
+        self.rescan(None).await
+    }
+
+    /// Rereads only the named folders (a change seen there), keeping the others as
+    /// loaded; the checks across pipelines run again over all of them.
+    pub async fn refresh_only(self: &Arc<Self>, names: BTreeSet<String>) -> Arc<Snapshot> {
+        self.rescan(Some(names)).await
+    }
+
+    async fn rescan(self: &Arc<Self>, only: Option<BTreeSet<String>>) -> Arc<Snapshot> {
         let _guard = self.scan_lock.lock().await;
-        let root = self.root.clone();
-        let host = self.host();
-        let snapshot = match tokio::task::spawn_blocking(move || scan(&root, host.as_ref())).await {
+        let this = self.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let host = this.host();
+            let mut found = this.found.lock().unwrap_or_else(PoisonError::into_inner);
+            let dir_error = match only {
+                None => {
+                    let (all, dir_error) = discovery::scan_each(&this.root, host.as_ref());
+                    *found = all;
+                    dir_error
+                }
+                Some(names) => {
+                    for name in names {
+                        match discovery::scan_one(&this.root, &name, host.as_ref()) {
+                            Some(p) => found.insert(name, Arc::new(p)),
+                            None => found.remove(&name),
+                        };
+                    }
+                    this.snapshot().dir_error.clone()
+                }
+            };
+            discovery::assemble(&found, dir_error)
+        });
+        let snapshot = match done.await {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 tracing::error!(error = %e, "pipeline scan panicked; keeping the previous snapshot");
@@ -125,6 +194,7 @@ impl PipelineRegistry {
         });
         tracing::info!(valid, invalid, dir = %self.root.display(), "pipelines discovered");
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = snapshot.clone();
+        self.loaded.store(true, Ordering::Release);
         self.generation.send_modify(|g| *g = g.wrapping_add(1));
         snapshot
     }

@@ -1,39 +1,85 @@
-//! Watches `PIPELINES_DIR` for changes and refreshes the registry after a short
-//! quiet period, so a `git pull` that touches many files causes one rescan.
+//! Watches `PIPELINES_DIR` for changes and rereads the folders that changed after
+//! a short quiet period, so a `git pull` that touches many files causes one pass,
+//! and a new folder among thousands is read alone.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::PipelineRegistry;
 
-/// Changes closer together than this are folded into one rescan...
-const QUIET_PERIOD: Duration = Duration::from_millis(250);
-/// ...but a steady trickle of changes never postpones a rescan longer than this.
+/// Changes closer together than this are folded into one pass...
+const QUIET_PERIOD: Duration = Duration::from_millis(100);
+/// ...but a steady trickle of changes never postpones a pass longer than this.
 const MAX_DELAY: Duration = Duration::from_secs(2);
+/// More changed folders than this between two passes: rescan everything instead
+/// (the set of names stays bounded whatever happens on disk).
+const MAX_CHANGED_FOLDERS: usize = 1024;
 
-/// A registered watch. Create it before the first scan so no change falls between the two.
+/// What changed since the last pass.
+#[derive(Default)]
+struct Changes {
+    folders: BTreeSet<String>,
+    everything: bool,
+}
+
+impl Changes {
+    fn note(&mut self, root: &Path, event: &notify::Event) {
+        if event.need_rescan() || event.paths.is_empty() {
+            self.everything = true;
+        }
+        for path in &event.paths {
+            match top_folder(root, path) {
+                Some(name) if self.folders.len() < MAX_CHANGED_FOLDERS => {
+                    self.folders.insert(name);
+                }
+                _ => self.everything = true,
+            }
+        }
+        if self.everything {
+            self.folders.clear();
+        }
+    }
+}
+
+/// The folder of `root` that `path` is in (its first component), if it is a plain name.
+fn top_folder(root: &Path, path: &Path) -> Option<String> {
+    match path.strip_prefix(root).ok()?.components().next()? {
+        Component::Normal(name) => name.to_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// A registered watch. Create it before the scan it must not miss changes after.
 pub struct PipelinesWatch {
     _watcher: RecommendedWatcher,
-    changes: UnboundedReceiver<()>,
+    changes: Arc<(Mutex<Changes>, Notify)>,
 }
 
 impl PipelinesWatch {
-    /// Starts watching `root`. If that is impossible (e.g. it does not exist yet),
-    /// logs why and returns the reason; refreshing from the UI still works.
+    /// Starts watching `root` (blocking: it walks the tree). If that is impossible
+    /// (e.g. it does not exist yet), logs why and returns the reason; refreshing
+    /// from the UI still works.
     pub fn start(root: &Path) -> Result<Self, String> {
-        let (tx, changes) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let changes: Arc<(Mutex<Changes>, Notify)> = Arc::default();
+        let root_seen: PathBuf = root.to_path_buf();
+        let shared = changes.clone();
         let handler = move |event: notify::Result<notify::Event>| {
-            // Reading files (our own scans included) raises access events; only changes count.
-            if let Ok(event) = event
-                && !matches!(event.kind, notify::EventKind::Access(_))
-            {
-                let _ = tx.send(());
+            let (pending, wake) = &*shared;
+            let mut pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
+            match event {
+                // Reading files (our own scans included) raises access events; only changes count.
+                Ok(event) if matches!(event.kind, notify::EventKind::Access(_)) => return,
+                Ok(event) => pending.note(&root_seen, &event),
+                // A watch error (e.g. the kernel's queue overflowed): assume anything changed.
+                Err(_) => pending.everything = true,
             }
+            wake.notify_one();
         };
         // Not through symbolic links: a link to `/` (refused by discovery anyway) must not
         // make the watcher walk and watch the whole file system.
@@ -55,12 +101,13 @@ impl PipelinesWatch {
         })
     }
 
-    /// Rescans after each burst of changes, until `shutdown`.
-    pub async fn run(mut self, registry: Arc<PipelineRegistry>, shutdown: CancellationToken) {
+    /// Rereads what changed after each burst of changes, until `shutdown`.
+    pub async fn run(self, registry: Arc<PipelineRegistry>, shutdown: CancellationToken) {
+        let (pending, wake) = &*self.changes;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                got = self.changes.recv() => if got.is_none() { return },
+                _ = wake.notified() => {}
             }
             let deadline = tokio::time::Instant::now() + MAX_DELAY;
             loop {
@@ -68,10 +115,53 @@ impl PipelinesWatch {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(QUIET_PERIOD) => break,
                     _ = tokio::time::sleep_until(deadline) => break,
-                    got = self.changes.recv() => if got.is_none() { return },
+                    _ = wake.notified() => {}
                 }
             }
-            registry.refresh().await;
+            let changes =
+                std::mem::take(&mut *pending.lock().unwrap_or_else(PoisonError::into_inner));
+            if changes.everything {
+                registry.refresh().await;
+            } else if !changes.folders.is_empty() {
+                registry.refresh_only(changes.folders).await;
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(paths: &[&str]) -> notify::Event {
+        let mut e = notify::Event::new(notify::EventKind::Any);
+        for p in paths {
+            e = e.add_path(PathBuf::from(p));
+        }
+        e
+    }
+
+    #[test]
+    fn changes_name_their_folders_or_ask_for_everything() {
+        let root = Path::new("/srv/pipelines");
+        let mut c = Changes::default();
+        c.note(
+            root,
+            &event(&["/srv/pipelines/etl/main.py", "/srv/pipelines/new"]),
+        );
+        assert_eq!(c.folders.iter().collect::<Vec<_>>(), ["etl", "new"]);
+        assert!(!c.everything);
+        // The root itself, or a path outside it: everything is read again.
+        c.note(root, &event(&["/srv/pipelines"]));
+        assert!(c.everything && c.folders.is_empty());
+        let mut c = Changes::default();
+        c.note(root, &event(&["/elsewhere/x"]));
+        assert!(c.everything);
+        let mut c = Changes::default();
+        for i in 0..=MAX_CHANGED_FOLDERS {
+            c.note(root, &event(&[&format!("/srv/pipelines/p{i}/main.py")]));
+        }
+        assert!(c.everything, "too many folders becomes one full rescan");
+        assert!(c.folders.is_empty());
     }
 }

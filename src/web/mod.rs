@@ -73,6 +73,10 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ready))
         .route("/fragments/engine-status", get(engine_status))
         .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            after_discovery,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             state.config.clone(),
             crate::auth::access_guard,
         ))
@@ -110,6 +114,9 @@ async fn ready(
     if let Err(e) = crate::db::ping(&state.pool).await {
         problems.push(format!("database unavailable: {e}"));
     }
+    if !state.registry.is_loaded() {
+        problems.push("pipelines are still being discovered".to_string());
+    }
     problems.extend(state.runner.deps().engine.down_reason());
     let config = state.config.clone();
     match tokio::task::spawn_blocking(move || crate::readiness::directory_problems(&config)).await {
@@ -124,6 +131,22 @@ async fn ready(
         )
             .into_response(),
     }
+}
+
+/// The server answers before the first scan of `PIPELINES_DIR` is in (it can take
+/// a while with thousands of folders); a request other than `/health`, `/ready`
+/// and static files waits for it, so no page or trigger sees an empty list.
+async fn after_discovery(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path();
+    let needs_pipelines = !(path == "/health" || path == "/ready" || path.starts_with("/static/"));
+    if needs_pipelines && !state.registry.is_loaded() {
+        state.registry.wait_loaded().await;
+    }
+    next.run(request).await
 }
 
 /// The banner every page loads: empty while the engine is reachable and has the
