@@ -92,3 +92,31 @@ async fn folder_changes_are_followed_and_cross_checks_redone() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_pipeline_list_is_one_valid_json_array() {
+    let files: Vec<(String, String)> = (0..150)
+        .map(|i| (format!("p{i:03}/main.py"), format!("print({i})\n")))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let app = TestApp::start(&refs).await;
+    let (status, list) = app.get_json("/api/pipelines").await;
+    assert_eq!(status, 200, "{list}");
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|p| p["name"].as_str().expect("a name"))
+        .collect();
+    let want: Vec<String> = (0..150).map(|i| format!("p{i:03}")).collect();
+    assert_eq!(
+        names, want,
+        "every pipeline once, in name order, across the streamed chunks"
+    );
+    assert_eq!(list[64]["total_runs"], 0);
+    assert!(list[149]["last_run_id"].is_null());
+    app.stop().await;
+}

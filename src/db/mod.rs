@@ -46,7 +46,10 @@ pub async fn connect(url: &str) -> Result<Pool, DbError> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(10))
-        .foreign_keys(true);
+        .foreign_keys(true)
+        // 1 MiB of page cache per connection (SQLite's default is 2 MiB): the lists
+        // read a few index pages each, and the kernel's page cache holds the file.
+        .pragma("cache_size", "-1024");
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .min_connections(1)

@@ -5,9 +5,9 @@
 //! whole replay costs one pass over the file whatever its size.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
@@ -16,7 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::AppState;
 use crate::db;
 use crate::run_status::RunStatus;
-use crate::runner::hub::{HubEvent, LogBatch};
+use crate::runner::hub::HubEvent;
 use crate::runner::logs::{LogCursor, LogLine, log_path};
 
 /// Lines (and bytes) read from the file per step of a replay: what one viewer
@@ -24,11 +24,17 @@ use crate::runner::logs::{LogCursor, LogLine, log_path};
 pub const REPLAY_LINES: usize = 2000;
 pub const REPLAY_BYTES: usize = 256 * 1024;
 
+/// How a stream writes lines as SSE: `frame` makes the events of some lines;
+/// `format` is where a live batch keeps them for the other viewers (`LogBatch::framed`).
+#[derive(Clone, Copy)]
+pub struct Framer {
+    pub format: usize,
+    pub frame: fn(&[LogLine]) -> Bytes,
+}
+
 pub enum Follow {
-    /// Lines read for this viewer (a replay, or part of a live batch).
-    Lines(Vec<LogLine>),
-    /// A whole live batch, shared with every other viewer (frame it with `LogBatch::framed`).
-    Batch(Arc<LogBatch>),
+    /// SSE events of lines, in order (a replay step, or a live batch shared by all viewers).
+    Framed(Bytes),
     End(RunStatus),
     /// Reading the stored log failed; the stream stops.
     Error(String),
@@ -53,23 +59,35 @@ pub async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }
 
-/// Reads the next replay step off the async workers; the cursor comes back with
-/// the lines. `Err` if the read failed (or its task died, taking the cursor).
-async fn read_step(mut cursor: LogCursor) -> Result<(LogCursor, Vec<LogLine>), String> {
+/// The last line number and the framed events of one replay step.
+type Step = Option<(u64, Bytes)>;
+
+/// Reads and frames the next replay step off the async workers (a replay is the
+/// heavy part of a stream; the workers keep answering other requests meanwhile).
+/// The cursor comes back with it. `Err` if the read failed (or its task died).
+async fn read_step(mut cursor: LogCursor, framer: Framer) -> Result<(LogCursor, Step), String> {
     let done = tokio::task::spawn_blocking(move || {
-        let lines = cursor.read(REPLAY_LINES, REPLAY_BYTES);
-        (cursor, lines)
+        let step = cursor.read(REPLAY_LINES, REPLAY_BYTES).map(|lines| {
+            let last = lines.last()?.seq;
+            Some((last, (framer.frame)(&lines)))
+        });
+        (cursor, step)
     })
     .await;
     match done {
-        Ok((cursor, Ok(lines))) => Ok((cursor, lines)),
+        Ok((cursor, Ok(step))) => Ok((cursor, step)),
         Ok((_, Err(e))) => Err(e.to_string()),
         Err(e) => Err(e.to_string()),
     }
 }
 
 /// Lines after `after`, then live lines, then the run's final status.
-pub fn follow(state: AppState, run_id: String, after: u64) -> impl Stream<Item = Follow> {
+pub fn follow(
+    state: AppState,
+    run_id: String,
+    after: u64,
+    framer: Framer,
+) -> impl Stream<Item = Follow> {
     async_stream::stream! {
         let path = log_path(&state.config.logs_dir, &run_id);
         let hubs = state.runner.hubs().clone();
@@ -92,15 +110,15 @@ pub fn follow(state: AppState, run_id: String, after: u64) -> impl Stream<Item =
             // gap, and before the end (the file is the truth).
             while replay {
                 cursor.skip_through(last);
-                let lines = match read_step(cursor).await {
-                    Ok((c, lines)) => { cursor = c; lines }
+                let step = match read_step(cursor, framer).await {
+                    Ok((c, step)) => { cursor = c; step }
                     Err(e) => { yield Follow::Error(e); return; }
                 };
-                match lines.last() {
+                match step {
                     None => replay = false,
-                    Some(l) => {
-                        last = l.seq;
-                        yield Follow::Lines(lines);
+                    Some((seq, framed)) => {
+                        last = seq;
+                        yield Follow::Framed(framed);
                     }
                 }
             }
@@ -128,13 +146,13 @@ pub fn follow(state: AppState, run_id: String, after: u64) -> impl Stream<Item =
                         // The usual case: the whole batch is new, framed once for all viewers.
                         last = newest;
                         replay = false;
-                        yield Follow::Batch(batch);
+                        yield Follow::Framed(batch.framed(framer.format, framer.frame));
                     } else if first <= last {
                         // The replay already sent its start.
                         let fresh: Vec<LogLine> = batch.lines.iter().filter(|l| l.seq > last).cloned().collect();
                         last = newest;
                         replay = false;
-                        yield Follow::Lines(fresh);
+                        yield Follow::Framed((framer.frame)(&fresh));
                     }
                     // Otherwise a gap: we missed a batch; the replay fills it from the file.
                 }

@@ -253,8 +253,8 @@ fn render_everything(p: &Pipeline) {
     }
     .render();
     assert!(table.is_ok());
-    let api = super::api::pipelines::pipeline_json(p, None);
-    assert!(api.is_object());
+    let api = serde_json::to_value(super::api::pipelines::pipeline_json(p, None));
+    assert!(api.is_ok_and(|v| v.is_object()));
     let limits = crate::runner::limits::for_run(&p.metadata.limits, &config, None);
     let env = BTreeMap::new();
     let ctx = crate::runner::container_spec::RunContext {

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::charts;
-use super::log_stream::{Follow, blocking, follow, resume_after, with_permit};
+use super::log_stream::{Follow, Framer, blocking, follow, resume_after, with_permit};
 use super::sse_bytes;
 use super::views::{RunDetail, RunRow};
 use super::{AppError, AppState};
@@ -423,9 +423,12 @@ async fn log_stream(
     load(&state, &id).await?;
     let permit = state.sse_permit()?;
     let after = resume_after(&headers, q.after);
-    let frames = follow(state, id, after).map(|item| match item {
-        Follow::Lines(lines) => html_event(&lines),
-        Follow::Batch(batch) => batch.framed(FRAME_HTML, html_event),
+    let framer = Framer {
+        format: FRAME_HTML,
+        frame: html_event,
+    };
+    let frames = follow(state, id, after, framer).map(|item| match item {
+        Follow::Framed(bytes) => bytes,
         Follow::End(status) => sse_bytes::event(Some("end"), None, status.as_str()),
         Follow::Error(e) => sse_bytes::event(Some("end"), None, &format!("error: {e}")),
     });

@@ -15,7 +15,7 @@ use super::{ApiQuery, load_run};
 use crate::runner::logs::LogLine;
 use crate::runner::logs::{LogCursor, log_path, tail_cursor};
 use crate::web::log_stream::{
-    Follow, REPLAY_BYTES, REPLAY_LINES, blocking, follow, resume_after, with_permit,
+    Follow, Framer, REPLAY_BYTES, REPLAY_LINES, blocking, follow, resume_after, with_permit,
 };
 use crate::web::sse_bytes;
 use crate::web::{ApiError, AppError, AppState};
@@ -126,9 +126,12 @@ async fn run_log_stream(
     load_run(&state, &id).await?;
     let permit = state.sse_permit()?;
     let after = resume_after(&headers, q.after);
-    let frames = follow(state, id, after).map(|item| match item {
-        Follow::Lines(lines) => json_events(&lines),
-        Follow::Batch(batch) => batch.framed(FRAME_JSON, json_events),
+    let framer = Framer {
+        format: FRAME_JSON,
+        frame: json_events,
+    };
+    let frames = follow(state, id, after, framer).map(|item| match item {
+        Follow::Framed(bytes) => bytes,
         Follow::End(status) => {
             sse_bytes::event(Some("end"), None, &json!({"status": status}).to_string())
         }
@@ -140,13 +143,37 @@ async fn run_log_stream(
 /// Where the API's framing of a live batch is kept (see `LogBatch::framed`).
 const FRAME_JSON: usize = 1;
 
-/// One event per line: `id: seq`, the line as JSON.
+/// One event of the API's live log.
+#[derive(serde::Serialize)]
+struct LineEvent<'a> {
+    seq: u64,
+    ts: &'a chrono::DateTime<chrono::Utc>,
+    stream: crate::runner::logs::Stream,
+    text: &'a str,
+    continued: bool,
+    /// The Fast-Flow 1.x form, with its timestamp.
+    line: String,
+}
+
+/// One event per line: `id: seq`, the line as JSON (which never holds a raw
+/// newline, so each is one `data:` line).
 fn json_events(lines: &[LogLine]) -> Bytes {
-    let mut out = String::with_capacity(lines.len() * 160);
+    let mut out: Vec<u8> = Vec::with_capacity(lines.len() * 200);
     for l in lines {
-        let data = json!({"seq": l.seq, "ts": l.ts, "stream": l.stream, "text": l.text,
-                          "continued": l.continued, "line": l.to_plain()});
-        sse_bytes::frame(&mut out, None, Some(l.seq), &data.to_string());
+        out.extend_from_slice(format!("id: {}\ndata: ", l.seq).as_bytes());
+        let event = LineEvent {
+            seq: l.seq,
+            ts: &l.ts,
+            stream: l.stream,
+            text: &l.text,
+            continued: l.continued,
+            line: l.to_plain(),
+        };
+        if serde_json::to_writer(&mut out, &event).is_err() {
+            // Writing to memory cannot fail; a line that could not be encoded is said.
+            out.extend_from_slice(format!("{{\"seq\":{},\"text\":\"\"}}", l.seq).as_bytes());
+        }
+        out.extend_from_slice(b"\n\n");
     }
     Bytes::from(out)
 }

@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -26,7 +27,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Serialize)]
-struct PipelineJson<'a> {
+pub(in crate::web) struct PipelineJson<'a> {
     name: &'a str,
     valid: bool,
     enabled: bool,
@@ -38,12 +39,24 @@ struct PipelineJson<'a> {
     metadata: &'a PipelineMetadata,
     errors: &'a [FieldIssue],
     warnings: &'a [FieldIssue],
-    #[serde(flatten)]
-    stats: PipelineRunStats,
+    // The run statistics, written out rather than flattened: serde's `flatten`
+    // buffers the whole struct, which a list of thousands of pipelines feels.
+    total_runs: i64,
+    successful_runs: i64,
+    failed_runs: i64,
+    last_run_id: Option<&'a str>,
+    last_run_status: Option<crate::run_status::RunStatus>,
+    last_run_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-pub(in crate::web) fn pipeline_json(p: &Pipeline, stats: Option<&PipelineRunStats>) -> Value {
-    json!(PipelineJson {
+/// Pipelines written per chunk of the streamed list (a chunk is about 1 KiB each).
+const LIST_CHUNK: usize = 64;
+
+pub(in crate::web) fn pipeline_json<'a>(
+    p: &'a Pipeline,
+    stats: Option<&'a PipelineRunStats>,
+) -> PipelineJson<'a> {
+    PipelineJson {
         name: &p.name,
         valid: p.is_valid(),
         enabled: p.metadata.enabled,
@@ -55,19 +68,45 @@ pub(in crate::web) fn pipeline_json(p: &Pipeline, stats: Option<&PipelineRunStat
         metadata: &p.metadata,
         errors: &p.errors,
         warnings: &p.warnings,
-        stats: stats.cloned().unwrap_or_default(),
-    })
+        total_runs: stats.map_or(0, |s| s.total_runs),
+        successful_runs: stats.map_or(0, |s| s.successful_runs),
+        failed_runs: stats.map_or(0, |s| s.failed_runs),
+        last_run_id: stats.and_then(|s| s.last_run_id.as_deref()),
+        last_run_status: stats.and_then(|s| s.last_run_status),
+        last_run_at: stats.and_then(|s| s.last_run_at),
+    }
 }
 
 async fn list_pipelines(State(state): State<AppState>) -> Result<Response, ApiError> {
     let snapshot = state.registry.snapshot();
     let stats = db::run_stats::pipeline_stats(&state.pool).await?;
-    let list: Vec<_> = snapshot
-        .pipelines
-        .values()
-        .map(|p| pipeline_json(p, stats.get(&p.name)))
-        .collect();
-    Ok(Json(list).into_response())
+    // Written in chunks as the client reads: with thousands of pipelines the list is
+    // megabytes, and ten clients at once must not hold ten copies of it.
+    let pipelines: Vec<std::sync::Arc<Pipeline>> = snapshot.pipelines.values().cloned().collect();
+    let chunks = pipelines.len().div_ceil(LIST_CHUNK).max(1);
+    let body = futures_util::stream::iter(0..chunks).map(move |chunk| {
+        let start = chunk * LIST_CHUNK;
+        let part = pipelines
+            .get(start..(start + LIST_CHUNK).min(pipelines.len()))
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(part.len() * 1024 + 2);
+        out.push(if chunk == 0 { b'[' } else { b',' });
+        for (i, p) in part.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, &pipeline_json(p, stats.get(&p.name)))?;
+        }
+        if chunk + 1 == chunks {
+            out.push(b']');
+        }
+        Ok::<_, serde_json::Error>(axum::body::Bytes::from(out))
+    });
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
 }
 
 async fn refresh_pipelines(State(state): State<AppState>) -> Result<Response, ApiError> {
