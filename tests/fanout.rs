@@ -95,3 +95,45 @@ async fn many_viewers_fast_and_slow_each_get_every_line_once() {
     assert_eq!(last_ids.last(), Some(&LINES));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_share_framed_chunks_and_stay_exact_from_any_position() {
+    let app = TestApp::start(&[(
+        "seven/main.py",
+        "for i in range(7001):\n    print(f'n{i}')\n",
+    )])
+    .await;
+    let (run, _) = app.run_to_end("seven", "").await;
+    let id = run["id"].as_str().expect("run id").to_string();
+    // The same positions twice: the second viewer of each takes chunks the first framed.
+    for after in [0u64, 0, 1999, 2000, 2500, 2500, 6999, 7001] {
+        let resp = app
+            .client
+            .get(app.url(&format!("/api/runs/{id}/logs/stream?after={after}")))
+            .send()
+            .await
+            .expect("stream");
+        let (seqs, end) = json_viewer(resp, Duration::ZERO).await;
+        assert!(end.contains("SUCCESS"), "after {after}: {end}");
+        let want: Vec<u64> = (after + 1..=7001).collect();
+        assert_eq!(seqs, want, "after {after}: every later line once, in order");
+    }
+    let ui = app
+        .client
+        .get(app.url(&format!("/runs/{id}/log/stream?after=1999")))
+        .send()
+        .await
+        .expect("UI stream");
+    let events = common::read_sse(ui, Duration::from_secs(30)).await;
+    let html: String = events
+        .iter()
+        .filter(|e| e.event.as_deref() == Some("line"))
+        .map(|e| e.data.as_str())
+        .collect();
+    assert_eq!(html.matches("class=\"l out\"").count(), 5002);
+    assert!(
+        html.contains("n1999<") && !html.contains(">n1998<"),
+        "starts at line 2000"
+    );
+    app.stop().await;
+}

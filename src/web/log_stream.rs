@@ -13,7 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::AppState;
+use super::{AppState, replay_cache};
 use crate::db;
 use crate::run_status::RunStatus;
 use crate::runner::hub::HubEvent;
@@ -59,6 +59,9 @@ pub async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }
 
+/// Replay steps run one at a time (FIFO, so every viewer gets its turn).
+static REPLAY_SLOT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// The last line number and the framed events of one replay step.
 type Step = Option<(u64, Bytes)>;
 
@@ -66,11 +69,11 @@ type Step = Option<(u64, Bytes)>;
 /// heavy part of a stream; the workers keep answering other requests meanwhile).
 /// The cursor comes back with it. `Err` if the read failed (or its task died).
 async fn read_step(mut cursor: LogCursor, framer: Framer) -> Result<(LogCursor, Step), String> {
+    // One replay step at a time in the whole process: many viewers replaying a long
+    // log share one core, and runs, live viewers and other requests keep the rest.
+    let _slot = REPLAY_SLOT.acquire().await.map_err(|e| e.to_string())?;
     let done = tokio::task::spawn_blocking(move || {
-        let step = cursor.read(REPLAY_LINES, REPLAY_BYTES).map(|lines| {
-            let last = lines.last()?.seq;
-            Some((last, (framer.frame)(&lines)))
-        });
+        let step = replay_step(&mut cursor, framer);
         (cursor, step)
     })
     .await;
@@ -79,6 +82,33 @@ async fn read_step(mut cursor: LogCursor, framer: Framer) -> Result<(LogCursor, 
         Ok((_, Err(e))) => Err(e.to_string()),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Reads up to the next chunk boundary and frames it, or takes the chunk framed
+/// by an earlier viewer (see `replay_cache`).
+fn replay_step(cursor: &mut LogCursor, framer: Framer) -> std::io::Result<Step> {
+    let Some((first, _)) = cursor.settle()? else {
+        return Ok(None);
+    };
+    if let Some(hit) = replay_cache::get(cursor.path(), framer.format, first) {
+        cursor.seek(hit.last_seq + 1, hit.end_offset);
+        return Ok(Some((hit.last_seq, hit.framed)));
+    }
+    let want = usize::try_from(replay_cache::lines_to_boundary(first)).unwrap_or(REPLAY_LINES);
+    let lines = cursor.read(want.min(REPLAY_LINES), REPLAY_BYTES)?;
+    let Some(last) = lines.last().map(|l| l.seq) else {
+        return Ok(None);
+    };
+    let framed = (framer.frame)(&lines);
+    if let Some((_, end_offset)) = cursor.settle()? {
+        let chunk = replay_cache::Chunk {
+            framed: framed.clone(),
+            last_seq: last,
+            end_offset,
+        };
+        replay_cache::put(cursor.path(), framer.format, first, chunk);
+    }
+    Ok(Some((last, framed)))
 }
 
 /// Lines after `after`, then live lines, then the run's final status.

@@ -11,6 +11,7 @@ mod pipeline_facts;
 mod pipeline_pages;
 #[cfg(test)]
 mod render_properties;
+mod replay_cache;
 mod run_pages;
 mod scheduler_pages;
 pub mod server;

@@ -42,10 +42,30 @@ impl LogCursor {
         self.first_wanted = self.first_wanted.max(seq.saturating_add(1));
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The number of the next line this cursor will return.
-    #[cfg(test)]
     pub fn next_seq(&self) -> u64 {
         self.next_seq.max(self.first_wanted)
+    }
+
+    /// Moves past unwanted lines now; then `(next line's number, its byte offset)`,
+    /// or `None` while the lines it must skip are not all written yet.
+    pub fn settle(&mut self) -> std::io::Result<Option<(u64, u64)>> {
+        if self.next_seq < self.first_wanted {
+            self.skip_unwanted()?;
+        }
+        Ok((self.next_seq >= self.first_wanted).then_some((self.next_seq, self.offset)))
+    }
+
+    /// Continues at line `next_seq`, which starts at byte `offset` (a position this
+    /// file had: lines are only ever appended).
+    pub fn seek(&mut self, next_seq: u64, offset: u64) {
+        self.next_seq = next_seq;
+        self.offset = offset;
+        self.first_wanted = self.first_wanted.max(next_seq);
     }
 
     /// Moves past lines before `first_wanted` by counting newlines, without parsing.
