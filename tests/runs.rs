@@ -330,3 +330,24 @@ async fn max_concurrent_runs_queues_the_rest() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_is_unbuffered_unless_a_pipeline_opts_out() {
+    let probe = "import sys\nprint(f'unbuffered={int(sys.stdout.write_through)}')\n";
+    let app = TestApp::start(&[
+        ("live/main.py", probe),
+        ("blocks/main.py", probe),
+        (
+            "blocks/pipeline.json",
+            r#"{"default_env": {"PYTHONUNBUFFERED": ""}}"#,
+        ),
+    ])
+    .await;
+    let (run, log) = app.run_to_end("live", "").await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    assert!(log_texts(&log).contains(&"unbuffered=1"), "{log}");
+    let (run, log) = app.run_to_end("blocks", "").await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    assert!(log_texts(&log).contains(&"unbuffered=0"), "{log}");
+    app.stop().await;
+}
