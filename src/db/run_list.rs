@@ -84,15 +84,25 @@ pub struct RunPage {
     pub previous: Option<RunCursor>,
 }
 
-/// The page's SQL: only the filters that are set, so each is an index equality.
-fn page_query(filter: &RunFilter) -> QueryBuilder<'_, Sqlite> {
-    let mut q = QueryBuilder::new("SELECT *, started_at AS list_key FROM runs WHERE 1 = 1");
+/// `head` (ending in a WHERE clause) and only the filters that are set, so each
+/// is an index equality (`runs` and `run_totals` name the columns alike).
+fn filtered<'a>(head: &str, filter: &'a RunFilter) -> QueryBuilder<'a, Sqlite> {
+    let mut q = QueryBuilder::new(head);
     if let Some(p) = &filter.pipeline_name {
         q.push(" AND pipeline_name = ").push_bind(p);
     }
     if let Some(s) = filter.status {
         q.push(" AND status = ").push_bind(s);
     }
+    q
+}
+
+/// The page's SQL.
+fn page_query(filter: &RunFilter) -> QueryBuilder<'_, Sqlite> {
+    let mut q = filtered(
+        "SELECT *, started_at AS list_key FROM runs WHERE 1 = 1",
+        filter,
+    );
     // Newer pages are read upwards from their cursor and reversed.
     let (cursor, op, order) = match (&filter.before, &filter.after) {
         (Some(c), _) => (Some(c), ">", "ASC"),
@@ -153,14 +163,10 @@ pub async fn page(pool: &Pool, filter: &RunFilter) -> Result<RunPage, DbError> {
 
 /// The total of a filter, from `run_totals` (at most five rows per pipeline).
 fn total_query(filter: &RunFilter) -> QueryBuilder<'_, Sqlite> {
-    let mut q = QueryBuilder::new("SELECT COALESCE(SUM(runs), 0) FROM run_totals WHERE 1 = 1");
-    if let Some(p) = &filter.pipeline_name {
-        q.push(" AND pipeline_name = ").push_bind(p);
-    }
-    if let Some(s) = filter.status {
-        q.push(" AND status = ").push_bind(s);
-    }
-    q
+    filtered(
+        "SELECT COALESCE(SUM(runs), 0) FROM run_totals WHERE 1 = 1",
+        filter,
+    )
 }
 
 /// The SQL text of a total query for `filter` (for query-plan checks).

@@ -12,6 +12,7 @@ mod pipeline_pages;
 #[cfg(test)]
 mod render_properties;
 mod replay_cache;
+mod run_list_page;
 mod run_pages;
 mod scheduler_pages;
 pub mod server;

@@ -1,5 +1,6 @@
-//! Run pages: the filtered, paginated list; one run's detail with its log
-//! following live over SSE; and their fragments.
+//! Run pages: one run's detail with its log following live over SSE, its
+//! fragments, and the run actions (cancel, retry, clean up). The list is in
+//! `run_list_page`.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -14,14 +15,12 @@ use serde::Deserialize;
 use super::charts;
 use super::log_stream::{Follow, Framer, blocking, follow, resume_after, with_permit};
 use super::sse_bytes;
-use super::views::{RunDetail, RunRow};
+use super::views::RunDetail;
 use super::{AppError, AppState};
-use crate::db::{self, Run, RunFilter};
-use crate::run_status::RunStatus;
+use crate::db::{self, Run};
 use crate::runner::logs::{LogLine, log_path, tail_lines};
 use crate::runner::metrics::{metrics_path, read_samples};
 
-const PAGE_SIZE: i64 = 50;
 /// The run page shows this many of the last lines (and at most about this many
 /// bytes of them); the rest is a download away.
 const PAGE_LOG_LINES: usize = 5000;
@@ -29,8 +28,7 @@ const PAGE_LOG_BYTES: u64 = 2 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/runs", get(list_page))
-        .route("/fragments/runs", get(list_fragment))
+        .merge(super::run_list_page::router())
         .route("/runs/{id}", get(detail_page))
         .route("/fragments/runs/{id}/summary", get(summary_fragment))
         .route("/fragments/runs/{id}/log", get(log_fragment))
@@ -39,160 +37,6 @@ pub fn router() -> Router<AppState> {
         .route("/runs/cleanup", axum::routing::post(cleanup))
         .route("/runs/{id}/cancel", axum::routing::post(cancel))
         .route("/runs/{id}/retry", axum::routing::post(retry))
-}
-
-#[derive(Deserialize, Default)]
-struct ListQuery {
-    pipeline: Option<String>,
-    status: Option<String>,
-    /// The page number shown; without a cursor it is also the position (slow at depth).
-    page: Option<i64>,
-    /// Keyset paging: runs older than this cursor...
-    after: Option<String>,
-    /// ...or newer than this one.
-    before: Option<String>,
-}
-
-struct ListView {
-    runs: Vec<RunRow>,
-    pipeline: String,
-    status: String,
-    page: i64,
-    pages: i64,
-    total: i64,
-    /// The cursor this page was read with, as `("after" | "before", cursor)`.
-    read_with: Option<(&'static str, String)>,
-    older: Option<String>,
-    newer: Option<String>,
-    pipelines: Vec<String>,
-    statuses: Vec<&'static str>,
-}
-
-impl ListView {
-    /// The query of the page shown (the list refreshes itself with it).
-    fn current_link(&self) -> String {
-        let (key, cursor) = self.read_with.clone().unwrap_or(("after", String::new()));
-        self.link(self.page, key, &cursor)
-    }
-
-    fn older_link(&self) -> String {
-        self.link(
-            self.page + 1,
-            "after",
-            self.older.as_deref().unwrap_or_default(),
-        )
-    }
-
-    fn newer_link(&self) -> String {
-        let page = (self.page - 1).max(1);
-        self.link(page, "before", self.newer.as_deref().unwrap_or_default())
-    }
-
-    fn link(&self, page: i64, key: &str, cursor: &str) -> String {
-        let page = page.to_string();
-        let mut query = vec![
-            ("pipeline", self.pipeline.as_str()),
-            ("status", self.status.as_str()),
-        ];
-        if !cursor.is_empty() {
-            query.push((key, cursor));
-        }
-        if page != "1" {
-            query.push(("page", &page));
-        }
-        query.retain(|(_, v)| !v.is_empty());
-        serde_urlencoded::to_string(query).unwrap_or_default()
-    }
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "pages/runs.html")]
-struct ListPage {
-    view: ListView,
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "fragments/runs_list.html")]
-struct ListFragment {
-    view: ListView,
-}
-
-async fn list_view(state: &AppState, q: ListQuery) -> Result<ListView, AppError> {
-    let pipeline = q.pipeline.filter(|p| !p.is_empty());
-    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
-            AppError::BadRequest(format!(
-                "unknown status `{s}` (use PENDING, RUNNING, SUCCESS, FAILED or INTERRUPTED)"
-            ))
-        })?),
-    };
-    let page = q.page.unwrap_or(1).max(1);
-    let cursor = |text: &Option<String>| match text.as_deref().filter(|t| !t.is_empty()) {
-        None => Ok(None),
-        Some(t) => db::RunCursor::decode(t).map(Some).ok_or_else(|| {
-            AppError::BadRequest("this page link is damaged (its cursor is not valid)".into())
-        }),
-    };
-    let (after, before) = (cursor(&q.after)?, cursor(&q.before)?);
-    let read_with = match (&before, &after) {
-        (Some(c), _) => Some(("before", c.encode())),
-        (None, Some(c)) => Some(("after", c.encode())),
-        (None, None) => None,
-    };
-    // A page number alone (an old link) is an offset: correct, and slow at depth.
-    let offset = match read_with {
-        Some(_) => 0,
-        None => (page - 1)
-            .checked_mul(PAGE_SIZE)
-            .ok_or_else(|| AppError::BadRequest(format!("page {page} is out of range")))?,
-    };
-    let filter = RunFilter {
-        pipeline_name: pipeline.clone(),
-        status,
-        limit: PAGE_SIZE,
-        offset,
-        after,
-        before,
-    };
-    let (found, total) = db::run_list::list(&state.pool, &filter).await?;
-    Ok(ListView {
-        runs: found.runs.iter().map(RunRow::new).collect(),
-        pipeline: pipeline.unwrap_or_default(),
-        status: status.map(|s| s.to_string()).unwrap_or_default(),
-        page,
-        pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
-        total,
-        read_with,
-        older: found.next.map(|c| c.encode()),
-        newer: found.previous.map(|c| c.encode()),
-        pipelines: state
-            .registry
-            .snapshot()
-            .pipelines
-            .keys()
-            .cloned()
-            .collect(),
-        statuses: RunStatus::ALL.iter().map(|s| s.as_str()).collect(),
-    })
-}
-
-async fn list_page(
-    State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
-) -> Result<ListPage, AppError> {
-    Ok(ListPage {
-        view: list_view(&state, q).await?,
-    })
-}
-
-async fn list_fragment(
-    State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
-) -> Result<ListFragment, AppError> {
-    Ok(ListFragment {
-        view: list_view(&state, q).await?,
-    })
 }
 
 async fn load(state: &AppState, id: &str) -> Result<Run, AppError> {
