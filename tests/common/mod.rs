@@ -63,6 +63,9 @@ impl TestApp {
         let app = start(Self::config(dir.path(), extra))
             .await
             .expect("app starts");
+        // HTTP requests wait for the first scan by themselves; tests that reach into
+        // the state (the scheduler, the registry) must see it too.
+        app.state.registry.wait_loaded().await;
         let base = format!("http://{}", app.addr);
         let extra = extra
             .iter()
@@ -94,6 +97,7 @@ impl TestApp {
         let app = start(Self::config(self.dir.path(), &extra))
             .await
             .expect("app restarts");
+        app.state.registry.wait_loaded().await;
         self.base = format!("http://{}", app.addr);
         self.app = Some(app);
     }
