@@ -85,6 +85,11 @@ pub fn list_and_stats_queries() -> Vec<AuditedQuery> {
         stats(run_stats::ONE_STATS_SQL),
         false,
     );
+    add(
+        "pipeline stats, a page of names".into(),
+        stats(&run_stats::some_stats_sql(3)),
+        false,
+    );
     add("daily counters".into(), run_stats::DAILY_SQL.into(), false);
     add(
         "retention by age".into(),

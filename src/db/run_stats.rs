@@ -42,6 +42,15 @@ pub(super) const ALL_STATS_SQL: &str = "WITH names AS (
 /// One pipeline.
 pub(super) const ONE_STATS_SQL: &str = "WITH names AS (SELECT ? AS pipeline_name)";
 
+/// The pipelines named in `n` bound parameters (one page of the list).
+pub(super) fn some_stats_sql(n: usize) -> String {
+    let values = vec!["(?)"; n.max(1)].join(", ");
+    format!("WITH names (pipeline_name) AS (VALUES {values})")
+}
+
+/// Most names asked for at once (well under SQLite's bound-parameter limit).
+const MAX_STATS_NAMES: usize = 500;
+
 /// A row of the per-pipeline statistics query.
 #[derive(sqlx::FromRow)]
 struct StatsRow {
@@ -74,6 +83,29 @@ pub async fn pipeline_stats(pool: &Pool) -> Result<HashMap<String, PipelineRunSt
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().map(StatsRow::into_pair).collect())
+}
+
+/// [`pipeline_stats`] of the named pipelines only (asked [`MAX_STATS_NAMES`] at a time; a
+/// page of the list), so a page costs the same however many pipelines there are.
+pub async fn pipeline_stats_for(
+    pool: &Pool,
+    names: &[&str],
+) -> Result<HashMap<String, PipelineRunStats>, DbError> {
+    let mut stats = HashMap::with_capacity(names.len());
+    for part in names.chunks(MAX_STATS_NAMES) {
+        let sql = format!("{} {STATS_SQL}", some_stats_sql(part.len()));
+        let mut q = sqlx::query_as::<_, StatsRow>(&sql);
+        for name in part {
+            q = q.bind(*name);
+        }
+        stats.extend(
+            q.fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(StatsRow::into_pair),
+        );
+    }
+    Ok(stats)
 }
 
 /// [`pipeline_stats`] of one pipeline (zeros if it never ran).

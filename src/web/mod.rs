@@ -8,6 +8,7 @@ mod error;
 mod log_stream;
 mod metrics_stream;
 mod pipeline_facts;
+mod pipeline_list;
 mod pipeline_pages;
 #[cfg(test)]
 mod render_properties;

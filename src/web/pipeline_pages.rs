@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::pipeline_facts::{cores, retry_delays, run_config_summary, webhook_urls};
+use super::pipeline_list::{self, MAX_SEARCH_CHARS, PAGE_SIZE, Search, page_count};
 use super::views::{PipelineRow, RunRow};
 use super::{AppError, AppState, is_htmx};
 use crate::db::{self, RunFilter};
@@ -33,10 +34,70 @@ pub fn router() -> Router<AppState> {
         .route("/pipelines/{name}/run", post(run_from_form))
 }
 
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    /// Search in names, tags and descriptions.
+    q: Option<String>,
+    page: Option<usize>,
+}
+
+/// One page of the pipeline list, as the page and its fragment show it.
+pub(super) struct ListView {
+    rows: Vec<PipelineRow>,
+    search: String,
+    page: usize,
+    pages: usize,
+    matching: usize,
+    all: usize,
+}
+
+impl ListView {
+    /// All of `rows` on one page, unsearched.
+    #[cfg(test)]
+    pub(super) fn single_page(rows: Vec<PipelineRow>) -> Self {
+        let n = rows.len();
+        Self {
+            rows,
+            search: String::new(),
+            page: 1,
+            pages: 1,
+            matching: n,
+            all: n,
+        }
+    }
+
+    /// The query of page `page` of this search.
+    fn link(&self, page: usize) -> String {
+        let page = page.to_string();
+        let mut query = vec![("q", self.search.as_str())];
+        if page != "1" {
+            query.push(("page", &page));
+        }
+        query.retain(|(_, v)| !v.is_empty());
+        serde_urlencoded::to_string(query).unwrap_or_default()
+    }
+
+    fn current_link(&self) -> String {
+        self.link(self.page)
+    }
+
+    fn first_shown(&self) -> usize {
+        if self.rows.is_empty() {
+            0
+        } else {
+            (self.page - 1) * PAGE_SIZE + 1
+        }
+    }
+
+    fn last_shown(&self) -> usize {
+        (self.page - 1) * PAGE_SIZE + self.rows.len()
+    }
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "pages/pipelines.html")]
 struct ListPage {
-    rows: Vec<PipelineRow>,
+    view: ListView,
     dir: String,
     dir_error: String,
     watch_problem: String,
@@ -45,40 +106,66 @@ struct ListPage {
 #[derive(Template, WebTemplate)]
 #[template(path = "fragments/pipelines_table.html")]
 pub(super) struct ListFragment {
-    pub(super) rows: Vec<PipelineRow>,
+    pub(super) view: ListView,
 }
 
-async fn rows(state: &AppState) -> Result<(Vec<PipelineRow>, String), AppError> {
+/// The page of the list that `q` asks for; a page past the end shows the last one.
+async fn list_view(state: &AppState, q: &ListQuery) -> Result<(ListView, String), AppError> {
+    let text = q.q.as_deref().unwrap_or_default();
+    let search = Search::new(text).ok_or_else(|| {
+        AppError::BadRequest(format!(
+            "the search is longer than {MAX_SEARCH_CHARS} characters"
+        ))
+    })?;
     let snapshot = state.registry.snapshot();
-    let stats = db::run_stats::pipeline_stats(&state.pool).await?;
-    let rows = snapshot
-        .pipelines
-        .values()
-        .map(|p| PipelineRow::new(p, stats.get(&p.name)))
-        .collect();
-    Ok((rows, snapshot.dir_error.clone().unwrap_or_default()))
+    let counted = pipeline_list::select(&snapshot, &search, 0, 0);
+    let pages = page_count(counted.matching);
+    let page = q.page.unwrap_or(1).clamp(1, pages);
+    let found = pipeline_list::select(&snapshot, &search, (page - 1) * PAGE_SIZE, PAGE_SIZE);
+    let names: Vec<&str> = found.pipelines.iter().map(|p| p.name.as_str()).collect();
+    let stats = db::run_stats::pipeline_stats_for(&state.pool, &names).await?;
+    let view = ListView {
+        rows: found
+            .pipelines
+            .iter()
+            .map(|p| PipelineRow::new(p, stats.get(&p.name)))
+            .collect(),
+        search: text.trim().to_string(),
+        page,
+        pages,
+        matching: found.matching,
+        all: snapshot.pipelines.len(),
+    };
+    Ok((view, snapshot.dir_error.clone().unwrap_or_default()))
 }
 
-async fn list_page(State(state): State<AppState>) -> Result<ListPage, AppError> {
-    let (rows, dir_error) = rows(&state).await?;
+async fn list_page(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<ListPage, AppError> {
+    let (view, dir_error) = list_view(&state, &q).await?;
     Ok(ListPage {
-        rows,
+        view,
         dir: state.registry.root().display().to_string(),
         dir_error,
         watch_problem: state.registry.watch_problem().unwrap_or_default(),
     })
 }
 
-async fn list_fragment(State(state): State<AppState>) -> Result<ListFragment, AppError> {
+async fn list_fragment(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<ListFragment, AppError> {
     Ok(ListFragment {
-        rows: rows(&state).await?.0,
+        view: list_view(&state, &q).await?.0,
     })
 }
 
 async fn refresh(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
     state.registry.refresh().await;
     if is_htmx(&headers) {
-        return Ok(list_fragment(State(state)).await?.into_response());
+        let q = Query(ListQuery::default());
+        return Ok(list_fragment(State(state), q).await?.into_response());
     }
     Ok(Redirect::to("/pipelines").into_response())
 }

@@ -10,7 +10,7 @@ use askama::Template;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
-use super::pipeline_pages::{ListFragment, detail_view};
+use super::pipeline_pages::{ListFragment, ListView, detail_view};
 use super::views::PipelineRow;
 use crate::config::Config;
 use crate::pipelines::metadata::parse_metadata;
@@ -249,7 +249,7 @@ fn render_everything(p: &Pipeline) {
     let page = detail_view(p, &config, None, Vec::new(), jobs).render();
     assert!(page.is_ok(), "{page:?}");
     let table = ListFragment {
-        rows: vec![PipelineRow::new(p, None)],
+        view: ListView::single_page(vec![PipelineRow::new(p, None)]),
     }
     .render();
     assert!(table.is_ok());

@@ -4,19 +4,20 @@
 
 mod logs;
 pub(super) mod pipelines;
+mod run_json;
 mod runs;
 mod scheduler;
 mod system;
 pub mod webhooks;
 
-use std::collections::BTreeMap;
+use run_json::{RunJson, run_json};
 
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{ApiError, AppError, AppState};
 use crate::db::{self, Run};
@@ -29,61 +30,6 @@ pub fn router() -> Router<AppState> {
         .merge(scheduler::router())
         .merge(webhooks::router())
         .merge(system::router())
-}
-
-/// A run as the API shows it; `env_vars` values are masked like Fast-Flow 1.x.
-pub(super) fn run_json(run: &Run, detail: bool) -> Value {
-    let mut v = json!({
-        "id": run.id,
-        "pipeline_name": run.pipeline_name,
-        "status": run.status,
-        "started_at": run.started_at,
-        "claimed_at": run.claimed_at,
-        "container_started_at": run.container_started_at,
-        "finished_at": run.finished_at,
-        "duration_seconds": run.duration_seconds(),
-        "exit_code": run.exit_code,
-        "error_type": run.error_type,
-        "error_message": run.error_message,
-        "triggered_by": run.triggered_by,
-        "image": run.image,
-        "log_file": run.log_file,
-        "log_lines": run.log_lines,
-        "log_bytes": run.log_bytes,
-        "log_truncated": run.log_truncated,
-        "metrics_file": run.log_file.strip_suffix(".log").map(|base| format!("{base}_metrics.jsonl")),
-        "metrics_error": run.metrics_error,
-        "uv_version": Value::Null,
-        "setup_duration": run.setup_duration,
-        "peak_cpu_percent": run.peak_cpu_percent,
-        "peak_memory_bytes": run.peak_memory_bytes,
-        "soft_limit_warning": run.soft_limit_warning,
-        "attempt": run.attempt,
-        "previous_run_id": run.previous_run_id,
-        "not_before": run.not_before,
-        "run_config_id": run.run_config_id,
-        "parent_run_id": run.parent_run_id,
-    });
-    if detail {
-        let masked: BTreeMap<&str, &str> = run
-            .env_vars
-            .0
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str(),
-                    if k.starts_with("_fastflow_") {
-                        v.as_str()
-                    } else {
-                        "***"
-                    },
-                )
-            })
-            .collect();
-        v["env_vars"] = json!(masked);
-        v["parameters"] = json!(run.parameters.0);
-    }
-    v
 }
 
 /// The run `id`, or 404.

@@ -10,11 +10,12 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ApiQuery, JsonBody, check_limit, run_json};
+use super::{ApiQuery, JsonBody, RunJson, check_limit, run_json};
 use crate::db::run_stats::PipelineRunStats;
 use crate::db::{self, RunFilter};
 use crate::pipelines::{FieldIssue, Pipeline, PipelineMetadata};
 use crate::runner::TriggerRequest;
+use crate::web::pipeline_list::{self, MAX_SEARCH_CHARS, Search};
 use crate::web::{ApiError, AppError, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -49,6 +50,9 @@ pub(in crate::web) struct PipelineJson<'a> {
     last_run_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// The header that carries how many pipelines match, whatever page is shown.
+static TOTAL_COUNT: axum::http::HeaderName = axum::http::HeaderName::from_static("x-total-count");
+
 /// Pipelines written per chunk of the streamed list (a chunk is about 1 KiB each).
 const LIST_CHUNK: usize = 64;
 
@@ -77,12 +81,48 @@ pub(in crate::web) fn pipeline_json<'a>(
     }
 }
 
-async fn list_pipelines(State(state): State<AppState>) -> Result<Response, ApiError> {
+#[derive(Deserialize)]
+struct ListQuery {
+    /// Search in names, tags and descriptions (case-insensitive substring).
+    q: Option<String>,
+    /// With `limit` (1..=1000) and `offset`, one page; without, every match (Fast-Flow 1.x).
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+async fn list_pipelines(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Response, ApiError> {
+    let search = Search::new(q.q.as_deref().unwrap_or_default()).ok_or_else(|| {
+        ApiError(AppError::BadRequest(format!(
+            "q is longer than {MAX_SEARCH_CHARS} characters"
+        )))
+    })?;
+    let offset = match q.offset.unwrap_or(0) {
+        o if o >= 0 => usize::try_from(o).unwrap_or(usize::MAX),
+        o => {
+            return Err(ApiError(AppError::BadRequest(format!(
+                "offset must be 0 or more, got {o}"
+            ))));
+        }
+    };
+    let limit = match q.limit {
+        Some(l) => usize::try_from(check_limit(Some(l), l)?).unwrap_or(usize::MAX),
+        None => usize::MAX,
+    };
     let snapshot = state.registry.snapshot();
-    let stats = db::run_stats::pipeline_stats(&state.pool).await?;
+    let found = pipeline_list::select(&snapshot, &search, offset, limit);
+    let stats = if found.pipelines.len() == snapshot.pipelines.len() {
+        db::run_stats::pipeline_stats(&state.pool).await?
+    } else {
+        let names: Vec<&str> = found.pipelines.iter().map(|p| p.name.as_str()).collect();
+        db::run_stats::pipeline_stats_for(&state.pool, &names).await?
+    };
+    let matching = found.matching;
     // Written in chunks as the client reads: with thousands of pipelines the list is
     // megabytes, and ten clients at once must not hold ten copies of it.
-    let pipelines: Vec<std::sync::Arc<Pipeline>> = snapshot.pipelines.values().cloned().collect();
+    let pipelines = found.pipelines;
     let chunks = pipelines.len().div_ceil(LIST_CHUNK).max(1);
     let body = futures_util::stream::iter(0..chunks).map(move |chunk| {
         let start = chunk * LIST_CHUNK;
@@ -103,7 +143,14 @@ async fn list_pipelines(State(state): State<AppState>) -> Result<Response, ApiEr
         Ok::<_, serde_json::Error>(axum::body::Bytes::from(out))
     });
     Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/json".to_string(),
+            ),
+            // How many match in all, for clients that page.
+            (TOTAL_COUNT.clone(), matching.to_string()),
+        ],
         axum::body::Body::from_stream(body),
     )
         .into_response())
@@ -255,7 +302,7 @@ async fn pipeline_runs(
         ..Default::default()
     };
     let runs = db::run_list::page(&state.pool, &filter).await?.runs;
-    Ok(Json(runs.iter().map(|r| run_json(r, false)).collect::<Vec<_>>()).into_response())
+    Ok(Json(runs.iter().map(RunJson::list).collect::<Vec<_>>()).into_response())
 }
 
 #[cfg(test)]

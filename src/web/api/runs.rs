@@ -9,10 +9,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{ApiQuery, check_limit, load_run, run_json};
+use super::{ApiQuery, RunJson, check_limit, load_run, run_json};
 use crate::db::{self, RunFilter};
 use crate::run_status::RunStatus;
 use crate::web::log_stream::{blocking, sse_response, with_permit};
@@ -66,15 +66,25 @@ async fn list_runs(
     };
     let keyset = filter.after.is_some();
     let (page, total) = db::run_list::list(&state.pool, &filter).await?;
-    Ok(Json(json!({
-        "runs": page.runs.iter().map(|r| run_json(r, false)).collect::<Vec<_>>(),
-        "total": total,
+    Ok(Json(RunListJson {
+        runs: page.runs.iter().map(RunJson::list).collect(),
+        total,
         // A keyset page has no page number.
-        "page": (!keyset).then(|| offset / limit + 1),
-        "page_size": limit,
-        "next_cursor": page.next.map(|c| c.encode()),
-    }))
+        page: (!keyset).then(|| offset / limit + 1),
+        page_size: limit,
+        next_cursor: page.next.map(|c| c.encode()),
+    })
     .into_response())
+}
+
+/// The body of `GET /api/runs` (Fast-Flow 1.x fields plus `next_cursor`).
+#[derive(Serialize)]
+struct RunListJson<'a> {
+    runs: Vec<RunJson<'a>>,
+    total: i64,
+    page: Option<i64>,
+    page_size: i64,
+    next_cursor: Option<String>,
 }
 
 /// The `cursor` parameter: absent or empty is the first page; it excludes `offset`.
