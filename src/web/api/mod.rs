@@ -10,7 +10,7 @@ mod scheduler;
 mod system;
 pub mod webhooks;
 
-use run_json::{RunJson, run_json};
+use run_json::{RunJson, run_json, run_list_response};
 
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request};

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ApiQuery, JsonBody, RunJson, check_limit, run_json};
+use super::{ApiQuery, JsonBody, RunJson, check_limit, run_json, run_list_response};
 use crate::db::run_stats::PipelineRunStats;
 use crate::db::{self, RunFilter};
 use crate::pipelines::{FieldIssue, Pipeline, PipelineMetadata};
@@ -302,7 +302,8 @@ async fn pipeline_runs(
         ..Default::default()
     };
     let runs = db::run_list::page(&state.pool, &filter).await?.runs;
-    Ok(Json(runs.iter().map(RunJson::list).collect::<Vec<_>>()).into_response())
+    let shown: Vec<RunJson> = runs.iter().map(RunJson::list).collect();
+    run_list_response(&shown, shown.len())
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -11,6 +13,7 @@ use serde_json::Value;
 use crate::db::Run;
 use crate::db::runs::EnvMap;
 use crate::run_status::{ErrorType, RunStatus};
+use crate::web::{ApiError, AppError};
 
 /// The fields of every run JSON (lists and single runs).
 #[derive(Serialize)]
@@ -127,4 +130,22 @@ pub(in crate::web) fn run_json(run: &Run, detail: bool) -> Value {
     };
     // Serializing plain fields and string maps cannot fail.
     serde_json::to_value(shown).unwrap_or(Value::Null)
+}
+
+/// Bytes a listed run takes in JSON, about (a list's buffer is sized once from it:
+/// growing it by doubling copied the body several times and churned the allocator).
+const LISTED_RUN_JSON_BYTES: usize = 900;
+
+/// `body` (holding `runs` listed runs) as an `application/json` response.
+pub(in crate::web) fn run_list_response<T: Serialize>(
+    body: &T,
+    runs: usize,
+) -> Result<Response, ApiError> {
+    let mut out = Vec::with_capacity(
+        runs.saturating_mul(LISTED_RUN_JSON_BYTES)
+            .saturating_add(256),
+    );
+    serde_json::to_writer(&mut out, body)
+        .map_err(|e| ApiError(AppError::internal("writing a run list as JSON", e)))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{ApiQuery, RunJson, check_limit, load_run, run_json};
+use super::{ApiQuery, RunJson, check_limit, load_run, run_json, run_list_response};
 use crate::db::{self, RunFilter};
 use crate::run_status::RunStatus;
 use crate::web::log_stream::{blocking, sse_response, with_permit};
@@ -66,15 +66,15 @@ async fn list_runs(
     };
     let keyset = filter.after.is_some();
     let (page, total) = db::run_list::list(&state.pool, &filter).await?;
-    Ok(Json(RunListJson {
+    let body = RunListJson {
         runs: page.runs.iter().map(RunJson::list).collect(),
         total,
         // A keyset page has no page number.
         page: (!keyset).then(|| offset / limit + 1),
         page_size: limit,
         next_cursor: page.next.map(|c| c.encode()),
-    })
-    .into_response())
+    };
+    run_list_response(&body, body.runs.len())
 }
 
 /// The body of `GET /api/runs` (Fast-Flow 1.x fields plus `next_cursor`).

@@ -10,7 +10,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiQuery, JsonBody, RunJson, check_limit};
+use super::{ApiQuery, JsonBody, RunJson, check_limit, run_list_response};
 use crate::db;
 use crate::scheduler::jobs::JobSpec;
 use crate::scheduler::view::JobView;
@@ -141,7 +141,8 @@ async fn job_runs(
     known(&state, &id).await?;
     let limit = check_limit(q.limit, 50)?;
     let runs = db::schedule::job_runs(&state.pool, &id, limit).await?;
-    Ok(Json(runs.iter().map(RunJson::list).collect::<Vec<_>>()).into_response())
+    let shown: Vec<RunJson> = runs.iter().map(RunJson::list).collect();
+    run_list_response(&shown, shown.len())
 }
 
 async fn job_slots(
