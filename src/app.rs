@@ -238,6 +238,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     let stale = crate::db::runs::running(&pool).await?;
     let scheduler =
         crate::scheduler::Scheduler::new(runner.clone(), pool.clone(), registry.clone());
+    let gitsync = crate::gitsync::from_config(&config, pool.clone(), registry.clone())?;
     let state = AppState {
         config: config.clone(),
         pool,
@@ -248,6 +249,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         sse_slots: Arc::new(tokio::sync::Semaphore::new(config.http.max_sse_streams)),
         scheduler: scheduler.clone(),
         webhook_limiter: Arc::new(web::api::webhooks::limiter(config.webhook_rate_limit)),
+        gitsync: gitsync.clone(),
     };
     let listener = tokio::net::TcpListener::bind((config.host, config.port))
         .await
@@ -260,7 +262,21 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     }
 
     let mut tasks = JoinSet::new();
-    tasks.spawn(discover(registry.clone(), shutdown.clone()));
+    match &gitsync {
+        // The repository is the source: snapshots never change, so nothing is watched.
+        Some(sync) => {
+            let sync = sync.clone();
+            tasks.spawn(async move { sync.start().await });
+            if let Some(auto) =
+                crate::gitsync::auto_sync(&config, gitsync.clone(), shutdown.clone())
+            {
+                tasks.spawn(auto);
+            }
+        }
+        None => {
+            tasks.spawn(discover(registry.clone(), shutdown.clone()));
+        }
+    }
     // Runs and schedules name pipelines: they start once the first scan is in.
     let after_discovery = |work| after_discovery(registry.clone(), shutdown.clone(), work);
     tasks.spawn(after_discovery(Box::pin(runner.clone().recover(stale))));

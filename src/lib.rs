@@ -13,6 +13,8 @@ pub mod config;
 /// Pool, migrations and every SQL statement.
 pub mod db;
 /// Pipeline discovery and `pipeline.json` metadata.
+pub mod gitsync;
+
 pub mod pipelines;
 /// What `/ready` and start-up check: directories, free space.
 pub mod readiness;

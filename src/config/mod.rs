@@ -3,7 +3,10 @@
 //! Variable names follow Fast-Flow 1.x where the meaning is the same. Every
 //! value has an embedded default, so `fastflow` runs with nothing set.
 
+pub mod git;
 mod values;
+
+pub use git::GitEnv;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -75,6 +78,8 @@ pub struct Config {
     pub scheduler_enabled: bool,
     /// Webhook calls per minute per client address (`WEBHOOK_RATE_LIMIT`, default 30 as in Fast-Flow).
     pub webhook_rate_limit: u32,
+    /// Git sync (`GIT_REPO_URL` and friends); without a repository, `PIPELINES_DIR` is used as is.
+    pub git: GitEnv,
 }
 
 /// Timeouts and caps of the HTTP server.
@@ -328,6 +333,7 @@ impl Config {
                 100_000,
                 "calls per minute per client",
             )?,
+            git: GitEnv::from_vars(vars)?,
         })
     }
 

@@ -51,6 +51,10 @@ pub struct Run {
     pub parent_run_id: Option<String>,
     /// Starts only when no earlier run of its pipeline and run configuration runs (overlap "queue").
     pub wait_for_previous: bool,
+    /// The git commit, branch and commit subject of the files the run ran (git sync).
+    pub git_sha: Option<String>,
+    pub git_branch: Option<String>,
+    pub git_subject: Option<String>,
 }
 
 impl Run {

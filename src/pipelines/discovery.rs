@@ -33,6 +33,9 @@ pub struct Pipeline {
     /// Problems that make the pipeline unrunnable; empty means valid.
     pub errors: Vec<FieldIssue>,
     pub warnings: Vec<FieldIssue>,
+    /// The git commit the folder comes from (git sync); `None` for a plain directory.
+    #[serde(skip)]
+    pub revision: Option<std::sync::Arc<super::Revision>>,
 }
 
 impl Pipeline {
@@ -173,6 +176,7 @@ fn load_pipeline(root: &Path, dir: &Path, name: &str) -> Pipeline {
         metadata: PipelineMetadata::default(),
         errors: Vec::new(),
         warnings: Vec::new(),
+        revision: None,
     };
     let fail = |pipeline: &mut Pipeline, message: String| {
         // An empty file name: the problem is the directory itself.

@@ -29,9 +29,24 @@ pub use metadata::PipelineMetadata;
 pub use run_config::known_list;
 pub use watch::PipelinesWatch;
 
+/// The git commit a set of pipeline folders was checked out from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    pub sha: String,
+    pub branch: String,
+    /// The commit's subject line.
+    pub subject: String,
+}
+
+/// Where pipelines are read from: a directory, and the commit it holds (git sync).
+struct Source {
+    root: PathBuf,
+    revision: Option<Arc<Revision>>,
+}
+
 /// The current view of `PIPELINES_DIR`, swapped whole after each scan.
 pub struct PipelineRegistry {
-    root: PathBuf,
+    source: RwLock<Source>,
     /// The engine host's resources, once known (limits are fitted to them).
     host: RwLock<Option<HostResources>>,
     /// Why changes on disk are not picked up by themselves, if they are not.
@@ -69,7 +84,10 @@ impl PipelineRegistry {
     /// first [`refresh`](Self::refresh) runs; [`wait_loaded`](Self::wait_loaded) waits for it.
     pub fn empty(root: &Path, host: Option<HostResources>) -> Self {
         Self {
-            root: root.to_path_buf(),
+            source: RwLock::new(Source {
+                root: root.to_path_buf(),
+                revision: None,
+            }),
             host: RwLock::new(host),
             watch_problem: RwLock::new(None),
             current: RwLock::new(Arc::new(Snapshot::default())),
@@ -99,8 +117,29 @@ impl PipelineRegistry {
         self.generation.subscribe()
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The directory pipelines are read from now.
+    pub fn root(&self) -> PathBuf {
+        self.read_source().0
+    }
+
+    fn read_source(&self) -> (PathBuf, Option<Arc<Revision>>) {
+        let source = self.source.read().unwrap_or_else(PoisonError::into_inner);
+        (source.root.clone(), source.revision.clone())
+    }
+
+    /// Reads pipelines from `root` from now on (a new git snapshot): a full scan,
+    /// published whole. Pipelines of the previous root stay valid for whoever holds them.
+    pub async fn switch_source(
+        self: &Arc<Self>,
+        root: PathBuf,
+        revision: Option<Arc<Revision>>,
+    ) -> Arc<Snapshot> {
+        {
+            let _guard = self.scan_lock.lock().await;
+            *self.source.write().unwrap_or_else(PoisonError::into_inner) =
+                Source { root, revision };
+        }
+        self.rescan(None).await
     }
 
     /// The latest snapshot; cheap (one `Arc` clone).
@@ -161,19 +200,32 @@ impl PipelineRegistry {
     async fn rescan(self: &Arc<Self>, only: Option<BTreeSet<String>>) -> Arc<Snapshot> {
         let _guard = self.scan_lock.lock().await;
         let this = self.clone();
+        let (root, revision) = self.read_source();
         let done = tokio::task::spawn_blocking(move || {
             let host = this.host();
+            let root = root.as_path();
             let mut found = this.found.lock().unwrap_or_else(PoisonError::into_inner);
             let dir_error = match only {
                 None => {
-                    let (all, dir_error) = discovery::scan_each(&this.root, host.as_ref());
+                    let (mut all, dir_error) = discovery::scan_each(root, host.as_ref());
+                    for p in all.values_mut() {
+                        if let Some(p) = Arc::get_mut(p) {
+                            p.revision = revision.clone();
+                        }
+                    }
                     *found = all;
                     dir_error
                 }
                 Some(names) => {
                     for name in names {
-                        match discovery::scan_one(&this.root, &name, host.as_ref()) {
-                            Some(p) => found.insert(name, Arc::new(p)),
+                        match discovery::scan_one(root, &name, host.as_ref()) {
+                            Some(p) => found.insert(
+                                name,
+                                Arc::new(Pipeline {
+                                    revision: revision.clone(),
+                                    ..p
+                                }),
+                            ),
                             None => found.remove(&name),
                         };
                     }
@@ -192,7 +244,7 @@ impl PipelineRegistry {
         let (valid, invalid) = snapshot.pipelines.values().fold((0, 0), |(v, i), p| {
             if p.is_valid() { (v + 1, i) } else { (v, i + 1) }
         });
-        tracing::info!(valid, invalid, dir = %self.root.display(), "pipelines discovered");
+        tracing::info!(valid, invalid, dir = %self.root().display(), "pipelines discovered");
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = snapshot.clone();
         self.loaded.store(true, Ordering::Release);
         self.generation.send_modify(|g| *g = g.wrapping_add(1));

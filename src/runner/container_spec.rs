@@ -237,6 +237,7 @@ mod tests {
             metadata: parse_metadata(json).metadata,
             errors: vec![],
             warnings: vec![],
+            revision: None,
         }
     }
 

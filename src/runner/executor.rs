@@ -35,6 +35,23 @@ async fn drive(runner: Runner, run: Run, existing: Option<String>) {
     let cancel = CancellationToken::new();
     deps.with_active(|m| m.insert(run.id.clone(), cancel.clone()));
     let pipeline = deps.registry.get(&run.pipeline_name);
+    if let (None, Some(rev)) = (
+        &existing,
+        pipeline.as_ref().and_then(|p| p.revision.clone()),
+    ) {
+        // Written before the container starts: the snapshot is then kept while it runs.
+        if let Err(e) = crate::db::gitsync::set_run_revision(
+            &deps.pool,
+            &run.id,
+            &rev.sha,
+            &rev.branch,
+            &rev.subject,
+        )
+        .await
+        {
+            tracing::warn!(run_id = %run.id, error = %e, "recording the run's git commit");
+        }
+    }
     let handled = handle(&deps, &run, pipeline.as_deref(), &cancel, existing).await;
     deps.with_active(|m| m.remove(&run.id));
     let Ok(Ended { outcome, container }) = handled else {

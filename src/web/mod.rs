@@ -49,6 +49,8 @@ pub struct AppState {
     pub scheduler: crate::scheduler::Scheduler,
     /// `WEBHOOK_RATE_LIMIT` per client address.
     pub webhook_limiter: Arc<api::webhooks::Limiter>,
+    /// The git sync, when `GIT_REPO_URL` is set.
+    pub gitsync: Option<Arc<crate::gitsync::GitSync>>,
 }
 
 impl AppState {

@@ -224,6 +224,7 @@ fn pipeline_from(text: &str) -> Pipeline {
         metadata: parsed.metadata,
         errors: parsed.errors,
         warnings: parsed.warnings,
+        revision: None,
     };
     let host = HostResources {
         cpus: 2.0,

@@ -153,6 +153,8 @@ pub struct RunDetail {
     pub children: Vec<(String, String, String)>,
     /// "12:00:00 UTC slot of job …" when a schedule started the run: (job id, slot time).
     pub slot: Option<(String, String)>,
+    /// The git commit the run's files came from: (short sha, full sha, branch, subject).
+    pub git: Option<(String, String, String, String)>,
 }
 
 impl RunDetail {
@@ -198,6 +200,14 @@ impl RunDetail {
             parent_label: String::new(),
             children: Vec::new(),
             slot: None,
+            git: r.git_sha.as_ref().map(|sha| {
+                (
+                    sha.chars().take(12).collect(),
+                    sha.clone(),
+                    r.git_branch.clone().unwrap_or_default(),
+                    r.git_subject.clone().unwrap_or_default(),
+                )
+            }),
         }
     }
 }

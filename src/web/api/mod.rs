@@ -7,6 +7,7 @@ pub(super) mod pipelines;
 mod run_json;
 mod runs;
 mod scheduler;
+mod sync;
 mod system;
 pub mod webhooks;
 
@@ -28,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .merge(runs::router())
         .merge(logs::router())
         .merge(scheduler::router())
+        .merge(sync::router())
         .merge(webhooks::router())
         .merge(system::router())
 }

@@ -48,6 +48,9 @@ pub(in crate::web) struct RunJson<'a> {
     not_before: Option<DateTime<Utc>>,
     run_config_id: Option<&'a str>,
     parent_run_id: Option<&'a str>,
+    git_sha: Option<&'a str>,
+    git_branch: Option<&'a str>,
+    git_subject: Option<&'a str>,
     /// Detail view only: the run's overrides, values masked.
     #[serde(skip_serializing_if = "Option::is_none")]
     env_vars: Option<BTreeMap<&'a str, &'a str>>,
@@ -92,6 +95,9 @@ impl<'a> RunJson<'a> {
             not_before: run.not_before,
             run_config_id: run.run_config_id.as_deref(),
             parent_run_id: run.parent_run_id.as_deref(),
+            git_sha: run.git_sha.as_deref(),
+            git_branch: run.git_branch.as_deref(),
+            git_subject: run.git_subject.as_deref(),
             env_vars: None,
             parameters: None,
         }

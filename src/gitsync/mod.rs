@@ -1,0 +1,447 @@
+//! Git sync: the pipelines come from a branch of a git repository. Each new
+//! commit is fetched into a bare mirror, written out into its own snapshot
+//! directory and then made active in one step (the registry rescans it); runs
+//! keep the snapshot they started with. One sync at a time: a second request
+//! while one runs is told so instead of waiting.
+
+mod fetch;
+pub mod remote;
+mod snapshot;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::db::gitsync::{ActiveCommit, NewSyncLogEntry, SyncLogEntry};
+use crate::db::{self, Pool};
+use crate::pipelines::{PipelineRegistry, Revision};
+pub use remote::{Credentials, RemoteSpec};
+
+/// Why a sync did not happen; the message never holds a credential.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SyncError {
+    #[error("git sync is not configured correctly: {0}")]
+    Config(String),
+    #[error("the repository refused the credentials: {0}")]
+    Auth(String),
+    #[error("the SSH host key is not trusted: {0}")]
+    HostKey(String),
+    #[error("branch `{0}` was not found in the repository")]
+    UnknownBranch(String),
+    #[error("fetching failed: {0}")]
+    Fetch(String),
+    #[error("the repository's content cannot be used: {0}")]
+    Content(String),
+    #[error("{0}")]
+    Repository(String),
+    #[error("writing {path} failed: {reason}")]
+    Write { path: String, reason: String },
+    #[error("the database could not record the sync: {0}")]
+    Database(String),
+}
+
+impl SyncError {
+    pub(crate) fn write(path: &Path, e: std::io::Error) -> Self {
+        Self::Write {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// What `sync` did.
+pub enum SyncOutcome {
+    /// Another sync was running; nothing was done.
+    AlreadyRunning,
+    /// The sync ran (successfully or not) and was logged.
+    Done(Box<SyncLogEntry>),
+}
+
+/// The state shown on the Sync page and `GET /api/sync/status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncStatus {
+    pub repo_url: String,
+    pub branch: String,
+    pub pipelines_subdir: String,
+    pub commit: Option<String>,
+    pub subject: Option<String>,
+    pub commit_time: Option<DateTime<Utc>>,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    pub last_sync_ok: Option<bool>,
+    pub last_error: Option<String>,
+    pub running: bool,
+}
+
+type FolderIds = std::collections::BTreeMap<String, git2::Oid>;
+
+/// The git sync of one server.
+pub struct GitSync {
+    spec: RemoteSpec,
+    /// `DATA_DIR/git`: `mirror.git` and `snapshots/`.
+    git_dir: PathBuf,
+    pool: Pool,
+    registry: Arc<PipelineRegistry>,
+    busy: tokio::sync::Mutex<()>,
+    status: RwLock<SyncStatus>,
+    /// Revisions handed to pipelines; a snapshot whose revision is still alive
+    /// (a run holds its pipeline) is not removed.
+    handed_out: std::sync::Mutex<Vec<(String, Weak<Revision>)>>,
+}
+
+impl GitSync {
+    pub fn new(
+        spec: RemoteSpec,
+        data_dir: &Path,
+        pool: Pool,
+        registry: Arc<PipelineRegistry>,
+    ) -> Self {
+        let status = SyncStatus {
+            repo_url: spec.shown_url.clone(),
+            branch: spec.branch.clone(),
+            pipelines_subdir: spec.subdir.clone(),
+            ..SyncStatus::default()
+        };
+        Self {
+            spec,
+            git_dir: data_dir.join("git"),
+            pool,
+            registry,
+            busy: tokio::sync::Mutex::new(()),
+            status: RwLock::new(status),
+            handed_out: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn spec(&self) -> &RemoteSpec {
+        &self.spec
+    }
+
+    pub fn status(&self) -> SyncStatus {
+        let mut status = self
+            .status
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        status.running = self.busy.try_lock().is_err();
+        status
+    }
+
+    fn snapshots_dir(&self) -> PathBuf {
+        self.git_dir.join("snapshots")
+    }
+
+    /// The folder of a snapshot that holds the pipeline folders.
+    fn pipelines_root(&self, snapshot: &Path) -> PathBuf {
+        if self.spec.subdir.is_empty() {
+            snapshot.to_path_buf()
+        } else {
+            snapshot.join(&self.spec.subdir)
+        }
+    }
+
+    /// At start: serve the last active snapshot if it is on disk (then sync in the
+    /// background); otherwise sync now, so the first scan sees the repository.
+    pub async fn start(self: &Arc<Self>) {
+        let active = match db::gitsync::active(&self.pool).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the active git snapshot");
+                None
+            }
+        };
+        if let Some(active) = active.filter(|a| a.branch == self.spec.branch) {
+            let dir = snapshot::dir_of(&self.snapshots_dir(), &active.commit_sha);
+            if dir.is_dir() {
+                self.activate(&dir, &active).await;
+                let this = self.clone();
+                tokio::spawn(async move { this.sync("startup").await });
+                return;
+            }
+        }
+        if let SyncOutcome::Done(entry) = self.sync("startup").await {
+            if !entry.success {
+                // Nothing to serve yet (never PIPELINES_DIR's files): an empty source,
+                // so that work waiting for the first scan starts; the error is on the Sync page.
+                let empty = self.git_dir.join("empty");
+                if let Err(e) = std::fs::create_dir_all(&empty) {
+                    tracing::error!(error = %e, "creating {}", empty.display());
+                }
+                self.registry.switch_source(empty, None).await;
+            }
+        }
+    }
+
+    /// Asks the remote for its branches (`git ls-remote`), fetching nothing.
+    pub async fn test_connection(&self) -> Result<Vec<String>, SyncError> {
+        let spec = self.spec.clone();
+        tokio::task::spawn_blocking(move || fetch::list_branches(&spec))
+            .await
+            .map_err(|e| SyncError::Repository(format!("the test task failed: {e}")))?
+    }
+
+    /// Makes `dir` (the snapshot of `active`) the pipelines' source.
+    async fn activate(&self, dir: &Path, active: &ActiveCommit) {
+        let revision = Arc::new(Revision {
+            sha: active.commit_sha.clone(),
+            branch: active.branch.clone(),
+            subject: active.subject.clone(),
+        });
+        self.handed_out
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((active.commit_sha.clone(), Arc::downgrade(&revision)));
+        self.registry
+            .switch_source(self.pipelines_root(dir), Some(revision))
+            .await;
+        let mut status = self.status.write().unwrap_or_else(PoisonError::into_inner);
+        status.commit = Some(active.commit_sha.clone());
+        status.subject = Some(active.subject.clone());
+        status.commit_time = active.commit_time;
+    }
+
+    /// Fetches the branch and, when it moved, switches to the new commit; logs the sync.
+    pub async fn sync(self: &Arc<Self>, trigger: &str) -> SyncOutcome {
+        let Ok(_guard) = self.busy.try_lock() else {
+            return SyncOutcome::AlreadyRunning;
+        };
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let old = self
+            .status
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .commit
+            .clone();
+        let before = self.registry.snapshot();
+        let result = self.fetch_and_switch(old.as_deref()).await;
+        let after = self.registry.snapshot();
+        let (success, new_commit, subject, error, (added, changed, removed)) = match &result {
+            Ok((active, ids)) => (
+                true,
+                Some(active.commit_sha.clone()),
+                Some(active.subject.clone()),
+                None,
+                pipeline_changes(&before, &after, ids),
+            ),
+            Err(e) => (false, None, None, Some(e.to_string()), Default::default()),
+        };
+        if let Some(e) = &error {
+            tracing::warn!(trigger, error = %e, "git sync failed; the previous snapshot keeps serving");
+        }
+        let entry = NewSyncLogEntry {
+            started_at,
+            duration_ms: i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX),
+            trigger,
+            success,
+            branch: &self.spec.branch,
+            old_commit: old.as_deref(),
+            new_commit: new_commit.as_deref().or(old.as_deref()),
+            subject: subject.as_deref(),
+            added: &added,
+            changed: &changed,
+            removed: &removed,
+            error: error.as_deref(),
+        };
+        {
+            let mut status = self.status.write().unwrap_or_else(PoisonError::into_inner);
+            status.last_sync_at = Some(started_at);
+            status.last_sync_ok = Some(success);
+            status.last_error = error.clone();
+        }
+        let logged = match db::gitsync::add_log(&self.pool, &entry).await {
+            Ok(logged) => logged,
+            Err(e) => {
+                tracing::error!(error = %e, "recording the git sync log entry");
+                SyncLogEntry {
+                    id: 0,
+                    started_at,
+                    duration_ms: entry.duration_ms,
+                    trigger: trigger.to_string(),
+                    success,
+                    branch: self.spec.branch.clone(),
+                    old_commit: old.clone(),
+                    new_commit,
+                    subject,
+                    added: sqlx::types::Json(added),
+                    changed: sqlx::types::Json(changed),
+                    removed: sqlx::types::Json(removed),
+                    error,
+                }
+            }
+        };
+        self.collect_garbage().await;
+        SyncOutcome::Done(Box::new(logged))
+    }
+
+    async fn fetch_and_switch(
+        &self,
+        old: Option<&str>,
+    ) -> Result<(ActiveCommit, (FolderIds, FolderIds)), SyncError> {
+        let spec = self.spec.clone();
+        let git_dir = self.git_dir.clone();
+        let snapshots = self.snapshots_dir();
+        let old = old.map(str::to_string);
+        let written = tokio::task::spawn_blocking(move || -> Result<_, SyncError> {
+            std::fs::create_dir_all(&git_dir).map_err(|e| SyncError::write(&git_dir, e))?;
+            let mirror = fetch::open_mirror(&git_dir.join("mirror.git"))?;
+            let tip = fetch::fetch(&mirror, &spec)?;
+            let sha = tip.commit.to_string();
+            let dir = snapshot::materialize(&mirror, tip.commit, &snapshots)?;
+            if !spec.subdir.is_empty() && !dir.join(&spec.subdir).is_dir() {
+                return Err(SyncError::Content(format!(
+                    "commit {} has no folder `{}` (PIPELINES_SUBDIR)",
+                    &sha[..12.min(sha.len())],
+                    spec.subdir
+                )));
+            }
+            let ids = (
+                old.as_deref()
+                    .map(|o| snapshot::folder_ids(&mirror, o, &spec.subdir))
+                    .unwrap_or_default(),
+                snapshot::folder_ids(&mirror, &sha, &spec.subdir),
+            );
+            Ok((tip, sha, dir, old, ids))
+        })
+        .await
+        .map_err(|e| SyncError::Repository(format!("the sync task failed: {e}")))??;
+        let (tip, sha, dir, old, ids) = written;
+        let active = ActiveCommit {
+            commit_sha: sha.clone(),
+            branch: self.spec.branch.clone(),
+            subject: tip.subject.clone(),
+            commit_time: DateTime::from_timestamp(tip.time, 0),
+            synced_at: Utc::now(),
+        };
+        // Recorded before it is served: after a restart the same snapshot serves.
+        db::gitsync::set_active(&self.pool, &active)
+            .await
+            .map_err(|e| SyncError::Database(e.to_string()))?;
+        if old.as_deref() != Some(sha.as_str()) {
+            self.activate(&dir, &active).await;
+        }
+        Ok((active, ids))
+    }
+
+    /// Removes snapshots that neither serve nor are mounted by a run.
+    async fn collect_garbage(&self) {
+        let mut keep: Vec<String> = match db::gitsync::commits_in_use(&self.pool).await {
+            Ok(k) => k,
+            // Not knowing what runs use, remove nothing.
+            Err(_) => return,
+        };
+        if let Some(active) = self
+            .status
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .commit
+            .clone()
+        {
+            keep.push(active);
+        }
+        {
+            let mut handed = self
+                .handed_out
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            handed.retain(|(_, weak)| weak.strong_count() > 0);
+            keep.extend(handed.iter().map(|(sha, _)| sha.clone()));
+        }
+        let snapshots = self.snapshots_dir();
+        let removed =
+            tokio::task::spawn_blocking(move || snapshot::collect_garbage(&snapshots, &keep))
+                .await
+                .unwrap_or(0);
+        if removed > 0 {
+            tracing::info!(removed, "removed git snapshots no run uses");
+        }
+    }
+}
+
+/// Pipelines added, changed (any file of their folder) and removed between two
+/// scans; `ids` are the folders' tree ids in the old and the new commit.
+fn pipeline_changes(
+    before: &crate::pipelines::Snapshot,
+    after: &crate::pipelines::Snapshot,
+    ids: &(FolderIds, FolderIds),
+) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let old: BTreeSet<&String> = before.pipelines.keys().collect();
+    let new: BTreeSet<&String> = after.pipelines.keys().collect();
+    let added = new.difference(&old).map(|s| s.to_string()).collect();
+    let removed = old.difference(&new).map(|s| s.to_string()).collect();
+    let changed = new
+        .intersection(&old)
+        .filter(|name| ids.0.get(**name) != ids.1.get(**name))
+        .map(|s| s.to_string())
+        .collect();
+    (added, changed, removed)
+}
+
+/// The sync that the configuration asks for, if any (`GIT_REPO_URL`).
+pub fn from_config(
+    config: &crate::config::Config,
+    pool: Pool,
+    registry: Arc<PipelineRegistry>,
+) -> Result<Option<Arc<GitSync>>, SyncError> {
+    let git = &config.git;
+    let Some(url) = &git.repo_url else {
+        return Ok(None);
+    };
+    let credentials = match (&git.token, &git.deploy_key) {
+        (Some(_), Some(_)) => {
+            return Err(SyncError::Config(
+                "set GIT_SYNC_TOKEN (HTTPS) or GIT_SYNC_DEPLOY_KEY (SSH), not both".into(),
+            ));
+        }
+        (Some(token), None) => Credentials::Token(token.clone()),
+        (None, Some(key)) => Credentials::SshKey(key.clone()),
+        (None, None) => Credentials::None,
+    };
+    let spec = RemoteSpec::new(
+        url.expose(),
+        git.branch.as_deref().unwrap_or("main"),
+        git.pipelines_subdir.as_deref().unwrap_or_default(),
+        credentials,
+    )?;
+    tracing::info!(repo = %spec.shown_url, branch = %spec.branch, "pipelines come from git");
+    Ok(Some(Arc::new(GitSync::new(
+        spec,
+        &config.data_dir,
+        pool,
+        registry,
+    ))))
+}
+
+/// Syncs every `AUTO_SYNC_INTERVAL` seconds when `AUTO_SYNC_ENABLED` (default off).
+pub fn auto_sync(
+    config: &crate::config::Config,
+    sync: Option<Arc<GitSync>>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+    let sync = sync?;
+    if config.git.auto_sync_enabled != Some(true) {
+        return None;
+    }
+    let every = std::time::Duration::from_secs(
+        config
+            .git
+            .auto_sync_interval
+            .unwrap_or(crate::config::git::DEFAULT_AUTO_SYNC_INTERVAL),
+    );
+    Some(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            if let SyncOutcome::AlreadyRunning = sync.sync("auto").await {
+                tracing::debug!("auto-sync skipped: a sync is running");
+            }
+        }
+    })
+}

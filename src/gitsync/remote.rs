@@ -1,0 +1,169 @@
+//! The repository to sync from: URL (https, http, ssh, `git@host:path`, file),
+//! branch, pipelines subfolder and credentials, checked before any network use,
+//! and errors written without the credentials.
+
+use crate::secrets::SecretString;
+
+use super::SyncError;
+
+/// How to authenticate to the remote.
+#[derive(Clone)]
+pub enum Credentials {
+    None,
+    /// An HTTPS token (sent as the password of `x-access-token`).
+    Token(SecretString),
+    /// An OpenSSH private key.
+    SshKey(SecretString),
+}
+
+/// A remote, checked.
+#[derive(Clone)]
+pub struct RemoteSpec {
+    /// As configured (it may carry a user and password).
+    pub url: SecretString,
+    /// The URL with any user or password removed: what logs, pages and the API show.
+    pub shown_url: String,
+    pub branch: String,
+    /// The folder inside the repository that holds the pipeline folders ("" = top).
+    pub subdir: String,
+    pub credentials: Credentials,
+}
+
+/// Longest URL accepted.
+const MAX_URL_LEN: usize = 2048;
+
+impl RemoteSpec {
+    pub fn new(
+        url: &str,
+        branch: &str,
+        subdir: &str,
+        credentials: Credentials,
+    ) -> Result<Self, SyncError> {
+        let url = url.trim();
+        if url.is_empty() || url.len() > MAX_URL_LEN || url.chars().any(char::is_control) {
+            return Err(SyncError::Config(format!(
+                "GIT_REPO_URL must be a URL of at most {MAX_URL_LEN} characters"
+            )));
+        }
+        let known = ["https://", "http://", "ssh://", "file://"];
+        let scp_like = url.starts_with("git@") && url.contains(':');
+        if !known.iter().any(|k| url.starts_with(k)) && !scp_like {
+            return Err(SyncError::Config(
+                "GIT_REPO_URL must start with https://, http://, ssh://, git@host: or file://"
+                    .into(),
+            ));
+        }
+        let branch = branch.trim();
+        if branch.is_empty() || !git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
+            return Err(SyncError::Config(format!(
+                "GIT_BRANCH `{}` is not a valid branch name",
+                crate::pipelines::fields::shown(branch)
+            )));
+        }
+        Ok(Self {
+            url: SecretString::new(url),
+            shown_url: strip_userinfo(url),
+            branch: branch.to_string(),
+            subdir: check_subdir(subdir)?,
+            credentials,
+        })
+    }
+
+    /// Whether the URL speaks SSH (so a deploy key and host keys apply).
+    pub fn is_ssh(&self) -> bool {
+        let url = self.url.expose();
+        url.starts_with("ssh://") || url.starts_with("git@")
+    }
+
+    /// A git2 error as a sync error, with the credentials taken out of its message.
+    pub fn fetch_error(&self, e: &git2::Error) -> SyncError {
+        let mut message = e.message().replace(self.url.expose(), &self.shown_url);
+        if let Credentials::Token(t) | Credentials::SshKey(t) = &self.credentials {
+            if !t.expose().is_empty() {
+                message = message.replace(t.expose(), "***");
+            }
+        }
+        let message = format!("{} ({})", message.trim_end_matches('.'), self.shown_url);
+        match e.code() {
+            git2::ErrorCode::Auth => SyncError::Auth(message),
+            git2::ErrorCode::Certificate => SyncError::HostKey(message),
+            _ if message.contains("couldn't find remote ref") => {
+                SyncError::UnknownBranch(self.branch.clone())
+            }
+            _ if message.contains("credentials")
+                || message.contains("401")
+                || message.contains("403") =>
+            {
+                SyncError::Auth(message)
+            }
+            _ => SyncError::Fetch(message),
+        }
+    }
+}
+
+/// `scheme://user:pass@host/path` → `scheme://host/path`; others unchanged.
+pub fn strip_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+/// `PIPELINES_SUBDIR`: a relative path inside the repository, no `..`, no absolute.
+pub fn check_subdir(subdir: &str) -> Result<String, SyncError> {
+    let subdir = subdir.trim().trim_matches('/');
+    let bad = subdir
+        .split('/')
+        .any(|part| part == ".." || part == "." || part.contains(['\\', '\0']))
+        || subdir.len() > 512;
+    if bad {
+        return Err(SyncError::Config(format!(
+            "PIPELINES_SUBDIR `{}` must be a folder inside the repository (no `..`, not absolute)",
+            crate::pipelines::fields::shown(subdir)
+        )));
+    }
+    Ok(subdir.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_shown_without_credentials() {
+        assert_eq!(
+            strip_userinfo("https://x-access-token:ghp_secret@github.com/o/r.git"),
+            "https://github.com/o/r.git"
+        );
+        assert_eq!(
+            strip_userinfo("git@github.com:o/r.git"),
+            "git@github.com:o/r.git"
+        );
+        assert_eq!(strip_userinfo("https://h/p@q"), "https://h/p@q");
+        for bad in ["", "ftp://h/r", "/srv/repo", "https://h/\nx", "git@host"] {
+            assert!(
+                RemoteSpec::new(bad, "main", "", Credentials::None).is_err(),
+                "{bad:?}"
+            );
+        }
+        for bad in ["", "a..b", "-x/../y", "a b", "ref~1"] {
+            assert!(
+                RemoteSpec::new("file:///r", bad, "", Credentials::None).is_err(),
+                "branch {bad:?}"
+            );
+        }
+        for bad in ["..", "a/../b", "./a", "a\\b"] {
+            assert!(check_subdir(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            check_subdir("/pipelines/").ok().as_deref(),
+            Some("pipelines")
+        );
+        let spec = RemoteSpec::new("https://u:tok@h/r.git", "feature/x", "", Credentials::None);
+        assert!(spec.is_ok_and(|s| s.shown_url == "https://h/r.git" && !s.is_ssh()));
+    }
+}

@@ -1,0 +1,203 @@
+//! Snapshots: each synced commit written out into its own directory
+//! (`<snapshots>/<sha>`). It is written under a temporary name and renamed into
+//! place, so a snapshot directory that exists is complete, and nothing writes to
+//! it again: a run that mounted it sees the same files until it ends.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
+
+use super::SyncError;
+
+/// Most files a snapshot may hold.
+pub const MAX_FILES: usize = 50_000;
+/// Most bytes of file content a snapshot may hold (1 GiB).
+pub const MAX_BYTES: u64 = 1 << 30;
+
+/// Prefix of snapshots being written (removed at start if a crash left one).
+const PARTIAL_PREFIX: &str = ".partial-";
+
+/// The directory of commit `sha` under `snapshots`.
+pub fn dir_of(snapshots: &Path, sha: &str) -> PathBuf {
+    snapshots.join(sha)
+}
+
+/// Writes commit `commit`'s tree to `<snapshots>/<sha>` unless it is there already.
+pub fn materialize(repo: &Repository, commit: Oid, snapshots: &Path) -> Result<PathBuf, SyncError> {
+    let sha = commit.to_string();
+    let done = dir_of(snapshots, &sha);
+    if done.is_dir() {
+        return Ok(done);
+    }
+    fs::create_dir_all(snapshots).map_err(|e| SyncError::write(snapshots, e))?;
+    let partial = snapshots.join(format!("{PARTIAL_PREFIX}{sha}-{}", std::process::id()));
+    if partial.exists() {
+        fs::remove_dir_all(&partial).map_err(|e| SyncError::write(&partial, e))?;
+    }
+    fs::create_dir(&partial).map_err(|e| SyncError::write(&partial, e))?;
+    let written = write_tree(repo, commit, &partial);
+    if let Err(e) = written {
+        let _ = fs::remove_dir_all(&partial);
+        return Err(e);
+    }
+    fs::rename(&partial, &done).map_err(|e| {
+        let _ = fs::remove_dir_all(&partial);
+        SyncError::write(&done, e)
+    })?;
+    Ok(done)
+}
+
+fn write_tree(repo: &Repository, commit: Oid, into: &Path) -> Result<(), SyncError> {
+    let tree = repo
+        .find_commit(commit)
+        .and_then(|c| c.tree())
+        .map_err(|e| SyncError::Repository(format!("reading commit {commit}: {}", e.message())))?;
+    let mut files = 0usize;
+    let mut bytes = 0u64;
+    let mut failure: Option<SyncError> = None;
+    tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
+        let step = (|| {
+            let Ok(name) = entry.name() else {
+                return Err(SyncError::Content(format!(
+                    "{parent}: a file name that is not UTF-8"
+                )));
+            };
+            let rel = format!("{parent}{name}");
+            if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+                return Err(SyncError::Content(format!("{rel}: not a plain file name")));
+            }
+            let path = into.join(&rel);
+            match entry.kind() {
+                Some(ObjectType::Tree) => {
+                    fs::create_dir(&path).map_err(|e| SyncError::write(&path, e))?;
+                }
+                Some(ObjectType::Blob) => {
+                    files += 1;
+                    if files > MAX_FILES {
+                        return Err(SyncError::Content(format!(
+                            "the commit has more than {MAX_FILES} files"
+                        )));
+                    }
+                    let blob = repo
+                        .find_blob(entry.id())
+                        .map_err(|e| SyncError::Repository(format!("{rel}: {}", e.message())))?;
+                    bytes = bytes.saturating_add(blob.size() as u64);
+                    if bytes > MAX_BYTES {
+                        return Err(SyncError::Content(format!(
+                            "the commit's files add up to more than {} MiB",
+                            MAX_BYTES >> 20
+                        )));
+                    }
+                    write_blob(&path, entry.filemode(), blob.content())?;
+                }
+                // A submodule: its commit is elsewhere; Fast-Flow does not fetch it.
+                Some(ObjectType::Commit) => {}
+                _ => {}
+            }
+            Ok(())
+        })();
+        match step {
+            Ok(()) => TreeWalkResult::Ok,
+            Err(e) => {
+                failure = Some(e);
+                TreeWalkResult::Abort
+            }
+        }
+    })
+    .map_err(|e| match failure.take() {
+        Some(f) => f,
+        None => SyncError::Repository(format!("walking the tree: {}", e.message())),
+    })?;
+    match failure {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
+}
+
+/// A file as git stores it: executable bit kept, symlinks as symlinks (the
+/// pipeline reader refuses any that lead outside the pipeline's folder).
+fn write_blob(path: &Path, mode: i32, content: &[u8]) -> Result<(), SyncError> {
+    use std::os::unix::fs::{OpenOptionsExt, symlink};
+    const SYMLINK: i32 = 0o120000;
+    const EXECUTABLE: i32 = 0o100755;
+    if mode == SYMLINK {
+        let target = std::str::from_utf8(content).map_err(|_| {
+            SyncError::Content(format!(
+                "{}: a symlink target that is not UTF-8",
+                path.display()
+            ))
+        })?;
+        return symlink(target, path).map_err(|e| SyncError::write(path, e));
+    }
+    let perm = if mode == EXECUTABLE { 0o755 } else { 0o644 };
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(perm)
+        .open(path)
+        .map_err(|e| SyncError::write(path, e))?;
+    file.write_all(content)
+        .map_err(|e| SyncError::write(path, e))
+}
+
+/// Removes every snapshot under `snapshots` but those in `keep`, and partial ones.
+/// Returns how many were removed; one that cannot be removed is logged and kept.
+pub fn collect_garbage(snapshots: &Path, keep: &[String]) -> usize {
+    let Ok(entries) = fs::read_dir(snapshots) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let partial_of_other = name.starts_with(PARTIAL_PREFIX)
+            && !name.ends_with(&format!("-{}", std::process::id()));
+        let is_snapshot = name.len() == 40 && name.bytes().all(|b| b.is_ascii_hexdigit());
+        if (is_snapshot && !keep.contains(&name)) || partial_of_other {
+            match fs::remove_dir_all(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    tracing::warn!(snapshot = %name, error = %e, "cannot remove an unused snapshot")
+                }
+            }
+        }
+    }
+    removed
+}
+
+/// The tree id of each folder in `subdir` of `commit` (a folder whose id changed
+/// has changed somewhere inside); empty if the commit or folder is not there.
+pub fn folder_ids(
+    repo: &Repository,
+    commit: &str,
+    subdir: &str,
+) -> std::collections::BTreeMap<String, Oid> {
+    let mut ids = std::collections::BTreeMap::new();
+    let Ok(oid) = Oid::from_str(commit) else {
+        return ids;
+    };
+    let Ok(root) = repo.find_commit(oid).and_then(|c| c.tree()) else {
+        return ids;
+    };
+    let tree = if subdir.is_empty() {
+        root
+    } else {
+        match root
+            .get_path(Path::new(subdir))
+            .and_then(|e| e.to_object(repo))
+            .and_then(|o| o.peel_to_tree())
+        {
+            Ok(t) => t,
+            Err(_) => return ids,
+        }
+    };
+    for entry in tree.iter() {
+        if entry.kind() == Some(ObjectType::Tree) {
+            if let Ok(name) = entry.name() {
+                ids.insert(name.to_string(), entry.id());
+            }
+        }
+    }
+    ids
+}

@@ -1,0 +1,136 @@
+//! `/api/sync`, on Fast-Flow's paths: start a sync (answered "already running"
+//! while one runs), its status and log.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ApiQuery, check_limit};
+use crate::db;
+use crate::gitsync::{GitSync, SyncOutcome};
+use crate::web::{ApiError, AppError, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sync", post(start_sync))
+        .route("/sync/status", get(status))
+        .route("/sync/logs", get(logs))
+        .route("/sync/repo-config/test", post(test_connection))
+}
+
+/// The configured sync, or 400 saying how to configure one.
+pub(in crate::web) fn configured(state: &AppState) -> Result<&std::sync::Arc<GitSync>, ApiError> {
+    state.gitsync.as_ref().ok_or_else(|| {
+        ApiError(AppError::BadRequest(
+            "git sync is not configured: set GIT_REPO_URL (see docs/deployment.md, \"Deploying from git\")"
+                .into(),
+        ))
+    })
+}
+
+async fn start_sync(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let sync = configured(&state)?;
+    match sync.sync("manual").await {
+        SyncOutcome::AlreadyRunning => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "success": false,
+                "already_running": true,
+                "message": "a sync is already running",
+                "branch": sync.spec().branch,
+                "timestamp": chrono::Utc::now(),
+            })),
+        )
+            .into_response()),
+        SyncOutcome::Done(entry) => {
+            let code = if entry.success {
+                StatusCode::OK
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            let mut body = serde_json::to_value(&entry).unwrap_or_default();
+            body["already_running"] = json!(false);
+            body["message"] = json!(match &entry.error {
+                Some(e) => e.clone(),
+                None if entry.old_commit == entry.new_commit => "already up to date".to_string(),
+                None => "synced".to_string(),
+            });
+            if let Some(e) = &entry.error {
+                body["detail"] = json!(e);
+            }
+            Ok((code, Json(body)).into_response())
+        }
+    }
+}
+
+async fn status(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let discovered = state.registry.snapshot().pipelines.len();
+    let Some(sync) = state.gitsync.as_ref() else {
+        return Ok(Json(json!({
+            "repo_configured": false,
+            "is_git_repo": false,
+            "running": false,
+            "pipelines_discovered": discovered,
+            "uv_pre_heat_enabled": state.config.git.uv_pre_heat,
+        }))
+        .into_response());
+    };
+    let s = sync.status();
+    let mut body = serde_json::to_value(&s).unwrap_or_default();
+    // Fast-Flow 1.x names of the same facts.
+    body["repo_configured"] = json!(true);
+    body["is_git_repo"] = json!(s.commit.is_some());
+    body["current_branch"] = json!(s.branch);
+    body["remote_url"] = json!(s.repo_url);
+    body["last_commit"] = match &s.commit {
+        Some(hash) => json!({"hash": hash, "message": s.subject, "date": s.commit_time}),
+        None => serde_json::Value::Null,
+    };
+    body["last_sync"] = json!(s.last_sync_at);
+    body["status"] = json!(
+        s.last_sync_ok
+            .map(|ok| if ok { "success" } else { "failed" })
+    );
+    body["pipelines_discovered"] = json!(discovered);
+    body["uv_pre_heat_enabled"] = json!(state.config.git.uv_pre_heat);
+    Ok(Json(body).into_response())
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    limit: Option<i64>,
+}
+
+async fn logs(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<LogsQuery>,
+) -> Result<Response, ApiError> {
+    let limit = check_limit(q.limit, 100)?;
+    let entries = db::gitsync::logs(&state.pool, limit).await?;
+    Ok(Json(entries).into_response())
+}
+
+/// `git ls-remote` against the configured repository: reachable, credentials
+/// accepted, and the branch there.
+async fn test_connection(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let sync = configured(&state)?;
+    let branch = &sync.spec().branch;
+    let (success, message, branches) = match sync.test_connection().await {
+        Ok(branches) if branches.contains(branch) => (
+            true,
+            format!("connected; branch `{branch}` found"),
+            branches,
+        ),
+        Ok(branches) => (
+            false,
+            format!("connected, but the repository has no branch `{branch}`"),
+            branches,
+        ),
+        Err(e) => (false, e.to_string(), Vec::new()),
+    };
+    Ok(Json(json!({"success": success, "message": message, "branches": branches})).into_response())
+}

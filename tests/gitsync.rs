@@ -1,0 +1,205 @@
+//! Git sync against a real repository on disk (`file://`): first clone at start,
+//! a new commit picked up by `POST /api/sync`, runs keeping the files they
+//! started with, a failed sync keeping the previous snapshot, restart.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::TestApp;
+
+/// Runs `git` in `dir`, panicking with its output if it fails.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn commit_files(repo: &Path, files: &[(&str, &str)], message: &str) -> String {
+    common::write_files(repo, files);
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", message]);
+    git(repo, &["rev-parse", "HEAD"])
+}
+
+/// Reads `data.txt` at start, waits for `go` to appear in its folder's parent
+/// (it never does: the folder is read-only), then reads it again after a pause.
+const SLOW_READER: &str = "import time\nprint('first', open('data.txt').read().strip(), flush=True)\ntime.sleep(6)\nprint('second', open('data.txt').read().strip(), flush=True)\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_switches_atomically_and_runs_keep_their_files() {
+    common::require_docker().await;
+    let repo_dir = tempfile::tempdir().expect("tempdir");
+    let repo = repo_dir.path().join("repo");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    git(&repo, &["init", "-q"]);
+    let first = commit_files(
+        &repo,
+        &[
+            ("pipelines/hello/main.py", "print('v1')\n"),
+            ("pipelines/slow/main.py", SLOW_READER),
+            ("pipelines/slow/data.txt", "old\n"),
+            ("pipelines/gone/main.py", "print('bye')\n"),
+            ("README.md", "not a pipeline\n"),
+        ],
+        "first version",
+    );
+    let url = format!("file://{}", repo.display());
+    let mut app = TestApp::start_with(
+        // PIPELINES_DIR's own files must not be served in git mode.
+        &[("local_only/main.py", "print('local')\n")],
+        &[
+            ("GIT_REPO_URL", &url),
+            ("GIT_BRANCH", "main"),
+            ("PIPELINES_SUBDIR", "pipelines"),
+        ],
+    )
+    .await;
+
+    let (_, status) = app.get_json("/api/sync/status").await;
+    assert_eq!(status["commit"], first.as_str(), "{status}");
+    assert_eq!(status["branch"], "main");
+    assert_eq!(status["last_sync_ok"], true, "{status}");
+    assert_eq!(status["subject"], "first version");
+    let (_, list) = app.get_json("/api/pipelines").await;
+    let names: Vec<&str> = list
+        .as_array()
+        .map(|l| l.iter().filter_map(|p| p["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["gone", "hello", "slow"], "{list}");
+
+    let (run, log) = app.run_to_end("hello", "{}").await;
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    assert!(log.contains("v1"), "{log}");
+    assert_eq!(run["git_sha"], first.as_str());
+    assert_eq!(run["git_branch"], "main");
+    assert_eq!(run["git_subject"], "first version");
+
+    // A long run starts on the first commit...
+    let slow = app.trigger("slow", "{}").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, log) = app.get_text(&format!("/api/runs/{slow}/logs")).await;
+        if log.contains("first old") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slow run never printed: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // ...then a second commit is synced while it runs.
+    std::fs::remove_dir_all(repo.join("pipelines/gone")).expect("rm");
+    let second = commit_files(
+        &repo,
+        &[
+            ("pipelines/hello/main.py", "print('v2')\n"),
+            ("pipelines/slow/data.txt", "new\n"),
+            ("pipelines/added/main.py", "print('added')\n"),
+        ],
+        "second version",
+    );
+    let (code, synced) = app.post_json("/api/sync", "").await;
+    assert_eq!(code, 200, "{synced}");
+    assert_eq!(synced["success"], true);
+    assert_eq!(synced["old_commit"], first.as_str());
+    assert_eq!(synced["new_commit"], second.as_str());
+    assert_eq!(synced["added"], serde_json::json!(["added"]));
+    assert_eq!(synced["changed"], serde_json::json!(["hello", "slow"]));
+    assert_eq!(synced["removed"], serde_json::json!(["gone"]));
+
+    // A run started after the sync reads the new files...
+    let (run, log) = app.run_to_end("hello", "{}").await;
+    assert!(log.contains("v2") && !log.contains("v1"), "{log}");
+    assert_eq!(run["git_sha"], second.as_str());
+    // ...while the one started before still reads the old ones to its end.
+    let slow_run = app.wait_finished(&slow, Duration::from_secs(120)).await;
+    assert_eq!(slow_run["status"], "SUCCESS", "{slow_run}");
+    let (_, slow_log) = app.get_text(&format!("/api/runs/{slow}/logs")).await;
+    assert!(slow_log.contains("second old"), "{slow_log}");
+    assert_eq!(slow_run["git_sha"], first.as_str());
+
+    // Nothing new: up to date, and the first snapshot (no run needs it) is removed.
+    let (code, again) = app.post_json("/api/sync", "").await;
+    assert_eq!(code, 200, "{again}");
+    assert_eq!(again["message"], "already up to date");
+    let snapshots = app
+        .pipelines_dir()
+        .parent()
+        .map(|d| d.join("data/git/snapshots"));
+    let snapshots = snapshots.expect("data dir");
+    assert!(!snapshots.join(&first).exists(), "unused snapshot kept");
+    assert!(snapshots.join(&second).is_dir());
+
+    // A failed sync (the repository is gone) keeps the previous snapshot serving.
+    let moved = repo_dir.path().join("moved");
+    std::fs::rename(&repo, &moved).expect("mv");
+    let (code, failed) = app.post_json("/api/sync", "").await;
+    assert_eq!(code, 502, "{failed}");
+    assert_eq!(failed["success"], false);
+    let detail = failed["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("fetching failed") || detail.contains("repository"),
+        "{detail}"
+    );
+    let (_, status) = app.get_json("/api/sync/status").await;
+    assert_eq!(status["commit"], second.as_str());
+    assert_eq!(status["last_sync_ok"], false);
+    let (run, log) = app.run_to_end("added", "{}").await;
+    assert_eq!(run["status"], "SUCCESS", "{run}: {log}");
+    let (_, logs) = app.get_json("/api/sync/logs?limit=10").await;
+    let logs = logs.as_array().cloned().unwrap_or_default();
+    assert_eq!(logs.len(), 4, "startup, two manual syncs and the failure");
+    assert_eq!(logs[0]["success"], false);
+    assert_eq!(logs[3]["trigger"], "startup");
+
+    // After a restart the active snapshot serves at once, before any fetch succeeds.
+    app.stop_only().await;
+    app.start_again().await;
+    let (run, log) = app.run_to_end("hello", "{}").await;
+    assert!(log.contains("v2"), "{run}: {log}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_sync_that_fails_serves_nothing_and_says_why() {
+    let missing = tempfile::tempdir().expect("tempdir");
+    let url = format!("file://{}/nothing-here", missing.path().display());
+    let app = TestApp::start_with(
+        &[("local_only/main.py", "print('local')\n")],
+        &[("GIT_REPO_URL", &url)],
+    )
+    .await;
+    let (_, list) = app.get_json("/api/pipelines").await;
+    assert_eq!(
+        list,
+        serde_json::json!([]),
+        "PIPELINES_DIR is not served in git mode"
+    );
+    let (_, status) = app.get_json("/api/sync/status").await;
+    assert_eq!(status["last_sync_ok"], false, "{status}");
+    assert!(status["commit"].is_null());
+    assert!(status["last_error"].as_str().is_some_and(|e| !e.is_empty()));
+    let (code, tested) = app.post_json("/api/sync/repo-config/test", "").await;
+    assert_eq!(code, 200);
+    assert_eq!(tested["success"], false, "{tested}");
+    app.stop().await;
+}
