@@ -265,8 +265,9 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     match &gitsync {
         // The repository is the source: snapshots never change, so nothing is watched.
         Some(sync) => {
-            let sync = sync.clone();
-            tasks.spawn(async move { sync.start().await });
+            let starting = sync.clone();
+            tasks.spawn(async move { starting.start().await });
+            tasks.spawn(sync.clone().serve_requests(shutdown.clone()));
             if let Some(auto) =
                 crate::gitsync::auto_sync(&config, gitsync.clone(), shutdown.clone())
             {

@@ -231,6 +231,10 @@ async fn an_unreachable_engine_is_named_by_its_docker_host() {
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join("pipelines")).unwrap();
     let server = common::ServerProcess::spawn(root.path(), &[("DOCKER_HOST", "tcp://127.0.0.1:9")]);
-    let (_, ready) = poll_until(&server.base, "/ready", |s, _| s == 503).await;
+    // Until the first scan is in, /ready says only that; then it names the engine.
+    let (_, ready) = poll_until(&server.base, "/ready", |s, b| {
+        s == 503 && !b.contains("still being discovered")
+    })
+    .await;
     assert!(ready.contains("DOCKER_HOST=tcp://127.0.0.1:9"), "{ready}");
 }

@@ -203,3 +203,160 @@ async fn a_first_sync_that_fails_serves_nothing_and_says_why() {
     assert_eq!(tested["success"], false, "{tested}");
     app.stop().await;
 }
+
+fn github_signature(secret: &str, body: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body.as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_push_webhook_checks_signatures_and_branches() {
+    let repo_dir = tempfile::tempdir().expect("tempdir");
+    let repo = repo_dir.path().to_path_buf();
+    git(&repo, &["init", "-q"]);
+    commit_files(&repo, &[("one/main.py", "print(1)\n")], "one");
+    let url = format!("file://{}", repo.display());
+    let secret = "s3cr3t-webhook";
+    let app = TestApp::start_with(
+        &[],
+        &[("GIT_REPO_URL", &url), ("GIT_WEBHOOK_SECRET", secret)],
+    )
+    .await;
+    let second = commit_files(&repo, &[("two/main.py", "print(2)\n")], "two");
+    let client = reqwest::Client::new();
+    let post = |body: &str, headers: Vec<(&'static str, String)>| {
+        let mut req = client
+            .post(app.url("/api/sync/webhook"))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    let push_main = r#"{"ref":"refs/heads/main","after":"x"}"#;
+
+    // Unsigned, wrongly signed, a wrong GitLab token: refused, nothing synced.
+    for headers in [
+        vec![("x-github-event", "push".to_string())],
+        vec![
+            ("x-github-event", "push".to_string()),
+            ("x-hub-signature-256", github_signature("wrong", push_main)),
+        ],
+        vec![
+            ("x-gitlab-token", "nope".to_string()),
+            ("x-gitlab-event", "Push Hook".to_string()),
+        ],
+    ] {
+        let resp = post(push_main, headers).await.expect("POST");
+        assert_eq!(resp.status().as_u16(), 401);
+    }
+    let (_, status) = app.get_json("/api/sync/status").await;
+    assert_ne!(status["commit"], second.as_str());
+
+    let ping = r#"{"zen":"Keep it logically awesome."}"#;
+    let resp = post(
+        ping,
+        vec![
+            ("x-github-event", "ping".into()),
+            ("x-hub-signature-256", github_signature(secret, ping)),
+        ],
+    )
+    .await
+    .expect("POST");
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: serde_json::Value = resp.json().await.expect("JSON");
+    assert_eq!(body["message"], "pong");
+
+    let other = r#"{"ref":"refs/heads/feature"}"#;
+    let resp = post(
+        other,
+        vec![
+            ("x-github-event", "push".into()),
+            ("x-hub-signature-256", github_signature(secret, other)),
+        ],
+    )
+    .await
+    .expect("POST");
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: serde_json::Value = resp.json().await.expect("JSON");
+    assert!(
+        body["ignored"]
+            .as_str()
+            .is_some_and(|i| i.contains("feature")),
+        "{body}"
+    );
+
+    // A signed push to the branch syncs (in the background), GitHub's and GitLab's.
+    let resp = post(
+        push_main,
+        vec![
+            ("x-github-event", "push".into()),
+            ("x-hub-signature-256", github_signature(secret, push_main)),
+        ],
+    )
+    .await
+    .expect("POST");
+    assert_eq!(resp.status().as_u16(), 202);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, status) = app.get_json("/api/sync/status").await;
+        if status["commit"] == second.as_str() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "webhook sync never landed: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, logs) = app.get_json("/api/sync/logs").await;
+    assert_eq!(logs[0]["trigger"], "webhook", "{logs}");
+    assert_eq!(logs[0]["added"], serde_json::json!(["two"]));
+    let resp = post(
+        push_main,
+        vec![
+            ("x-gitlab-token", secret.into()),
+            ("x-gitlab-event", "Push Hook".into()),
+        ],
+    )
+    .await
+    .expect("POST");
+    assert_eq!(resp.status().as_u16(), 202);
+
+    // The Sync page and its fragment show the same, without htmx too.
+    let (code, page) = app.get_text("/sync").await;
+    assert_eq!(code, 200);
+    assert!(
+        page.contains(&second[..12]) && page.contains("two"),
+        "{page}"
+    );
+    assert!(page.contains("webhook") && page.contains("Sync log"));
+    let (code, fragment) = app.get_text("/fragments/sync").await;
+    assert_eq!(code, 200);
+    assert!(!fragment.contains("<html") && fragment.contains(&second[..12]));
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let resp = no_redirects
+        .post(app.url("/sync"))
+        .header("origin", app.url(""))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(
+        resp.status().as_u16(),
+        303,
+        "a form post without htmx is redirected"
+    );
+    app.stop().await;
+}

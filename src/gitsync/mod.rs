@@ -4,11 +4,14 @@
 //! keep the snapshot they started with. One sync at a time: a second request
 //! while one runs is told so instead of waiting.
 
+mod changes;
+mod error;
 mod fetch;
 pub mod remote;
+mod setup;
 mod snapshot;
+pub mod webhook;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Instant;
@@ -19,36 +22,23 @@ use serde::Serialize;
 use crate::db::gitsync::{ActiveCommit, NewSyncLogEntry, SyncLogEntry};
 use crate::db::{self, Pool};
 use crate::pipelines::{PipelineRegistry, Revision};
+use changes::pipeline_changes;
+pub use error::SyncError;
 pub use remote::{Credentials, RemoteSpec};
+pub use setup::{auto_sync, from_config};
 
-/// Why a sync did not happen; the message never holds a credential.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum SyncError {
-    #[error("git sync is not configured correctly: {0}")]
-    Config(String),
-    #[error("the repository refused the credentials: {0}")]
-    Auth(String),
-    #[error("the SSH host key is not trusted: {0}")]
-    HostKey(String),
-    #[error("branch `{0}` was not found in the repository")]
-    UnknownBranch(String),
-    #[error("fetching failed: {0}")]
-    Fetch(String),
-    #[error("the repository's content cannot be used: {0}")]
-    Content(String),
-    #[error("{0}")]
-    Repository(String),
-    #[error("writing {path} failed: {reason}")]
-    Write { path: String, reason: String },
-    #[error("the database could not record the sync: {0}")]
-    Database(String),
+/// What asked for a sync in the background.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Webhook,
+    Auto,
 }
 
-impl SyncError {
-    pub(crate) fn write(path: &Path, e: std::io::Error) -> Self {
-        Self::Write {
-            path: path.display().to_string(),
-            reason: e.to_string(),
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Auto => "auto",
         }
     }
 }
@@ -76,7 +66,7 @@ pub struct SyncStatus {
     pub running: bool,
 }
 
-type FolderIds = std::collections::BTreeMap<String, git2::Oid>;
+pub(crate) type FolderIds = std::collections::BTreeMap<String, git2::Oid>;
 
 /// The git sync of one server.
 pub struct GitSync {
@@ -86,6 +76,10 @@ pub struct GitSync {
     pool: Pool,
     registry: Arc<PipelineRegistry>,
     busy: tokio::sync::Mutex<()>,
+    /// Wakes the worker for a requested sync; requests made while it syncs
+    /// coalesce into one more sync after it.
+    requested: tokio::sync::Notify,
+    requested_by: std::sync::Mutex<Option<Trigger>>,
     status: RwLock<SyncStatus>,
     /// Revisions handed to pipelines; a snapshot whose revision is still alive
     /// (a run holds its pipeline) is not removed.
@@ -111,6 +105,8 @@ impl GitSync {
             pool,
             registry,
             busy: tokio::sync::Mutex::new(()),
+            requested: tokio::sync::Notify::new(),
+            requested_by: std::sync::Mutex::new(None),
             status: RwLock::new(status),
             handed_out: std::sync::Mutex::new(Vec::new()),
         }
@@ -203,11 +199,49 @@ impl GitSync {
         status.commit_time = active.commit_time;
     }
 
-    /// Fetches the branch and, when it moved, switches to the new commit; logs the sync.
+    /// Asks for a sync soon, without waiting for it. If one is running, one more
+    /// follows it (the push may have come after its fetch); many requests meanwhile
+    /// make one sync.
+    pub fn request(&self, trigger: Trigger) {
+        *self
+            .requested_by
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(trigger);
+        self.requested.notify_one();
+    }
+
+    /// Runs the requested syncs, one after another, until shutdown.
+    pub async fn serve_requests(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.requested.notified() => {}
+            }
+            let trigger = self
+                .requested_by
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .unwrap_or(Trigger::Auto);
+            let guard = self.busy.lock().await;
+            self.sync_locked(guard, trigger.as_str()).await;
+        }
+    }
+
+    /// Fetches the branch and, when it moved, switches to the new commit; logs the
+    /// sync. While another sync runs, returns at once with `AlreadyRunning`.
     pub async fn sync(self: &Arc<Self>, trigger: &str) -> SyncOutcome {
-        let Ok(_guard) = self.busy.try_lock() else {
+        let Ok(guard) = self.busy.try_lock() else {
             return SyncOutcome::AlreadyRunning;
         };
+        self.sync_locked(guard, trigger).await
+    }
+
+    async fn sync_locked(
+        self: &Arc<Self>,
+        _guard: tokio::sync::MutexGuard<'_, ()>,
+        trigger: &str,
+    ) -> SyncOutcome {
         let started_at = Utc::now();
         let clock = Instant::now();
         let old = self
@@ -359,89 +393,4 @@ impl GitSync {
             tracing::info!(removed, "removed git snapshots no run uses");
         }
     }
-}
-
-/// Pipelines added, changed (any file of their folder) and removed between two
-/// scans; `ids` are the folders' tree ids in the old and the new commit.
-fn pipeline_changes(
-    before: &crate::pipelines::Snapshot,
-    after: &crate::pipelines::Snapshot,
-    ids: &(FolderIds, FolderIds),
-) -> (Vec<String>, Vec<String>, Vec<String>) {
-    let old: BTreeSet<&String> = before.pipelines.keys().collect();
-    let new: BTreeSet<&String> = after.pipelines.keys().collect();
-    let added = new.difference(&old).map(|s| s.to_string()).collect();
-    let removed = old.difference(&new).map(|s| s.to_string()).collect();
-    let changed = new
-        .intersection(&old)
-        .filter(|name| ids.0.get(**name) != ids.1.get(**name))
-        .map(|s| s.to_string())
-        .collect();
-    (added, changed, removed)
-}
-
-/// The sync that the configuration asks for, if any (`GIT_REPO_URL`).
-pub fn from_config(
-    config: &crate::config::Config,
-    pool: Pool,
-    registry: Arc<PipelineRegistry>,
-) -> Result<Option<Arc<GitSync>>, SyncError> {
-    let git = &config.git;
-    let Some(url) = &git.repo_url else {
-        return Ok(None);
-    };
-    let credentials = match (&git.token, &git.deploy_key) {
-        (Some(_), Some(_)) => {
-            return Err(SyncError::Config(
-                "set GIT_SYNC_TOKEN (HTTPS) or GIT_SYNC_DEPLOY_KEY (SSH), not both".into(),
-            ));
-        }
-        (Some(token), None) => Credentials::Token(token.clone()),
-        (None, Some(key)) => Credentials::SshKey(key.clone()),
-        (None, None) => Credentials::None,
-    };
-    let spec = RemoteSpec::new(
-        url.expose(),
-        git.branch.as_deref().unwrap_or("main"),
-        git.pipelines_subdir.as_deref().unwrap_or_default(),
-        credentials,
-    )?;
-    tracing::info!(repo = %spec.shown_url, branch = %spec.branch, "pipelines come from git");
-    Ok(Some(Arc::new(GitSync::new(
-        spec,
-        &config.data_dir,
-        pool,
-        registry,
-    ))))
-}
-
-/// Syncs every `AUTO_SYNC_INTERVAL` seconds when `AUTO_SYNC_ENABLED` (default off).
-pub fn auto_sync(
-    config: &crate::config::Config,
-    sync: Option<Arc<GitSync>>,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
-    let sync = sync?;
-    if config.git.auto_sync_enabled != Some(true) {
-        return None;
-    }
-    let every = std::time::Duration::from_secs(
-        config
-            .git
-            .auto_sync_interval
-            .unwrap_or(crate::config::git::DEFAULT_AUTO_SYNC_INTERVAL),
-    );
-    Some(async move {
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = ticks.tick() => {}
-            }
-            if let SyncOutcome::AlreadyRunning = sync.sync("auto").await {
-                tracing::debug!("auto-sync skipped: a sync is running");
-            }
-        }
-    })
 }

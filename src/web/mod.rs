@@ -18,6 +18,7 @@ mod run_pages;
 mod scheduler_pages;
 pub mod server;
 mod sse_bytes;
+mod sync_page;
 mod views;
 
 use std::sync::Arc;
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pipeline_pages::router())
         .merge(run_pages::router())
         .merge(scheduler_pages::router())
+        .merge(sync_page::router())
         .nest("/api", api::router())
         .merge(assets::router())
         .route("/health", get(health))

@@ -8,6 +8,7 @@ mod run_json;
 mod runs;
 mod scheduler;
 mod sync;
+mod sync_webhook;
 mod system;
 pub mod webhooks;
 
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .merge(logs::router())
         .merge(scheduler::router())
         .merge(sync::router())
+        .merge(sync_webhook::router())
         .merge(webhooks::router())
         .merge(system::router())
 }

@@ -66,17 +66,17 @@ fn has_any_key(p: &Pipeline) -> bool {
     p.metadata.webhook_key.is_some() || p.metadata.schedules.iter().any(|s| s.webhook_key.is_some())
 }
 
-async fn webhook(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path((name, key)): Path<(String, String)>,
-    body: Result<JsonBody, ApiError>,
-) -> Result<Response, ApiError> {
+/// A 429 with `Retry-After` when `peer` made more than `WEBHOOK_RATE_LIMIT` calls
+/// this minute (every webhook counts against the same limit).
+pub(super) fn rate_limited(state: &AppState, peer: &SocketAddr) -> Option<Response> {
     let limiter = &state.webhook_limiter;
     if limiter.len() > MAX_TRACKED_CLIENTS {
         limiter.retain_recent();
     }
-    if let Err(not_until) = limiter.check_key(&peer.ip()) {
+    let Err(not_until) = limiter.check_key(&peer.ip()) else {
+        return None;
+    };
+    {
         use governor::clock::Clock;
         let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
         let mut response = ApiError(AppError::TooManyRequests(format!(
@@ -89,7 +89,18 @@ async fn webhook(
             axum::http::header::RETRY_AFTER,
             axum::http::HeaderValue::from(wait.as_secs().saturating_add(1)),
         );
-        return Ok(response);
+        Some(response)
+    }
+}
+
+async fn webhook(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((name, key)): Path<(String, String)>,
+    body: Result<JsonBody, ApiError>,
+) -> Result<Response, ApiError> {
+    if let Some(refused) = rate_limited(&state, &peer) {
+        return Ok(refused);
     }
     let not_found = || ApiError(AppError::NotFound(format!("pipeline not found: {name}")));
     let pipeline = state.registry.get(&name).ok_or_else(not_found)?;

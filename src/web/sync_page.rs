@@ -1,0 +1,185 @@
+//! The Sync page: where the pipelines come from (repository, branch, active
+//! commit), the last sync's result, Sync and Test-connection buttons, and the
+//! sync log. Without git sync configured it says how to configure it.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+
+use super::views::fmt_time;
+use super::{AppError, AppState, is_htmx};
+use crate::db::{self, gitsync::SyncLogEntry};
+use crate::gitsync::{SyncOutcome, SyncStatus};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sync", get(page).post(sync_now))
+        .route("/fragments/sync", get(fragment))
+        .route("/sync/test", post(test_connection))
+}
+
+/// A log entry as the table shows it.
+struct LogRow {
+    when: String,
+    trigger: String,
+    success: bool,
+    from_to: String,
+    added: String,
+    changed: String,
+    removed: String,
+    duration: String,
+    error: String,
+}
+
+fn short(sha: Option<&str>) -> String {
+    sha.map(|s| s.chars().take(10).collect())
+        .unwrap_or_else(|| "—".into())
+}
+
+impl LogRow {
+    fn new(e: &SyncLogEntry) -> Self {
+        let from_to = if e.old_commit == e.new_commit {
+            short(e.new_commit.as_deref())
+        } else {
+            format!(
+                "{} → {}",
+                short(e.old_commit.as_deref()),
+                short(e.new_commit.as_deref())
+            )
+        };
+        Self {
+            when: fmt_time(&e.started_at),
+            trigger: e.trigger.clone(),
+            success: e.success,
+            from_to,
+            added: e.added.0.join(", "),
+            changed: e.changed.0.join(", "),
+            removed: e.removed.0.join(", "),
+            duration: format!("{:.1} s", e.duration_ms as f64 / 1000.0),
+            error: e.error.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// What the page and its fragment show.
+struct SyncView {
+    configured: bool,
+    status: SyncStatus,
+    commit_time: String,
+    last_sync_at: String,
+    logs: Vec<LogRow>,
+    /// The result of the button just pressed, if any.
+    notice: String,
+    notice_ok: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/sync.html")]
+struct SyncPage {
+    view: SyncView,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "fragments/sync_status.html")]
+struct SyncFragment {
+    view: SyncView,
+}
+
+/// Log entries the page shows.
+const PAGE_LOG_ENTRIES: i64 = 50;
+
+async fn view(state: &AppState, notice: String, notice_ok: bool) -> Result<SyncView, AppError> {
+    let status = state
+        .gitsync
+        .as_ref()
+        .map(|s| s.status())
+        .unwrap_or_default();
+    let logs = db::gitsync::logs(&state.pool, PAGE_LOG_ENTRIES).await?;
+    Ok(SyncView {
+        configured: state.gitsync.is_some(),
+        commit_time: status
+            .commit_time
+            .as_ref()
+            .map(fmt_time)
+            .unwrap_or_default(),
+        last_sync_at: status
+            .last_sync_at
+            .as_ref()
+            .map(fmt_time)
+            .unwrap_or_default(),
+        status,
+        logs: logs.iter().map(LogRow::new).collect(),
+        notice,
+        notice_ok,
+    })
+}
+
+async fn page(State(state): State<AppState>) -> Result<SyncPage, AppError> {
+    Ok(SyncPage {
+        view: view(&state, String::new(), true).await?,
+    })
+}
+
+async fn fragment(State(state): State<AppState>) -> Result<SyncFragment, AppError> {
+    Ok(SyncFragment {
+        view: view(&state, String::new(), true).await?,
+    })
+}
+
+/// The Sync button: syncs (the response waits for it), then shows the result.
+async fn sync_now(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    let Some(sync) = state.gitsync.clone() else {
+        return Err(AppError::BadRequest(
+            "git sync is not configured: set GIT_REPO_URL".into(),
+        ));
+    };
+    let (notice, ok) = match sync.sync("manual").await {
+        SyncOutcome::AlreadyRunning => ("A sync is already running.".to_string(), true),
+        SyncOutcome::Done(e) if e.success && e.old_commit == e.new_commit => {
+            ("Already up to date.".to_string(), true)
+        }
+        SyncOutcome::Done(e) if e.success => {
+            (format!("Synced {}.", short(e.new_commit.as_deref())), true)
+        }
+        SyncOutcome::Done(e) => (e.error.clone().unwrap_or_default(), false),
+    };
+    if !is_htmx(&headers) {
+        return Ok(Redirect::to("/sync").into_response());
+    }
+    Ok(SyncFragment {
+        view: view(&state, notice, ok).await?,
+    }
+    .into_response())
+}
+
+/// The Test connection button (`git ls-remote`).
+async fn test_connection(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let Some(sync) = state.gitsync.clone() else {
+        return Err(AppError::BadRequest(
+            "git sync is not configured: set GIT_REPO_URL".into(),
+        ));
+    };
+    let branch = sync.spec().branch.clone();
+    let (notice, ok) = match sync.test_connection().await {
+        Ok(b) if b.contains(&branch) => (format!("Connected; branch `{branch}` found."), true),
+        Ok(_) => (
+            format!("Connected, but the repository has no branch `{branch}`."),
+            false,
+        ),
+        Err(e) => (e.to_string(), false),
+    };
+    if !is_htmx(&headers) {
+        return Ok(Redirect::to("/sync").into_response());
+    }
+    Ok(SyncFragment {
+        view: view(&state, notice, ok).await?,
+    }
+    .into_response())
+}
