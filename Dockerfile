@@ -10,7 +10,7 @@ COPY static static
 RUN cargo build --release --locked && strip target/release/fastflow
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/fastflow /usr/local/bin/fastflow
 COPY examples /opt/fastflow/examples
