@@ -1,0 +1,250 @@
+//! Git sync over smart HTTP with a token: a real `git http-backend` behind a
+//! small loopback server that demands Basic authentication, as GitHub does.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use base64::Engine;
+use common::TestApp;
+
+#[derive(Clone)]
+struct GitServer {
+    root: PathBuf,
+    /// The token the server accepts now (tests rotate it).
+    token: Arc<Mutex<String>>,
+}
+
+/// Answers one request through `git http-backend` (CGI), if it carries the token.
+async fn serve(
+    State(server): State<GitServer>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let expected = {
+        let token = server.token.lock().map(|t| t.clone()).unwrap_or_default();
+        let pair = format!("x-access-token:{token}");
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    };
+    let given = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if given != Some(expected.as_str()) {
+        return Response::builder()
+            .status(StatusCode::UNAUTHORIZED)
+            .header("www-authenticate", "Basic realm=\"git\"")
+            .body(Body::from("authentication required"))
+            .unwrap_or_default();
+    }
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let root = server.root.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new("git")
+            .arg("http-backend")
+            .env("GIT_PROJECT_ROOT", &root)
+            .env("GIT_HTTP_EXPORT_ALL", "1")
+            .env("REQUEST_METHOD", method.as_str())
+            .env("PATH_INFO", uri.path())
+            .env("QUERY_STRING", uri.query().unwrap_or_default())
+            .env("CONTENT_TYPE", content_type)
+            .env("CONTENT_LENGTH", body.len().to_string())
+            .env("REMOTE_USER", "x-access-token")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            std::io::Write::write_all(&mut stdin, &body)?;
+        }
+        child.wait_with_output()
+    })
+    .await;
+    let Ok(Ok(output)) = output else {
+        return Response::builder()
+            .status(StatusCode::INTERNAL_SERVER_ERROR)
+            .body(Body::empty())
+            .unwrap_or_default();
+    };
+    // CGI: header lines, a blank line, the body.
+    let raw = output.stdout;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
+    let Some((end, sep)) = split else {
+        return Response::builder()
+            .status(StatusCode::BAD_GATEWAY)
+            .body(Body::empty())
+            .unwrap_or_default();
+    };
+    let mut response = Response::builder();
+    for line in String::from_utf8_lossy(&raw[..end]).lines() {
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("status") {
+                let code = v.trim().split(' ').next().and_then(|c| c.parse().ok());
+                response = response.status(code.unwrap_or(200));
+            } else {
+                response = response.header(k.trim(), v.trim());
+            }
+        }
+    }
+    response
+        .body(Body::from(raw[end + sep..].to_vec()))
+        .unwrap_or_default()
+}
+
+async fn start_git_server(root: &Path, token: &str) -> (String, Arc<Mutex<String>>) {
+    let token = Arc::new(Mutex::new(token.to_string()));
+    let state = GitServer {
+        root: root.to_path_buf(),
+        token: token.clone(),
+    };
+    let app = axum::Router::new().fallback(serve).with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), token)
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn push(work: &Path, files: &[(&str, &str)], message: &str) -> String {
+    common::write_files(work, files);
+    git(work, &["add", "-A"]);
+    git(work, &["commit", "-q", "-m", message]);
+    git(work, &["push", "-q", "origin", "main"]);
+    git(work, &["rev-parse", "HEAD"])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_token_sync_and_a_refused_token_keeps_the_snapshot() {
+    common::require_docker().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repos = dir.path().join("repos");
+    std::fs::create_dir_all(repos.join("team.git")).expect("mkdir");
+    git(&repos.join("team.git"), &["init", "-q", "--bare"]);
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    git(&work, &["init", "-q"]);
+    git(
+        &work,
+        &[
+            "remote",
+            "add",
+            "origin",
+            &repos.join("team.git").display().to_string(),
+        ],
+    );
+    let first = push(&work, &[("etl/main.py", "print('one')\n")], "one");
+
+    let token = "ghs_test_token_0123456789";
+    let (base, accepted) = start_git_server(&repos, token).await;
+    let url = format!("{base}/team.git");
+    let app = TestApp::start_with(&[], &[("GIT_REPO_URL", &url), ("GIT_SYNC_TOKEN", token)]).await;
+    let (_, status) = app.get_json("/api/sync/status").await;
+    assert_eq!(status["commit"], first.as_str(), "{status}");
+    assert_eq!(status["repo_url"], url.as_str());
+    let (run, log) = app.run_to_end("etl", "{}").await;
+    assert!(log.contains("one"), "{run}: {log}");
+
+    let second = push(&work, &[("etl/main.py", "print('two')\n")], "two");
+    let (code, synced) = app.post_json("/api/sync", "").await;
+    assert_eq!(code, 200, "{synced}");
+    assert_eq!(synced["new_commit"], second.as_str());
+    assert_eq!(synced["changed"], serde_json::json!(["etl"]));
+
+    // The host now refuses the token: the sync fails clearly, the snapshot stays.
+    *accepted.lock().expect("lock") = "rotated".into();
+    push(&work, &[("etl/main.py", "print('three')\n")], "three");
+    let (code, failed) = app.post_json("/api/sync", "").await;
+    assert_eq!(code, 502, "{failed}");
+    let detail = failed["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("credentials"), "{detail}");
+    let (_, status) = app.get_json("/api/sync/status").await;
+    assert_eq!(status["commit"], second.as_str());
+    let (run, log) = app.run_to_end("etl", "{}").await;
+    assert!(log.contains("two"), "{run}: {log}");
+    let (code, tested) = app.post_json("/api/sync/repo-config/test", "").await;
+    assert_eq!(code, 200);
+    assert_eq!(tested["success"], false, "{tested}");
+
+    // The token appears nowhere the server shows.
+    for path in [
+        "/api/sync/status",
+        "/api/sync/logs",
+        "/sync",
+        "/fragments/sync",
+    ] {
+        let (_, text) = app.get_text(path).await;
+        assert!(!text.contains(token), "{path} shows the token");
+    }
+    assert!(!failed.to_string().contains(token) && !tested.to_string().contains(token));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_the_url_are_used_but_never_shown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repos = dir.path().join("repos");
+    std::fs::create_dir_all(repos.join("r.git")).expect("mkdir");
+    git(&repos.join("r.git"), &["init", "-q", "--bare"]);
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    git(&work, &["init", "-q"]);
+    git(
+        &work,
+        &[
+            "remote",
+            "add",
+            "origin",
+            &repos.join("r.git").display().to_string(),
+        ],
+    );
+    let sha = push(&work, &[("p/main.py", "print(1)\n")], "init");
+    let token = "url_embedded_secret_42";
+    let (base, _) = start_git_server(&repos, token).await;
+    let with_creds = base.replace("http://", &format!("http://x-access-token:{token}@"));
+    let app = TestApp::start_with(&[], &[("GIT_REPO_URL", &format!("{with_creds}/r.git"))]).await;
+    let (_, status) = app.get_json("/api/sync/status").await;
+    assert_eq!(status["commit"], sha.as_str(), "{status}");
+    assert_eq!(status["repo_url"], format!("{base}/r.git"));
+    for path in ["/api/sync/status", "/api/sync/logs", "/sync"] {
+        let (_, text) = app.get_text(path).await;
+        assert!(!text.contains(token), "{path} shows the token");
+    }
+    app.stop().await;
+}
