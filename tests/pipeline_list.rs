@@ -99,6 +99,29 @@ async fn the_page_shows_a_hundred_at_a_time_and_searches() {
         fragment.contains("hx-get=\"/fragments/pipelines?q=p&amp;page=2\""),
         "the poll keeps search and page"
     );
+    assert!(
+        fragment.contains("hx-sync=\"#pipelines:drop\""),
+        "a refresh never overtakes a search"
+    );
+    // Under htmx the address bar follows the search and page.
+    let resp = reqwest::Client::new()
+        .get(app.url("/fragments/pipelines?q=p&page=2"))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(resp.headers()["hx-replace-url"], "/pipelines?q=p&page=2");
+    let (status, bad) = app.get_text("/pipelines?page=abc").await;
+    assert_eq!(status, 400);
+    assert!(
+        bad.contains("page must be a whole number") && bad.contains("<html"),
+        "{bad}"
+    );
+    let (status, _) = app.get_text("/runs?page=abc").await;
+    assert_eq!(status, 400);
+    let (status, huge) = app.get_text("/pipelines?page=18446744073709551616").await;
+    assert_eq!(status, 200, "a page past the end shows the last");
+    assert_eq!(listed(&huge).len(), 50);
     app.stop().await;
 }
 

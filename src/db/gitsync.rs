@@ -146,3 +146,49 @@ pub async fn commits_in_use(pool: &Pool) -> Result<Vec<String>, DbError> {
     .fetch_all(pool)
     .await?)
 }
+
+/// A pinned SSH host key, with when it was pinned.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct PinnedHostKey {
+    pub host: String,
+    pub key_type: String,
+    pub key_base64: String,
+    pub pinned_at: DateTime<Utc>,
+}
+
+pub async fn pinned_host_key(pool: &Pool, host: &str) -> Result<Option<PinnedHostKey>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT host, key_type, key_base64, pinned_at FROM git_host_keys WHERE host = ?",
+    )
+    .bind(host)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Pins a key for `host` unless one is pinned already (the first one wins).
+pub async fn pin_host_key(
+    pool: &Pool,
+    host: &str,
+    key_type: &str,
+    key_base64: &str,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO git_host_keys (host, key_type, key_base64, pinned_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (host) DO NOTHING",
+    )
+    .bind(host)
+    .bind(key_type)
+    .bind(key_base64)
+    .bind(Utc::now())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn unpin_host_key(pool: &Pool, host: &str) -> Result<bool, DbError> {
+    let done = sqlx::query("DELETE FROM git_host_keys WHERE host = ?")
+        .bind(host)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}

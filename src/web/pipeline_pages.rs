@@ -38,7 +38,20 @@ pub fn router() -> Router<AppState> {
 struct ListQuery {
     /// Search in names, tags and descriptions.
     q: Option<String>,
-    page: Option<usize>,
+    /// Read by hand, so a bad value gets the error page rather than plain text.
+    page: Option<String>,
+}
+
+/// `page`: digits (a number past the end shows the last page); empty is page 1.
+fn parse_page(raw: Option<&str>) -> Result<usize, AppError> {
+    match raw.map(str::trim).filter(|p| !p.is_empty()) {
+        None => Ok(1),
+        Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => Ok(p.parse().unwrap_or(usize::MAX)),
+        Some(p) => Err(AppError::BadRequest(format!(
+            "page must be a whole number from 1, not `{}`",
+            crate::pipelines::fields::shown(p)
+        ))),
+    }
 }
 
 /// One page of the pipeline list, as the page and its fragment show it.
@@ -81,6 +94,24 @@ impl ListView {
         self.link(self.page)
     }
 
+    /// "1–100 of 5 000 pipelines · page 1 of 50", or "3 of 300 pipelines match “etl”".
+    fn count_text(&self) -> String {
+        let range = if self.matching == 0 {
+            "None".to_string()
+        } else {
+            format!("{}–{}", self.first_shown(), self.last_shown())
+        };
+        let what = if self.search.is_empty() {
+            format!("{range} of {} pipelines", self.matching)
+        } else {
+            format!(
+                "{range} of {} pipelines matching “{}” ({} in all)",
+                self.matching, self.search, self.all
+            )
+        };
+        format!("{what} · page {} of {}", self.page, self.pages)
+    }
+
     fn first_shown(&self) -> usize {
         if self.rows.is_empty() {
             0
@@ -120,7 +151,7 @@ async fn list_view(state: &AppState, q: &ListQuery) -> Result<(ListView, String)
     let snapshot = state.registry.snapshot();
     let counted = pipeline_list::select(&snapshot, &search, 0, 0);
     let pages = page_count(counted.matching);
-    let page = q.page.unwrap_or(1).clamp(1, pages);
+    let page = parse_page(q.page.as_deref())?.clamp(1, pages);
     let found = pipeline_list::select(&snapshot, &search, (page - 1) * PAGE_SIZE, PAGE_SIZE);
     let names: Vec<&str> = found.pipelines.iter().map(|p| p.name.as_str()).collect();
     let stats = db::run_stats::pipeline_stats_for(&state.pool, &names).await?;
@@ -154,18 +185,30 @@ async fn list_page(
 
 async fn list_fragment(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(q): Query<ListQuery>,
-) -> Result<ListFragment, AppError> {
-    Ok(ListFragment {
-        view: list_view(&state, &q).await?.0,
-    })
+) -> Result<Response, AppError> {
+    let view = list_view(&state, &q).await?.0;
+    // A search or page change shows in the address bar (replaced, so the 5 s
+    // refresh adds no history entries): reload and Back keep it.
+    let url = match view.current_link() {
+        link if link.is_empty() => "/pipelines".to_string(),
+        link => format!("/pipelines?{link}"),
+    };
+    let mut response = ListFragment { view }.into_response();
+    if is_htmx(&headers)
+        && let Ok(value) = axum::http::HeaderValue::from_str(&url)
+    {
+        response.headers_mut().insert("HX-Replace-Url", value);
+    }
+    Ok(response)
 }
 
 async fn refresh(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
     state.registry.refresh().await;
     if is_htmx(&headers) {
         let q = Query(ListQuery::default());
-        return Ok(list_fragment(State(state), q).await?.into_response());
+        return list_fragment(State(state), headers, q).await;
     }
     Ok(Redirect::to("/pipelines").into_response())
 }

@@ -26,7 +26,8 @@ struct ListQuery {
     pipeline: Option<String>,
     status: Option<String>,
     /// The page number shown; without a cursor it is also the position (slow at depth).
-    page: Option<i64>,
+    /// Read by hand, so a bad value gets the error page rather than plain text.
+    page: Option<String>,
     /// Keyset paging: runs older than this cursor...
     after: Option<String>,
     /// ...or newer than this one.
@@ -107,7 +108,16 @@ async fn list_view(state: &AppState, q: ListQuery) -> Result<ListView, AppError>
             ))
         })?),
     };
-    let page = q.page.unwrap_or(1).max(1);
+    let page = match q.page.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        None => 1,
+        Some(p) => p.parse::<i64>().map_err(|_| {
+            AppError::BadRequest(format!(
+                "page must be a whole number from 1, not `{}`",
+                crate::pipelines::fields::shown(p)
+            ))
+        })?,
+    }
+    .max(1);
     let cursor = |text: &Option<String>| match text.as_deref().filter(|t| !t.is_empty()) {
         None => Ok(None),
         Some(t) => db::RunCursor::decode(t).map(Some).ok_or_else(|| {
