@@ -80,7 +80,7 @@ impl GitEnv {
             // A key pasted into an env file often has literal `\n`s.
             deploy_key: get("GIT_SYNC_DEPLOY_KEY")
                 .map(|k| SecretString::new(k.replace("\\n", "\n"))),
-            ssh_known_hosts: get("GIT_SSH_KNOWN_HOSTS"),
+            ssh_known_hosts: get("GIT_SSH_KNOWN_HOSTS").map(|k| k.replace("\\n", "\n")),
             pipelines_subdir: get("PIPELINES_SUBDIR"),
             auto_sync_enabled,
             auto_sync_interval,

@@ -1,13 +1,48 @@
 //! Fetching the configured branch into a bare mirror (`DATA_DIR/git/mirror.git`)
-//! with git2, with the credentials the remote asks for. Nothing here writes the
-//! pipelines; a failed fetch leaves everything as it was.
+//! with git2, with the credentials the remote asks for and the SSH host key
+//! judged by the host-key policy. Nothing here writes the pipelines; a failed
+//! fetch leaves everything as it was.
 
+use std::cell::RefCell;
 use std::path::Path;
 
-use git2::{AutotagOption, Cred, CredentialType, FetchOptions, Oid, RemoteCallbacks, Repository};
+use git2::{
+    AutotagOption, CertificateCheckStatus, Cred, CredentialType, ErrorClass, ErrorCode,
+    FetchOptions, Oid, RemoteCallbacks, Repository,
+};
 
 use super::SyncError;
+use super::host_keys::{HostKey, HostKeyPolicy, judge};
 use super::remote::{Credentials, RemoteSpec};
+
+/// One conversation with the remote: what it is, how its host key is judged,
+/// and the host key it presented (to pin on first use).
+pub struct Session<'a> {
+    pub spec: &'a RemoteSpec,
+    pub policy: &'a HostKeyPolicy,
+    pub presented: RefCell<Option<HostKey>>,
+    /// Why the host key was refused (libgit2 reports its own words instead).
+    refusal: RefCell<Option<String>>,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(spec: &'a RemoteSpec, policy: &'a HostKeyPolicy) -> Self {
+        Self {
+            spec,
+            policy,
+            presented: RefCell::new(None),
+            refusal: RefCell::new(None),
+        }
+    }
+
+    /// A git2 error as a sync error, with the host-key refusal's own reason.
+    fn error(&self, e: &git2::Error) -> SyncError {
+        match self.refusal.borrow().as_ref() {
+            Some(why) => SyncError::HostKey(format!("{why} ({})", self.spec.shown_url)),
+            None => self.spec.fetch_error(e),
+        }
+    }
+}
 
 /// The commit a fetch found at the branch's tip.
 #[derive(Debug, Clone)]
@@ -39,8 +74,36 @@ pub fn open_mirror(dir: &Path) -> Result<Repository, SyncError> {
 
 /// The callbacks that answer the remote's credential questions, at most once each
 /// (libgit2 asks again after a refusal; answering the same again would loop).
-fn callbacks(spec: &RemoteSpec) -> RemoteCallbacks<'_> {
+fn callbacks<'a>(session: &'a Session<'a>) -> RemoteCallbacks<'a> {
+    let spec = session.spec;
     let mut cb = RemoteCallbacks::new();
+    cb.certificate_check(move |cert, host| {
+        // TLS certificates: libgit2 verifies them against the system's CAs.
+        let Some(hostkey) = cert.as_hostkey() else {
+            return Ok(CertificateCheckStatus::CertificatePassthrough);
+        };
+        let (Some(raw), Some(kind)) = (hostkey.hostkey(), hostkey.hostkey_type()) else {
+            return Err(git2::Error::new(
+                ErrorCode::Certificate,
+                ErrorClass::Ssh,
+                "the SSH server presented no usable host key",
+            ));
+        };
+        let key = HostKey::from_raw(host, kind.name(), raw);
+        let verdict = judge(session.policy, &key);
+        *session.presented.borrow_mut() = Some(key);
+        match verdict {
+            Ok(()) => Ok(CertificateCheckStatus::CertificateOk),
+            Err(why) => {
+                *session.refusal.borrow_mut() = Some(why.clone());
+                Err(git2::Error::new(
+                    ErrorCode::Certificate,
+                    ErrorClass::Ssh,
+                    why,
+                ))
+            }
+        }
+    });
     let mut asked = 0u32;
     cb.credentials(move |_url, username, allowed| {
         asked += 1;
@@ -66,18 +129,19 @@ fn callbacks(spec: &RemoteSpec) -> RemoteCallbacks<'_> {
 }
 
 /// Fetches the branch and returns its tip.
-pub fn fetch(mirror: &Repository, spec: &RemoteSpec) -> Result<Tip, SyncError> {
+pub fn fetch(mirror: &Repository, session: &Session<'_>) -> Result<Tip, SyncError> {
+    let spec = session.spec;
     let mut remote = mirror
         .remote_anonymous(spec.url.expose())
-        .map_err(|e| spec.fetch_error(&e))?;
+        .map_err(|e| session.error(&e))?;
     let mut options = FetchOptions::new();
     options
-        .remote_callbacks(callbacks(spec))
+        .remote_callbacks(callbacks(session))
         .download_tags(AutotagOption::None);
     let refspec = format!("+refs/heads/{}:{}", spec.branch, tracking_ref(&spec.branch));
     remote
         .fetch(&[refspec.as_str()], Some(&mut options), None)
-        .map_err(|e| spec.fetch_error(&e))?;
+        .map_err(|e| session.error(&e))?;
     tip(mirror, &spec.branch)
 }
 
@@ -98,13 +162,14 @@ pub fn tip(mirror: &Repository, branch: &str) -> Result<Tip, SyncError> {
 }
 
 /// Lists the remote's branches without fetching (the "test connection" button).
-pub fn list_branches(spec: &RemoteSpec) -> Result<Vec<String>, SyncError> {
+pub fn list_branches(session: &Session<'_>) -> Result<Vec<String>, SyncError> {
+    let spec = session.spec;
     let mut remote =
-        git2::Remote::create_detached(spec.url.expose()).map_err(|e| spec.fetch_error(&e))?;
+        git2::Remote::create_detached(spec.url.expose()).map_err(|e| session.error(&e))?;
     let connection = remote
-        .connect_auth(git2::Direction::Fetch, Some(callbacks(spec)), None)
-        .map_err(|e| spec.fetch_error(&e))?;
-    let heads = connection.list().map_err(|e| spec.fetch_error(&e))?;
+        .connect_auth(git2::Direction::Fetch, Some(callbacks(session)), None)
+        .map_err(|e| session.error(&e))?;
+    let heads = connection.list().map_err(|e| session.error(&e))?;
     Ok(heads
         .iter()
         .filter_map(|h| h.name().strip_prefix("refs/heads/").map(str::to_string))

@@ -64,7 +64,9 @@ fn host_matches(patterns: &str, host: &str) -> bool {
 pub fn known_keys(text: &str, host: &str) -> Vec<HostKey> {
     text.lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('@') && !l.starts_with('|'))
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with('#') && !l.starts_with('@') && !l.starts_with('|')
+        })
         .filter_map(|l| {
             let mut parts = l.split_whitespace();
             let (patterns, key_type, key) = (parts.next()?, parts.next()?, parts.next()?);
@@ -101,7 +103,9 @@ pub fn judge(policy: &HostKeyPolicy, observed: &HostKey) -> Result<(), String> {
             }
         }
         HostKeyPolicy::Pinned(None) => Ok(()),
-        HostKeyPolicy::Pinned(Some(pin)) if pin.host != observed.host || pin.same_key(observed) => Ok(()),
+        HostKeyPolicy::Pinned(Some(pin)) if pin.host != observed.host || pin.same_key(observed) => {
+            Ok(())
+        }
         HostKeyPolicy::Pinned(Some(pin)) => Err(format!(
             "the host key of {} changed: pinned {} {}, now {} {}. If the change is expected, reset the pin on the Sync page",
             observed.host,
@@ -128,12 +132,16 @@ mod tests {
         let known = known_keys(&text, "git.example");
         assert_eq!(known, vec![a.clone()]);
         assert!(judge(&HostKeyPolicy::Known(known.clone()), &a).is_ok());
-        assert!(judge(&HostKeyPolicy::Known(known), &b).is_err_and(|e| e.contains("does not list")));
+        assert!(
+            judge(&HostKeyPolicy::Known(known), &b).is_err_and(|e| e.contains("does not list"))
+        );
         assert!(judge(&HostKeyPolicy::Known(vec![]), &a).is_err_and(|e| e.contains("not in")));
         assert!(judge(&HostKeyPolicy::Pinned(None), &a).is_ok());
         assert!(judge(&HostKeyPolicy::Pinned(Some(a.clone())), &a).is_ok());
         let changed = judge(&HostKeyPolicy::Pinned(Some(a.clone())), &b);
-        assert!(changed.is_err_and(|e| e.contains(&a.fingerprint()) && e.contains(&b.fingerprint())));
+        assert!(
+            changed.is_err_and(|e| e.contains(&a.fingerprint()) && e.contains(&b.fingerprint()))
+        );
         assert!(a.fingerprint().starts_with("SHA256:") && a.fingerprint() != b.fingerprint());
     }
 }

@@ -7,6 +7,7 @@
 mod changes;
 mod error;
 mod fetch;
+pub mod host_keys;
 pub mod remote;
 mod setup;
 mod snapshot;
@@ -24,6 +25,7 @@ use crate::db::{self, Pool};
 use crate::pipelines::{PipelineRegistry, Revision};
 use changes::pipeline_changes;
 pub use error::SyncError;
+use host_keys::{HostKey, HostKeyPolicy};
 pub use remote::{Credentials, RemoteSpec};
 pub use setup::{auto_sync, from_config};
 
@@ -71,6 +73,8 @@ pub(crate) type FolderIds = std::collections::BTreeMap<String, git2::Oid>;
 /// The git sync of one server.
 pub struct GitSync {
     spec: RemoteSpec,
+    /// `GIT_SSH_KNOWN_HOSTS`: when set, host keys are checked strictly against it.
+    known_hosts: Option<String>,
     /// `DATA_DIR/git`: `mirror.git` and `snapshots/`.
     git_dir: PathBuf,
     pool: Pool,
@@ -89,6 +93,7 @@ pub struct GitSync {
 impl GitSync {
     pub fn new(
         spec: RemoteSpec,
+        known_hosts: Option<String>,
         data_dir: &Path,
         pool: Pool,
         registry: Arc<PipelineRegistry>,
@@ -101,6 +106,7 @@ impl GitSync {
         };
         Self {
             spec,
+            known_hosts,
             git_dir: data_dir.join("git"),
             pool,
             registry,
@@ -173,10 +179,94 @@ impl GitSync {
 
     /// Asks the remote for its branches (`git ls-remote`), fetching nothing.
     pub async fn test_connection(&self) -> Result<Vec<String>, SyncError> {
+        let policy = self.host_key_policy().await?;
+        self.list_branches(policy).await
+    }
+
+    async fn list_branches(&self, policy: HostKeyPolicy) -> Result<Vec<String>, SyncError> {
         let spec = self.spec.clone();
-        tokio::task::spawn_blocking(move || fetch::list_branches(&spec))
+        let pin = matches!(policy, HostKeyPolicy::Pinned(None));
+        let (listed, presented) = tokio::task::spawn_blocking(move || {
+            let session = fetch::Session::new(&spec, &policy);
+            let listed = fetch::list_branches(&session);
+            (listed, session.presented.into_inner())
+        })
+        .await
+        .map_err(|e| SyncError::Repository(format!("the test task failed: {e}")))?;
+        if pin {
+            self.pin(presented).await?;
+        }
+        listed
+    }
+
+    /// How the remote's SSH host key is judged now.
+    pub async fn host_key_policy(&self) -> Result<HostKeyPolicy, SyncError> {
+        let host = self.spec.ssh_host().unwrap_or_default();
+        if let Some(text) = &self.known_hosts {
+            return Ok(HostKeyPolicy::Known(host_keys::known_keys(text, &host)));
+        }
+        let pinned = db::gitsync::pinned_host_key(&self.pool, &host)
             .await
-            .map_err(|e| SyncError::Repository(format!("the test task failed: {e}")))?
+            .map_err(|e| SyncError::Database(e.to_string()))?;
+        Ok(HostKeyPolicy::Pinned(pinned.map(|p| HostKey {
+            host: p.host,
+            key_type: p.key_type,
+            key_base64: p.key_base64,
+        })))
+    }
+
+    /// Pins the key a first SSH connection presented (trust on first use).
+    async fn pin(&self, presented: Option<HostKey>) -> Result<(), SyncError> {
+        let Some(key) = presented.filter(|_| self.spec.is_ssh() && self.known_hosts.is_none())
+        else {
+            return Ok(());
+        };
+        tracing::info!(host = %key.host, fingerprint = %key.fingerprint(), "pinned the SSH host key of the git remote");
+        db::gitsync::pin_host_key(&self.pool, &key.host, &key.key_type, &key.key_base64)
+            .await
+            .map_err(|e| SyncError::Database(e.to_string()))
+    }
+
+    /// The host key the SSH remote presents now (`None` if it cannot be reached).
+    pub async fn presented_host_key(&self) -> Option<HostKey> {
+        let spec = self.spec.clone();
+        tokio::task::spawn_blocking(move || {
+            let policy = HostKeyPolicy::Pinned(None);
+            let session = fetch::Session::new(&spec, &policy);
+            let _ = fetch::list_branches(&session);
+            session.presented.into_inner()
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Drops the pin and pins what the host presents now; `(old, new)` fingerprints.
+    pub async fn reset_host_key(&self) -> Result<(Option<String>, Option<String>), SyncError> {
+        let Some(host) = self.spec.ssh_host() else {
+            return Err(SyncError::Config(
+                "the repository URL does not use SSH".into(),
+            ));
+        };
+        if self.known_hosts.is_some() {
+            return Err(SyncError::Config(
+                "host keys come from GIT_SSH_KNOWN_HOSTS; change that setting instead".into(),
+            ));
+        }
+        let old = match self.host_key_policy().await? {
+            HostKeyPolicy::Pinned(Some(k)) => Some(k.fingerprint()),
+            _ => None,
+        };
+        db::gitsync::unpin_host_key(&self.pool, &host)
+            .await
+            .map_err(|e| SyncError::Database(e.to_string()))?;
+        // The connection may fail later (credentials); the key is pinned all the same.
+        let _ = self.list_branches(HostKeyPolicy::Pinned(None)).await;
+        let new = match self.host_key_policy().await? {
+            HostKeyPolicy::Pinned(Some(k)) => Some(k.fingerprint()),
+            _ => None,
+        };
+        Ok((old, new))
     }
 
     /// Makes `dir` (the snapshot of `active`) the pipelines' source.
@@ -319,30 +409,19 @@ impl GitSync {
         let git_dir = self.git_dir.clone();
         let snapshots = self.snapshots_dir();
         let old = old.map(str::to_string);
-        let written = tokio::task::spawn_blocking(move || -> Result<_, SyncError> {
-            std::fs::create_dir_all(&git_dir).map_err(|e| SyncError::write(&git_dir, e))?;
-            let mirror = fetch::open_mirror(&git_dir.join("mirror.git"))?;
-            let tip = fetch::fetch(&mirror, &spec)?;
-            let sha = tip.commit.to_string();
-            let dir = snapshot::materialize(&mirror, tip.commit, &snapshots)?;
-            if !spec.subdir.is_empty() && !dir.join(&spec.subdir).is_dir() {
-                return Err(SyncError::Content(format!(
-                    "commit {} has no folder `{}` (PIPELINES_SUBDIR)",
-                    &sha[..12.min(sha.len())],
-                    spec.subdir
-                )));
-            }
-            let ids = (
-                old.as_deref()
-                    .map(|o| snapshot::folder_ids(&mirror, o, &spec.subdir))
-                    .unwrap_or_default(),
-                snapshot::folder_ids(&mirror, &sha, &spec.subdir),
-            );
-            Ok((tip, sha, dir, old, ids))
+        let policy = self.host_key_policy().await?;
+        let pin = matches!(policy, HostKeyPolicy::Pinned(None));
+        let (written, presented) = tokio::task::spawn_blocking(move || {
+            let session = fetch::Session::new(&spec, &policy);
+            let written = fetch_and_write(&session, &git_dir, &snapshots, old);
+            (written, session.presented.into_inner())
         })
         .await
-        .map_err(|e| SyncError::Repository(format!("the sync task failed: {e}")))??;
-        let (tip, sha, dir, old, ids) = written;
+        .map_err(|e| SyncError::Repository(format!("the sync task failed: {e}")))?;
+        if pin {
+            self.pin(presented).await?;
+        }
+        let (tip, sha, dir, old, ids) = written?;
         let active = ActiveCommit {
             commit_sha: sha.clone(),
             branch: self.spec.branch.clone(),
@@ -393,4 +472,43 @@ impl GitSync {
             tracing::info!(removed, "removed git snapshots no run uses");
         }
     }
+}
+
+/// What a fetch wrote: the tip, its sha, its snapshot directory, the previous
+/// commit, and the folders' tree ids before and after.
+type Written = (
+    fetch::Tip,
+    String,
+    PathBuf,
+    Option<String>,
+    (FolderIds, FolderIds),
+);
+
+/// The blocking part of a sync: fetch the branch and write its tip's snapshot.
+fn fetch_and_write(
+    session: &fetch::Session<'_>,
+    git_dir: &Path,
+    snapshots: &Path,
+    old: Option<String>,
+) -> Result<Written, SyncError> {
+    let spec = session.spec;
+    std::fs::create_dir_all(git_dir).map_err(|e| SyncError::write(git_dir, e))?;
+    let mirror = fetch::open_mirror(&git_dir.join("mirror.git"))?;
+    let tip = fetch::fetch(&mirror, session)?;
+    let sha = tip.commit.to_string();
+    let dir = snapshot::materialize(&mirror, tip.commit, snapshots)?;
+    if !spec.subdir.is_empty() && !dir.join(&spec.subdir).is_dir() {
+        return Err(SyncError::Content(format!(
+            "commit {} has no folder `{}` (PIPELINES_SUBDIR)",
+            &sha[..12.min(sha.len())],
+            spec.subdir
+        )));
+    }
+    let ids = (
+        old.as_deref()
+            .map(|o| snapshot::folder_ids(&mirror, o, &spec.subdir))
+            .unwrap_or_default(),
+        snapshot::folder_ids(&mirror, &sha, &spec.subdir),
+    );
+    Ok((tip, sha, dir, old, ids))
 }

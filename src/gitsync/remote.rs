@@ -75,6 +75,21 @@ impl RemoteSpec {
         url.starts_with("ssh://") || url.starts_with("git@")
     }
 
+    /// The SSH host the URL names (`ssh://user@host:port/…`, `git@host:path`).
+    pub fn ssh_host(&self) -> Option<String> {
+        let url = self.url.expose();
+        let rest = url
+            .strip_prefix("ssh://")
+            .map(|r| r.split('/').next().unwrap_or_default())
+            .or_else(|| url.split_once(':').map(|(head, _)| head))?;
+        let host = rest.rsplit('@').next().unwrap_or(rest);
+        let host = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(v6),
+            None => host.split(':').next().unwrap_or(host),
+        };
+        (self.is_ssh() && !host.is_empty()).then(|| host.to_string())
+    }
+
     /// A git2 error as a sync error, with the credentials taken out of its message.
     pub fn fetch_error(&self, e: &git2::Error) -> SyncError {
         let mut message = e.message().replace(self.url.expose(), &self.shown_url);
@@ -101,15 +116,21 @@ impl RemoteSpec {
     }
 }
 
-/// `scheme://user:pass@host/path` → `scheme://host/path`; others unchanged.
+/// `https://user:pass@host/path` → `https://host/path` (over HTTP the "user" may
+/// be a token too); `ssh://user:pass@host/…` keeps the user, which names the account.
 pub fn strip_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
     let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
-        None => url.to_string(),
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    let user = rest[..at].split(':').next().unwrap_or_default();
+    if scheme == "ssh" && !user.is_empty() {
+        format!("{scheme}://{user}@{}", &rest[at + 1..])
+    } else {
+        format!("{scheme}://{}", &rest[at + 1..])
     }
 }
 
@@ -144,6 +165,8 @@ mod tests {
             "git@github.com:o/r.git"
         );
         assert_eq!(strip_userinfo("https://h/p@q"), "https://h/p@q");
+        assert_eq!(strip_userinfo("https://ghp_tok@h/r"), "https://h/r");
+        assert_eq!(strip_userinfo("ssh://git:pw@h:22/r"), "ssh://git@h:22/r");
         for bad in ["", "ftp://h/r", "/srv/repo", "https://h/\nx", "git@host"] {
             assert!(
                 RemoteSpec::new(bad, "main", "", Credentials::None).is_err(),
@@ -165,5 +188,20 @@ mod tests {
         );
         let spec = RemoteSpec::new("https://u:tok@h/r.git", "feature/x", "", Credentials::None);
         assert!(spec.is_ok_and(|s| s.shown_url == "https://h/r.git" && !s.is_ssh()));
+        let host = |url: &str| {
+            RemoteSpec::new(url, "main", "", Credentials::None)
+                .ok()
+                .and_then(|s| s.ssh_host())
+        };
+        assert_eq!(
+            host("ssh://git@127.0.0.1:2222/srv/r.git").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(
+            host("git@github.com:acme/p.git").as_deref(),
+            Some("github.com")
+        );
+        assert_eq!(host("ssh://[::1]:22/r").as_deref(), Some("::1"));
+        assert_eq!(host("https://github.com/a/b"), None);
     }
 }

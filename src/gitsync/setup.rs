@@ -35,6 +35,7 @@ pub fn from_config(
     tracing::info!(repo = %spec.shown_url, branch = %spec.branch, "pipelines come from git");
     Ok(Some(Arc::new(GitSync::new(
         spec,
+        git.ssh_known_hosts.clone(),
         &config.data_dir,
         pool,
         registry,

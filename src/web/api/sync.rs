@@ -9,8 +9,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiQuery, check_limit};
+use super::{ApiQuery, JsonBody, check_limit};
 use crate::db;
+use crate::gitsync::host_keys::{self, HostKey, HostKeyPolicy};
 use crate::gitsync::{GitSync, SyncOutcome};
 use crate::web::{ApiError, AppError, AppState};
 
@@ -20,6 +21,8 @@ pub fn router() -> Router<AppState> {
         .route("/sync/status", get(status))
         .route("/sync/logs", get(logs))
         .route("/sync/repo-config/test", post(test_connection))
+        .route("/sync/host-key/status", get(host_key_status))
+        .route("/sync/host-key/reset", post(host_key_reset))
 }
 
 /// The configured sync, or 400 saying how to configure one.
@@ -133,4 +136,73 @@ async fn test_connection(State(state): State<AppState>) -> Result<Response, ApiE
         Err(e) => (false, e.to_string(), Vec::new()),
     };
     Ok(Json(json!({"success": success, "message": message, "branches": branches})).into_response())
+}
+
+/// The SSH host key: how it is checked, what is pinned, and what the host presents now.
+async fn host_key_status(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let sync = configured(&state)?;
+    let Some(host) = sync.spec().ssh_host() else {
+        return Ok(Json(json!({"ssh": false})).into_response());
+    };
+    let policy = sync.host_key_policy().await.map_err(sync_error)?;
+    let presented = sync.presented_host_key().await;
+    let (mode, expected) = match &policy {
+        HostKeyPolicy::Known(keys) => ("known_hosts", keys.clone()),
+        HostKeyPolicy::Pinned(pin) => ("pinned", pin.iter().cloned().collect()),
+    };
+    let describe = |k: &HostKey| json!({"key_type": k.key_type, "fingerprint": k.fingerprint()});
+    let pinned_at = db::gitsync::pinned_host_key(&state.pool, &host)
+        .await?
+        .map(|p| p.pinned_at);
+    Ok(Json(json!({
+        "ssh": true,
+        "host": host,
+        "mode": mode,
+        "expected": expected.iter().map(describe).collect::<Vec<_>>(),
+        "pinned_at": pinned_at,
+        "presented": presented.as_ref().map(describe),
+        "matches": presented.as_ref().map(|p| host_keys::judge(&policy, p).is_ok()),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetBody {
+    confirm_text: String,
+}
+
+/// Drops the pinned host key and pins the one the host presents now. The
+/// repository URL must be typed as confirmation, as in Fast-Flow.
+async fn host_key_reset(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let sync = configured(&state)?;
+    let body: ResetBody = serde_json::from_value(body.unwrap_or_default()).map_err(|e| {
+        ApiError(AppError::BadRequest(format!(
+            "expected {{\"confirm_text\": \"<repository URL>\"}}: {e}"
+        )))
+    })?;
+    if body.confirm_text.trim() != sync.spec().shown_url {
+        return Err(ApiError(AppError::BadRequest(
+            "confirm_text must be the repository URL exactly as the Sync page shows it".into(),
+        )));
+    }
+    let (old, new) = sync.reset_host_key().await.map_err(sync_error)?;
+    tracing::warn!(old = ?old, new = ?new, "the pinned SSH host key of the git remote was reset");
+    Ok(Json(json!({
+        "success": true,
+        "message": match &new {
+            Some(_) => "host key reset and pinned anew",
+            None => "host key reset; the host could not be reached, it is pinned at the next sync",
+        },
+        "old_fingerprint": old,
+        "new_fingerprint": new,
+    }))
+    .into_response())
+}
+
+fn sync_error(e: crate::gitsync::SyncError) -> ApiError {
+    ApiError(AppError::BadRequest(e.to_string()))
 }
