@@ -32,6 +32,32 @@ pub struct CleanupReport {
 /// The newest ledger rows kept per scheduler job (an every-second job makes 86 400 a day).
 pub const SLOTS_KEPT_PER_JOB: i64 = 10_000;
 
+/// How long a request for a cleanup waits for its report; a longer cleanup goes on.
+pub const CLEANUP_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Runs [`cleanup`] on a task of its own, so a request that ends (its timeout, a
+/// client that leaves) never stops it halfway; one cleanup at a time. Returns the
+/// report if it finished within `wait`, `None` if it goes on in the background.
+pub async fn cleanup_detached(
+    pool: Pool,
+    config: std::sync::Arc<Config>,
+    wait: std::time::Duration,
+) -> Result<Option<CleanupReport>, db::DbError> {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let task = tokio::spawn(async move {
+        let _one = ONE_AT_A_TIME.lock().await;
+        cleanup(&pool, &config).await
+    });
+    match tokio::time::timeout(wait, task).await {
+        Ok(Ok(report)) => report.map(Some),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "the retention cleanup task failed");
+            Ok(None)
+        }
+        Err(_) => Ok(None),
+    }
+}
+
 /// Removes what the retention settings say; with neither set it removes nothing.
 pub async fn cleanup(pool: &Pool, config: &Config) -> Result<CleanupReport, db::DbError> {
     let mut report = CleanupReport {

@@ -69,7 +69,8 @@ async fn a_full_log_disk_ends_the_run_with_the_reason_after_draining_all_output(
             ("chatty/main.py", CHATTY),
             ("forever/main.py", "while True:\n    print('y' * 100)\n"),
         ],
-        &[("LOGS_DIR", &logs_dir)],
+        // No reserve: this test is about the disk really running full.
+        &[("LOGS_DIR", &logs_dir), ("MIN_FREE_DISK_MB", "0")],
     )
     .await;
     let (run, log) = app.run_to_end("chatty", "{}").await;
@@ -110,6 +111,40 @@ async fn a_full_log_disk_ends_the_run_with_the_reason_after_draining_all_output(
     let run = app.wait_finished(&id, Duration::from_secs(60)).await;
     assert_eq!(run["status"], "INTERRUPTED", "{run}");
     common::wait_containers_removed(&id, Duration::from_secs(30)).await;
+    app.stop().await;
+}
+
+/// Database and logs on one small disk: the log stops while half of
+/// MIN_FREE_DISK_MB is still free, so the run's end is recorded at once (it used
+/// to stay RUNNING until someone freed space).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_filling_the_shared_disk_stops_at_the_reserve_and_the_run_ends() {
+    let root = tempfile::tempdir().unwrap();
+    let data = Tmpfs::mount(&root.path().join("data"), "16m");
+    let data_dir = data.dir.display().to_string();
+    let uv_cache = root.path().join("uv").display().to_string();
+    let app = TestApp::start_with(
+        &[("chatty/main.py", CHATTY)],
+        &[
+            ("DATA_DIR", &data_dir),
+            ("MIN_FREE_DISK_MB", "8"),
+            ("UV_CACHE_DIR", &uv_cache),
+        ],
+    )
+    .await;
+    let (run, log) = app.run_to_end("chatty", "{}").await;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    assert_eq!(run["error_type"], "infrastructure_error", "{run}");
+    let message = run["error_message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("nearly full") && message.contains("MIN_FREE_DISK_MB"),
+        "{message}"
+    );
+    assert!(message.contains("were not stored"), "{message}");
+    assert_eq!(run["exit_code"], 0, "{run}");
+    let texts = common::log_texts(&log);
+    assert!(texts.len() > 1000, "lines were stored up to the reserve");
+    assert_eq!(run["log_lines"], texts.len() as u64, "{run}");
     app.stop().await;
 }
 

@@ -77,9 +77,14 @@ async fn handle(
 ) -> Result<Ended, NotFinished> {
     let path = log_path(&deps.config.logs_dir, &run.id);
     let max = deps.config.log_max_size_bytes;
-    let opened = tokio::task::spawn_blocking(move || LogWriter::open(&path, max))
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    // Half of MIN_FREE_DISK_MB stays free for the database to record the run's end.
+    let reserve = deps.config.min_free_disk_bytes / 2;
+    let logs_dir = deps.config.logs_dir.clone();
+    let opened = tokio::task::spawn_blocking(move || {
+        LogWriter::open(&path, max).map(|w| w.with_disk_reserve(&logs_dir, reserve))
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
     let writer = match opened {
         Ok(w) => w,
         Err(e) => {

@@ -41,7 +41,7 @@ impl Search {
 /// The pipelines matching `search`, in name order, from `offset`, at most `limit`.
 pub fn select(snapshot: &Snapshot, search: &Search, offset: usize, limit: usize) -> Selection {
     let mut matching = 0;
-    let mut pipelines = Vec::with_capacity(limit.min(PAGE_SIZE));
+    let mut pipelines = Vec::with_capacity(limit.min(snapshot.pipelines.len()));
     for p in snapshot.pipelines.values().filter(|p| search.matches(p)) {
         if matching >= offset && pipelines.len() < limit {
             pipelines.push(Arc::clone(p));

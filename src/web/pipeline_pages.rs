@@ -149,10 +149,19 @@ async fn list_view(state: &AppState, q: &ListQuery) -> Result<(ListView, String)
         ))
     })?;
     let snapshot = state.registry.snapshot();
-    let counted = pipeline_list::select(&snapshot, &search, 0, 0);
-    let pages = page_count(counted.matching);
+    let all_matching = pipeline_list::select(&snapshot, &search, 0, usize::MAX);
+    let pages = page_count(all_matching.matching);
     let page = parse_page(q.page.as_deref())?.clamp(1, pages);
-    let found = pipeline_list::select(&snapshot, &search, (page - 1) * PAGE_SIZE, PAGE_SIZE);
+    let start = (page - 1) * PAGE_SIZE;
+    let found = pipeline_list::Selection {
+        matching: all_matching.matching,
+        pipelines: all_matching
+            .pipelines
+            .into_iter()
+            .skip(start)
+            .take(PAGE_SIZE)
+            .collect(),
+    };
     let names: Vec<&str> = found.pipelines.iter().map(|p| p.name.as_str()).collect();
     let stats = db::run_stats::pipeline_stats_for(&state.pool, &names).await?;
     let view = ListView {

@@ -58,7 +58,7 @@ impl ListView {
 
     fn older_link(&self) -> String {
         self.link(
-            self.page + 1,
+            self.page.saturating_add(1),
             "after",
             self.older.as_deref().unwrap_or_default(),
         )
@@ -110,6 +110,10 @@ async fn list_view(state: &AppState, q: ListQuery) -> Result<ListView, AppError>
     };
     let page = match q.page.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
         None => 1,
+        // Digits past i64 are a page past the end (shown as the last page).
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+            p.parse::<i64>().unwrap_or(i64::MAX)
+        }
         Some(p) => p.parse::<i64>().map_err(|_| {
             AppError::BadRequest(format!(
                 "page must be a whole number from 1, not `{}`",
@@ -130,28 +134,33 @@ async fn list_view(state: &AppState, q: ListQuery) -> Result<ListView, AppError>
         (None, Some(c)) => Some(("after", c.encode())),
         (None, None) => None,
     };
-    // A page number alone (an old link) is an offset: correct, and slow at depth.
-    let offset = match read_with {
-        Some(_) => 0,
-        None => (page - 1)
-            .checked_mul(PAGE_SIZE)
-            .ok_or_else(|| AppError::BadRequest(format!("page {page} is out of range")))?,
-    };
-    let filter = RunFilter {
+    let mut filter = RunFilter {
         pipeline_name: pipeline.clone(),
         status,
         limit: PAGE_SIZE,
-        offset,
+        offset: 0,
         after,
         before,
     };
-    let (found, total) = db::run_list::list(&state.pool, &filter).await?;
+    let total = db::run_list::total(&state.pool, &filter).await?;
+    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    // A page number alone (an old link) is an offset: correct, and slow at depth.
+    // One past the end shows the last page, as the pipelines list does.
+    let page = if read_with.is_none() {
+        page.min(pages)
+    } else {
+        page
+    };
+    if read_with.is_none() {
+        filter.offset = (page - 1).saturating_mul(PAGE_SIZE);
+    }
+    let found = db::run_list::page(&state.pool, &filter).await?;
     Ok(ListView {
         runs: found.runs.iter().map(RunRow::new).collect(),
         pipeline: pipeline.unwrap_or_default(),
         status: status.map(|s| s.to_string()).unwrap_or_default(),
         page,
-        pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+        pages,
         total,
         read_with,
         older: found.next.map(|c| c.encode()),

@@ -137,10 +137,18 @@ async fn cleanup(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<axum::response::Response, AppError> {
-    let r = crate::retention::cleanup(&state.pool, &state.config).await?;
+    let wait = crate::retention::CLEANUP_WAIT;
+    let done =
+        crate::retention::cleanup_detached(state.pool.clone(), state.config.clone(), wait).await?;
     if !super::is_htmx(&headers) {
         return Ok(go_to(&headers, "/runs".into()));
     }
+    let Some(r) = done else {
+        return Ok(axum::response::Html(
+            r#"<p class="banner info">The cleanup takes a while: it continues in the background, and the server log reports what it removed.</p>"#,
+        )
+        .into_response());
+    };
     let text = if r.retention_days.is_none() && r.retention_runs.is_none() {
         "Retention is off: set LOG_RETENTION_DAYS and/or LOG_RETENTION_RUNS.".to_string()
     } else {

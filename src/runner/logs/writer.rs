@@ -172,9 +172,55 @@ pub struct LogWriter {
     dropped_lines: u64,
     dropped_bytes: u64,
     failure: Option<StorageFailure>,
+    /// Stop writing when the log's disk has less free space than this, so that the
+    /// database can still record how the run ended (`None`: no check).
+    reserve: Option<DiskReserve>,
 }
 
+/// The free space a log leaves on its disk, checked every [`RESERVE_CHECK_BYTES`].
+struct DiskReserve {
+    dir: std::path::PathBuf,
+    bytes: u64,
+    /// Log size at the last check: a log that has not grown by a check's worth
+    /// since (a quiet run) is not what fills a disk, and is left alone.
+    checked_at: u64,
+}
+
+/// Bytes written between two checks of the free space.
+const RESERVE_CHECK_BYTES: u64 = 1 << 20;
+
 impl LogWriter {
+    /// Keeps `bytes` free on the disk of `dir`: below that the log stops as if the
+    /// disk were full, while there is still room for the run's end to be recorded.
+    pub fn with_disk_reserve(mut self, dir: &Path, bytes: u64) -> Self {
+        if bytes > 0 {
+            self.reserve = Some(DiskReserve {
+                dir: dir.to_path_buf(),
+                bytes,
+                checked_at: self.bytes,
+            });
+        }
+        self
+    }
+
+    /// Whether the disk has fallen below the reserve (checked now and then).
+    fn below_reserve(&mut self) -> Option<std::io::Error> {
+        let reserve = self.reserve.as_mut()?;
+        if self.bytes.saturating_sub(reserve.checked_at) < RESERVE_CHECK_BYTES {
+            return None;
+        }
+        reserve.checked_at = self.bytes;
+        let free = crate::readiness::free_bytes(&reserve.dir).ok()?;
+        (free < reserve.bytes).then(|| {
+            std::io::Error::other(format!(
+                "the disk of {} is nearly full ({} free, less than the {} kept free so the run's end can be recorded; MIN_FREE_DISK_MB)",
+                reserve.dir.display(),
+                human_bytes(free),
+                human_bytes(reserve.bytes)
+            ))
+        })
+    }
+
     /// Opens (appending) the log file; numbering continues after its last complete
     /// line. An unterminated last line (a write cut short) is removed first.
     pub fn open(path: &Path, max_bytes: u64) -> std::io::Result<Self> {
@@ -200,6 +246,7 @@ impl LogWriter {
             dropped_lines: 0,
             dropped_bytes: 0,
             failure: None,
+            reserve: None,
         })
     }
 
@@ -291,6 +338,10 @@ impl LogWriter {
         match self.file.flush() {
             Ok(()) => {
                 self.flushed_seq = self.next_seq - 1;
+                if let Some(e) = self.below_reserve() {
+                    self.fail(e, 0, 0);
+                    return false;
+                }
                 true
             }
             Err(e) => {
@@ -483,5 +534,34 @@ mod tests {
         let (summary, marker) = w.close();
         assert!(summary.truncated && stored < 100);
         assert!(marker[0].text.contains("more lines"));
+    }
+
+    #[test]
+    fn a_disk_below_the_reserve_stops_the_log_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.log");
+        // No disk has u64::MAX bytes free: the first check fails.
+        let mut w = LogWriter::open(&path, u64::MAX)
+            .unwrap()
+            .with_disk_reserve(dir.path(), u64::MAX);
+        let line = "x".repeat(1000);
+        let mut stored = 0u64;
+        for _ in 0..6000 {
+            let piece = Piece {
+                text: line.clone(),
+                continued: false,
+            };
+            if w.append(Stream::Stdout, piece).is_some() && w.flush() {
+                stored += 1;
+            }
+        }
+        let failure = w.failure().cloned().expect("stopped at the reserve");
+        assert!(failure.error.contains("nearly full"), "{}", failure.error);
+        assert!(stored > 1000 && stored < 6000, "{stored}");
+        assert_eq!(
+            failure.stored_lines + failure.lost_lines,
+            6000,
+            "{failure:?}"
+        );
     }
 }

@@ -113,34 +113,39 @@ async fn list_pipelines(
     };
     let snapshot = state.registry.snapshot();
     let found = pipeline_list::select(&snapshot, &search, offset, limit);
-    let stats = if found.pipelines.len() == snapshot.pipelines.len() {
-        db::run_stats::pipeline_stats(&state.pool).await?
-    } else {
-        let names: Vec<&str> = found.pipelines.iter().map(|p| p.name.as_str()).collect();
-        db::run_stats::pipeline_stats_for(&state.pool, &names).await?
-    };
     let matching = found.matching;
-    // Written in chunks as the client reads: with thousands of pipelines the list is
-    // megabytes, and ten clients at once must not hold ten copies of it.
+    // Written in chunks as the client reads, each with the statistics of its own
+    // pipelines: with thousands of pipelines the list is megabytes, and a client
+    // that reads slowly holds one chunk, not the whole list and all its statistics.
     let pipelines = found.pipelines;
     let chunks = pipelines.len().div_ceil(LIST_CHUNK).max(1);
-    let body = futures_util::stream::iter(0..chunks).map(move |chunk| {
+    let pool = state.pool.clone();
+    let body = futures_util::stream::iter(0..chunks).then(move |chunk| {
         let start = chunk * LIST_CHUNK;
-        let part = pipelines
+        let part: Vec<std::sync::Arc<Pipeline>> = pipelines
             .get(start..(start + LIST_CHUNK).min(pipelines.len()))
-            .unwrap_or_default();
-        let mut out = Vec::with_capacity(part.len() * 1024 + 2);
-        out.push(if chunk == 0 { b'[' } else { b',' });
-        for (i, p) in part.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
+            .unwrap_or_default()
+            .to_vec();
+        let pool = pool.clone();
+        async move {
+            let names: Vec<&str> = part.iter().map(|p| p.name.as_str()).collect();
+            let stats = db::run_stats::pipeline_stats_for(&pool, &names)
+                .await
+                .map_err(std::io::Error::other)?;
+            let mut out = Vec::with_capacity(part.len() * 1024 + 2);
+            out.push(if chunk == 0 { b'[' } else { b',' });
+            for (i, p) in part.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut out, &pipeline_json(p, stats.get(&p.name)))
+                    .map_err(std::io::Error::other)?;
             }
-            serde_json::to_writer(&mut out, &pipeline_json(p, stats.get(&p.name)))?;
+            if chunk + 1 == chunks {
+                out.push(b']');
+            }
+            Ok::<_, std::io::Error>(axum::body::Bytes::from(out))
         }
-        if chunk + 1 == chunks {
-            out.push(b']');
-        }
-        Ok::<_, serde_json::Error>(axum::body::Bytes::from(out))
     });
     Ok((
         [

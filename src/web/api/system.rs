@@ -17,9 +17,21 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Runs the retention cleanup now and reports what it removed.
+/// A cleanup that takes longer than [`crate::retention::CLEANUP_WAIT`] goes on in
+/// the background: `202 {"running": true}`.
 async fn run_cleanup(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let report = crate::retention::cleanup(&state.pool, &state.config).await?;
-    Ok(Json(report).into_response())
+    let wait = crate::retention::CLEANUP_WAIT;
+    match crate::retention::cleanup_detached(state.pool.clone(), state.config.clone(), wait).await? {
+        Some(report) => Ok(Json(report).into_response()),
+        None => Ok((
+            axum::http::StatusCode::ACCEPTED,
+            Json(serde_json::json!({
+                "running": true,
+                "message": "the cleanup continues in the background; the server log reports what it removed",
+            })),
+        )
+            .into_response()),
+    }
 }
 
 #[derive(Deserialize)]
