@@ -73,7 +73,7 @@ async fn sync_switches_atomically_and_runs_keep_their_files() {
     )
     .await;
 
-    let (_, status) = app.get_json("/api/sync/status").await;
+    let status = app.wait_sync_done().await;
     assert_eq!(status["commit"], first.as_str(), "{status}");
     assert_eq!(status["branch"], "main");
     assert_eq!(status["last_sync_ok"], true, "{status}");
@@ -160,7 +160,7 @@ async fn sync_switches_atomically_and_runs_keep_their_files() {
         detail.contains("fetching failed") || detail.contains("repository"),
         "{detail}"
     );
-    let (_, status) = app.get_json("/api/sync/status").await;
+    let status = app.wait_sync_done().await;
     assert_eq!(status["commit"], second.as_str());
     assert_eq!(status["last_sync_ok"], false);
     let (run, log) = app.run_to_end("added", "{}").await;
@@ -194,7 +194,7 @@ async fn a_first_sync_that_fails_serves_nothing_and_says_why() {
         serde_json::json!([]),
         "PIPELINES_DIR is not served in git mode"
     );
-    let (_, status) = app.get_json("/api/sync/status").await;
+    let status = app.wait_sync_done().await;
     assert_eq!(status["last_sync_ok"], false, "{status}");
     assert!(status["commit"].is_null());
     assert!(status["last_error"].as_str().is_some_and(|e| !e.is_empty()));
@@ -259,7 +259,7 @@ async fn the_push_webhook_checks_signatures_and_branches() {
         let resp = post(push_main, headers).await.expect("POST");
         assert_eq!(resp.status().as_u16(), 401);
     }
-    let (_, status) = app.get_json("/api/sync/status").await;
+    let status = app.wait_sync_done().await;
     assert_ne!(status["commit"], second.as_str());
 
     let ping = r#"{"zen":"Keep it logically awesome."}"#;
@@ -308,7 +308,7 @@ async fn the_push_webhook_checks_signatures_and_branches() {
     assert_eq!(resp.status().as_u16(), 202);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let (_, status) = app.get_json("/api/sync/status").await;
+        let status = app.wait_sync_done().await;
         if status["commit"] == second.as_str() {
             break;
         }

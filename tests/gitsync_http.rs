@@ -175,7 +175,7 @@ async fn https_token_sync_and_a_refused_token_keeps_the_snapshot() {
     let (base, accepted) = start_git_server(&repos, token).await;
     let url = format!("{base}/team.git");
     let app = TestApp::start_with(&[], &[("GIT_REPO_URL", &url), ("GIT_SYNC_TOKEN", token)]).await;
-    let (_, status) = app.get_json("/api/sync/status").await;
+    let status = app.wait_sync_done().await;
     assert_eq!(status["commit"], first.as_str(), "{status}");
     assert_eq!(status["repo_url"], url.as_str());
     let (run, log) = app.run_to_end("etl", "{}").await;
@@ -194,7 +194,7 @@ async fn https_token_sync_and_a_refused_token_keeps_the_snapshot() {
     assert_eq!(code, 502, "{failed}");
     let detail = failed["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("credentials"), "{detail}");
-    let (_, status) = app.get_json("/api/sync/status").await;
+    let status = app.wait_sync_done().await;
     assert_eq!(status["commit"], second.as_str());
     let (run, log) = app.run_to_end("etl", "{}").await;
     assert!(log.contains("two"), "{run}: {log}");
@@ -239,7 +239,7 @@ async fn credentials_in_the_url_are_used_but_never_shown() {
     let (base, _) = start_git_server(&repos, token).await;
     let with_creds = base.replace("http://", &format!("http://x-access-token:{token}@"));
     let app = TestApp::start_with(&[], &[("GIT_REPO_URL", &format!("{with_creds}/r.git"))]).await;
-    let (_, status) = app.get_json("/api/sync/status").await;
+    let status = app.wait_sync_done().await;
     assert_eq!(status["commit"], sha.as_str(), "{status}");
     assert_eq!(status["repo_url"], format!("{base}/r.git"));
     for path in ["/api/sync/status", "/api/sync/logs", "/sync"] {

@@ -158,7 +158,7 @@ async fn deploy_key_sync_with_pinned_and_known_host_keys() {
         &[("GIT_REPO_URL", &url), ("GIT_SYNC_DEPLOY_KEY", &private)],
     )
     .await;
-    let (_, status) = app.get_json("/api/sync/status").await;
+    let status = app.wait_sync_done().await;
     assert_eq!(status["commit"], first.as_str(), "{status}");
     let (run, log) = app.run_to_end("job", "{}").await;
     assert!(log.contains("over ssh"), "{run}: {log}");
@@ -191,7 +191,7 @@ async fn deploy_key_sync_with_pinned_and_known_host_keys() {
         "{failed}"
     );
     assert!(!failed.to_string().contains("PRIVATE KEY"));
-    let (_, status) = app.get_json("/api/sync/status").await;
+    let status = app.wait_sync_done().await;
     assert_eq!(status["commit"], second.as_str());
     std::fs::copy(user.with_extension("pub"), &authorized).expect("restore");
 
@@ -205,6 +205,7 @@ async fn deploy_key_sync_with_pinned_and_known_host_keys() {
     )
     .await;
     // A new installation: it pins host B at once. Pin A by hand to play the changed key.
+    app.wait_sync_done().await;
     let pinned_b = fingerprint(&host_b.with_extension("pub"));
     let (_, key) = app.get_json("/api/sync/host-key/status").await;
     assert_eq!(
@@ -259,7 +260,7 @@ async fn deploy_key_sync_with_pinned_and_known_host_keys() {
             ],
         )
         .await;
-        let (_, status) = app.get_json("/api/sync/status").await;
+        let status = app.wait_sync_done().await;
         assert_eq!(status["last_sync_ok"], ok, "{status}");
         if !ok {
             let error = status["last_error"].as_str().unwrap_or_default();

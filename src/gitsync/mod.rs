@@ -190,13 +190,17 @@ impl GitSync {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push((active.commit_sha.clone(), Arc::downgrade(&revision)));
+        // The status names the commit before pipelines are served from it, so whoever
+        // sees the new pipelines also sees their commit.
+        {
+            let mut status = self.status.write().unwrap_or_else(PoisonError::into_inner);
+            status.commit = Some(active.commit_sha.clone());
+            status.subject = Some(active.subject.clone());
+            status.commit_time = active.commit_time;
+        }
         self.registry
             .switch_source(self.pipelines_root(dir), Some(revision))
             .await;
-        let mut status = self.status.write().unwrap_or_else(PoisonError::into_inner);
-        status.commit = Some(active.commit_sha.clone());
-        status.subject = Some(active.subject.clone());
-        status.commit_time = active.commit_time;
     }
 
     /// Asks for a sync soon, without waiting for it. If one is running, one more

@@ -90,6 +90,35 @@ impl RemoteSpec {
         (self.is_ssh() && !host.is_empty()).then(|| host.to_string())
     }
 
+    /// Where `path` (inside the pipelines folder) is shown on the hosting site, for
+    /// repositories on github.com or gitlab.com; `None` for others.
+    pub fn web_url(&self, path: &str) -> Option<String> {
+        let url = self.shown_url.trim_end_matches('/');
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .or_else(|| url.strip_prefix("ssh://"))
+            .map(|r| r.rsplit_once('@').map_or(r, |(_, h)| h).to_string())
+            .or_else(|| url.strip_prefix("git@").map(|r| r.replacen(':', "/", 1)))?;
+        let (host, repo) = rest.split_once('/')?;
+        let host = host.split(':').next().unwrap_or(host);
+        let repo = repo.trim_end_matches(".git");
+        let blob = match host {
+            "github.com" => "blob",
+            "gitlab.com" => "-/blob",
+            _ => return None,
+        };
+        let inside = if self.subdir.is_empty() {
+            path.to_string()
+        } else {
+            format!("{}/{path}", self.subdir)
+        };
+        Some(format!(
+            "https://{host}/{repo}/{blob}/{}/{inside}",
+            self.branch
+        ))
+    }
+
     /// A git2 error as a sync error, with the credentials taken out of its message.
     pub fn fetch_error(&self, e: &git2::Error) -> SyncError {
         let mut message = e.message().replace(self.url.expose(), &self.shown_url);
@@ -203,5 +232,20 @@ mod tests {
         );
         assert_eq!(host("ssh://[::1]:22/r").as_deref(), Some("::1"));
         assert_eq!(host("https://github.com/a/b"), None);
+        let web = |url: &str, subdir: &str| {
+            RemoteSpec::new(url, "main", subdir, Credentials::None)
+                .ok()
+                .and_then(|s| s.web_url("etl/main.py"))
+        };
+        let gh = Some("https://github.com/acme/p/blob/main/pipelines/etl/main.py".to_string());
+        assert_eq!(web("git@github.com:acme/p.git", "pipelines"), gh);
+        assert_eq!(web("https://tok@github.com/acme/p.git", "pipelines"), gh);
+        assert_eq!(web("ssh://git@github.com/acme/p", "pipelines"), gh);
+        assert_eq!(
+            web("https://gitlab.com/g/sub/p.git", "").as_deref(),
+            Some("https://gitlab.com/g/sub/p/-/blob/main/etl/main.py")
+        );
+        assert_eq!(web("https://git.internal/acme/p.git", ""), None);
+        assert_eq!(web("file:///srv/p", ""), None);
     }
 }

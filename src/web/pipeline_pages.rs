@@ -241,6 +241,8 @@ pub(super) struct DetailPage {
     downstream: Vec<(String, String, String)>,
     /// (id, what it changes)
     run_configs: Vec<(String, String)>,
+    /// (file, URL on the hosting site) when the pipeline comes from GitHub or GitLab.
+    source_links: Vec<(String, String)>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -275,7 +277,21 @@ async fn detail_page(
     let stats = db::run_stats::pipeline_stats_of(&state.pool, &p.name).await?;
     let runs = recent_runs(&state, &name).await?;
     let jobs = state.scheduler.jobs_of(&name).await?;
-    Ok(detail_view(&p, &state.config, Some(&stats), runs, jobs))
+    let mut page = detail_view(&p, &state.config, Some(&stats), runs, jobs);
+    if let Some(sync) = &state.gitsync {
+        let files = [
+            p.metadata_file.as_deref().unwrap_or("pipeline.json"),
+            "main.py",
+        ];
+        page.source_links = files
+            .iter()
+            .filter_map(|f| {
+                let url = sync.spec().web_url(&format!("{}/{f}", p.name))?;
+                Some((f.to_string(), url))
+            })
+            .collect();
+    }
+    Ok(page)
 }
 
 /// The detail page of a pipeline, from what is known about it (no I/O).
@@ -407,6 +423,7 @@ pub(super) fn detail_view(
             .iter()
             .map(|s| (s.id.clone(), run_config_summary(s)))
             .collect(),
+        source_links: Vec::new(),
     }
 }
 

@@ -183,6 +183,23 @@ impl TestApp {
         run["id"].as_str().expect("run id").to_string()
     }
 
+    /// Waits until no git sync runs and one has ended (the startup sync serves
+    /// pipelines before it has written its log entry), and returns the status.
+    pub async fn wait_sync_done(&self) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, status) = self.get_json("/api/sync/status").await;
+            if status["running"] == false && !status["last_sync_ok"].is_null() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the git sync never finished: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until the run has `status` and returns it.
     pub async fn wait_status(&self, id: &str, status: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
