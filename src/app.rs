@@ -287,11 +287,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
             let starting = sync.clone();
             tasks.spawn(async move { starting.start().await });
             tasks.spawn(sync.clone().serve_requests(shutdown.clone()));
-            if let Some(auto) =
-                crate::gitsync::auto_sync(&config, gitsync.clone(), shutdown.clone())
-            {
-                tasks.spawn(auto);
-            }
+            sync.load_auto_sync(&config.git).await;
+            tasks.spawn(sync.clone().run_auto_sync(shutdown.clone()));
         }
         None => {
             tasks.spawn(discover(registry.clone(), shutdown.clone()));

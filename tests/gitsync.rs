@@ -360,3 +360,64 @@ async fn the_push_webhook_checks_signatures_and_branches() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_sync_settings_are_stored_and_the_environment_wins() {
+    let repo_dir = tempfile::tempdir().expect("tempdir");
+    let repo = repo_dir.path().to_path_buf();
+    git(&repo, &["init", "-q"]);
+    commit_files(&repo, &[("one/main.py", "print(1)\n")], "one");
+    let url = format!("file://{}", repo.display());
+    let mut app = TestApp::start_with(&[], &[("GIT_REPO_URL", &url)]).await;
+    let (code, s) = app.get_json("/api/sync/settings").await;
+    assert_eq!(code, 200);
+    assert_eq!(s["auto_sync_enabled"], false);
+    assert_eq!(s["auto_sync_interval"], 900);
+    let client = reqwest::Client::new();
+    let put = |body: &'static str| {
+        client
+            .put(app.url("/api/sync/settings"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let resp = put(r#"{"auto_sync_enabled": true, "auto_sync_interval": 120}"#)
+        .await
+        .expect("PUT");
+    assert_eq!(resp.status().as_u16(), 200);
+    for bad in [
+        r#"{"auto_sync_interval": 59}"#,
+        r#"{"auto_sync_interval": -5}"#,
+        r#"{"every": 60}"#,
+    ] {
+        let resp = put(bad).await.expect("PUT");
+        assert_eq!(resp.status().as_u16(), 400, "{bad}");
+    }
+    // Stored: a restart keeps them.
+    app.stop_only().await;
+    app.start_again().await;
+    let (_, s) = app.get_json("/api/sync/settings").await;
+    assert_eq!(s["auto_sync_enabled"], true, "{s}");
+    assert_eq!(s["auto_sync_interval"], 120);
+    app.stop().await;
+
+    let app = TestApp::start_with(
+        &[],
+        &[("GIT_REPO_URL", &url), ("AUTO_SYNC_ENABLED", "false")],
+    )
+    .await;
+    let (_, s) = app.get_json("/api/sync/settings").await;
+    assert_eq!(
+        s["from_environment"],
+        serde_json::json!(["auto_sync_enabled"])
+    );
+    let resp = reqwest::Client::new()
+        .put(app.url("/api/sync/settings"))
+        .header("content-type", "application/json")
+        .body(r#"{"auto_sync_enabled": true}"#)
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(resp.status().as_u16(), 409);
+    app.stop().await;
+}

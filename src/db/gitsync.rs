@@ -192,3 +192,26 @@ pub async fn unpin_host_key(pool: &Pool, host: &str) -> Result<bool, DbError> {
         .await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// A stored sync setting (`auto_sync_enabled`, `auto_sync_interval`).
+pub async fn setting(pool: &Pool, key: &str) -> Result<Option<String>, DbError> {
+    Ok(
+        sqlx::query_scalar("SELECT value FROM git_sync_settings WHERE key = ?")
+            .bind(key)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+pub async fn set_setting(pool: &Pool, key: &str, value: &str) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO git_sync_settings (key, value, updated_at) VALUES (?, ?, ?)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    )
+    .bind(key)
+    .bind(value)
+    .bind(Utc::now())
+    .execute(pool)
+    .await?;
+    Ok(())
+}

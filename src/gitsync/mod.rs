@@ -4,6 +4,7 @@
 //! keep the snapshot they started with. One sync at a time: a second request
 //! while one runs is told so instead of waiting.
 
+mod auto;
 mod changes;
 mod error;
 mod fetch;
@@ -25,11 +26,12 @@ use serde::Serialize;
 use crate::db::gitsync::{ActiveCommit, NewSyncLogEntry, SyncLogEntry};
 use crate::db::{self, Pool};
 use crate::pipelines::{PipelineRegistry, Revision};
+pub use auto::{AutoSync, AutoSyncChange};
 use changes::pipeline_changes;
 pub use error::SyncError;
 use host_keys::HostKeyPolicy;
 pub use remote::{Credentials, RemoteSpec};
-pub use setup::{auto_sync, from_config};
+pub use setup::from_config;
 
 /// What asked for a sync in the background.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +88,9 @@ pub struct GitSync {
     /// coalesce into one more sync after it.
     requested: tokio::sync::Notify,
     requested_by: std::sync::Mutex<Option<Trigger>>,
+    /// Auto-sync as in force now, and a wake-up when it changes.
+    auto: RwLock<AutoSync>,
+    auto_changed: tokio::sync::Notify,
     status: RwLock<SyncStatus>,
     /// Revisions handed to pipelines; a snapshot whose revision is still alive
     /// (a run holds its pipeline) is not removed.
@@ -115,6 +120,8 @@ impl GitSync {
             busy: tokio::sync::Mutex::new(()),
             requested: tokio::sync::Notify::new(),
             requested_by: std::sync::Mutex::new(None),
+            auto: RwLock::new(AutoSync::default()),
+            auto_changed: tokio::sync::Notify::new(),
             status: RwLock::new(status),
             handed_out: std::sync::Mutex::new(Vec::new()),
         }

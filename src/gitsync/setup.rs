@@ -1,4 +1,4 @@
-//! Building the sync from the configuration, and the auto-sync timer.
+//! Building the sync from the configuration.
 
 use std::sync::Arc;
 
@@ -40,33 +40,4 @@ pub fn from_config(
         pool,
         registry,
     ))))
-}
-
-/// Syncs every `AUTO_SYNC_INTERVAL` seconds when `AUTO_SYNC_ENABLED` (default off).
-pub fn auto_sync(
-    config: &crate::config::Config,
-    sync: Option<Arc<GitSync>>,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
-    let sync = sync?;
-    if config.git.auto_sync_enabled != Some(true) {
-        return None;
-    }
-    let every = std::time::Duration::from_secs(
-        config
-            .git
-            .auto_sync_interval
-            .unwrap_or(crate::config::git::DEFAULT_AUTO_SYNC_INTERVAL),
-    );
-    Some(async move {
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = ticks.tick() => {}
-            }
-            sync.request(super::Trigger::Auto);
-        }
-    })
 }

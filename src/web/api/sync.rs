@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{ApiQuery, JsonBody, check_limit};
 use crate::db;
 use crate::gitsync::host_keys::{self, HostKey, HostKeyPolicy};
-use crate::gitsync::{GitSync, SyncOutcome};
+use crate::gitsync::{AutoSync, AutoSyncChange, GitSync, SyncOutcome};
 use crate::web::{ApiError, AppError, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/sync", post(start_sync))
         .route("/sync/status", get(status))
         .route("/sync/logs", get(logs))
+        .route("/sync/settings", get(settings).put(change_settings))
         .route("/sync/repo-config/test", post(test_connection))
         .route("/sync/host-key/status", get(host_key_status))
         .route("/sync/host-key/reset", post(host_key_reset))
@@ -205,4 +206,50 @@ async fn host_key_reset(
 
 fn sync_error(e: crate::gitsync::SyncError) -> ApiError {
     ApiError(AppError::BadRequest(e.to_string()))
+}
+
+/// Auto-sync as in force (`auto_sync_enabled`, `auto_sync_interval` in seconds),
+/// and which of them the environment fixes.
+async fn settings(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let sync = configured(&state)?;
+    Ok(Json(settings_json(sync.auto_sync_settings(), None)).into_response())
+}
+
+fn settings_json(auto: AutoSync, message: Option<&str>) -> serde_json::Value {
+    let mut from_env = Vec::new();
+    if auto.enabled_from_env {
+        from_env.push("auto_sync_enabled");
+    }
+    if auto.interval_from_env {
+        from_env.push("auto_sync_interval");
+    }
+    let mut body = json!({
+        "auto_sync_enabled": auto.auto_sync_enabled,
+        "auto_sync_interval": auto.auto_sync_interval,
+        "from_environment": from_env,
+    });
+    if let Some(m) = message {
+        body["message"] = json!(m);
+    }
+    body
+}
+
+/// `{"auto_sync_enabled": true, "auto_sync_interval": 300}` (either): stored, in force at once.
+async fn change_settings(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let sync = configured(&state)?;
+    let change: AutoSyncChange = serde_json::from_value(body.unwrap_or_default()).map_err(|e| {
+        ApiError(AppError::BadRequest(format!(
+            "expected {{\"auto_sync_enabled\": bool, \"auto_sync_interval\": seconds}}: {e}"
+        )))
+    })?;
+    let updated = sync.change_auto_sync(change).await.map_err(|e| match e {
+        crate::gitsync::SyncError::Config(m) if m.contains("environment") => {
+            ApiError(AppError::Conflict(m))
+        }
+        other => sync_error(other),
+    })?;
+    Ok(Json(settings_json(updated, Some("saved; in force now"))).into_response())
 }
