@@ -11,6 +11,8 @@ use fastflow::app::{RunningApp, start};
 use fastflow::config::Config;
 use serde_json::Value;
 
+pub mod git_repo;
+
 pub const DEFAULT_TEST_IMAGE: &str = "fastflow-runner:latest";
 
 /// The image tests run pipelines in: `FASTFLOW_TEST_IMAGE`, else the locally built runner image.
