@@ -252,12 +252,13 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         engine: Default::default(),
         shutdown: shutdown.clone(),
         tasks: Default::default(),
+        preheat: Default::default(),
     });
     // Read before the dispatcher runs: these are the previous process's runs.
     let stale = crate::db::runs::running(&pool).await?;
     let scheduler =
         crate::scheduler::Scheduler::new(runner.clone(), pool.clone(), registry.clone());
-    let gitsync = crate::gitsync::from_config(&config, pool.clone(), registry.clone())?;
+    let gitsync = crate::gitsync::from_config(&config, pool.clone(), registry.clone(), &runner)?;
     let state = AppState {
         config: config.clone(),
         pool,

@@ -24,3 +24,23 @@ pub(super) fn pipeline_changes(
         .collect();
     (added, changed, removed)
 }
+
+/// Pipelines of `after` with a `requirements.txt` that `before` did not have, or
+/// had with other content: the ones whose dependencies need warming.
+pub(super) fn requirements_changed(
+    before: &Snapshot,
+    after: &Snapshot,
+) -> Vec<std::sync::Arc<crate::pipelines::Pipeline>> {
+    after
+        .pipelines
+        .values()
+        .filter(|p| p.has_requirements)
+        .filter(|p| {
+            before
+                .pipelines
+                .get(&p.name)
+                .is_none_or(|old| old.requirements != p.requirements)
+        })
+        .cloned()
+        .collect()
+}

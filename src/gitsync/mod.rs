@@ -88,6 +88,8 @@ pub struct GitSync {
     /// coalesce into one more sync after it.
     requested: tokio::sync::Notify,
     requested_by: std::sync::Mutex<Option<Trigger>>,
+    /// Warms changed requirements after a sync (`UV_PRE_HEAT`); `None` when off.
+    preheat: Option<crate::runner::Runner>,
     /// Auto-sync as in force now, and a wake-up when it changes.
     auto: RwLock<AutoSync>,
     auto_changed: tokio::sync::Notify,
@@ -120,11 +122,28 @@ impl GitSync {
             busy: tokio::sync::Mutex::new(()),
             requested: tokio::sync::Notify::new(),
             requested_by: std::sync::Mutex::new(None),
+            preheat: None,
             auto: RwLock::new(AutoSync::default()),
             auto_changed: tokio::sync::Notify::new(),
             status: RwLock::new(status),
             handed_out: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// Pre-heats through `runner` after each sync that changes requirements.
+    pub fn with_preheat(mut self, runner: crate::runner::Runner) -> Self {
+        self.preheat = Some(runner);
+        self
+    }
+
+    /// The warm-ups' states by pipeline (empty when pre-heating is off).
+    pub fn preheat_states(
+        &self,
+    ) -> std::collections::BTreeMap<String, crate::runner::preheat::WarmState> {
+        self.preheat
+            .as_ref()
+            .map(|r| r.deps().preheat.states())
+            .unwrap_or_default()
     }
 
     pub fn spec(&self) -> &RemoteSpec {
@@ -264,6 +283,9 @@ impl GitSync {
         let before = self.registry.snapshot();
         let result = self.fetch_and_switch(old.as_deref()).await;
         let after = self.registry.snapshot();
+        if let (Some(runner), Ok(_)) = (&self.preheat, &result) {
+            runner.preheat(changes::requirements_changed(&before, &after));
+        }
         let (success, new_commit, subject, error, (added, changed, removed)) = match &result {
             Ok((active, ids)) => (
                 true,

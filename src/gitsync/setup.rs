@@ -11,6 +11,7 @@ pub fn from_config(
     config: &crate::config::Config,
     pool: Pool,
     registry: Arc<PipelineRegistry>,
+    runner: &crate::runner::Runner,
 ) -> Result<Option<Arc<GitSync>>, SyncError> {
     let git = &config.git;
     let Some(url) = &git.repo_url else {
@@ -33,11 +34,17 @@ pub fn from_config(
         credentials,
     )?;
     tracing::info!(repo = %spec.shown_url, branch = %spec.branch, "pipelines come from git");
-    Ok(Some(Arc::new(GitSync::new(
+    let sync = GitSync::new(
         spec,
         git.ssh_known_hosts.clone(),
         &config.data_dir,
         pool,
         registry,
-    ))))
+    );
+    let sync = if git.uv_pre_heat {
+        sync.with_preheat(runner.clone())
+    } else {
+        sync
+    };
+    Ok(Some(Arc::new(sync)))
 }

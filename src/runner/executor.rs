@@ -52,6 +52,11 @@ async fn drive(runner: Runner, run: Run, existing: Option<String>) {
             tracing::warn!(run_id = %run.id, error = %e, "recording the run's git commit");
         }
     }
+    if existing.is_none() {
+        // A warm-up of this pipeline's requirements is under way: let it finish
+        // rather than resolve the same packages twice.
+        deps.preheat.wait_idle(&run.pipeline_name).await;
+    }
     let handled = handle(&deps, &run, pipeline.as_deref(), &cancel, existing).await;
     deps.with_active(|m| m.remove(&run.id));
     let Ok(Ended { outcome, container }) = handled else {

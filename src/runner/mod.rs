@@ -17,6 +17,7 @@ pub mod logs;
 pub mod metrics;
 pub mod outcome;
 pub mod overrides;
+pub mod preheat;
 mod recovery;
 pub mod retry;
 mod supervisor;
@@ -52,6 +53,8 @@ pub struct RunnerDeps {
     pub shutdown: CancellationToken,
     /// Executor tasks, so shutdown can wait for their last writes.
     pub tasks: tokio_util::task::TaskTracker,
+    /// Dependency warm-ups after a git sync; runs wait for their pipeline's.
+    pub preheat: Arc<preheat::Preheater>,
 }
 
 impl RunnerDeps {

@@ -115,6 +115,7 @@ mod tests {
             engine: Default::default(),
             shutdown: Default::default(),
             tasks: Default::default(),
+            preheat: Default::default(),
         })
     }
 

@@ -101,6 +101,7 @@ async fn status(State(state): State<AppState>) -> Result<Response, ApiError> {
     );
     body["pipelines_discovered"] = json!(discovered);
     body["uv_pre_heat_enabled"] = json!(state.config.git.uv_pre_heat);
+    body["pre_heat"] = json!(sync.preheat_states());
     Ok(Json(body).into_response())
 }
 
