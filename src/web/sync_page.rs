@@ -72,6 +72,8 @@ struct SyncView {
     commit_time: String,
     last_sync_at: String,
     logs: Vec<LogRow>,
+    /// (pipeline, state, detail) of each dependency warm-up.
+    preheat: Vec<(String, String, String)>,
     /// The result of the button just pressed, if any.
     notice: String,
     notice_ok: bool,
@@ -113,6 +115,21 @@ async fn view(state: &AppState, notice: String, notice_ok: bool) -> Result<SyncV
             .unwrap_or_default(),
         status,
         logs: logs.iter().map(LogRow::new).collect(),
+        preheat: state
+            .gitsync
+            .as_ref()
+            .map(|s| s.preheat_states())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, w)| {
+                let detail = match (&w.error, w.seconds) {
+                    (Some(e), _) => e.clone(),
+                    (None, Some(s)) => format!("{s:.1} s, {}", fmt_time(&w.updated_at)),
+                    (None, None) => fmt_time(&w.updated_at),
+                };
+                (name, w.state.to_string(), detail)
+            })
+            .collect(),
         notice,
         notice_ok,
     })
