@@ -391,3 +391,99 @@ async fn auto_sync_settings_are_stored_and_the_environment_wins() {
     assert_eq!(resp.status().as_u16(), 409);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_commits_are_refused_and_the_snapshot_stays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    git(&repo, &["init", "-q"]);
+    let good = commit_files(&repo, &[("pipelines/ok/main.py", "print('ok')\n")], "good");
+    // A folder of the host with a pipeline in it, which must never be served.
+    let outside = dir.path().join("outside");
+    common::write_files(&outside, &[("stolen/main.py", "print('host files')\n")]);
+    let url = format!("file://{}", repo.display());
+    let app = TestApp::start_with(
+        &[],
+        &[("GIT_REPO_URL", &url), ("PIPELINES_SUBDIR", "pipelines")],
+    )
+    .await;
+    assert_eq!(app.wait_sync_done().await["commit"], good.as_str());
+
+    // PIPELINES_SUBDIR replaced by a symlink to the host folder.
+    git(&repo, &["rm", "-r", "-q", "pipelines"]);
+    std::os::unix::fs::symlink(&outside, repo.join("pipelines")).expect("symlink");
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "escape"]);
+    let (code, refused) = app.post_json("/api/sync", "").await;
+    assert_eq!(code, 502, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("symlink")),
+        "{refused}"
+    );
+    let (_, list) = app.get_json("/api/pipelines").await;
+    assert!(!list.to_string().contains("stolen"), "{list}");
+    assert_eq!(app.wait_sync_done().await["commit"], good.as_str());
+
+    // A few hundred bytes of trees that name 90 300 folders.
+    let empty = git(&repo, &["hash-object", "-t", "tree", "-w", "/dev/null"]);
+    let mktree = |child: &str| {
+        let listing: String = (0..300)
+            .map(|i| format!("040000 tree {child}\td{i}\n"))
+            .collect();
+        let mut cmd = std::process::Command::new("git");
+        cmd.arg("mktree").current_dir(&repo);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        let mut child_proc = cmd.spawn().expect("git mktree");
+        use std::io::Write;
+        child_proc
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(listing.as_bytes())
+            .expect("write");
+        let out = child_proc.wait_with_output().expect("mktree output");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let level1 = mktree(&empty);
+    let level2 = mktree(&level1);
+    let top = {
+        let mut cmd = std::process::Command::new("git");
+        cmd.arg("mktree").current_dir(&repo);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        let mut p = cmd.spawn().expect("git mktree");
+        use std::io::Write;
+        p.stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("040000 tree {level2}\tpipelines\n").as_bytes())
+            .expect("write");
+        String::from_utf8_lossy(&p.wait_with_output().expect("out").stdout)
+            .trim()
+            .to_string()
+    };
+    let bomb = git(&repo, &["commit-tree", &top, "-p", "HEAD", "-m", "bomb"]);
+    git(&repo, &["update-ref", "refs/heads/main", &bomb]);
+    let (code, refused) = app.post_json("/api/sync", "").await;
+    assert_eq!(code, 502, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("more than 50000 files and folders")),
+        "{refused}"
+    );
+    assert_eq!(app.wait_sync_done().await["commit"], good.as_str());
+    let snapshots = std::fs::read_dir(
+        app.pipelines_dir()
+            .with_file_name("data")
+            .join("git/snapshots"),
+    )
+    .expect("snapshots")
+    .count();
+    assert_eq!(snapshots, 1, "nothing but the serving snapshot is left");
+    app.stop().await;
+}

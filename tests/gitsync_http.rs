@@ -228,3 +228,61 @@ async fn credentials_in_the_url_are_used_but_never_shown() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_to_another_host_never_gets_the_token() {
+    // The host a redirect leads to: it asks for credentials and records any it gets.
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = seen.clone();
+    let catcher = axum::Router::new().fallback(move |headers: HeaderMap| {
+        let record = record.clone();
+        async move {
+            if let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                record.lock().expect("lock").push(auth.to_string());
+            }
+            Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .header("www-authenticate", "Basic realm=\"elsewhere\"")
+                .body(Body::empty())
+                .unwrap_or_default()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0")
+        .await
+        .expect("bind 127.0.0.2");
+    let elsewhere = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, catcher).await });
+    // The configured remote only redirects there.
+    let redirector = axum::Router::new().fallback(move |uri: Uri| async move {
+        let target = format!(
+            "http://{elsewhere}{}",
+            uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+        );
+        Response::builder()
+            .status(StatusCode::FOUND)
+            .header("location", target)
+            .body(Body::empty())
+            .unwrap_or_default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let remote = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, redirector).await });
+
+    let token = "ghp_never_leaves_this_host";
+    let url = format!("http://{remote}/team.git");
+    let app = TestApp::start_with(&[], &[("GIT_REPO_URL", &url), ("GIT_SYNC_TOKEN", token)]).await;
+    let status = app.wait_sync_done().await;
+    assert_eq!(status["last_sync_ok"], false, "{status}");
+    let error = status["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("another host"), "{error}");
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+    let seen = seen.lock().expect("lock").clone();
+    assert!(
+        !seen.iter().any(|a| a.contains(&encoded)),
+        "the token reached the other host: {seen:?}"
+    );
+    app.stop().await;
+}

@@ -105,10 +105,20 @@ fn callbacks<'a>(session: &'a Session<'a>) -> RemoteCallbacks<'a> {
         }
     });
     let mut asked = 0u32;
-    cb.credentials(move |_url, username, allowed| {
+    let configured_host = super::remote::url_host(spec.url.expose());
+    cb.credentials(move |url, username, allowed| {
         asked += 1;
         if asked > 1 {
             return Err(git2::Error::from_str("the credentials were refused"));
+        }
+        // A redirect may lead elsewhere: the token or key goes to the configured host only.
+        let asking = super::remote::url_host(url);
+        if asking != configured_host {
+            return Err(git2::Error::from_str(&format!(
+                "the remote redirected to another host ({}); credentials are only sent to {}",
+                asking.unwrap_or_default(),
+                configured_host.clone().unwrap_or_default()
+            )));
         }
         match &spec.credentials {
             Credentials::Token(token) if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) => {

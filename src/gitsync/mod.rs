@@ -258,6 +258,22 @@ impl GitSync {
         }
     }
 
+    /// [`sync`](Self::sync) on a task of its own, so a request that ends (its
+    /// timeout, a client that leaves) never cuts a sync halfway; waits up to `wait`
+    /// for the outcome, `None` if the sync goes on in the background.
+    pub async fn sync_detached(
+        self: &Arc<Self>,
+        trigger: &'static str,
+        wait: std::time::Duration,
+    ) -> Option<SyncOutcome> {
+        let this = self.clone();
+        let task = tokio::spawn(async move { this.sync(trigger).await });
+        tokio::time::timeout(wait, task)
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+
     /// Fetches the branch and, when it moved, switches to the new commit; logs the
     /// sync. While another sync runs, returns at once with `AlreadyRunning`.
     pub async fn sync(self: &Arc<Self>, trigger: &str) -> SyncOutcome {
@@ -340,6 +356,9 @@ impl GitSync {
                 }
             }
         };
+        // The previous scan's pipelines hold its revision: let go of them first, or
+        // its snapshot would stay until the next sync.
+        drop((before, after));
         self.collect_garbage().await;
         SyncOutcome::Done(Box::new(logged))
     }

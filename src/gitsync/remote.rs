@@ -145,6 +145,20 @@ impl RemoteSpec {
     }
 }
 
+/// The host a URL names (`https://u@h:1/p` → `h`, `git@h:p` → `h`), lower-cased.
+pub fn url_host(url: &str) -> Option<String> {
+    let authority = match url.split_once("://") {
+        Some((_, rest)) => rest.split('/').next().unwrap_or_default(),
+        None => url.split_once(':').map(|(head, _)| head)?,
+    };
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => host.split(':').next().unwrap_or(host),
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
 /// `https://user:pass@host/path` → `https://host/path` (over HTTP the "user" may
 /// be a token too); `ssh://user:pass@host/…` keeps the user, which names the account.
 pub fn strip_userinfo(url: &str) -> String {
@@ -232,6 +246,18 @@ mod tests {
         );
         assert_eq!(host("ssh://[::1]:22/r").as_deref(), Some("::1"));
         assert_eq!(host("https://github.com/a/b"), None);
+        assert_eq!(
+            url_host("https://x:tok@GitHub.com:443/a").as_deref(),
+            Some("github.com")
+        );
+        assert_eq!(
+            url_host("git@gitlab.com:g/p.git").as_deref(),
+            Some("gitlab.com")
+        );
+        assert_eq!(
+            url_host("http://127.0.0.2:8590/e401/x").as_deref(),
+            Some("127.0.0.2")
+        );
         let web = |url: &str, subdir: &str| {
             RemoteSpec::new(url, "main", subdir, Credentials::None)
                 .ok()

@@ -11,8 +11,11 @@ use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 
 use super::SyncError;
 
-/// Most files a snapshot may hold.
-pub const MAX_FILES: usize = 50_000;
+/// Most entries (files, folders, symlinks) a snapshot may hold: a few hundred
+/// bytes of crafted trees can otherwise name millions of folders.
+pub const MAX_ENTRIES: usize = 50_000;
+/// Deepest folder nesting a snapshot may have.
+pub const MAX_DEPTH: usize = 64;
 /// Most bytes of file content a snapshot may hold (1 GiB).
 pub const MAX_BYTES: u64 = 1 << 30;
 
@@ -54,32 +57,43 @@ fn write_tree(repo: &Repository, commit: Oid, into: &Path) -> Result<(), SyncErr
         .find_commit(commit)
         .and_then(|c| c.tree())
         .map_err(|e| SyncError::Repository(format!("reading commit {commit}: {}", e.message())))?;
-    let mut files = 0usize;
+    let mut entries = 0usize;
     let mut bytes = 0u64;
     let mut failure: Option<SyncError> = None;
     tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
         let step = (|| {
-            let Ok(name) = entry.name() else {
+            use std::os::unix::ffi::OsStrExt;
+            // Names are bytes in git; any but these are kept as they are (Latin-1 too).
+            let name = entry.name_bytes();
+            let shown = String::from_utf8_lossy(name);
+            let rel_shown = format!("{parent}{shown}");
+            if name.is_empty()
+                || name == b"."
+                || name == b".."
+                || name.iter().any(|b| matches!(b, b'/' | b'\\' | 0))
+            {
                 return Err(SyncError::Content(format!(
-                    "{parent}: a file name that is not UTF-8"
+                    "`{rel_shown}`: not a plain file name"
                 )));
-            };
-            let rel = format!("{parent}{name}");
-            if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
-                return Err(SyncError::Content(format!("{rel}: not a plain file name")));
             }
-            let path = into.join(&rel);
+            entries += 1;
+            if entries > MAX_ENTRIES {
+                return Err(SyncError::Content(format!(
+                    "the commit has more than {MAX_ENTRIES} files and folders"
+                )));
+            }
+            if parent.matches('/').count() >= MAX_DEPTH {
+                return Err(SyncError::Content(format!(
+                    "`{rel_shown}`: folders nested deeper than {MAX_DEPTH}"
+                )));
+            }
+            let path = into.join(parent).join(std::ffi::OsStr::from_bytes(name));
+            let rel = rel_shown;
             match entry.kind() {
                 Some(ObjectType::Tree) => {
                     fs::create_dir(&path).map_err(|e| SyncError::write(&path, e))?;
                 }
                 Some(ObjectType::Blob) => {
-                    files += 1;
-                    if files > MAX_FILES {
-                        return Err(SyncError::Content(format!(
-                            "the commit has more than {MAX_FILES} files"
-                        )));
-                    }
                     let blob = repo
                         .find_blob(entry.id())
                         .map_err(|e| SyncError::Repository(format!("{rel}: {}", e.message())))?;

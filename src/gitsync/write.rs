@@ -28,13 +28,7 @@ pub(super) fn fetch_and_write(
     let tip = fetch::fetch(&mirror, session)?;
     let sha = tip.commit.to_string();
     let dir = snapshot::materialize(&mirror, tip.commit, snapshots)?;
-    if !spec.subdir.is_empty() && !dir.join(&spec.subdir).is_dir() {
-        return Err(SyncError::Content(format!(
-            "commit {} has no folder `{}` (PIPELINES_SUBDIR)",
-            &sha[..12.min(sha.len())],
-            spec.subdir
-        )));
-    }
+    check_subdir_inside(&dir, &spec.subdir, &sha)?;
     let ids = (
         old.as_deref()
             .map(|o| snapshot::folder_ids(&mirror, o, &spec.subdir))
@@ -42,4 +36,29 @@ pub(super) fn fetch_and_write(
         snapshot::folder_ids(&mirror, &sha, &spec.subdir),
     );
     Ok((tip, sha, dir, old, ids))
+}
+
+/// `PIPELINES_SUBDIR` must be real folders of the snapshot all the way down: a
+/// symlink among them (pushed to the repository) would make the server serve, and
+/// runs mount, whatever folder of the host it points to.
+fn check_subdir_inside(snapshot: &Path, subdir: &str, sha: &str) -> Result<(), SyncError> {
+    let short = &sha[..12.min(sha.len())];
+    let mut path = snapshot.to_path_buf();
+    for part in subdir.split('/').filter(|p| !p.is_empty()) {
+        path.push(part);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(SyncError::Content(format!(
+                    "commit {short}: `{subdir}` (PIPELINES_SUBDIR) goes through a symlink, `{part}`; it must be a folder of the repository"
+                )));
+            }
+            Ok(m) if m.is_dir() => {}
+            _ => {
+                return Err(SyncError::Content(format!(
+                    "commit {short} has no folder `{subdir}` (PIPELINES_SUBDIR)"
+                )));
+            }
+        }
+    }
+    Ok(())
 }

@@ -154,15 +154,20 @@ async fn sync_now(State(state): State<AppState>, headers: HeaderMap) -> Result<R
             "git sync is not configured: set GIT_REPO_URL".into(),
         ));
     };
-    let (notice, ok) = match sync.sync("manual").await {
-        SyncOutcome::AlreadyRunning => ("A sync is already running.".to_string(), true),
-        SyncOutcome::Done(e) if e.success && e.old_commit == e.new_commit => {
+    let wait = super::api::sync_wait(&state);
+    let (notice, ok) = match sync.sync_detached("manual", wait).await {
+        None => (
+            "The sync takes a while: it continues in the background.".to_string(),
+            true,
+        ),
+        Some(SyncOutcome::AlreadyRunning) => ("A sync is already running.".to_string(), true),
+        Some(SyncOutcome::Done(e)) if e.success && e.old_commit == e.new_commit => {
             ("Already up to date.".to_string(), true)
         }
-        SyncOutcome::Done(e) if e.success => {
+        Some(SyncOutcome::Done(e)) if e.success => {
             (format!("Synced {}.", short(e.new_commit.as_deref())), true)
         }
-        SyncOutcome::Done(e) => (e.error.clone().unwrap_or_default(), false),
+        Some(SyncOutcome::Done(e)) => (e.error.clone().unwrap_or_default(), false),
     };
     if !is_htmx(&headers) {
         return Ok(Redirect::to("/sync").into_response());

@@ -13,6 +13,7 @@ mod system;
 pub mod webhooks;
 
 use run_json::{RunJson, run_json, run_list_response};
+pub(super) use sync::sync_wait;
 
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request};

@@ -36,9 +36,29 @@ pub(in crate::web) fn configured(state: &AppState) -> Result<&std::sync::Arc<Git
     })
 }
 
+/// How long a sync request waits for its sync: within the request timeout.
+pub(in crate::web) fn sync_wait(state: &AppState) -> std::time::Duration {
+    let timeout = state.config.http.request_timeout;
+    timeout
+        .saturating_sub(std::time::Duration::from_secs(2))
+        .max(std::time::Duration::from_secs(1))
+}
+
 async fn start_sync(State(state): State<AppState>) -> Result<Response, ApiError> {
     let sync = configured(&state)?;
-    match sync.sync("manual").await {
+    let Some(outcome) = sync.sync_detached("manual", sync_wait(&state)).await else {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "success": false,
+                "already_running": false,
+                "running": true,
+                "message": "the sync takes a while and continues in the background; GET /api/sync/status tells when it ends",
+            })),
+        )
+            .into_response());
+    };
+    match outcome {
         SyncOutcome::AlreadyRunning => Ok((
             StatusCode::ACCEPTED,
             Json(json!({
