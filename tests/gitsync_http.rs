@@ -286,3 +286,237 @@ async fn a_redirect_to_another_host_never_gets_the_token() {
     );
     app.stop().await;
 }
+
+/// A stand-in of GitHub's installation-token endpoint: checks the app JWT with the
+/// app's public key (RS256, issuer = the app id), then issues a token that the git
+/// server accepts from then on. `lifetime` is how long each token is said to live.
+async fn start_token_endpoint(
+    public_pem: String,
+    app_id: &'static str,
+    installation: &'static str,
+    accepted: Arc<Mutex<String>>,
+    lifetime: chrono::Duration,
+) -> (String, Arc<Mutex<u32>>) {
+    let issued = Arc::new(Mutex::new(0u32));
+    let count = issued.clone();
+    let route = format!("/app/installations/{installation}/access_tokens");
+    let app = axum::Router::new().route(
+        &route,
+        axum::routing::post(move |headers: HeaderMap| {
+            let (public_pem, accepted, count) =
+                (public_pem.clone(), accepted.clone(), count.clone());
+            async move {
+                let jwt = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .unwrap_or_default()
+                    .to_string();
+                let key = jsonwebtoken::DecodingKey::from_rsa_pem(public_pem.as_bytes())
+                    .expect("public key");
+                let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+                validation.set_issuer(&[app_id]);
+                validation.set_required_spec_claims(&["exp", "iat", "iss"]);
+                if jsonwebtoken::decode::<serde_json::Value>(&jwt, &key, &validation).is_err() {
+                    return (
+                        StatusCode::UNAUTHORIZED,
+                        axum::Json(
+                            serde_json::json!({"message": "A JSON web token could not be decoded"}),
+                        ),
+                    );
+                }
+                let n = {
+                    let mut c = count.lock().expect("lock");
+                    *c += 1;
+                    *c
+                };
+                let token = format!("ghs_issued_{n}_{}", uuid_like());
+                *accepted.lock().expect("lock") = token.clone();
+                let expires_at = chrono::Utc::now() + lifetime;
+                (
+                    StatusCode::CREATED,
+                    axum::Json(serde_json::json!({"token": token, "expires_at": expires_at})),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), issued)
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    )
+}
+
+fn rsa_key_pair(dir: &Path) -> (String, String) {
+    let private = dir.join("app.pem");
+    let out = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&private)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let public = Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&private)
+        .output()
+        .expect("openssl runs");
+    assert!(public.status.success());
+    (
+        std::fs::read_to_string(&private).expect("private key"),
+        String::from_utf8_lossy(&public.stdout).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_app_tokens_are_issued_used_and_renewed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repos = dir.path().join("repos");
+    std::fs::create_dir_all(repos.join("app.git")).expect("mkdir");
+    git(&repos.join("app.git"), &["init", "-q", "--bare"]);
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    git(&work, &["init", "-q"]);
+    git(
+        &work,
+        &[
+            "remote",
+            "add",
+            "origin",
+            &repos.join("app.git").display().to_string(),
+        ],
+    );
+    let first = push(&work, &[("p/main.py", "print(1)\n")], "one");
+    let (private, public) = rsa_key_pair(dir.path());
+    let public_again = public.clone();
+    // The git server accepts no token until the endpoint issues one.
+    let (git_base, accepted) = start_git_server(&repos, "nothing-issued-yet").await;
+    // Tokens said to expire in 4 minutes: inside the 5-minute margin, so each use renews.
+    let (api, issued) = start_token_endpoint(
+        public,
+        "4242",
+        "77",
+        accepted.clone(),
+        chrono::Duration::minutes(4),
+    )
+    .await;
+    let url = format!("{git_base}/app.git");
+    let app = TestApp::start_with(
+        &[],
+        &[
+            ("GIT_REPO_URL", &url),
+            ("GITHUB_APP_ID", "4242"),
+            ("GITHUB_APP_PRIVATE_KEY", &private),
+            ("GITHUB_APP_INSTALLATION_ID", "77"),
+            ("GITHUB_API_URL", &api),
+        ],
+    )
+    .await;
+    let status = app.wait_sync_done().await;
+    assert_eq!(status["commit"], first.as_str(), "{status}");
+    assert_eq!(*issued.lock().expect("lock"), 1);
+    let second = push(&work, &[("p/main.py", "print(2)\n")], "two");
+    let (code, synced) = app.post_json("/api/sync", "").await;
+    assert_eq!(code, 200, "{synced}");
+    assert_eq!(synced["new_commit"], second.as_str());
+    assert_eq!(
+        *issued.lock().expect("lock"),
+        2,
+        "a token near its expiry is renewed"
+    );
+    let issued_token = accepted.lock().expect("lock").clone();
+    for path in ["/api/sync/status", "/api/sync/logs", "/sync"] {
+        let (_, text) = app.get_text(path).await;
+        assert!(
+            !text.contains(&issued_token),
+            "{path} shows the installation token"
+        );
+    }
+    app.stop().await;
+
+    // A long-lived token is reused, not asked for at every sync.
+    let (api, issued) = start_token_endpoint(
+        public_again,
+        "4242",
+        "77",
+        accepted.clone(),
+        chrono::Duration::hours(1),
+    )
+    .await;
+    let env = |api: &str| {
+        vec![
+            ("GIT_REPO_URL".to_string(), url.clone()),
+            ("GITHUB_APP_ID".to_string(), "4242".to_string()),
+            ("GITHUB_APP_PRIVATE_KEY".to_string(), private.clone()),
+            ("GITHUB_APP_INSTALLATION_ID".to_string(), "77".to_string()),
+            ("GITHUB_API_URL".to_string(), api.to_string()),
+        ]
+    };
+    let vars = env(&api);
+    let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let app = TestApp::start_with(&[], &refs).await;
+    assert_eq!(app.wait_sync_done().await["last_sync_ok"], true);
+    push(&work, &[("p/main.py", "print(3)\n")], "three");
+    let (code, synced) = app.post_json("/api/sync", "").await;
+    assert_eq!(code, 200, "{synced}");
+    assert_eq!(
+        *issued.lock().expect("lock"),
+        1,
+        "the first token still had an hour"
+    );
+    app.stop().await;
+
+    // Another app's key: the endpoint refuses the JWT, and the sync says so.
+    let (api, issued) = start_token_endpoint(
+        rsa_key_pair(dir.path()).1,
+        "4242",
+        "77",
+        accepted.clone(),
+        chrono::Duration::hours(1),
+    )
+    .await;
+    let app = TestApp::start_with(
+        &[],
+        &[
+            ("GIT_REPO_URL", &url),
+            ("GITHUB_APP_ID", "4242"),
+            ("GITHUB_APP_PRIVATE_KEY", &private),
+            ("GITHUB_APP_INSTALLATION_ID", "77"),
+            ("GITHUB_API_URL", &api),
+        ],
+    )
+    .await;
+    let status = app.wait_sync_done().await;
+    assert_eq!(
+        status["last_sync_ok"], false,
+        "a key the endpoint does not know: {status}"
+    );
+    let error = status["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("GitHub refused") && error.contains("401"),
+        "{error}"
+    );
+    assert_eq!(*issued.lock().expect("lock"), 0);
+    app.stop().await;
+}

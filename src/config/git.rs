@@ -35,6 +35,13 @@ pub struct GitEnv {
     pub webhook_secret: Option<SecretString>,
     /// `UV_PRE_HEAT` (default on): warm changed requirements after a sync.
     pub uv_pre_heat: bool,
+    /// `GITHUB_APP_ID`, `GITHUB_APP_PRIVATE_KEY` (PEM), `GITHUB_APP_INSTALLATION_ID`:
+    /// authenticate as a GitHub App installation instead of a token or key.
+    pub github_app_id: Option<String>,
+    pub github_app_private_key: Option<SecretString>,
+    pub github_app_installation_id: Option<String>,
+    /// `GITHUB_API_URL` (GitHub Enterprise); GitHub's API by default.
+    pub github_api_url: Option<String>,
 }
 
 impl GitEnv {
@@ -86,6 +93,10 @@ impl GitEnv {
             auto_sync_interval,
             webhook_secret: secret("GIT_WEBHOOK_SECRET"),
             uv_pre_heat,
+            github_app_id: get("GITHUB_APP_ID"),
+            github_app_private_key: secret("GITHUB_APP_PRIVATE_KEY"),
+            github_app_installation_id: get("GITHUB_APP_INSTALLATION_ID"),
+            github_api_url: get("GITHUB_API_URL"),
         })
     }
 }

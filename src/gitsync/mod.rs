@@ -8,6 +8,7 @@ mod auto;
 mod changes;
 mod error;
 mod fetch;
+pub mod github_app;
 pub mod host_keys;
 pub mod remote;
 mod setup;
@@ -367,7 +368,7 @@ impl GitSync {
         &self,
         old: Option<&str>,
     ) -> Result<(ActiveCommit, (FolderIds, FolderIds)), SyncError> {
-        let spec = self.spec.clone();
+        let spec = self.spec.with_fresh_token().await?;
         let git_dir = self.git_dir.clone();
         let snapshots = self.snapshots_dir();
         let old = old.map(str::to_string);

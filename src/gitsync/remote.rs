@@ -14,6 +14,9 @@ pub enum Credentials {
     Token(SecretString),
     /// An OpenSSH private key.
     SshKey(SecretString),
+    /// A GitHub App installation: its tokens are fetched (and renewed) before each
+    /// connection and then used as [`Credentials::Token`].
+    GitHubApp(std::sync::Arc<super::github_app::GitHubApp>),
 }
 
 /// A remote, checked.
@@ -73,6 +76,17 @@ impl RemoteSpec {
     pub fn is_ssh(&self) -> bool {
         let url = self.url.expose();
         url.starts_with("ssh://") || url.starts_with("git@")
+    }
+
+    /// This spec with a GitHub App's current installation token in place of the app.
+    pub async fn with_fresh_token(&self) -> Result<Self, SyncError> {
+        match &self.credentials {
+            Credentials::GitHubApp(app) => Ok(Self {
+                credentials: Credentials::Token(app.token().await?),
+                ..self.clone()
+            }),
+            _ => Ok(self.clone()),
+        }
     }
 
     /// The SSH host the URL names (`ssh://user@host:port/…`, `git@host:path`).

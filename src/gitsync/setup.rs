@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::github_app::GitHubApp;
 use super::{Credentials, GitSync, RemoteSpec, SyncError};
 use crate::db::Pool;
 use crate::pipelines::PipelineRegistry;
@@ -17,15 +18,35 @@ pub fn from_config(
     let Some(url) = &git.repo_url else {
         return Ok(None);
     };
-    let credentials = match (&git.token, &git.deploy_key) {
-        (Some(_), Some(_)) => {
+    let app = match (
+        &git.github_app_id,
+        &git.github_app_private_key,
+        &git.github_app_installation_id,
+    ) {
+        (None, None, None) => None,
+        (Some(id), Some(key), Some(installation)) => Some(Arc::new(GitHubApp::new(
+            id,
+            key,
+            installation,
+            git.github_api_url.as_deref(),
+        )?)),
+        _ => {
             return Err(SyncError::Config(
-                "set GIT_SYNC_TOKEN (HTTPS) or GIT_SYNC_DEPLOY_KEY (SSH), not both".into(),
+                "a GitHub App needs all of GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID".into(),
             ));
         }
-        (Some(token), None) => Credentials::Token(token.clone()),
-        (None, Some(key)) => Credentials::SshKey(key.clone()),
-        (None, None) => Credentials::None,
+    };
+    let given = [git.token.is_some(), git.deploy_key.is_some(), app.is_some()];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(SyncError::Config(
+            "set one of GIT_SYNC_TOKEN (HTTPS), GIT_SYNC_DEPLOY_KEY (SSH) or a GitHub App, not several".into(),
+        ));
+    }
+    let credentials = match (&git.token, &git.deploy_key, app) {
+        (Some(token), _, _) => Credentials::Token(token.clone()),
+        (_, Some(key), _) => Credentials::SshKey(key.clone()),
+        (_, _, Some(app)) => Credentials::GitHubApp(app),
+        (None, None, None) => Credentials::None,
     };
     let spec = RemoteSpec::new(
         url.expose(),

@@ -13,7 +13,7 @@ impl GitSync {
     }
 
     async fn list_branches(&self, policy: HostKeyPolicy) -> Result<Vec<String>, SyncError> {
-        let spec = self.spec.clone();
+        let spec = self.spec.with_fresh_token().await?;
         let pin = matches!(policy, HostKeyPolicy::Pinned(None));
         let (listed, presented) = tokio::task::spawn_blocking(move || {
             let session = fetch::Session::new(&spec, &policy);
