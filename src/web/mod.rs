@@ -9,6 +9,7 @@ mod log_stream;
 mod metrics_stream;
 mod pipeline_facts;
 mod pipeline_list;
+mod pipeline_list_page;
 mod pipeline_pages;
 #[cfg(test)]
 mod render_properties;
@@ -70,6 +71,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let [x_frame, csp, nosniff, referrer] = crate::auth::security_headers();
     Router::new()
+        .merge(pipeline_list_page::router())
         .merge(pipeline_pages::router())
         .merge(run_pages::router())
         .merge(scheduler_pages::router())

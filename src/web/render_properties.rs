@@ -10,7 +10,8 @@ use askama::Template;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
-use super::pipeline_pages::{ListFragment, ListView, detail_view};
+use super::pipeline_list_page::{ListFragment, ListView};
+use super::pipeline_pages::detail_view;
 use super::views::PipelineRow;
 use crate::config::Config;
 use crate::pipelines::metadata::parse_metadata;
