@@ -429,43 +429,14 @@ async fn hostile_commits_are_refused_and_the_snapshot_stays() {
 
     // A few hundred bytes of trees that name 90 300 folders.
     let empty = git(&repo, &["hash-object", "-t", "tree", "-w", "/dev/null"]);
-    let mktree = |child: &str| {
-        let listing: String = (0..300)
+    let folders_of = |child: &str| -> String {
+        (0..300)
             .map(|i| format!("040000 tree {child}\td{i}\n"))
-            .collect();
-        let mut cmd = std::process::Command::new("git");
-        cmd.arg("mktree").current_dir(&repo);
-        cmd.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped());
-        let mut child_proc = cmd.spawn().expect("git mktree");
-        use std::io::Write;
-        child_proc
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(listing.as_bytes())
-            .expect("write");
-        let out = child_proc.wait_with_output().expect("mktree output");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+            .collect()
     };
-    let level1 = mktree(&empty);
-    let level2 = mktree(&level1);
-    let top = {
-        let mut cmd = std::process::Command::new("git");
-        cmd.arg("mktree").current_dir(&repo);
-        cmd.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped());
-        let mut p = cmd.spawn().expect("git mktree");
-        use std::io::Write;
-        p.stdin
-            .take()
-            .expect("stdin")
-            .write_all(format!("040000 tree {level2}\tpipelines\n").as_bytes())
-            .expect("write");
-        String::from_utf8_lossy(&p.wait_with_output().expect("out").stdout)
-            .trim()
-            .to_string()
-    };
+    let level1 = mktree(&repo, &folders_of(&empty));
+    let level2 = mktree(&repo, &folders_of(&level1));
+    let top = mktree(&repo, &format!("040000 tree {level2}\tpipelines\n"));
     let bomb = git(&repo, &["commit-tree", &top, "-p", "HEAD", "-m", "bomb"]);
     git(&repo, &["update-ref", "refs/heads/main", &bomb]);
     let (code, refused) = app.post_json("/api/sync", "").await;
@@ -486,4 +457,25 @@ async fn hostile_commits_are_refused_and_the_snapshot_stays() {
     .count();
     assert_eq!(snapshots, 1, "nothing but the serving snapshot is left");
     app.stop().await;
+}
+
+/// `git mktree` of `listing` (its `ls-tree` lines); the new tree's id.
+fn mktree(repo: &std::path::Path, listing: &str) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut p = Command::new("git")
+        .arg("mktree")
+        .current_dir(repo)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("git mktree");
+    p.stdin
+        .take()
+        .expect("stdin")
+        .write_all(listing.as_bytes())
+        .expect("write");
+    let out = p.wait_with_output().expect("mktree output");
+    assert!(out.status.success(), "git mktree failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use base64::Engine;
 use common::TestApp;
-use common::git_repo::git;
+use common::git_repo::{bare_with_work_tree, push};
 
 #[derive(Clone)]
 struct GitServer {
@@ -122,33 +122,11 @@ async fn start_git_server(root: &Path, token: &str) -> (String, Arc<Mutex<String
     (format!("http://{addr}"), token)
 }
 
-fn push(work: &Path, files: &[(&str, &str)], message: &str) -> String {
-    common::write_files(work, files);
-    git(work, &["add", "-A"]);
-    git(work, &["commit", "-q", "-m", message]);
-    git(work, &["push", "-q", "origin", "main"]);
-    git(work, &["rev-parse", "HEAD"])
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_token_sync_and_a_refused_token_keeps_the_snapshot() {
     common::require_docker().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let repos = dir.path().join("repos");
-    std::fs::create_dir_all(repos.join("team.git")).expect("mkdir");
-    git(&repos.join("team.git"), &["init", "-q", "--bare"]);
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(&work).expect("mkdir");
-    git(&work, &["init", "-q"]);
-    git(
-        &work,
-        &[
-            "remote",
-            "add",
-            "origin",
-            &repos.join("team.git").display().to_string(),
-        ],
-    );
+    let (repos, work) = bare_with_work_tree(dir.path(), "team.git");
     let first = push(&work, &[("etl/main.py", "print('one')\n")], "one");
 
     let token = "ghs_test_token_0123456789";
@@ -199,21 +177,7 @@ async fn https_token_sync_and_a_refused_token_keeps_the_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_in_the_url_are_used_but_never_shown() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let repos = dir.path().join("repos");
-    std::fs::create_dir_all(repos.join("r.git")).expect("mkdir");
-    git(&repos.join("r.git"), &["init", "-q", "--bare"]);
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(&work).expect("mkdir");
-    git(&work, &["init", "-q"]);
-    git(
-        &work,
-        &[
-            "remote",
-            "add",
-            "origin",
-            &repos.join("r.git").display().to_string(),
-        ],
-    );
+    let (repos, work) = bare_with_work_tree(dir.path(), "r.git");
     let sha = push(&work, &[("p/main.py", "print(1)\n")], "init");
     let token = "url_embedded_secret_42";
     let (base, _) = start_git_server(&repos, token).await;
@@ -392,21 +356,7 @@ fn rsa_key_pair(dir: &Path) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn github_app_tokens_are_issued_used_and_renewed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let repos = dir.path().join("repos");
-    std::fs::create_dir_all(repos.join("app.git")).expect("mkdir");
-    git(&repos.join("app.git"), &["init", "-q", "--bare"]);
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(&work).expect("mkdir");
-    git(&work, &["init", "-q"]);
-    git(
-        &work,
-        &[
-            "remote",
-            "add",
-            "origin",
-            &repos.join("app.git").display().to_string(),
-        ],
-    );
+    let (repos, work) = bare_with_work_tree(dir.path(), "app.git");
     let first = push(&work, &[("p/main.py", "print(1)\n")], "one");
     let (private, public) = rsa_key_pair(dir.path());
     let public_again = public.clone();

@@ -33,3 +33,27 @@ pub fn commit_files(repo: &Path, files: &[(&str, &str)], message: &str) -> Strin
     git(repo, &["commit", "-q", "-m", message]);
     git(repo, &["rev-parse", "HEAD"])
 }
+
+/// A bare repository `<dir>/repos/<name>` and a work tree `<dir>/work-<name>` whose
+/// `origin` it is; returns (repos folder, work tree).
+pub fn bare_with_work_tree(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let repos = dir.join("repos");
+    let bare = repos.join(name);
+    std::fs::create_dir_all(&bare).expect("mkdir bare");
+    git(&bare, &["init", "-q", "--bare"]);
+    let work = dir.join(format!("work-{name}"));
+    std::fs::create_dir_all(&work).expect("mkdir work");
+    git(&work, &["init", "-q"]);
+    git(
+        &work,
+        &["remote", "add", "origin", &bare.display().to_string()],
+    );
+    (repos, work)
+}
+
+/// Writes `files`, commits them as `message`, pushes `main`; returns the commit's sha.
+pub fn push(work: &Path, files: &[(&str, &str)], message: &str) -> String {
+    let sha = commit_files(work, files, message);
+    git(work, &["push", "-q", "origin", "main"]);
+    sha
+}
