@@ -363,6 +363,30 @@ async fn auto_sync_settings_are_stored_and_the_environment_wins() {
         let resp = put(bad).await.expect("PUT");
         assert_eq!(resp.status().as_u16(), 400, "{bad}");
     }
+    // The Sync page's form does the same (a checkbox left out means off).
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(app.url("/sync/settings"))
+        .form(&[("auto_sync_interval", "300")])
+        .send()
+        .await
+        .expect("POST form");
+    assert_eq!(resp.status().as_u16(), 303);
+    let (_, s) = app.get_json("/api/sync/settings").await;
+    assert_eq!(s["auto_sync_enabled"], false, "{s}");
+    assert_eq!(s["auto_sync_interval"], 300);
+    let (_, page) = app.get_text("/sync").await;
+    assert!(
+        page.contains("name=\"auto_sync_interval\"") && page.contains("value=\"300\""),
+        "{page}"
+    );
+    let resp = put(r#"{"auto_sync_enabled": true, "auto_sync_interval": 120}"#)
+        .await
+        .expect("PUT");
+    assert_eq!(resp.status().as_u16(), 200);
+
     // Stored: a restart keeps them.
     app.stop_only().await;
     app.start_again().await;

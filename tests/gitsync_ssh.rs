@@ -161,6 +161,11 @@ async fn deploy_key_sync_with_pinned_and_known_host_keys() {
         "{key}"
     );
     assert_eq!(key["matches"], true);
+    let (_, page) = app.get_text("/sync").await;
+    assert!(
+        page.contains("Pinned on first use") && page.contains(&pinned_a),
+        "{page}"
+    );
 
     let second = commit(&[("job/main.py", "print('second')\n")], "second");
     let (code, synced) = app.post_json("/api/sync", "").await;

@@ -5,21 +5,25 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Form, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use serde::Deserialize;
 
 use super::views::fmt_time;
 use super::{AppError, AppState, is_htmx};
 use crate::db::{self, gitsync::SyncLogEntry};
-use crate::gitsync::{SyncOutcome, SyncStatus};
+use crate::gitsync::host_keys::HostKeyPolicy;
+use crate::gitsync::{AutoSync, AutoSyncChange, SyncOutcome, SyncStatus};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/sync", get(page).post(sync_now))
         .route("/fragments/sync", get(fragment))
         .route("/sync/test", post(test_connection))
+        .route("/sync/settings", post(save_settings))
+        .route("/sync/host-key/reset", post(reset_host_key))
 }
 
 /// A log entry as the table shows it.
@@ -74,6 +78,10 @@ struct SyncView {
     logs: Vec<LogRow>,
     /// (pipeline, state, detail) of each dependency warm-up.
     preheat: Vec<(String, String, String)>,
+    /// Auto-sync as in force.
+    auto: AutoSync,
+    /// The SSH host key check: (host, "known_hosts" or "pinned", fingerprints expected).
+    host_key: Option<(String, &'static str, Vec<String>)>,
     /// The result of the button just pressed, if any.
     notice: String,
     notice_ok: bool,
@@ -113,6 +121,12 @@ async fn view(state: &AppState, notice: String, notice_ok: bool) -> Result<SyncV
             .as_ref()
             .map(fmt_time)
             .unwrap_or_default(),
+        auto: state
+            .gitsync
+            .as_ref()
+            .map(|s| s.auto_sync_settings())
+            .unwrap_or_default(),
+        host_key: host_key_panel(state).await,
         status,
         logs: logs.iter().map(LogRow::new).collect(),
         preheat: state
@@ -133,6 +147,116 @@ async fn view(state: &AppState, notice: String, notice_ok: bool) -> Result<SyncV
         notice,
         notice_ok,
     })
+}
+
+/// The SSH host key panel's facts (no connection is made for the page).
+async fn host_key_panel(state: &AppState) -> Option<(String, &'static str, Vec<String>)> {
+    let sync = state.gitsync.as_ref()?;
+    let host = sync.spec().ssh_host()?;
+    let (mode, keys) = match sync.host_key_policy().await.ok()? {
+        HostKeyPolicy::Known(keys) => ("known_hosts", keys),
+        HostKeyPolicy::Pinned(pin) => ("pinned", pin.into_iter().collect()),
+    };
+    let shown = keys
+        .iter()
+        .map(|k| format!("{} {}", k.key_type, k.fingerprint()))
+        .collect();
+    Some((host, mode, shown))
+}
+
+/// The settings form: `auto_sync_enabled` (a checkbox) and `auto_sync_interval`.
+#[derive(Deserialize)]
+struct SettingsForm {
+    auto_sync_enabled: Option<String>,
+    auto_sync_interval: Option<String>,
+}
+
+async fn save_settings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<SettingsForm>,
+) -> Result<Response, AppError> {
+    let sync = configured(&state)?;
+    let interval = match form
+        .auto_sync_interval
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        None => None,
+        Some(v) => Some(v.parse::<u64>().map_err(|_| {
+            AppError::BadRequest(format!(
+                "the interval must be a number of seconds, not `{}`",
+                crate::pipelines::fields::shown(v)
+            ))
+        })?),
+    };
+    let current = sync.auto_sync_settings();
+    let change = AutoSyncChange {
+        auto_sync_enabled: (!current.enabled_from_env).then(|| form.auto_sync_enabled.is_some()),
+        auto_sync_interval: interval.filter(|_| !current.interval_from_env),
+    };
+    let (notice, ok) = match sync.change_auto_sync(change).await {
+        Ok(_) => ("Settings saved; in force now.".to_string(), true),
+        Err(e) => (e.to_string(), false),
+    };
+    respond(&state, &headers, notice, ok).await
+}
+
+#[derive(Deserialize)]
+struct ResetForm {
+    confirm_text: String,
+}
+
+/// Resets the pinned host key when the repository URL is typed exactly.
+async fn reset_host_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<ResetForm>,
+) -> Result<Response, AppError> {
+    let sync = configured(&state)?;
+    let (notice, ok) = if form.confirm_text.trim() != sync.spec().shown_url {
+        (
+            "Type the repository URL exactly as shown to reset the host key.".to_string(),
+            false,
+        )
+    } else {
+        match sync.reset_host_key().await {
+            Ok((old, new)) => (
+                format!(
+                    "Host key reset: {} → {}.",
+                    old.unwrap_or_else(|| "none".into()),
+                    new.unwrap_or_else(|| "pinned at the next sync".into())
+                ),
+                true,
+            ),
+            Err(e) => (e.to_string(), false),
+        }
+    };
+    respond(&state, &headers, notice, ok).await
+}
+
+fn configured(state: &AppState) -> Result<std::sync::Arc<crate::gitsync::GitSync>, AppError> {
+    state
+        .gitsync
+        .clone()
+        .ok_or_else(|| AppError::BadRequest("git sync is not configured: set GIT_REPO_URL".into()))
+}
+
+/// The fragment with `notice` under htmx; a redirect back to the page otherwise.
+async fn respond(
+    state: &AppState,
+    headers: &HeaderMap,
+    notice: String,
+    ok: bool,
+) -> Result<Response, AppError> {
+    if !is_htmx(headers) {
+        return Ok(Redirect::to("/sync").into_response());
+    }
+    Ok(SyncFragment {
+        view: view(state, notice, ok).await?,
+    }
+    .into_response())
 }
 
 async fn page(State(state): State<AppState>) -> Result<SyncPage, AppError> {
