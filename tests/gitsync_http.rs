@@ -372,17 +372,7 @@ async fn github_app_tokens_are_issued_used_and_renewed() {
     )
     .await;
     let url = format!("{git_base}/app.git");
-    let app = TestApp::start_with(
-        &[],
-        &[
-            ("GIT_REPO_URL", &url),
-            ("GITHUB_APP_ID", "4242"),
-            ("GITHUB_APP_PRIVATE_KEY", &private),
-            ("GITHUB_APP_INSTALLATION_ID", "77"),
-            ("GITHUB_API_URL", &api),
-        ],
-    )
-    .await;
+    let app = start_as_github_app(&url, &private, &api).await;
     let status = app.wait_sync_done().await;
     assert_eq!(status["commit"], first.as_str(), "{status}");
     assert_eq!(*issued.lock().expect("lock"), 1);
@@ -414,18 +404,7 @@ async fn github_app_tokens_are_issued_used_and_renewed() {
         chrono::Duration::hours(1),
     )
     .await;
-    let env = |api: &str| {
-        vec![
-            ("GIT_REPO_URL".to_string(), url.clone()),
-            ("GITHUB_APP_ID".to_string(), "4242".to_string()),
-            ("GITHUB_APP_PRIVATE_KEY".to_string(), private.clone()),
-            ("GITHUB_APP_INSTALLATION_ID".to_string(), "77".to_string()),
-            ("GITHUB_API_URL".to_string(), api.to_string()),
-        ]
-    };
-    let vars = env(&api);
-    let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let app = TestApp::start_with(&[], &refs).await;
+    let app = start_as_github_app(&url, &private, &api).await;
     assert_eq!(app.wait_sync_done().await["last_sync_ok"], true);
     push(&work, &[("p/main.py", "print(3)\n")], "three");
     let (code, synced) = app.post_json("/api/sync", "").await;
@@ -446,17 +425,7 @@ async fn github_app_tokens_are_issued_used_and_renewed() {
         chrono::Duration::hours(1),
     )
     .await;
-    let app = TestApp::start_with(
-        &[],
-        &[
-            ("GIT_REPO_URL", &url),
-            ("GITHUB_APP_ID", "4242"),
-            ("GITHUB_APP_PRIVATE_KEY", &private),
-            ("GITHUB_APP_INSTALLATION_ID", "77"),
-            ("GITHUB_API_URL", &api),
-        ],
-    )
-    .await;
+    let app = start_as_github_app(&url, &private, &api).await;
     let status = app.wait_sync_done().await;
     assert_eq!(
         status["last_sync_ok"], false,
@@ -469,4 +438,19 @@ async fn github_app_tokens_are_issued_used_and_renewed() {
     );
     assert_eq!(*issued.lock().expect("lock"), 0);
     app.stop().await;
+}
+
+/// A server syncing `url` as GitHub App 4242, installation 77, via the token endpoint `api`.
+async fn start_as_github_app(url: &str, private_key: &str, api: &str) -> TestApp {
+    TestApp::start_with(
+        &[],
+        &[
+            ("GIT_REPO_URL", url),
+            ("GITHUB_APP_ID", "4242"),
+            ("GITHUB_APP_PRIVATE_KEY", private_key),
+            ("GITHUB_APP_INSTALLATION_ID", "77"),
+            ("GITHUB_API_URL", api),
+        ],
+    )
+    .await
 }

@@ -201,11 +201,7 @@ async fn host_key_reset(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let sync = configured(&state)?;
-    let body: ResetBody = serde_json::from_value(body.unwrap_or_default()).map_err(|e| {
-        ApiError(AppError::BadRequest(format!(
-            "expected {{\"confirm_text\": \"<repository URL>\"}}: {e}"
-        )))
-    })?;
+    let body: ResetBody = body_as(body, r#"{"confirm_text": "<repository URL>"}"#)?;
     if body.confirm_text.trim() != sync.spec().shown_url {
         return Err(ApiError(AppError::BadRequest(
             "confirm_text must be the repository URL exactly as the Sync page shows it".into(),
@@ -261,11 +257,10 @@ async fn change_settings(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let sync = configured(&state)?;
-    let change: AutoSyncChange = serde_json::from_value(body.unwrap_or_default()).map_err(|e| {
-        ApiError(AppError::BadRequest(format!(
-            "expected {{\"auto_sync_enabled\": bool, \"auto_sync_interval\": seconds}}: {e}"
-        )))
-    })?;
+    let change: AutoSyncChange = body_as(
+        body,
+        r#"{"auto_sync_enabled": bool, "auto_sync_interval": seconds}"#,
+    )?;
     let updated = sync.change_auto_sync(change).await.map_err(|e| match e {
         crate::gitsync::SyncError::Config(m) if m.contains("environment") => {
             ApiError(AppError::Conflict(m))
@@ -273,4 +268,14 @@ async fn change_settings(
         other => sync_error(other),
     })?;
     Ok(Json(settings_json(updated, Some("saved; in force now"))).into_response())
+}
+
+/// A JSON body as `T` (an absent body as `{}`), or 400 showing the expected `shape`.
+fn body_as<T: serde::de::DeserializeOwned>(
+    body: Option<serde_json::Value>,
+    shape: &str,
+) -> Result<T, ApiError> {
+    let body = body.unwrap_or_else(|| json!({}));
+    serde_json::from_value(body)
+        .map_err(|e| ApiError(AppError::BadRequest(format!("expected {shape}: {e}"))))
 }
