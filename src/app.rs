@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::pipelines::{PipelineRegistry, PipelinesWatch};
+use crate::pipelines::PipelineRegistry;
 use crate::runner::{Runner, RunnerDeps, container_spec, engine};
 use crate::secrets::{KeySource, resolve_encryption_key};
 use crate::web::{self, AppState};
@@ -200,7 +200,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     config
         .prepare_dirs()
         .context("creating DATA_DIR, LOGS_DIR or UV_CACHE_DIR")?;
-    let (_key, source) = resolve_encryption_key(
+    let (key, source) = resolve_encryption_key(
         config.encryption_key.as_ref(),
         &config.data_dir,
         config.is_production(),
@@ -215,6 +215,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         }
         KeySource::Environment => {}
     }
+    let cipher =
+        Arc::new(crate::secrets::Cipher::new(&key).context("ENCRYPTION_KEY is not a Fernet key")?);
     fit_connections_to_open_file_limit(&mut config);
     // Configuration that cannot work is said at start, not discovered at the first run.
     for problem in crate::readiness::directory_problems(&config) {
@@ -258,7 +260,14 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     let stale = crate::db::runs::running(&pool).await?;
     let scheduler =
         crate::scheduler::Scheduler::new(runner.clone(), pool.clone(), registry.clone());
-    let gitsync = crate::gitsync::from_config(&config, pool.clone(), registry.clone(), &runner)?;
+    let deployment = crate::gitsync::Deployment::new(
+        config.clone(),
+        pool.clone(),
+        registry.clone(),
+        runner.clone(),
+        cipher,
+        shutdown.clone(),
+    )?;
     let state = AppState {
         config: config.clone(),
         pool,
@@ -269,7 +278,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         sse_slots: Arc::new(tokio::sync::Semaphore::new(config.http.max_sse_streams)),
         scheduler: scheduler.clone(),
         webhook_limiter: Arc::new(web::api::webhooks::limiter(config.webhook_rate_limit)),
-        gitsync: gitsync.clone(),
+        deployment: deployment.clone(),
     };
     let listener = tokio::net::TcpListener::bind((config.host, config.port))
         .await
@@ -282,19 +291,9 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     }
 
     let mut tasks = JoinSet::new();
-    match &gitsync {
-        // The repository is the source: snapshots never change, so nothing is watched.
-        Some(sync) => {
-            let starting = sync.clone();
-            tasks.spawn(async move { starting.start().await });
-            tasks.spawn(sync.clone().serve_requests(shutdown.clone()));
-            sync.load_auto_sync(&config.git).await;
-            tasks.spawn(sync.clone().run_auto_sync(shutdown.clone()));
-        }
-        None => {
-            tasks.spawn(discover(registry.clone(), shutdown.clone()));
-        }
-    }
+    // The repository or PIPELINES_DIR, switched at runtime when the Sync page
+    // stores another repository configuration.
+    tasks.spawn(deployment.start());
     // Runs and schedules name pipelines: they start once the first scan is in.
     let after_discovery = |work| after_discovery(registry.clone(), shutdown.clone(), work);
     tasks.spawn(after_discovery(Box::pin(runner.clone().recover(stale))));
@@ -326,27 +325,6 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         shutdown,
         tasks,
     })
-}
-
-/// Scans the pipelines, then sets up the watch (which walks every folder) and scans
-/// once more for changes made while it was being set up; then follows changes.
-async fn discover(registry: Arc<PipelineRegistry>, shutdown: CancellationToken) {
-    let snapshot = registry.refresh().await;
-    if let Some(e) = &snapshot.dir_error {
-        tracing::error!("{e}: no pipelines can run until it exists");
-    }
-    let root = registry.root().to_path_buf();
-    let watch = match tokio::task::spawn_blocking(move || PipelinesWatch::start(&root)).await {
-        Ok(watch) => watch,
-        Err(e) => Err(format!("setting up the file watcher failed: {e}")),
-    };
-    match watch {
-        Ok(watch) => {
-            registry.refresh().await;
-            watch.run(registry, shutdown).await;
-        }
-        Err(problem) => registry.set_watch_problem(Some(problem)),
-    }
 }
 
 /// Runs `work` once the first scan is in (not at all if shutdown comes first).

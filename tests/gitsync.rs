@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::TestApp;
-use common::git_repo::{commit_files, git};
+use common::git_repo::{commit_files, git, github_signature};
 
 /// Reads `data.txt` at start, waits for `go` to appear in its folder's parent
 /// (it never does: the folder is read-only), then reads it again after a pause.
@@ -172,19 +172,6 @@ async fn a_first_sync_that_fails_serves_nothing_and_says_why() {
     assert_eq!(code, 200);
     assert_eq!(tested["success"], false, "{tested}");
     app.stop().await;
-}
-
-fn github_signature(secret: &str, body: &str) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(body.as_bytes());
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -454,3 +454,148 @@ async fn start_as_github_app(url: &str, private_key: &str, api: &str) -> TestApp
     )
     .await
 }
+
+/// Every file under `dir` (the SQLite database, its WAL, logs) as bytes.
+fn all_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() && !path.is_symlink() {
+                todo.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                out.push((path, bytes));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_stored_from_the_sync_page_is_encrypted_used_and_never_shown() {
+    common::require_docker().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (repos, work) = bare_with_work_tree(dir.path(), "team.git");
+    let first = push(&work, &[("etl/main.py", "print('stored')\n")], "one");
+    let token = "ghs_stored_token_9876543210";
+    let (base, accepted) = start_git_server(&repos, token).await;
+    let url = format!("{base}/team.git");
+    let app = TestApp::start_with(&[], &[]).await;
+
+    // The Sync page's form, as htmx sends it.
+    let client = reqwest::Client::new();
+    let form = [
+        ("repo_url", url.as_str()),
+        ("branch", "main"),
+        ("pipelines_subdir", ""),
+        ("token", token),
+        ("deploy_key", ""),
+        ("webhook_secret", ""),
+    ];
+    let resp = client
+        .post(app.url("/sync/repo"))
+        .header("HX-Request", "true")
+        .form(&form)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("hx-trigger")
+            .and_then(|v| v.to_str().ok()),
+        Some("sync-changed")
+    );
+    let panel = resp.text().await.expect("text");
+    assert!(panel.contains("Saved; synced"), "{panel}");
+    assert!(panel.contains("set — leave empty to keep it"), "{panel}");
+    assert!(!panel.contains(token));
+    let status = app.wait_sync_done().await;
+    assert_eq!(status["commit"], first.as_str(), "{status}");
+    let (run, log) = app.run_to_end("etl", "{}").await;
+    assert!(log.contains("stored"), "{run}: {log}");
+    let (_, shown) = app.get_json("/api/sync/repo-config").await;
+    assert_eq!(shown["token_set"], true, "{shown}");
+    assert_eq!(shown["credentials"], "token");
+    for path in [
+        "/api/sync/repo-config",
+        "/sync",
+        "/api/sync/status",
+        "/api/sync/logs",
+    ] {
+        let (_, text) = app.get_text(path).await;
+        assert!(!text.contains(token), "{path} shows the token");
+    }
+
+    // Saving again without a token keeps it; the host rotates it and a new one is stored.
+    let (code, saved) = app
+        .post_json(
+            "/api/sync/repo-config",
+            &serde_json::json!({"repo_url": url}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        (code, &saved["synced"]),
+        (200, &serde_json::json!(true)),
+        "{saved}"
+    );
+    *accepted.lock().expect("lock") = "ghs_rotated_token_1111".into();
+    push(&work, &[("etl/main.py", "print('rotated')\n")], "two");
+    let (code, failed) = app.post_json("/api/sync", "").await;
+    assert_eq!(code, 502, "{failed}");
+    let (code, saved) = app
+        .post_json(
+            "/api/sync/repo-config",
+            &serde_json::json!({"repo_url": url, "token": "ghs_rotated_token_1111"}).to_string(),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(saved["synced"], true, "{saved}");
+
+    // On disk the tokens are Fernet tokens that Python's `cryptography` opens with
+    // the server's key; no plaintext anywhere under DATA_DIR.
+    let data_dir = app.state().config.data_dir.clone();
+    let stored = fastflow::db::git_repo_config::get(&app.state().pool)
+        .await
+        .expect("read")
+        .expect("stored");
+    let encrypted = stored.token_encrypted.expect("token stored");
+    let mut app = app;
+    app.stop_only().await;
+    let files = all_bytes(&data_dir);
+    assert!(
+        files
+            .iter()
+            .any(|(p, b)| p.ends_with("fastflow.db") && !b.is_empty()),
+        "the scan reads the database"
+    );
+    for (path, bytes) in files {
+        for secret in [token, "ghs_rotated_token_1111"] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds a token in plain text",
+                path.display()
+            );
+        }
+    }
+    let key = std::fs::read_to_string(data_dir.join("encryption.key")).expect("key file");
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys; from cryptography.fernet import Fernet; print(Fernet(sys.argv[1].encode()).decrypt(sys.argv[2].encode()).decode())",
+            key.trim(),
+            &encrypted,
+        ])
+        .output()
+        .expect("python3 runs (python3-cryptography: bash .ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ghs_rotated_token_1111"
+    );
+}

@@ -262,3 +262,64 @@ async fn deploy_key_sync_with_pinned_and_known_host_keys() {
         app.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_key_generated_by_the_server_syncs_once_it_is_added() {
+    if !Path::new(SSHD).exists() {
+        panic!("{SSHD} is missing: install openssh-server (bash .ci/run does)");
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let host = dir.join("host");
+    keygen(&host);
+    let authorized = dir.join("authorized_keys");
+    std::fs::write(&authorized, "").expect("no key yet");
+    let sshd = Sshd::start(dir, &host, &authorized);
+    let (repos, work) = common::git_repo::bare_with_work_tree(dir, "r.git");
+    let first = common::git_repo::push(&work, &[("job/main.py", "print('keyed')\n")], "first");
+    let url = format!(
+        "ssh://root@127.0.0.1:{}{}",
+        sshd.port,
+        repos.join("r.git").display()
+    );
+
+    let app = TestApp::start_with(&[("local/main.py", "print(0)\n")], &[]).await;
+    let (code, made) = app
+        .post_json(
+            "/api/sync/repo-config/generate-deploy-key",
+            &serde_json::json!({ "repo_url": url }).to_string(),
+        )
+        .await;
+    assert_eq!(code, 200, "{made}");
+    let public = made["public_key"].as_str().unwrap_or_default().to_string();
+    assert!(public.starts_with("ssh-ed25519 "), "{made}");
+    assert_eq!(made["deploy_key_public"], public.as_str());
+    assert_eq!(made["credentials"], "deploy_key");
+    assert!(!made.to_string().contains("PRIVATE KEY"), "{made}");
+    let (_, page) = app.get_text("/sync").await;
+    assert!(page.contains(&public), "the Sync page shows the public key");
+    assert!(!page.contains("PRIVATE KEY"));
+
+    // Not added yet: refused, clearly.
+    let (code, refused) = app.post_json("/api/sync", "").await;
+    assert_eq!(code, 502, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("credentials"))
+    );
+    // Added as a deploy key: the sync works, and the host key got pinned.
+    std::fs::write(&authorized, format!("{public}\n")).expect("authorize");
+    let (code, synced) = app.post_json("/api/sync", "").await;
+    assert_eq!(code, 200, "{synced}");
+    assert_eq!(synced["new_commit"], first.as_str());
+    let (run, log) = app.run_to_end("job", "{}").await;
+    assert!(log.contains("keyed"), "{run}: {log}");
+    let (_, key) = app.get_json("/api/sync/host-key/status").await;
+    assert_eq!(key["mode"], "pinned", "{key}");
+    assert_eq!(
+        key["expected"][0]["fingerprint"],
+        fingerprint(&host.with_extension("pub")).as_str()
+    );
+    app.stop().await;
+}

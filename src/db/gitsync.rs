@@ -10,6 +10,8 @@ use super::{DbError, Pool};
 /// The snapshot pipelines are served from.
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct ActiveCommit {
+    /// The repository (credentials stripped); "" for snapshots synced before it was recorded.
+    pub repo_url: String,
     pub commit_sha: String,
     pub branch: String,
     pub subject: String,
@@ -19,7 +21,7 @@ pub struct ActiveCommit {
 
 pub async fn active(pool: &Pool) -> Result<Option<ActiveCommit>, DbError> {
     Ok(sqlx::query_as(
-        "SELECT commit_sha, branch, subject, commit_time, synced_at FROM git_sync_state WHERE id = 1",
+        "SELECT repo_url, commit_sha, branch, subject, commit_time, synced_at FROM git_sync_state WHERE id = 1",
     )
     .fetch_optional(pool)
     .await?)
@@ -27,11 +29,13 @@ pub async fn active(pool: &Pool) -> Result<Option<ActiveCommit>, DbError> {
 
 pub async fn set_active(pool: &Pool, active: &ActiveCommit) -> Result<(), DbError> {
     sqlx::query(
-        "INSERT INTO git_sync_state (id, commit_sha, branch, subject, commit_time, synced_at)
-         VALUES (1, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET commit_sha = excluded.commit_sha, branch = excluded.branch,
+        "INSERT INTO git_sync_state (id, repo_url, commit_sha, branch, subject, commit_time, synced_at)
+         VALUES (1, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET repo_url = excluded.repo_url,
+             commit_sha = excluded.commit_sha, branch = excluded.branch,
              subject = excluded.subject, commit_time = excluded.commit_time, synced_at = excluded.synced_at",
     )
+    .bind(&active.repo_url)
     .bind(&active.commit_sha)
     .bind(&active.branch)
     .bind(&active.subject)

@@ -6,11 +6,14 @@
 
 mod auto;
 mod changes;
+mod deploy_key;
+pub mod deployment;
 mod error;
 mod fetch;
 pub mod github_app;
 pub mod host_keys;
 pub mod remote;
+pub mod repo_config;
 mod setup;
 mod snapshot;
 mod trust;
@@ -29,10 +32,11 @@ use crate::db::{self, Pool};
 use crate::pipelines::{PipelineRegistry, Revision};
 pub use auto::{AutoSync, AutoSyncChange};
 use changes::pipeline_changes;
+pub use deploy_key::{generate_deploy_key, public_key_of};
+pub use deployment::Deployment;
 pub use error::SyncError;
 use host_keys::HostKeyPolicy;
 pub use remote::{Credentials, RemoteSpec};
-pub use setup::from_config;
 
 /// What asked for a sync in the background.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +60,8 @@ pub enum SyncOutcome {
     AlreadyRunning,
     /// The sync ran (successfully or not) and was logged.
     Done(Box<SyncLogEntry>),
+    /// The repository configuration changed meanwhile; this sync's settings are gone.
+    Replaced,
 }
 
 /// The state shown on the Sync page and `GET /api/sync/status`.
@@ -74,6 +80,10 @@ pub struct SyncStatus {
 }
 
 pub(crate) type FolderIds = std::collections::BTreeMap<String, git2::Oid>;
+
+/// Revisions handed to pipelines, shared by the syncs of successive configurations:
+/// a snapshot whose revision is still alive (a run or the registry holds it) stays.
+pub(crate) type HandedOut = std::sync::Mutex<Vec<(String, Weak<Revision>)>>;
 
 /// The git sync of one server.
 pub struct GitSync {
@@ -95,9 +105,11 @@ pub struct GitSync {
     auto: RwLock<AutoSync>,
     auto_changed: tokio::sync::Notify,
     status: RwLock<SyncStatus>,
-    /// Revisions handed to pipelines; a snapshot whose revision is still alive
-    /// (a run holds its pipeline) is not removed.
-    handed_out: std::sync::Mutex<Vec<(String, Weak<Revision>)>>,
+    handed_out: Arc<HandedOut>,
+    /// `GIT_WEBHOOK_SECRET` or the stored one; `None`: the push webhook is off.
+    webhook_secret: Option<crate::secrets::SecretString>,
+    /// Set when another configuration takes over: no more syncs from this one.
+    retired: std::sync::atomic::AtomicBool,
 }
 
 impl GitSync {
@@ -107,6 +119,7 @@ impl GitSync {
         data_dir: &Path,
         pool: Pool,
         registry: Arc<PipelineRegistry>,
+        handed_out: Arc<HandedOut>,
     ) -> Self {
         let status = SyncStatus {
             repo_url: spec.shown_url.clone(),
@@ -127,8 +140,31 @@ impl GitSync {
             auto: RwLock::new(AutoSync::default()),
             auto_changed: tokio::sync::Notify::new(),
             status: RwLock::new(status),
-            handed_out: std::sync::Mutex::new(Vec::new()),
+            handed_out,
+            webhook_secret: None,
+            retired: Default::default(),
         }
+    }
+
+    /// Verifies push webhooks with `secret`.
+    pub fn with_webhook_secret(mut self, secret: Option<crate::secrets::SecretString>) -> Self {
+        self.webhook_secret = secret;
+        self
+    }
+
+    pub fn webhook_secret(&self) -> Option<&crate::secrets::SecretString> {
+        self.webhook_secret.as_ref()
+    }
+
+    /// Stops this sync for good, once the one running (if any) has ended.
+    pub(crate) async fn retire(&self) {
+        self.retired
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let _running = self.busy.lock().await;
+    }
+
+    fn is_retired(&self) -> bool {
+        self.retired.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Pre-heats through `runner` after each sync that changes requirements.
@@ -184,7 +220,11 @@ impl GitSync {
                 None
             }
         };
-        if let Some(active) = active.filter(|a| a.branch == self.spec.branch) {
+        let ours = |a: &ActiveCommit| {
+            a.branch == self.spec.branch
+                && (a.repo_url.is_empty() || a.repo_url == self.spec.shown_url)
+        };
+        if let Some(active) = active.filter(ours) {
             let dir = snapshot::dir_of(&self.snapshots_dir(), &active.commit_sha);
             if dir.is_dir() {
                 self.activate(&dir, &active).await;
@@ -255,6 +295,9 @@ impl GitSync {
                 .take()
                 .unwrap_or(Trigger::Auto);
             let guard = self.busy.lock().await;
+            if self.is_retired() {
+                return;
+            }
             self.sync_locked(guard, trigger.as_str()).await;
         }
     }
@@ -281,6 +324,9 @@ impl GitSync {
         let Ok(guard) = self.busy.try_lock() else {
             return SyncOutcome::AlreadyRunning;
         };
+        if self.is_retired() {
+            return SyncOutcome::Replaced;
+        }
         self.sync_locked(guard, trigger).await
     }
 
@@ -386,6 +432,7 @@ impl GitSync {
         }
         let (tip, sha, dir, old, ids) = written?;
         let active = ActiveCommit {
+            repo_url: self.spec.shown_url.clone(),
             commit_sha: sha.clone(),
             branch: self.spec.branch.clone(),
             subject: tip.subject.clone(),
@@ -400,39 +447,5 @@ impl GitSync {
             self.activate(&dir, &active).await;
         }
         Ok((active, ids))
-    }
-
-    /// Removes snapshots that neither serve nor are mounted by a run.
-    async fn collect_garbage(&self) {
-        let mut keep: Vec<String> = match db::gitsync::commits_in_use(&self.pool).await {
-            Ok(k) => k,
-            // Not knowing what runs use, remove nothing.
-            Err(_) => return,
-        };
-        if let Some(active) = self
-            .status
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .commit
-            .clone()
-        {
-            keep.push(active);
-        }
-        {
-            let mut handed = self
-                .handed_out
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            handed.retain(|(_, weak)| weak.strong_count() > 0);
-            keep.extend(handed.iter().map(|(sha, _)| sha.clone()));
-        }
-        let snapshots = self.snapshots_dir();
-        let removed =
-            tokio::task::spawn_blocking(move || snapshot::collect_garbage(&snapshots, &keep))
-                .await
-                .unwrap_or(0);
-        if removed > 0 {
-            tracing::info!(removed, "removed git snapshots no run uses");
-        }
     }
 }

@@ -48,9 +48,7 @@ impl RemoteSpec {
                 "GIT_REPO_URL must be a URL of at most {MAX_URL_LEN} characters"
             )));
         }
-        let known = ["https://", "http://", "ssh://", "file://"];
-        let scp_like = url.starts_with("git@") && url.contains(':');
-        if !known.iter().any(|k| url.starts_with(k)) && !scp_like {
+        if !is_supported_url(url) {
             return Err(SyncError::Config(
                 "GIT_REPO_URL must start with https://, http://, ssh://, git@host: or file://"
                     .into(),
@@ -107,20 +105,11 @@ impl RemoteSpec {
     /// Where `path` (inside the pipelines folder) is shown on the hosting site, for
     /// repositories on github.com or gitlab.com; `None` for others.
     pub fn web_url(&self, path: &str) -> Option<String> {
-        let url = self.shown_url.trim_end_matches('/');
-        let rest = url
-            .strip_prefix("https://")
-            .or_else(|| url.strip_prefix("http://"))
-            .or_else(|| url.strip_prefix("ssh://"))
-            .map(|r| r.rsplit_once('@').map_or(r, |(_, h)| h).to_string())
-            .or_else(|| url.strip_prefix("git@").map(|r| r.replacen(':', "/", 1)))?;
-        let (host, repo) = rest.split_once('/')?;
-        let host = host.split(':').next().unwrap_or(host);
-        let repo = repo.trim_end_matches(".git");
-        let blob = match host {
-            "github.com" => "blob",
-            "gitlab.com" => "-/blob",
-            _ => return None,
+        let (host, repo) = known_host_repo(&self.shown_url)?;
+        let blob = if host == "github.com" {
+            "blob"
+        } else {
+            "-/blob"
         };
         let inside = if self.subdir.is_empty() {
             path.to_string()
@@ -157,6 +146,37 @@ impl RemoteSpec {
             _ => SyncError::Fetch(message),
         }
     }
+}
+
+/// `(host, owner/repo)` of a repository on github.com or gitlab.com.
+fn known_host_repo(url: &str) -> Option<(String, String)> {
+    let url = url.trim_end_matches('/');
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .or_else(|| url.strip_prefix("ssh://"))
+        .map(|r| r.rsplit_once('@').map_or(r, |(_, h)| h).to_string())
+        .or_else(|| url.strip_prefix("git@").map(|r| r.replacen(':', "/", 1)))?;
+    let (host, repo) = rest.split_once('/')?;
+    let host = host.split(':').next().unwrap_or(host);
+    let repo = repo.trim_end_matches(".git");
+    matches!(host, "github.com" | "gitlab.com").then(|| (host.to_string(), repo.to_string()))
+}
+
+/// Where deploy keys of the repository at `url` are added, on github.com or gitlab.com.
+pub fn deploy_keys_url(url: &str) -> Option<String> {
+    let (host, repo) = known_host_repo(url)?;
+    Some(if host == "github.com" {
+        format!("https://github.com/{repo}/settings/keys")
+    } else {
+        format!("https://gitlab.com/{repo}/-/settings/repository")
+    })
+}
+
+/// Whether `url` is of a kind git sync speaks: https, http, ssh, `git@host:path`, file.
+pub fn is_supported_url(url: &str) -> bool {
+    let known = ["https://", "http://", "ssh://", "file://"];
+    known.iter().any(|k| url.starts_with(k)) || (url.starts_with("git@") && url.contains(':'))
 }
 
 /// The host a URL names (`https://u@h:1/p` → `h`, `git@h:p` → `h`), lower-cased.

@@ -1,20 +1,26 @@
-//! Building the sync from the configuration.
+//! Building a sync from git settings (the environment's, or those merged with
+//! the stored repository configuration).
 
 use std::sync::Arc;
 
 use super::github_app::GitHubApp;
-use super::{Credentials, GitSync, RemoteSpec, SyncError};
+use super::{Credentials, GitSync, HandedOut, RemoteSpec, SyncError};
+use crate::config::GitEnv;
 use crate::db::Pool;
 use crate::pipelines::PipelineRegistry;
 
-/// The sync that the configuration asks for, if any (`GIT_REPO_URL`).
-pub fn from_config(
-    config: &crate::config::Config,
-    pool: Pool,
-    registry: Arc<PipelineRegistry>,
-    runner: &crate::runner::Runner,
-) -> Result<Option<Arc<GitSync>>, SyncError> {
-    let git = &config.git;
+/// What a sync is built with besides its settings.
+pub(super) struct SyncParts<'a> {
+    pub config: &'a crate::config::Config,
+    pub pool: Pool,
+    pub registry: Arc<PipelineRegistry>,
+    pub runner: &'a crate::runner::Runner,
+    pub handed_out: Arc<HandedOut>,
+}
+
+/// The sync `git` asks for, `None` without a repository URL; checks everything
+/// that can be checked without the network.
+pub(super) fn build(git: &GitEnv, parts: SyncParts<'_>) -> Result<Option<GitSync>, SyncError> {
     let Some(url) = &git.repo_url else {
         return Ok(None);
     };
@@ -54,18 +60,18 @@ pub fn from_config(
         git.pipelines_subdir.as_deref().unwrap_or_default(),
         credentials,
     )?;
-    tracing::info!(repo = %spec.shown_url, branch = %spec.branch, "pipelines come from git");
     let sync = GitSync::new(
         spec,
         git.ssh_known_hosts.clone(),
-        &config.data_dir,
-        pool,
-        registry,
-    );
-    let sync = if git.uv_pre_heat {
-        sync.with_preheat(runner.clone())
+        &parts.config.data_dir,
+        parts.pool,
+        parts.registry,
+        parts.handed_out,
+    )
+    .with_webhook_secret(git.webhook_secret.clone());
+    Ok(Some(if git.uv_pre_heat {
+        sync.with_preheat(parts.runner.clone())
     } else {
         sync
-    };
-    Ok(Some(Arc::new(sync)))
+    }))
 }

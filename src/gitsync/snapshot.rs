@@ -215,3 +215,38 @@ pub fn folder_ids(
     }
     ids
 }
+
+impl super::GitSync {
+    /// Removes snapshots that neither serve nor are mounted by a run.
+    pub(super) async fn collect_garbage(&self) {
+        let mut keep: Vec<String> = match crate::db::gitsync::commits_in_use(&self.pool).await {
+            Ok(k) => k,
+            // Not knowing what runs use, remove nothing.
+            Err(_) => return,
+        };
+        if let Some(active) = self
+            .status
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .commit
+            .clone()
+        {
+            keep.push(active);
+        }
+        {
+            let mut handed = self
+                .handed_out
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            handed.retain(|(_, weak)| weak.strong_count() > 0);
+            keep.extend(handed.iter().map(|(sha, _)| sha.clone()));
+        }
+        let snapshots = self.snapshots_dir();
+        let removed = tokio::task::spawn_blocking(move || collect_garbage(&snapshots, &keep))
+            .await
+            .unwrap_or(0);
+        if removed > 0 {
+            tracing::info!(removed, "removed git snapshots no run uses");
+        }
+    }
+}

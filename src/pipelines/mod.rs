@@ -27,7 +27,7 @@ pub use fields::FieldIssue;
 pub use host::HostResources;
 pub use metadata::PipelineMetadata;
 pub use run_config::known_list;
-pub use watch::PipelinesWatch;
+pub use watch::{PipelinesWatch, discover_and_follow};
 
 /// The git commit a set of pipeline folders was checked out from.
 #[derive(Debug, Clone, PartialEq, Eq)]

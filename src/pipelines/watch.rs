@@ -129,6 +129,27 @@ impl PipelinesWatch {
     }
 }
 
+/// Scans the pipelines, then sets up the watch (which walks every folder) and scans
+/// once more for changes made while it was being set up; then follows changes.
+pub async fn discover_and_follow(registry: Arc<PipelineRegistry>, shutdown: CancellationToken) {
+    let snapshot = registry.refresh().await;
+    if let Some(e) = &snapshot.dir_error {
+        tracing::error!("{e}: no pipelines can run until it exists");
+    }
+    let root = registry.root().to_path_buf();
+    let watch = match tokio::task::spawn_blocking(move || PipelinesWatch::start(&root)).await {
+        Ok(watch) => watch,
+        Err(e) => Err(format!("setting up the file watcher failed: {e}")),
+    };
+    match watch {
+        Ok(watch) => {
+            registry.refresh().await;
+            watch.run(registry, shutdown).await;
+        }
+        Err(problem) => registry.set_watch_problem(Some(problem)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

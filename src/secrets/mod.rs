@@ -1,7 +1,9 @@
 //! Secret values and the Fernet encryption key (tokens compatible with Python's `cryptography`).
 
+mod cipher;
 mod key;
 
+pub use cipher::{Cipher, DecryptError};
 pub use key::{KeyError, KeySource, resolve_encryption_key};
 
 /// A string that never shows up in `Debug` output or logs.

@@ -20,6 +20,7 @@ mod scheduler_pages;
 pub mod server;
 mod sse_bytes;
 mod sync_page;
+mod sync_repo_page;
 mod views;
 
 use std::sync::Arc;
@@ -52,10 +53,16 @@ pub struct AppState {
     /// `WEBHOOK_RATE_LIMIT` per client address.
     pub webhook_limiter: Arc<api::webhooks::Limiter>,
     /// The git sync, when `GIT_REPO_URL` is set.
-    pub gitsync: Option<Arc<crate::gitsync::GitSync>>,
+    /// Where the pipelines come from (a git sync or PIPELINES_DIR).
+    pub deployment: Arc<crate::gitsync::Deployment>,
 }
 
 impl AppState {
+    /// The git sync in force (`None`: the pipelines come from `PIPELINES_DIR`).
+    pub fn gitsync(&self) -> Option<Arc<crate::gitsync::GitSync>> {
+        self.deployment.current()
+    }
+
     /// A live-stream slot, or 503 when `MAX_SSE_STREAMS` are open.
     pub fn sse_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
         self.sse_slots.clone().try_acquire_owned().map_err(|_| {
@@ -76,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .merge(run_pages::router())
         .merge(scheduler_pages::router())
         .merge(sync_page::router())
+        .merge(sync_repo_page::router())
         .nest("/api", api::router())
         .merge(assets::router())
         .route("/health", get(health))

@@ -85,7 +85,7 @@ async fn detail_page(
     let runs = recent_runs(&state, &name).await?;
     let jobs = state.scheduler.jobs_of(&name).await?;
     let mut page = detail_view(&p, &state.config, Some(&stats), runs, jobs);
-    if let Some(sync) = &state.gitsync {
+    if let Some(sync) = state.gitsync() {
         let files = [
             p.metadata_file.as_deref().unwrap_or("pipeline.json"),
             "main.py",

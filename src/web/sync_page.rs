@@ -72,6 +72,7 @@ impl LogRow {
 /// What the page and its fragment show.
 struct SyncView {
     configured: bool,
+    pipelines_dir: String,
     status: SyncStatus,
     commit_time: String,
     last_sync_at: String,
@@ -91,6 +92,7 @@ struct SyncView {
 #[template(path = "pages/sync.html")]
 struct SyncPage {
     view: SyncView,
+    panel: super::sync_repo_page::RepoPanel,
 }
 
 #[derive(Template, WebTemplate)]
@@ -103,14 +105,11 @@ struct SyncFragment {
 const PAGE_LOG_ENTRIES: i64 = 50;
 
 async fn view(state: &AppState, notice: String, notice_ok: bool) -> Result<SyncView, AppError> {
-    let status = state
-        .gitsync
-        .as_ref()
-        .map(|s| s.status())
-        .unwrap_or_default();
+    let status = state.gitsync().map(|s| s.status()).unwrap_or_default();
     let logs = db::gitsync::logs(&state.pool, PAGE_LOG_ENTRIES).await?;
     Ok(SyncView {
-        configured: state.gitsync.is_some(),
+        configured: state.gitsync().is_some(),
+        pipelines_dir: state.config.pipelines_dir.display().to_string(),
         commit_time: status
             .commit_time
             .as_ref()
@@ -122,16 +121,14 @@ async fn view(state: &AppState, notice: String, notice_ok: bool) -> Result<SyncV
             .map(fmt_time)
             .unwrap_or_default(),
         auto: state
-            .gitsync
-            .as_ref()
+            .gitsync()
             .map(|s| s.auto_sync_settings())
             .unwrap_or_default(),
         host_key: host_key_panel(state).await,
         status,
         logs: logs.iter().map(LogRow::new).collect(),
         preheat: state
-            .gitsync
-            .as_ref()
+            .gitsync()
             .map(|s| s.preheat_states())
             .unwrap_or_default()
             .into_iter()
@@ -151,7 +148,7 @@ async fn view(state: &AppState, notice: String, notice_ok: bool) -> Result<SyncV
 
 /// The SSH host key panel's facts (no connection is made for the page).
 async fn host_key_panel(state: &AppState) -> Option<(String, &'static str, Vec<String>)> {
-    let sync = state.gitsync.as_ref()?;
+    let sync = state.gitsync()?;
     let host = sync.spec().ssh_host()?;
     let (mode, keys) = match sync.host_key_policy().await.ok()? {
         HostKeyPolicy::Known(keys) => ("known_hosts", keys),
@@ -238,8 +235,7 @@ async fn reset_host_key(
 
 fn configured(state: &AppState) -> Result<std::sync::Arc<crate::gitsync::GitSync>, AppError> {
     state
-        .gitsync
-        .clone()
+        .gitsync()
         .ok_or_else(|| AppError::BadRequest("git sync is not configured: set GIT_REPO_URL".into()))
 }
 
@@ -262,6 +258,7 @@ async fn respond(
 async fn page(State(state): State<AppState>) -> Result<SyncPage, AppError> {
     Ok(SyncPage {
         view: view(&state, String::new(), true).await?,
+        panel: super::sync_repo_page::RepoPanel::load(&state, String::new(), true).await,
     })
 }
 
@@ -273,7 +270,7 @@ async fn fragment(State(state): State<AppState>) -> Result<SyncFragment, AppErro
 
 /// The Sync button: syncs (the response waits for it), then shows the result.
 async fn sync_now(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
-    let Some(sync) = state.gitsync.clone() else {
+    let Some(sync) = state.gitsync() else {
         return Err(AppError::BadRequest(
             "git sync is not configured: set GIT_REPO_URL".into(),
         ));
@@ -285,6 +282,10 @@ async fn sync_now(State(state): State<AppState>, headers: HeaderMap) -> Result<R
             true,
         ),
         Some(SyncOutcome::AlreadyRunning) => ("A sync is already running.".to_string(), true),
+        Some(SyncOutcome::Replaced) => (
+            "The repository configuration changed meanwhile; sync again.".to_string(),
+            false,
+        ),
         Some(SyncOutcome::Done(e)) if e.success && e.old_commit == e.new_commit => {
             ("Already up to date.".to_string(), true)
         }
@@ -307,7 +308,7 @@ async fn test_connection(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let Some(sync) = state.gitsync.clone() else {
+    let Some(sync) = state.gitsync() else {
         return Err(AppError::BadRequest(
             "git sync is not configured: set GIT_REPO_URL".into(),
         ));

@@ -57,3 +57,17 @@ pub fn push(work: &Path, files: &[(&str, &str)], message: &str) -> String {
     git(work, &["push", "-q", "origin", "main"]);
     sha
 }
+
+/// GitHub's `X-Hub-Signature-256` of `body` with `secret`.
+pub fn github_signature(secret: &str, body: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body.as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}

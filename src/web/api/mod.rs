@@ -8,12 +8,14 @@ mod run_json;
 mod runs;
 mod scheduler;
 mod sync;
+mod sync_repo_config;
 mod sync_webhook;
 mod system;
 pub mod webhooks;
 
 use run_json::{RunJson, run_json, run_list_response};
 pub(super) use sync::sync_wait;
+pub(super) use sync_repo_config::{first_sync_message, store_error};
 
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -32,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(logs::router())
         .merge(scheduler::router())
         .merge(sync::router())
+        .merge(sync_repo_config::router())
         .merge(sync_webhook::router())
         .merge(webhooks::router())
         .merge(system::router())

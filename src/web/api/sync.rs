@@ -21,16 +21,15 @@ pub fn router() -> Router<AppState> {
         .route("/sync/status", get(status))
         .route("/sync/logs", get(logs))
         .route("/sync/settings", get(settings).put(change_settings))
-        .route("/sync/repo-config/test", post(test_connection))
         .route("/sync/host-key/status", get(host_key_status))
         .route("/sync/host-key/reset", post(host_key_reset))
 }
 
 /// The configured sync, or 400 saying how to configure one.
-pub(in crate::web) fn configured(state: &AppState) -> Result<&std::sync::Arc<GitSync>, ApiError> {
-    state.gitsync.as_ref().ok_or_else(|| {
+pub(in crate::web) fn configured(state: &AppState) -> Result<std::sync::Arc<GitSync>, ApiError> {
+    state.gitsync().ok_or_else(|| {
         ApiError(AppError::BadRequest(
-            "git sync is not configured: set GIT_REPO_URL (see docs/deployment.md, \"Deploying from git\")"
+            "git sync is not configured: set GIT_REPO_URL or POST /api/sync/repo-config (see docs/deployment.md, \"Deploying from git\")"
                 .into(),
         ))
     })
@@ -59,6 +58,9 @@ async fn start_sync(State(state): State<AppState>) -> Result<Response, ApiError>
             .into_response());
     };
     match outcome {
+        SyncOutcome::Replaced => Err(ApiError(AppError::Conflict(
+            "the repository configuration changed meanwhile; sync again".into(),
+        ))),
         SyncOutcome::AlreadyRunning => Ok((
             StatusCode::ACCEPTED,
             Json(json!({
@@ -93,7 +95,7 @@ async fn start_sync(State(state): State<AppState>) -> Result<Response, ApiError>
 
 async fn status(State(state): State<AppState>) -> Result<Response, ApiError> {
     let discovered = state.registry.snapshot().pipelines.len();
-    let Some(sync) = state.gitsync.as_ref() else {
+    let Some(sync) = state.gitsync() else {
         return Ok(Json(json!({
             "repo_configured": false,
             "is_git_repo": false,
@@ -137,27 +139,6 @@ async fn logs(
     let limit = check_limit(q.limit, 100)?;
     let entries = db::gitsync::logs(&state.pool, limit).await?;
     Ok(Json(entries).into_response())
-}
-
-/// `git ls-remote` against the configured repository: reachable, credentials
-/// accepted, and the branch there.
-async fn test_connection(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let sync = configured(&state)?;
-    let branch = &sync.spec().branch;
-    let (success, message, branches) = match sync.test_connection().await {
-        Ok(branches) if branches.contains(branch) => (
-            true,
-            format!("connected; branch `{branch}` found"),
-            branches,
-        ),
-        Ok(branches) => (
-            false,
-            format!("connected, but the repository has no branch `{branch}`"),
-            branches,
-        ),
-        Err(e) => (false, e.to_string(), Vec::new()),
-    };
-    Ok(Json(json!({"success": success, "message": message, "branches": branches})).into_response())
 }
 
 /// The SSH host key: how it is checked, what is pinned, and what the host presents now.
@@ -271,7 +252,7 @@ async fn change_settings(
 }
 
 /// A JSON body as `T` (an absent body as `{}`), or 400 showing the expected `shape`.
-fn body_as<T: serde::de::DeserializeOwned>(
+pub(super) fn body_as<T: serde::de::DeserializeOwned>(
     body: Option<serde_json::Value>,
     shape: &str,
 ) -> Result<T, ApiError> {

@@ -45,9 +45,9 @@ async fn push_webhook(
         return Ok(refused);
     }
     let sync = configured(&state)?;
-    let Some(secret) = state.config.git.webhook_secret.as_ref() else {
+    let Some(secret) = sync.webhook_secret() else {
         return Err(ApiError(AppError::Forbidden(
-            "the push webhook is off: set GIT_WEBHOOK_SECRET".into(),
+            "the push webhook is off: set GIT_WEBHOOK_SECRET or store a webhook secret on the Sync page".into(),
         )));
     };
     let secret = secret.expose();

@@ -1,0 +1,401 @@
+//! The repository configuration: what the environment sets, what the Sync page
+//! stored (credentials as Fernet tokens), and the two merged into the settings
+//! in force. Each environment variable that is set wins; the credentials count
+//! as one setting, so an environment token is never mixed with a stored key.
+
+use serde::{Deserialize, Serialize};
+
+use super::deploy_key::{check_deploy_key, public_key_of};
+use super::remote::{check_subdir, is_supported_url, strip_userinfo};
+use crate::config::GitEnv;
+use crate::db::git_repo_config::StoredRepoConfig;
+use crate::secrets::{Cipher, DecryptError, SecretString};
+
+/// Longest credential accepted (an RSA-4096 PEM is about 3.3 KiB).
+pub(super) const MAX_SECRET_LEN: usize = 16 * 1024;
+/// Longest id, branch or folder accepted.
+const MAX_FIELD_LEN: usize = 512;
+
+/// `POST /api/sync/repo-config` (Fast-Flow's fields, and ours for the GitHub App
+/// and the webhook secret). URL, branch and folder are replaced as given; a
+/// credential left out or empty stays as stored, a new one replaces the other kinds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfigChange {
+    pub repo_url: Option<String>,
+    pub branch: Option<String>,
+    pub pipelines_subdir: Option<String>,
+    pub token: Option<String>,
+    pub deploy_key: Option<String>,
+    pub github_app_id: Option<String>,
+    pub github_app_installation_id: Option<String>,
+    pub github_app_private_key: Option<String>,
+    pub webhook_secret: Option<String>,
+    /// Forget the stored credentials (a public repository).
+    #[serde(default)]
+    pub remove_credentials: bool,
+    #[serde(default)]
+    pub remove_webhook_secret: bool,
+}
+
+/// Why a change is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeProblem {
+    /// The environment sets this; it wins, so storing it would have no effect.
+    SetByEnvironment(String),
+    Invalid(String),
+}
+
+impl std::fmt::Display for ChangeProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SetByEnvironment(m) | Self::Invalid(m) => f.write_str(m),
+        }
+    }
+}
+
+/// The stored configuration with its credentials decrypted.
+pub fn decrypt(stored: &StoredRepoConfig, cipher: &Cipher) -> Result<GitEnv, DecryptError> {
+    let open = |v: &Option<String>| v.as_deref().map(|t| cipher.decrypt(t)).transpose();
+    Ok(GitEnv {
+        repo_url: stored.repo_url.clone().map(SecretString::new),
+        branch: stored.branch.clone(),
+        pipelines_subdir: stored.pipelines_subdir.clone(),
+        token: open(&stored.token_encrypted)?,
+        deploy_key: open(&stored.deploy_key_encrypted)?,
+        github_app_id: stored.github_app_id.clone(),
+        github_app_installation_id: stored.github_app_installation_id.clone(),
+        github_app_private_key: open(&stored.github_app_private_key_encrypted)?,
+        webhook_secret: open(&stored.webhook_secret_encrypted)?,
+        ..GitEnv::default()
+    })
+}
+
+fn env_has_credentials(env: &GitEnv) -> bool {
+    env.token.is_some()
+        || env.deploy_key.is_some()
+        || env.github_app_id.is_some()
+        || env.github_app_private_key.is_some()
+        || env.github_app_installation_id.is_some()
+}
+
+/// The settings in force: `env`'s where set, else `stored`'s.
+pub fn merged(env: &GitEnv, stored: &GitEnv) -> GitEnv {
+    let mut out = env.clone();
+    out.repo_url = env.repo_url.clone().or_else(|| stored.repo_url.clone());
+    out.branch = env.branch.clone().or_else(|| stored.branch.clone());
+    out.pipelines_subdir = env
+        .pipelines_subdir
+        .clone()
+        .or_else(|| stored.pipelines_subdir.clone());
+    out.webhook_secret = env
+        .webhook_secret
+        .clone()
+        .or_else(|| stored.webhook_secret.clone());
+    if !env_has_credentials(env) {
+        out.token = stored.token.clone();
+        out.deploy_key = stored.deploy_key.clone();
+        out.github_app_id = stored.github_app_id.clone();
+        out.github_app_installation_id = stored.github_app_installation_id.clone();
+        out.github_app_private_key = stored.github_app_private_key.clone();
+    }
+    out
+}
+
+/// The settings the environment fixes, by their API field names.
+pub fn set_by_environment(env: &GitEnv) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut add = |set: bool, name| {
+        if set {
+            out.push(name)
+        }
+    };
+    add(env.repo_url.is_some(), "repo_url");
+    add(env.branch.is_some(), "branch");
+    add(env.pipelines_subdir.is_some(), "pipelines_subdir");
+    add(env_has_credentials(env), "credentials");
+    add(env.webhook_secret.is_some(), "webhook_secret");
+    out
+}
+
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn is_ssh_url(url: &str) -> bool {
+    url.starts_with("ssh://") || url.starts_with("git@")
+}
+
+/// `current` (as stored, encrypted) with `change` made; refuses what the
+/// environment fixes and values that cannot work.
+pub fn changed(
+    env: &GitEnv,
+    current: Option<StoredRepoConfig>,
+    change: &RepoConfigChange,
+    cipher: &Cipher,
+) -> Result<StoredRepoConfig, ChangeProblem> {
+    let mut next = current.unwrap_or_default();
+    let fixed = |set: bool, field: &str, var: &str| -> Result<(), ChangeProblem> {
+        if set {
+            return Err(ChangeProblem::SetByEnvironment(format!(
+                "{field} is set by the environment ({var}), which wins; change it there"
+            )));
+        }
+        Ok(())
+    };
+    match given(&change.repo_url) {
+        Some(url) => {
+            let env_url = env.repo_url.as_ref().map(|u| u.expose().trim());
+            if env_url.is_some_and(|e| e != url) {
+                fixed(true, "repo_url", "GIT_REPO_URL")?;
+            }
+            check_field("repo_url", url, 2048)?;
+            if strip_userinfo(url) != url && !is_ssh_url(url) {
+                return Err(ChangeProblem::Invalid(
+                    "repo_url: put the token in the token field, not in the URL (URLs are shown and stored unencrypted)".into(),
+                ));
+            }
+            if !is_supported_url(url) {
+                return Err(ChangeProblem::Invalid(
+                    "repo_url must start with https://, http://, ssh://, git@host: or file://"
+                        .into(),
+                ));
+            }
+            next.repo_url = (env_url.is_none()).then(|| url.to_string());
+        }
+        None if env.repo_url.is_some() => next.repo_url = None,
+        None => return Err(ChangeProblem::Invalid("repo_url is required".into())),
+    }
+    for (value, env_set, field, var, slot) in [
+        (
+            &change.branch,
+            env.branch.is_some(),
+            "branch",
+            "GIT_BRANCH",
+            &mut next.branch,
+        ),
+        (
+            &change.pipelines_subdir,
+            env.pipelines_subdir.is_some(),
+            "pipelines_subdir",
+            "PIPELINES_SUBDIR",
+            &mut next.pipelines_subdir,
+        ),
+    ] {
+        *slot = match given(value) {
+            Some(v) => {
+                fixed(env_set, field, var)?;
+                check_field(field, v, MAX_FIELD_LEN)?;
+                Some(v.to_string())
+            }
+            None => None,
+        };
+    }
+    if let Some(subdir) = &next.pipelines_subdir {
+        let subdir = check_subdir(subdir).map_err(|e| ChangeProblem::Invalid(e.to_string()))?;
+        next.pipelines_subdir = (!subdir.is_empty()).then_some(subdir);
+    }
+    change_credentials(env, &mut next, change, cipher)?;
+    if change.remove_webhook_secret {
+        next.webhook_secret_encrypted = None;
+    }
+    if let Some(secret) = given(&change.webhook_secret) {
+        fixed(
+            env.webhook_secret.is_some(),
+            "webhook_secret",
+            "GIT_WEBHOOK_SECRET",
+        )?;
+        check_field("webhook_secret", secret, MAX_SECRET_LEN)?;
+        next.webhook_secret_encrypted = Some(cipher.encrypt(secret));
+    }
+    Ok(next)
+}
+
+fn change_credentials(
+    env: &GitEnv,
+    next: &mut StoredRepoConfig,
+    change: &RepoConfigChange,
+    cipher: &Cipher,
+) -> Result<(), ChangeProblem> {
+    let clear = |next: &mut StoredRepoConfig| {
+        next.token_encrypted = None;
+        next.deploy_key_encrypted = None;
+        next.github_app_id = None;
+        next.github_app_installation_id = None;
+        next.github_app_private_key_encrypted = None;
+    };
+    if change.remove_credentials {
+        clear(next);
+    }
+    let token = given(&change.token);
+    // Keys pasted into JSON by hand often carry literal `\n`s.
+    let key = given(&change.deploy_key).map(|k| k.replace("\\n", "\n"));
+    let key = key.as_deref();
+    let app = [
+        given(&change.github_app_id),
+        given(&change.github_app_installation_id),
+        given(&change.github_app_private_key),
+    ];
+    let kinds = [
+        token.is_some(),
+        key.is_some(),
+        app.iter().any(Option::is_some),
+    ];
+    if kinds.iter().any(|k| *k) && env_has_credentials(env) {
+        return Err(ChangeProblem::SetByEnvironment(
+            "the credentials are set by the environment (GIT_SYNC_TOKEN, GIT_SYNC_DEPLOY_KEY or GITHUB_APP_*), which win; change them there".into(),
+        ));
+    }
+    if kinds.iter().filter(|k| **k).count() > 1 {
+        return Err(ChangeProblem::Invalid(
+            "give one kind of credentials: token (HTTPS), deploy_key (SSH) or the GitHub App fields".into(),
+        ));
+    }
+    if let Some(token) = token {
+        check_field("token", token, MAX_SECRET_LEN)?;
+        clear(next);
+        next.token_encrypted = Some(cipher.encrypt(token));
+    }
+    if let Some(key) = key {
+        check_deploy_key(key)?;
+        clear(next);
+        next.deploy_key_encrypted = Some(cipher.encrypt(&format!("{}\n", key.trim())));
+    }
+    let [id, installation, private_key] = app;
+    if kinds[2] {
+        let (Some(id), Some(installation)) = (id, installation) else {
+            return Err(ChangeProblem::Invalid(
+                "a GitHub App needs github_app_id and github_app_installation_id (and github_app_private_key the first time)".into(),
+            ));
+        };
+        check_field("github_app_id", id, MAX_FIELD_LEN)?;
+        check_field("github_app_installation_id", installation, MAX_FIELD_LEN)?;
+        let kept_key = next.github_app_private_key_encrypted.take();
+        clear(next);
+        next.github_app_id = Some(id.to_string());
+        next.github_app_installation_id = Some(installation.to_string());
+        next.github_app_private_key_encrypted = match private_key {
+            Some(pem) => {
+                check_field("github_app_private_key", pem, MAX_SECRET_LEN)?;
+                Some(cipher.encrypt(&pem.replace("\\n", "\n")))
+            }
+            None => kept_key,
+        };
+        if next.github_app_private_key_encrypted.is_none() {
+            return Err(ChangeProblem::Invalid(
+                "github_app_private_key (the app's PEM key) is required".into(),
+            ));
+        }
+    }
+    // A key only works over SSH, a token or an app only over HTTPS: switching the
+    // URL's kind forgets the other kind's credentials, as in Fast-Flow.
+    let url = next
+        .repo_url
+        .clone()
+        .or_else(|| env.repo_url.as_ref().map(|u| u.expose().to_string()));
+    if let Some(url) = url {
+        if is_ssh_url(&url) {
+            next.token_encrypted = None;
+            next.github_app_id = None;
+            next.github_app_installation_id = None;
+            next.github_app_private_key_encrypted = None;
+        } else {
+            next.deploy_key_encrypted = None;
+        }
+    }
+    Ok(())
+}
+
+fn check_field(field: &str, value: &str, max: usize) -> Result<(), ChangeProblem> {
+    if value.len() > max {
+        return Err(ChangeProblem::Invalid(format!(
+            "{field} is longer than {max} bytes"
+        )));
+    }
+    // Newlines belong in keys only.
+    let multiline_ok = matches!(field, "github_app_private_key");
+    if value
+        .chars()
+        .any(|c| c.is_control() && !(multiline_ok && (c == '\n' || c == '\r')))
+    {
+        return Err(ChangeProblem::Invalid(format!(
+            "{field} contains control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// What `GET /api/sync/repo-config` shows: never a credential, only whether one is set.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepoConfigView {
+    pub configured: bool,
+    pub repo_url: Option<String>,
+    pub branch: String,
+    pub pipelines_subdir: Option<String>,
+    /// Fast-Flow's: `deploy_key` for an SSH URL, else `pat`.
+    pub auth_mode: &'static str,
+    /// `token`, `deploy_key`, `github_app` or `none`.
+    pub credentials: &'static str,
+    pub token_set: bool,
+    pub deploy_key_set: bool,
+    /// The deploy key's public line, to add at the hosting site.
+    pub deploy_key_public: Option<String>,
+    pub github_app_id: Option<String>,
+    pub github_app_installation_id: Option<String>,
+    pub github_app_private_key_set: bool,
+    pub webhook_secret_set: bool,
+    /// Settings the environment fixes (`repo_url`, `branch`, `pipelines_subdir`, `credentials`, `webhook_secret`).
+    pub from_environment: Vec<&'static str>,
+    /// Whether anything is stored from the Sync page.
+    pub stored: bool,
+    /// Why the configuration cannot be used, if it cannot.
+    pub error: Option<String>,
+}
+
+/// The view of the settings in force.
+pub fn view(
+    env: &GitEnv,
+    in_force: &GitEnv,
+    stored: bool,
+    error: Option<String>,
+) -> RepoConfigView {
+    let url = in_force
+        .repo_url
+        .as_ref()
+        .map(|u| u.expose().trim().to_string());
+    let credentials = if in_force.github_app_id.is_some() {
+        "github_app"
+    } else if in_force.deploy_key.is_some() {
+        "deploy_key"
+    } else if in_force.token.is_some() {
+        "token"
+    } else {
+        "none"
+    };
+    RepoConfigView {
+        configured: url.is_some(),
+        auth_mode: if url.as_deref().is_some_and(is_ssh_url) {
+            "deploy_key"
+        } else {
+            "pat"
+        },
+        repo_url: url.as_deref().map(strip_userinfo),
+        branch: in_force.branch.clone().unwrap_or_else(|| "main".into()),
+        pipelines_subdir: in_force.pipelines_subdir.clone(),
+        credentials,
+        token_set: in_force.token.is_some(),
+        deploy_key_set: in_force.deploy_key.is_some(),
+        deploy_key_public: in_force.deploy_key.as_ref().and_then(public_key_of),
+        github_app_id: in_force.github_app_id.clone(),
+        github_app_installation_id: in_force.github_app_installation_id.clone(),
+        github_app_private_key_set: in_force.github_app_private_key.is_some(),
+        webhook_secret_set: in_force.webhook_secret.is_some(),
+        from_environment: set_by_environment(env),
+        stored,
+        error,
+    }
+}
+
+#[cfg(test)]
+#[path = "repo_config_tests.rs"]
+mod tests;

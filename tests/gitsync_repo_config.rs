@@ -1,0 +1,312 @@
+//! The repository configured from the Sync page / `POST /api/sync/repo-config`
+//! while the server runs: switching from PIPELINES_DIR to a repository and back,
+//! the stored webhook secret, a failing new configuration that keeps the old
+//! pipelines serving, restart, the environment winning, and refused input.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::TestApp;
+use common::git_repo::{commit_files, git, github_signature};
+use serde_json::{Value, json};
+
+fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|p| p["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn pipeline_names(app: &TestApp) -> Vec<String> {
+    names(&app.get_json("/api/pipelines").await.1)
+}
+
+async fn delete(app: &TestApp, path: &str) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .delete(app.url(path))
+        .send()
+        .await
+        .expect("DELETE");
+    let code = resp.status().as_u16();
+    (code, resp.json().await.expect("JSON"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_repository_takes_over_at_once_and_hands_back() {
+    let repo_dir = tempfile::tempdir().expect("tempdir");
+    let repo = repo_dir.path().to_path_buf();
+    git(&repo, &["init", "-q"]);
+    let first = commit_files(
+        &repo,
+        &[("pipelines/from_git/main.py", "print('from git')\n")],
+        "first",
+    );
+    let url = format!("file://{}", repo.display());
+    let mut app = TestApp::start_with(&[("local_one/main.py", "print('local')\n")], &[]).await;
+    assert_eq!(pipeline_names(&app).await, ["local_one"]);
+    let (_, shown) = app.get_json("/api/sync/repo-config").await;
+    assert_eq!(shown["configured"], false, "{shown}");
+    assert_eq!(shown["stored"], false);
+
+    let secret = "whsec_stored_0123456789";
+    let body = json!({"repo_url": url, "branch": "main", "pipelines_subdir": "pipelines", "webhook_secret": secret});
+    let (code, saved) = app
+        .post_json("/api/sync/repo-config", &body.to_string())
+        .await;
+    assert_eq!(code, 200, "{saved}");
+    assert_eq!(saved["synced"], true, "{saved}");
+    assert_eq!(saved["configured"], true);
+    assert_eq!(saved["stored"], true);
+    assert_eq!(saved["webhook_secret_set"], true);
+    assert_eq!(saved["credentials"], "none");
+    assert!(!saved.to_string().contains(secret), "{saved}");
+    assert_eq!(pipeline_names(&app).await, ["from_git"]);
+    let status = app.wait_sync_done().await;
+    assert_eq!(status["commit"], first.as_str(), "{status}");
+    let (run, log) = app.run_to_end("from_git", "{}").await;
+    assert!(log.contains("from git"), "{run}: {log}");
+    assert_eq!(run["git_sha"], first.as_str());
+
+    // The stored webhook secret verifies pushes.
+    let second = commit_files(
+        &repo,
+        &[("pipelines/second/main.py", "print(2)\n")],
+        "second",
+    );
+    let push = r#"{"ref":"refs/heads/main"}"#;
+    let client = reqwest::Client::new();
+    let send = |signature: String| {
+        client
+            .post(app.url("/api/sync/webhook"))
+            .header("x-github-event", "push")
+            .header("x-hub-signature-256", signature)
+            .body(push)
+            .send()
+    };
+    let refused = send(github_signature("wrong", push)).await.expect("POST");
+    assert_eq!(refused.status().as_u16(), 401);
+    let accepted = send(github_signature(secret, push)).await.expect("POST");
+    assert_eq!(accepted.status().as_u16(), 202);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pipeline_names(&app).await != ["from_git", "second"] {
+        assert!(Instant::now() < deadline, "the webhook's sync never came");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.wait_sync_done().await["commit"], second.as_str());
+
+    // A new configuration that cannot be fetched: stored, its error shown, and the
+    // previous pipelines keep serving.
+    let missing = format!("file://{}/missing", repo.display());
+    let (code, saved) = app
+        .post_json(
+            "/api/sync/repo-config",
+            &json!({"repo_url": missing}).to_string(),
+        )
+        .await;
+    assert_eq!(code, 200, "{saved}");
+    assert_eq!(saved["synced"], false, "{saved}");
+    assert!(
+        saved["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("keep serving")),
+        "{saved}"
+    );
+    assert_eq!(pipeline_names(&app).await, ["from_git", "second"]);
+    let (_, status) = app.get_json("/api/sync/status").await;
+    assert_eq!(status["last_sync_ok"], false, "{status}");
+    assert!(status["last_error"].as_str().is_some_and(|e| !e.is_empty()));
+    // The secret was kept (left out of the change).
+    let (_, shown) = app.get_json("/api/sync/repo-config").await;
+    assert_eq!(shown["webhook_secret_set"], true, "{shown}");
+
+    // Back to the good repository; a restart serves it from the stored configuration.
+    let (code, saved) = app
+        .post_json("/api/sync/repo-config", &body.to_string())
+        .await;
+    assert_eq!((code, &saved["synced"]), (200, &json!(true)), "{saved}");
+    app.stop_only().await;
+    app.start_again().await;
+    let status = app.wait_sync_done().await;
+    assert_eq!(status["commit"], second.as_str(), "{status}");
+    assert_eq!(pipeline_names(&app).await, ["from_git", "second"]);
+
+    // Removed: PIPELINES_DIR serves again, and is watched again.
+    let (code, removed) = delete(&app, "/api/sync/repo-config").await;
+    assert_eq!(code, 200, "{removed}");
+    assert!(
+        removed["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("PIPELINES_DIR")),
+        "{removed}"
+    );
+    assert_eq!(removed["configured"], false);
+    assert_eq!(pipeline_names(&app).await, ["local_one"]);
+    common::write_files(&app.pipelines_dir(), &[("local_two/main.py", "print(2)\n")]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pipeline_names(&app).await != ["local_one", "local_two"] {
+        assert!(
+            Instant::now() < deadline,
+            "PIPELINES_DIR is not watched again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, _) = app.post_json("/api/sync", "").await;
+    assert_eq!(code, 400, "no repository: nothing to sync");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_configurations_are_refused_with_the_field_and_store_nothing() {
+    let app = TestApp::start_with(&[("local_one/main.py", "print(1)\n")], &[]).await;
+    let passphrase_key = {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k");
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "a passphrase", "-f"])
+            .arg(&path)
+            .output()
+            .expect("ssh-keygen");
+        assert!(out.status.success());
+        std::fs::read_to_string(&path).expect("key")
+    };
+    let cases = [
+        (
+            json!({"repo_url": "https://user:ghp_inline_secret@github.com/o/r.git"}),
+            "token field",
+        ),
+        (
+            json!({"repo_url": "https://github.com/o/r.git", "pipelines_subdir": "../etc"}),
+            "PIPELINES_SUBDIR",
+        ),
+        (
+            json!({"repo_url": "ftp://example.com/r.git"}),
+            "must start with",
+        ),
+        (json!({"branch": "main"}), "repo_url is required"),
+        (
+            json!({"repo_url": "https://github.com/o/r.git", "branch": "bad..name"}),
+            "not a valid branch",
+        ),
+        (
+            json!({"repo_url": "git@github.com:o/r.git", "deploy_key": "ssh-ed25519 AAAA public"}),
+            "not a public key",
+        ),
+        (
+            json!({"repo_url": "git@github.com:o/r.git", "deploy_key": passphrase_key}),
+            "passphrase",
+        ),
+        (
+            json!({"repo_url": "https://github.com/o/r.git", "token": "t", "github_app_id": "1"}),
+            "one kind",
+        ),
+        (
+            json!({"repo_url": "https://github.com/o/r.git", "github_app_id": "1", "github_app_installation_id": "2"}),
+            "github_app_private_key",
+        ),
+        (
+            json!({"repo_url": "https://github.com/o/r.git", "github_app_id": "1", "github_app_installation_id": "2", "github_app_private_key": "not a pem"}),
+            "GITHUB_APP_PRIVATE_KEY",
+        ),
+        (
+            json!({"repo_url": "https://github.com/o/r.git", "surprise": 1}),
+            "unknown field",
+        ),
+        (
+            json!({"repo_url": "https://github.com/o/r.git", "token": "a\u{0}b"}),
+            "control characters",
+        ),
+        (
+            json!({"repo_url": format!("https://github.com/{}", "a".repeat(3000))}),
+            "2048",
+        ),
+    ];
+    for (body, expected) in cases {
+        let (code, refused) = app
+            .post_json("/api/sync/repo-config", &body.to_string())
+            .await;
+        assert_eq!(code, 400, "{body}: {refused}");
+        let detail = refused["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(expected), "{body}: {detail}");
+        assert!(!detail.contains("ghp_inline_secret") && !detail.contains("PRIVATE KEY"));
+    }
+    let (_, shown) = app.get_json("/api/sync/repo-config").await;
+    assert_eq!(shown["stored"], false, "{shown}");
+    assert_eq!(pipeline_names(&app).await, ["local_one"]);
+
+    // A deploy key can only be generated for an SSH URL.
+    let (code, refused) = app
+        .post_json(
+            "/api/sync/repo-config/generate-deploy-key",
+            r#"{"repo_url": "https://github.com/o/r.git"}"#,
+        )
+        .await;
+    assert_eq!(code, 400, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("SSH"))
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_environment_wins_and_is_not_overwritten() {
+    let repo_dir = tempfile::tempdir().expect("tempdir");
+    let repo = repo_dir.path().to_path_buf();
+    git(&repo, &["init", "-q"]);
+    commit_files(&repo, &[("job/main.py", "print(1)\n")], "one");
+    let url = format!("file://{}", repo.display());
+    let app = TestApp::start_with(
+        &[],
+        &[
+            ("GIT_REPO_URL", &url),
+            ("GIT_WEBHOOK_SECRET", "from-env-secret"),
+        ],
+    )
+    .await;
+    app.wait_sync_done().await;
+    let (_, shown) = app.get_json("/api/sync/repo-config").await;
+    assert_eq!(
+        shown["from_environment"],
+        json!(["repo_url", "webhook_secret"]),
+        "{shown}"
+    );
+    for (body, field) in [
+        (
+            json!({"repo_url": "https://github.com/o/other.git"}),
+            "GIT_REPO_URL",
+        ),
+        (json!({"webhook_secret": "another"}), "GIT_WEBHOOK_SECRET"),
+    ] {
+        let (code, refused) = app
+            .post_json("/api/sync/repo-config", &body.to_string())
+            .await;
+        assert_eq!(code, 409, "{body}: {refused}");
+        assert!(
+            refused["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(field))
+        );
+    }
+    // What the environment leaves open can be stored (the URL may be left out).
+    let (code, saved) = app
+        .post_json("/api/sync/repo-config", r#"{"branch": "main"}"#)
+        .await;
+    assert_eq!(code, 200, "{saved}");
+    assert_eq!(saved["repo_url"], url.as_str());
+    assert_eq!(saved["stored"], true);
+    let (code, removed) = delete(&app, "/api/sync/repo-config").await;
+    assert_eq!(code, 200);
+    assert!(
+        removed["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("environment")),
+        "{removed}"
+    );
+    assert_eq!(pipeline_names(&app).await, ["job"]);
+    app.stop().await;
+}
