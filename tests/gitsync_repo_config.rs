@@ -310,3 +310,57 @@ async fn the_environment_wins_and_is_not_overwritten() {
     assert_eq!(pipeline_names(&app).await, ["job"]);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_encryption_key_keeps_serving_and_asks_for_the_credentials_again() {
+    let repo_dir = tempfile::tempdir().expect("tempdir");
+    let repo = repo_dir.path().to_path_buf();
+    git(&repo, &["init", "-q"]);
+    let first = commit_files(&repo, &[("job/main.py", "print(1)\n")], "one");
+    let url = format!("file://{}", repo.display());
+    let mut app = TestApp::start_with(&[], &[]).await;
+    let body =
+        json!({"repo_url": url, "token": "tok_before_rotation", "webhook_secret": "hook_before"});
+    let (code, saved) = app
+        .post_json("/api/sync/repo-config", &body.to_string())
+        .await;
+    assert_eq!((code, &saved["synced"]), (200, &json!(true)), "{saved}");
+    let key_file = app.state().config.data_dir.join("encryption.key");
+    app.stop_only().await;
+    std::fs::write(&key_file, format!("{}\n", fernet::Fernet::generate_key())).expect("new key");
+
+    app.start_again().await;
+    let status = app.wait_sync_done().await;
+    assert_eq!(
+        status["commit"],
+        first.as_str(),
+        "the last snapshot serves: {status}"
+    );
+    assert_eq!(pipeline_names(&app).await, ["job"]);
+    let (_, shown) = app.get_json("/api/sync/repo-config").await;
+    let error = shown["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("ENCRYPTION_KEY")
+            && error.contains("token")
+            && error.contains("webhook_secret"),
+        "{shown}"
+    );
+    assert_eq!(shown["token_set"], false);
+    let (_, page) = app.get_text("/sync").await;
+    assert!(
+        page.contains("cannot be decrypted"),
+        "the Sync page says so"
+    );
+    // Saving again stores what is entered and drops what cannot be read.
+    let (code, saved) = app
+        .post_json(
+            "/api/sync/repo-config",
+            &json!({"repo_url": url, "webhook_secret": "hook_after"}).to_string(),
+        )
+        .await;
+    assert_eq!(code, 200, "{saved}");
+    assert!(saved["error"].is_null(), "{saved}");
+    assert_eq!(saved["webhook_secret_set"], true);
+    assert_eq!(saved["token_set"], false);
+    app.stop().await;
+}

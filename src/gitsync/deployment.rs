@@ -28,6 +28,13 @@ pub enum StoreError {
     Database(String),
 }
 
+/// The settings in force and what could not be read of them.
+struct InForce {
+    git: GitEnv,
+    stored: bool,
+    unreadable: Option<String>,
+}
+
 /// The source of the pipelines and its tasks.
 pub struct Deployment {
     config: Arc<Config>,
@@ -107,25 +114,43 @@ impl Deployment {
         )
     }
 
-    /// The settings in force (environment over stored) and whether any are stored.
-    async fn in_force(&self) -> Result<(GitEnv, bool), SyncError> {
+    /// The settings in force (environment over stored), whether any are stored,
+    /// and which stored credentials the key cannot open.
+    async fn in_force(&self) -> Result<InForce, SyncError> {
         let stored = db::git_repo_config::get(&self.pool)
             .await
             .map_err(|e| SyncError::Database(e.to_string()))?;
         let Some(stored) = stored else {
-            return Ok((self.env().clone(), false));
+            return Ok(InForce {
+                git: self.env().clone(),
+                stored: false,
+                unreadable: None,
+            });
         };
-        let stored = repo_config::decrypt(&stored, &self.cipher)
-            .map_err(|e| SyncError::Config(format!("the stored repository configuration: {e}")))?;
-        Ok((repo_config::merged(self.env(), &stored), true))
+        let (decrypted, unreadable) = repo_config::decrypt(&stored, &self.cipher);
+        Ok(InForce {
+            git: repo_config::merged(self.env(), &decrypted),
+            stored: true,
+            unreadable: repo_config::unreadable_problem(&unreadable),
+        })
+    }
+
+    /// The sync the configuration in force asks for; notes what cannot be read.
+    async fn build_in_force(&self) -> Result<Option<Arc<GitSync>>, SyncError> {
+        let in_force = self.in_force().await?;
+        if let Some(problem) = &in_force.unreadable {
+            tracing::error!("{problem}");
+        }
+        self.set_problem(in_force.unreadable);
+        Ok(self.build(&in_force.git)?.map(Arc::new))
     }
 
     /// At start: serves the configuration in force (the last snapshot at once if
     /// it is on disk), or `PIPELINES_DIR`.
     pub async fn start(self: Arc<Self>) {
         let _one = self.switching.lock().await;
-        let sync = match self.in_force().await.and_then(|(git, _)| self.build(&git)) {
-            Ok(sync) => sync.map(Arc::new),
+        let sync = match self.build_in_force().await {
+            Ok(sync) => sync,
             Err(e) => {
                 tracing::error!(error = %e, "git sync cannot start; fix it on the Sync page");
                 self.set_problem(Some(e.to_string()));
@@ -148,16 +173,14 @@ impl Deployment {
     /// removed) and, for a repository and `first_sync`, runs its first sync.
     pub async fn apply(self: &Arc<Self>, first_sync: bool) -> Option<SyncOutcome> {
         let _one = self.switching.lock().await;
-        let next = self.in_force().await.and_then(|(git, _)| self.build(&git));
-        let next = match next {
-            Ok(next) => next.map(Arc::new),
+        let next = match self.build_in_force().await {
+            Ok(next) => next,
             Err(e) => {
                 tracing::error!(error = %e, "the repository configuration cannot be used");
                 self.set_problem(Some(e.to_string()));
                 return None;
             }
         };
-        self.set_problem(None);
         let old = self
             .current
             .write()
@@ -241,7 +264,7 @@ impl Deployment {
     /// What `GET /api/sync/repo-config` shows.
     pub async fn view(&self) -> RepoConfigView {
         match self.in_force().await {
-            Ok((git, stored)) => repo_config::view(self.env(), &git, stored, self.problem()),
+            Ok(f) => repo_config::view(self.env(), &f.git, f.stored, self.problem()),
             Err(e) => repo_config::view(self.env(), self.env(), true, Some(e.to_string())),
         }
     }
@@ -252,6 +275,7 @@ impl Deployment {
         let current = db::git_repo_config::get(&self.pool)
             .await
             .map_err(|e| StoreError::Database(e.to_string()))?;
+        let current = current.map(|c| repo_config::without_unreadable(c, &self.cipher));
         let next = repo_config::changed(self.env(), current, change, &self.cipher)
             .map_err(StoreError::Refused)?;
         self.check_and_put(next).await
@@ -293,8 +317,7 @@ impl Deployment {
     }
 
     async fn check_and_put(&self, next: StoredRepoConfig) -> Result<(), StoreError> {
-        let decrypted = repo_config::decrypt(&next, &self.cipher)
-            .map_err(|e| StoreError::Unusable(SyncError::Config(e.to_string())))?;
+        let (decrypted, _) = repo_config::decrypt(&next, &self.cipher);
         self.build(&repo_config::merged(self.env(), &decrypted))
             .map_err(StoreError::Unusable)?;
         db::git_repo_config::put(&self.pool, &next)
@@ -318,10 +341,10 @@ impl Deployment {
         let current = db::git_repo_config::get(&self.pool)
             .await
             .map_err(|e| StoreError::Database(e.to_string()))?;
+        let current = current.map(|c| repo_config::without_unreadable(c, &self.cipher));
         let next = repo_config::changed(self.env(), current, change, &self.cipher)
             .map_err(StoreError::Refused)?;
-        let decrypted = repo_config::decrypt(&next, &self.cipher)
-            .map_err(|e| StoreError::Unusable(SyncError::Config(e.to_string())))?;
+        let (decrypted, _) = repo_config::decrypt(&next, &self.cipher);
         let Some(candidate) = self
             .build(&repo_config::merged(self.env(), &decrypted))
             .map_err(StoreError::Unusable)?

@@ -9,7 +9,7 @@ use super::deploy_key::{check_deploy_key, public_key_of};
 use super::remote::{check_subdir, is_supported_url, strip_userinfo};
 use crate::config::GitEnv;
 use crate::db::git_repo_config::StoredRepoConfig;
-use crate::secrets::{Cipher, DecryptError, SecretString};
+use crate::secrets::{Cipher, SecretString};
 
 /// Longest credential accepted (an RSA-4096 PEM is about 3.3 KiB).
 pub(super) const MAX_SECRET_LEN: usize = 16 * 1024;
@@ -54,21 +54,69 @@ impl std::fmt::Display for ChangeProblem {
     }
 }
 
-/// The stored configuration with its credentials decrypted.
-pub fn decrypt(stored: &StoredRepoConfig, cipher: &Cipher) -> Result<GitEnv, DecryptError> {
-    let open = |v: &Option<String>| v.as_deref().map(|t| cipher.decrypt(t)).transpose();
-    Ok(GitEnv {
+/// The stored configuration with its credentials decrypted. A credential the
+/// key cannot open (the key was changed) is left out and named, so the rest
+/// still works: the last snapshot serves, and the page asks for it again.
+pub fn decrypt(stored: &StoredRepoConfig, cipher: &Cipher) -> (GitEnv, Vec<&'static str>) {
+    let mut unreadable = Vec::new();
+    let mut open = |v: &Option<String>, name: &'static str| {
+        let token = v.as_deref()?;
+        cipher
+            .decrypt(token)
+            .map_err(|_| unreadable.push(name))
+            .ok()
+    };
+    let token = open(&stored.token_encrypted, "token");
+    let deploy_key = open(&stored.deploy_key_encrypted, "deploy_key");
+    let app_key = open(
+        &stored.github_app_private_key_encrypted,
+        "github_app_private_key",
+    );
+    let webhook_secret = open(&stored.webhook_secret_encrypted, "webhook_secret");
+    // An app without its key is no credential at all.
+    let app = |v: &Option<String>| app_key.as_ref().and(v.clone());
+    let git = GitEnv {
         repo_url: stored.repo_url.clone().map(SecretString::new),
         branch: stored.branch.clone(),
         pipelines_subdir: stored.pipelines_subdir.clone(),
-        token: open(&stored.token_encrypted)?,
-        deploy_key: open(&stored.deploy_key_encrypted)?,
-        github_app_id: stored.github_app_id.clone(),
-        github_app_installation_id: stored.github_app_installation_id.clone(),
-        github_app_private_key: open(&stored.github_app_private_key_encrypted)?,
-        webhook_secret: open(&stored.webhook_secret_encrypted)?,
+        token,
+        deploy_key,
+        github_app_id: app(&stored.github_app_id),
+        github_app_installation_id: app(&stored.github_app_installation_id),
+        github_app_private_key: app_key.clone(),
+        webhook_secret,
         ..GitEnv::default()
+    };
+    (git, unreadable)
+}
+
+/// Why `unreadable` fields are missing, for the Sync page.
+pub fn unreadable_problem(unreadable: &[&str]) -> Option<String> {
+    (!unreadable.is_empty()).then(|| {
+        format!(
+            "the stored {} cannot be decrypted with the current ENCRYPTION_KEY (was the key changed?): enter {} again and save",
+            unreadable.join(", "),
+            if unreadable.len() == 1 { "it" } else { "them" }
+        )
     })
+}
+
+/// `stored` without the credentials the key cannot open (saving drops them).
+pub fn without_unreadable(mut stored: StoredRepoConfig, cipher: &Cipher) -> StoredRepoConfig {
+    let readable = |v: &mut Option<String>| {
+        if v.as_deref().is_some_and(|t| cipher.decrypt(t).is_err()) {
+            *v = None;
+        }
+    };
+    readable(&mut stored.token_encrypted);
+    readable(&mut stored.deploy_key_encrypted);
+    readable(&mut stored.webhook_secret_encrypted);
+    readable(&mut stored.github_app_private_key_encrypted);
+    if stored.github_app_private_key_encrypted.is_none() {
+        stored.github_app_id = None;
+        stored.github_app_installation_id = None;
+    }
+    stored
 }
 
 fn env_has_credentials(env: &GitEnv) -> bool {
