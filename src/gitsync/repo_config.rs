@@ -217,26 +217,28 @@ pub fn changed(
     for (value, env_set, field, var, slot) in [
         (
             &change.branch,
-            env.branch.is_some(),
+            env.branch.as_deref(),
             "branch",
             "GIT_BRANCH",
             &mut next.branch,
         ),
         (
             &change.pipelines_subdir,
-            env.pipelines_subdir.is_some(),
+            env.pipelines_subdir.as_deref(),
             "pipelines_subdir",
             "PIPELINES_SUBDIR",
             &mut next.pipelines_subdir,
         ),
     ] {
-        *slot = match given(value) {
-            Some(v) => {
-                fixed(env_set, field, var)?;
+        *slot = match (given(value), env_set) {
+            // The environment's own value is no change (its field is not stored).
+            (Some(v), Some(e)) if v == e.trim() => None,
+            (Some(v), _) => {
+                fixed(env_set.is_some(), field, var)?;
                 check_field(field, v, MAX_FIELD_LEN)?;
                 Some(v.to_string())
             }
-            None => None,
+            (None, _) => None,
         };
     }
     if let Some(subdir) = &next.pipelines_subdir {

@@ -91,3 +91,18 @@ fn a_url_set_by_the_environment_is_not_stored_again() {
     let other = changed(&env, None, &change("https://other/r.git"), &c).unwrap_err();
     assert!(matches!(other, ChangeProblem::SetByEnvironment(m) if m.contains("GIT_REPO_URL")));
 }
+
+#[test]
+fn the_environments_own_branch_is_accepted_and_another_refused() {
+    let c = cipher();
+    let env = GitEnv {
+        branch: Some("main".into()),
+        ..GitEnv::default()
+    };
+    let mut same = change("https://host/r.git");
+    same.branch = Some("main".into());
+    assert!(changed(&env, None, &same, &c).unwrap().branch.is_none());
+    same.branch = Some("dev".into());
+    let refused = changed(&env, None, &same, &c).unwrap_err();
+    assert!(matches!(refused, ChangeProblem::SetByEnvironment(m) if m.contains("GIT_BRANCH")));
+}
