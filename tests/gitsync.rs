@@ -300,6 +300,9 @@ async fn the_push_webhook_checks_signatures_and_branches() {
     let (code, fragment) = app.get_text("/fragments/sync").await;
     assert_eq!(code, 200);
     assert!(!fragment.contains("<html") && fragment.contains(&second[..12]));
+    let (code, log) = app.get_text("/fragments/sync/log").await;
+    assert_eq!(code, 200);
+    assert!(!log.contains("<html") && log.contains("Sync log") && log.contains("webhook"));
     let no_redirects = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

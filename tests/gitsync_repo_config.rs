@@ -119,6 +119,11 @@ async fn a_stored_repository_takes_over_at_once_and_hands_back() {
     let (_, status) = app.get_json("/api/sync/status").await;
     assert_eq!(status["last_sync_ok"], false, "{status}");
     assert!(status["last_error"].as_str().is_some_and(|e| !e.is_empty()));
+    // What serves is still shown: the previous configuration's commit.
+    assert_eq!(status["commit"], second.as_str(), "{status}");
+    assert_eq!(status["from_previous_configuration"], true, "{status}");
+    let (_, page) = app.get_text("/sync").await;
+    assert!(page.contains("from the previous configuration"), "{page}");
     // The secret was kept (left out of the change).
     let (_, shown) = app.get_json("/api/sync/repo-config").await;
     assert_eq!(shown["webhook_secret_set"], true, "{shown}");
@@ -180,13 +185,17 @@ async fn bad_configurations_are_refused_with_the_field_and_store_nothing() {
         ),
         (
             json!({"repo_url": "https://github.com/o/r.git", "pipelines_subdir": "../etc"}),
-            "PIPELINES_SUBDIR",
+            "Pipelines folder",
+        ),
+        (
+            json!({"repo_url": "https://github.com/o/r.git", "pipelines_subdir": "/abs/path"}),
+            "not starting with /",
         ),
         (
             json!({"repo_url": "ftp://example.com/r.git"}),
             "must start with",
         ),
-        (json!({"branch": "main"}), "repo_url is required"),
+        (json!({"branch": "main"}), "Repository URL) is required"),
         (
             json!({"repo_url": "https://github.com/o/r.git", "branch": "bad..name"}),
             "not a valid branch",
@@ -362,5 +371,58 @@ async fn a_changed_encryption_key_keeps_serving_and_asks_for_the_credentials_aga
     assert!(saved["error"].is_null(), "{saved}");
     assert_eq!(saved["webhook_secret_set"], true);
     assert_eq!(saved["token_set"], false);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repository_form_keeps_what_was_typed_and_works_without_htmx() {
+    let app = TestApp::start_with(&[("local_one/main.py", "print(1)\n")], &[]).await;
+    let client = reqwest::Client::new();
+    let form = [
+        ("repo_url", "https://example.invalid/acme/pipes.git"),
+        ("branch", "trunk"),
+        ("pipelines_subdir", "../etc"),
+        ("token", "tok_typed_secret"),
+    ];
+    let post = |path: &'static str, htmx: bool| {
+        let mut req = client.post(app.url(path)).form(&form);
+        if htmx {
+            req = req.header("HX-Request", "true");
+        }
+        req.send()
+    };
+    // Refused under htmx: the panel with the error and the typed fields (never the token).
+    let resp = post("/sync/repo", true).await.expect("POST");
+    assert_eq!(resp.status().as_u16(), 200);
+    let panel = resp.text().await.expect("text");
+    assert!(
+        panel.contains("Nothing was saved") && panel.contains("Pipelines folder"),
+        "{panel}"
+    );
+    assert!(panel.contains("https://example.invalid/acme/pipes.git") && panel.contains("trunk"));
+    assert!(panel.contains("../etc") && !panel.contains("tok_typed_secret"));
+    // Without htmx: the whole page with the same message, not a redirect that loses it.
+    let resp = post("/sync/repo", false).await.expect("POST");
+    assert_eq!(resp.status().as_u16(), 200);
+    let page = resp.text().await.expect("text");
+    assert!(
+        page.contains("<html") && page.contains("Nothing was saved"),
+        "{page}"
+    );
+    // A button of a repository that is not (or no longer) configured answers in the page.
+    let resp = client
+        .post(app.url("/sync"))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status().as_u16(), 200);
+    let fragment = resp.text().await.expect("text");
+    assert!(
+        fragment.contains("No repository is configured"),
+        "{fragment}"
+    );
+    let (_, shown) = app.get_json("/api/sync/repo-config").await;
+    assert_eq!(shown["stored"], false, "{shown}");
     app.stop().await;
 }

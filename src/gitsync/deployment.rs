@@ -187,11 +187,16 @@ impl Deployment {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         self.stop_tasks();
-        if let Some(old) = old {
-            old.retire().await;
-        }
+        let previous = match old {
+            Some(old) => {
+                old.retire().await;
+                Some(old.status())
+            }
+            None => None,
+        };
         match next {
             Some(sync) => {
+                sync.take_over(previous.as_ref());
                 tracing::info!(repo = %sync.spec().shown_url, branch = %sync.spec().branch, "the repository configuration changed; syncing");
                 self.run_sync_tasks(&sync).await;
                 if first_sync {

@@ -77,6 +77,8 @@ pub struct SyncStatus {
     pub last_sync_ok: Option<bool>,
     pub last_error: Option<String>,
     pub running: bool,
+    /// `commit` is the previous configuration's: this one has not synced successfully yet.
+    pub from_previous_configuration: bool,
 }
 
 pub(crate) type FolderIds = std::collections::BTreeMap<String, git2::Oid>;
@@ -110,6 +112,9 @@ pub struct GitSync {
     webhook_secret: Option<crate::secrets::SecretString>,
     /// Set when another configuration takes over: no more syncs from this one.
     retired: std::sync::atomic::AtomicBool,
+    /// The registry serves another configuration's pipelines: the first good sync
+    /// activates its commit even if it is the same one (the folder may differ).
+    serving_elsewhere: std::sync::atomic::AtomicBool,
 }
 
 impl GitSync {
@@ -143,7 +148,21 @@ impl GitSync {
             handed_out,
             webhook_secret: None,
             retired: Default::default(),
+            serving_elsewhere: Default::default(),
         }
+    }
+
+    /// Takes over from `previous` (the configuration this one replaces): its
+    /// commit is what serves until this one's first sync succeeds.
+    pub(crate) fn take_over(&self, previous: Option<&SyncStatus>) {
+        if let Some(previous) = previous {
+            let mut status = self.status.write().unwrap_or_else(PoisonError::into_inner);
+            status.commit = previous.commit.clone();
+            status.subject = previous.subject.clone();
+            status.commit_time = previous.commit_time;
+        }
+        self.serving_elsewhere
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Verifies push webhooks with `secret`.
@@ -194,6 +213,9 @@ impl GitSync {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         status.running = self.busy.try_lock().is_err();
+        status.from_previous_configuration = self
+            .serving_elsewhere
+            .load(std::sync::atomic::Ordering::SeqCst);
         status
     }
 
@@ -443,7 +465,10 @@ impl GitSync {
         db::gitsync::set_active(&self.pool, &active)
             .await
             .map_err(|e| SyncError::Database(e.to_string()))?;
-        if old.as_deref() != Some(sha.as_str()) {
+        let elsewhere = self
+            .serving_elsewhere
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
+        if elsewhere || old.as_deref() != Some(sha.as_str()) {
             self.activate(&dir, &active).await;
         }
         Ok((active, ids))

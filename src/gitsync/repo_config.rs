@@ -200,19 +200,23 @@ pub fn changed(
             check_field("repo_url", url, 2048)?;
             if strip_userinfo(url) != url && !is_ssh_url(url) {
                 return Err(ChangeProblem::Invalid(
-                    "repo_url: put the token in the token field, not in the URL (URLs are shown and stored unencrypted)".into(),
+                    "repo_url (Repository URL): put the token in the token field, not in the URL (URLs are shown and stored unencrypted)".into(),
                 ));
             }
             if !is_supported_url(url) {
                 return Err(ChangeProblem::Invalid(
-                    "repo_url must start with https://, http://, ssh://, git@host: or file://"
+                    "repo_url (Repository URL) must start with https://, http://, ssh://, git@host: or file://"
                         .into(),
                 ));
             }
             next.repo_url = (env_url.is_none()).then(|| url.to_string());
         }
         None if env.repo_url.is_some() => next.repo_url = None,
-        None => return Err(ChangeProblem::Invalid("repo_url is required".into())),
+        None => {
+            return Err(ChangeProblem::Invalid(
+                "repo_url (Repository URL) is required".into(),
+            ));
+        }
     }
     for (value, env_set, field, var, slot) in [
         (
@@ -242,7 +246,16 @@ pub fn changed(
         };
     }
     if let Some(subdir) = &next.pipelines_subdir {
-        let subdir = check_subdir(subdir).map_err(|e| ChangeProblem::Invalid(e.to_string()))?;
+        let refused = || {
+            ChangeProblem::Invalid(format!(
+                "pipelines_subdir (Pipelines folder) `{}` must be a folder inside the repository: no `..`, not starting with /",
+                crate::pipelines::fields::shown(subdir)
+            ))
+        };
+        if subdir.starts_with('/') {
+            return Err(refused());
+        }
+        let subdir = check_subdir(subdir).map_err(|_| refused())?;
         next.pipelines_subdir = (!subdir.is_empty()).then_some(subdir);
     }
     change_credentials(env, &mut next, change, cipher)?;

@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/sync", get(page).post(sync_now))
         .route("/fragments/sync", get(fragment))
+        .route("/fragments/sync/log", get(log_fragment))
         .route("/sync/test", post(test_connection))
         .route("/sync/settings", post(save_settings))
         .route("/sync/host-key/reset", post(reset_host_key))
@@ -100,6 +101,16 @@ struct SyncPage {
 struct SyncFragment {
     view: SyncView,
 }
+
+#[derive(Template, WebTemplate)]
+#[template(path = "fragments/sync_log.html")]
+struct SyncLogFragment {
+    view: SyncView,
+}
+
+/// What a button of a repository that is gone answers (e.g. a page opened before a removal).
+const NOT_CONFIGURED: &str =
+    "No repository is configured (any more): fill in the repository below, or set GIT_REPO_URL.";
 
 /// Log entries the page shows.
 const PAGE_LOG_ENTRIES: i64 = 50;
@@ -236,7 +247,7 @@ async fn reset_host_key(
 fn configured(state: &AppState) -> Result<std::sync::Arc<crate::gitsync::GitSync>, AppError> {
     state
         .gitsync()
-        .ok_or_else(|| AppError::BadRequest("git sync is not configured: set GIT_REPO_URL".into()))
+        .ok_or_else(|| AppError::BadRequest(NOT_CONFIGURED.into()))
 }
 
 /// The fragment with `notice` under htmx; a redirect back to the page otherwise.
@@ -255,6 +266,18 @@ async fn respond(
     .into_response())
 }
 
+/// The page with `panel` (a repository form's result, without htmx).
+pub(super) async fn full_page(
+    state: &AppState,
+    panel: super::sync_repo_page::RepoPanel,
+) -> Result<Response, AppError> {
+    Ok(SyncPage {
+        view: view(state, String::new(), true).await?,
+        panel,
+    }
+    .into_response())
+}
+
 async fn page(State(state): State<AppState>) -> Result<SyncPage, AppError> {
     Ok(SyncPage {
         view: view(&state, String::new(), true).await?,
@@ -268,12 +291,16 @@ async fn fragment(State(state): State<AppState>) -> Result<SyncFragment, AppErro
     })
 }
 
+async fn log_fragment(State(state): State<AppState>) -> Result<SyncLogFragment, AppError> {
+    Ok(SyncLogFragment {
+        view: view(&state, String::new(), true).await?,
+    })
+}
+
 /// The Sync button: syncs (the response waits for it), then shows the result.
 async fn sync_now(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
     let Some(sync) = state.gitsync() else {
-        return Err(AppError::BadRequest(
-            "git sync is not configured: set GIT_REPO_URL".into(),
-        ));
+        return respond(&state, &headers, NOT_CONFIGURED.into(), false).await;
     };
     let wait = super::api::sync_wait(&state);
     let (notice, ok) = match sync.sync_detached("manual", wait).await {
@@ -309,9 +336,7 @@ async fn test_connection(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let Some(sync) = state.gitsync() else {
-        return Err(AppError::BadRequest(
-            "git sync is not configured: set GIT_REPO_URL".into(),
-        ));
+        return respond(&state, &headers, NOT_CONFIGURED.into(), false).await;
     };
     let branch = sync.spec().branch.clone();
     let (notice, ok) = match sync.test_connection().await {

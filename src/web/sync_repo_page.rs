@@ -10,7 +10,7 @@ use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Form, State};
 use axum::http::{HeaderMap, HeaderValue};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use super::api::{first_sync_message, store_error, sync_wait};
@@ -56,6 +56,29 @@ impl RepoPanel {
             notice_ok,
         }
     }
+
+    /// Shows what was typed (never a credential) instead of what is stored, so
+    /// a refused or tested form can be corrected.
+    fn keep_typed(&mut self, form: &HashMap<String, String>) {
+        let typed = |k: &str| form.get(k).map(|v| v.trim().to_string());
+        let r = &mut self.repo;
+        if !self.fixed_url {
+            r.repo_url = typed("repo_url").or(r.repo_url.take());
+        }
+        if !self.fixed_branch {
+            if let Some(b) = typed("branch") {
+                r.branch = b;
+            }
+        }
+        if !self.fixed_subdir {
+            r.pipelines_subdir = typed("pipelines_subdir").or(r.pipelines_subdir.take());
+        }
+        if !self.fixed_credentials {
+            r.github_app_id = typed("github_app_id").or(r.github_app_id.take());
+            r.github_app_installation_id =
+                typed("github_app_installation_id").or(r.github_app_installation_id.take());
+        }
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -83,20 +106,22 @@ fn change_of(form: &HashMap<String, String>) -> RepoConfigChange {
 }
 
 /// The panel with `notice` under htmx (and the status part told to refresh);
-/// a redirect back to the page otherwise.
+/// the whole page with it otherwise. `typed`: the form to show again as typed.
 async fn respond(
     state: &AppState,
     headers: &HeaderMap,
     notice: String,
     ok: bool,
+    typed: Option<&HashMap<String, String>>,
 ) -> Result<Response, AppError> {
+    let mut panel = RepoPanel::load(state, notice, ok).await;
+    if let Some(form) = typed {
+        panel.keep_typed(form);
+    }
     if !is_htmx(headers) {
-        return Ok(Redirect::to("/sync").into_response());
+        return super::sync_page::full_page(state, panel).await;
     }
-    let mut response = RepoFragment {
-        panel: RepoPanel::load(state, notice, ok).await,
-    }
-    .into_response();
+    let mut response = RepoFragment { panel }.into_response();
     response
         .headers_mut()
         .insert("HX-Trigger", HeaderValue::from_static("sync-changed"));
@@ -115,7 +140,7 @@ async fn save(
 ) -> Result<Response, AppError> {
     let change = change_of(&form);
     let (notice, ok) = match state.deployment.store(&change).await {
-        Err(e) => (refused(e), false),
+        Err(e) => (format!("Nothing was saved: {}", refused(e)), false),
         Ok(()) => {
             let outcome = state
                 .deployment
@@ -125,7 +150,8 @@ async fn save(
             (format!("Saved; {message}."), synced)
         }
     };
-    respond(&state, &headers, notice, ok).await
+    let typed = (!ok).then_some(&form);
+    respond(&state, &headers, notice, ok, typed).await
 }
 
 async fn test(
@@ -135,16 +161,18 @@ async fn test(
 ) -> Result<Response, AppError> {
     let (notice, ok) = match state.deployment.test_candidate(&change_of(&form)).await {
         Ok((branch, branches)) if branches.contains(&branch) => (
-            format!("Connected; branch `{branch}` found. Nothing was saved."),
+            format!(
+                "Connected; branch `{branch}` found (the pipelines folder is checked at the first sync). Nothing was saved yet."
+            ),
             true,
         ),
         Ok((branch, _)) => (
-            format!("Connected, but the repository has no branch `{branch}`."),
+            format!("Connected, but the repository has no branch `{branch}`. Nothing was saved."),
             false,
         ),
-        Err(e) => (refused(e), false),
+        Err(e) => (format!("{} Nothing was saved.", refused(e)), false),
     };
-    respond(&state, &headers, notice, ok).await
+    respond(&state, &headers, notice, ok, Some(&form)).await
 }
 
 async fn generate_deploy_key(
@@ -157,7 +185,7 @@ async fn generate_deploy_key(
     change.token = None;
     change.deploy_key = None;
     let (notice, ok) = match state.deployment.store_new_deploy_key(&change).await {
-        Err(e) => (refused(e), false),
+        Err(e) => (format!("Nothing was saved: {}", refused(e)), false),
         Ok(_) => {
             let _ = state
                 .deployment
@@ -169,7 +197,8 @@ async fn generate_deploy_key(
             )
         }
     };
-    respond(&state, &headers, notice, ok).await
+    let typed = (!ok).then_some(&form);
+    respond(&state, &headers, notice, ok, typed).await
 }
 
 async fn remove(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
@@ -189,5 +218,5 @@ async fn remove(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
             (notice.to_string(), true)
         }
     };
-    respond(&state, &headers, notice, ok).await
+    respond(&state, &headers, notice, ok, None).await
 }
