@@ -15,6 +15,8 @@ CREATE TABLE git_repo_config (
     updated_at                       TEXT NOT NULL
 );
 
--- Which repository the active snapshot came from (credentials stripped), so a
--- restart with another repository never serves the old one's snapshot.
+-- Which repository (credentials stripped) and folder the active snapshot was
+-- served with: after a restart it serves the same way until the configuration
+-- in force has synced, even when that configuration changed meanwhile.
 ALTER TABLE git_sync_state ADD COLUMN repo_url TEXT NOT NULL DEFAULT '';
+ALTER TABLE git_sync_state ADD COLUMN pipelines_subdir TEXT;

@@ -39,7 +39,11 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve_until_signal(config)) {
+    let served = runtime.block_on(serve_until_signal(config));
+    // A blocking task that cannot end (a git fetch stuck on a silent remote)
+    // must not keep the process alive after shutdown.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

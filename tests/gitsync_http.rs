@@ -599,3 +599,74 @@ async fn a_token_stored_from_the_sync_page_is_encrypted_used_and_never_shown() {
         "ghs_rotated_token_1111"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_credentials_never_go_to_a_host_just_typed_in() {
+    use axum::http::header;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (repos, work) = bare_with_work_tree(dir.path(), "team.git");
+    push(&work, &[("etl/main.py", "print(1)\n")], "one");
+    let token = "ghs_bound_token_4242";
+    let (base, _) = start_git_server(&repos, token).await;
+    // Another host (another port is another origin) that asks for credentials and
+    // writes down what it gets.
+    let seen: Arc<Mutex<Vec<String>>> = Default::default();
+    let record = seen.clone();
+    let thief = axum::Router::new().fallback(move |headers: HeaderMap| {
+        let record = record.clone();
+        async move {
+            if let Some(auth) = headers.get(header::AUTHORIZATION) {
+                record
+                    .lock()
+                    .expect("lock")
+                    .push(auth.to_str().unwrap_or("?").to_string());
+            }
+            Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .header(header::WWW_AUTHENTICATE, "Basic realm=\"x\"")
+                .body(Body::empty())
+                .expect("response")
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let thief_url = format!("http://{}/steal.git", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, thief).await });
+
+    let app = TestApp::start_with(&[], &[]).await;
+    let url = format!("{base}/team.git");
+    let body = serde_json::json!({"repo_url": url, "token": token}).to_string();
+    let (code, saved) = app.post_json("/api/sync/repo-config", &body).await;
+    assert_eq!(
+        (code, &saved["synced"]),
+        (200, &serde_json::json!(true)),
+        "{saved}"
+    );
+    // Testing, then saving, the other host without typing a token sends none.
+    let other = serde_json::json!({"repo_url": thief_url}).to_string();
+    let (code, tested) = app.post_json("/api/sync/repo-config/test", &other).await;
+    assert_eq!(code, 200);
+    assert_eq!(tested["success"], false, "{tested}");
+    let (code, saved) = app.post_json("/api/sync/repo-config", &other).await;
+    assert_eq!(code, 200, "{saved}");
+    assert_eq!(
+        saved["token_set"], false,
+        "the token stayed with its host: {saved}"
+    );
+    let (code, _) = app.post_json("/api/sync", "").await;
+    assert_eq!(code, 502);
+    let got = seen.lock().expect("lock").clone();
+    assert!(got.is_empty(), "credentials went to another host: {got:?}");
+    // Back to the first host: the token has to be typed again.
+    let (_, saved) = app
+        .post_json(
+            "/api/sync/repo-config",
+            &serde_json::json!({"repo_url": url}).to_string(),
+        )
+        .await;
+    assert_eq!(saved["synced"], false, "{saved}");
+    let (_, saved) = app.post_json("/api/sync/repo-config", &body).await;
+    assert_eq!(saved["synced"], true, "{saved}");
+    app.stop().await;
+}

@@ -127,6 +127,13 @@ async fn a_stored_repository_takes_over_at_once_and_hands_back() {
     // The secret was kept (left out of the change).
     let (_, shown) = app.get_json("/api/sync/repo-config").await;
     assert_eq!(shown["webhook_secret_set"], true, "{shown}");
+    // A restart before the new configuration has synced: the same pipelines serve.
+    app.stop_only().await;
+    app.start_again().await;
+    let status = app.wait_sync_done().await;
+    assert_eq!(status["commit"], second.as_str(), "{status}");
+    assert_eq!(status["from_previous_configuration"], true, "{status}");
+    assert_eq!(pipeline_names(&app).await, ["from_git", "second"]);
 
     // Back to the good repository; a restart serves it from the stored configuration.
     let (code, saved) = app
@@ -424,5 +431,50 @@ async fn the_repository_form_keeps_what_was_typed_and_works_without_htmx() {
     );
     let (_, shown) = app.get_json("/api/sync/repo-config").await;
     assert_eq!(shown["stored"], false, "{shown}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_branch_fails_instead_of_serving_a_stale_tip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, c) = (dir.path().join("a"), dir.path().join("c"));
+    for repo in [&a, &c] {
+        std::fs::create_dir_all(repo).expect("mkdir");
+        git(repo, &["init", "-q"]);
+    }
+    commit_files(&a, &[("job/main.py", "print('a')\n")], "in a");
+    commit_files(&c, &[("other/main.py", "print('c')\n")], "in c");
+    git(&c, &["branch", "-m", "main", "dev"]);
+    git(&a, &["branch", "rel"]);
+    let app = TestApp::start_with(&[], &[]).await;
+    let save = |url: &std::path::Path, branch: &str| {
+        json!({"repo_url": format!("file://{}", url.display()), "branch": branch}).to_string()
+    };
+    let (_, saved) = app
+        .post_json("/api/sync/repo-config", &save(&a, "main"))
+        .await;
+    assert_eq!(saved["synced"], true, "{saved}");
+    // Another repository without `main`: refused, never a tip left from the first.
+    let (_, saved) = app
+        .post_json("/api/sync/repo-config", &save(&c, "main"))
+        .await;
+    assert_eq!(saved["synced"], false, "{saved}");
+    let message = saved["message"].as_str().unwrap_or_default();
+    assert!(message.contains("branch `main` was not found"), "{message}");
+    // The same repository loses the branch: the next sync says so.
+    let (_, saved) = app
+        .post_json("/api/sync/repo-config", &save(&a, "rel"))
+        .await;
+    assert_eq!(saved["synced"], true, "{saved}");
+    git(&a, &["branch", "-D", "rel"]);
+    let (code, failed) = app.post_json("/api/sync", "").await;
+    assert_eq!(code, 502, "{failed}");
+    // A branch `rel` followed by `rel/1`: no clash in the mirror.
+    git(&a, &["branch", "rel/1"]);
+    let (_, saved) = app
+        .post_json("/api/sync/repo-config", &save(&a, "rel/1"))
+        .await;
+    assert_eq!(saved["synced"], true, "{saved}");
+    assert_eq!(pipeline_names(&app).await, ["job"]);
     app.stop().await;
 }

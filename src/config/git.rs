@@ -15,6 +15,12 @@ pub const DEFAULT_AUTO_SYNC_INTERVAL: u64 = 900;
 /// Longest auto-sync interval, seconds (one week).
 pub const MAX_AUTO_SYNC_INTERVAL: u64 = 7 * 24 * 3600;
 
+/// `GIT_TIMEOUT` default, range: seconds a remote may take to accept a connection
+/// and, once connected, to send or take the next data (HTTP(S) remotes).
+pub const DEFAULT_GIT_TIMEOUT: u64 = 120;
+pub const MIN_GIT_TIMEOUT: u64 = 5;
+pub const MAX_GIT_TIMEOUT: u64 = 3600;
+
 /// `GIT_*`, `PIPELINES_SUBDIR`, `AUTO_SYNC_*`, `UV_PRE_HEAT`.
 #[derive(Debug, Clone, Default)]
 pub struct GitEnv {
@@ -42,6 +48,8 @@ pub struct GitEnv {
     pub github_app_installation_id: Option<String>,
     /// `GITHUB_API_URL` (GitHub Enterprise); GitHub's API by default.
     pub github_api_url: Option<String>,
+    /// `GIT_TIMEOUT`, seconds (`MIN_GIT_TIMEOUT..=MAX_GIT_TIMEOUT`).
+    pub timeout_secs: u64,
 }
 
 impl GitEnv {
@@ -63,6 +71,14 @@ impl GitEnv {
                 "seconds",
             )?),
         };
+        let timeout_secs = in_range(
+            get("GIT_TIMEOUT"),
+            "GIT_TIMEOUT",
+            DEFAULT_GIT_TIMEOUT,
+            MIN_GIT_TIMEOUT,
+            MAX_GIT_TIMEOUT,
+            "seconds",
+        )?;
         let auto_sync_enabled = match get("AUTO_SYNC_ENABLED") {
             None => None,
             raw => Some(parse_bool(raw, "AUTO_SYNC_ENABLED")?),
@@ -97,6 +113,7 @@ impl GitEnv {
             github_app_private_key: secret("GITHUB_APP_PRIVATE_KEY"),
             github_app_installation_id: get("GITHUB_APP_INSTALLATION_ID"),
             github_api_url: get("GITHUB_API_URL"),
+            timeout_secs,
         })
     }
 }

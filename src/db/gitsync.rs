@@ -12,6 +12,9 @@ use super::{DbError, Pool};
 pub struct ActiveCommit {
     /// The repository (credentials stripped); "" for snapshots synced before it was recorded.
     pub repo_url: String,
+    /// The folder of the snapshot that held the pipelines (`None`: not recorded,
+    /// snapshots synced before it was; the configured one applies).
+    pub pipelines_subdir: Option<String>,
     pub commit_sha: String,
     pub branch: String,
     pub subject: String,
@@ -21,7 +24,7 @@ pub struct ActiveCommit {
 
 pub async fn active(pool: &Pool) -> Result<Option<ActiveCommit>, DbError> {
     Ok(sqlx::query_as(
-        "SELECT repo_url, commit_sha, branch, subject, commit_time, synced_at FROM git_sync_state WHERE id = 1",
+        "SELECT repo_url, pipelines_subdir, commit_sha, branch, subject, commit_time, synced_at FROM git_sync_state WHERE id = 1",
     )
     .fetch_optional(pool)
     .await?)
@@ -29,13 +32,15 @@ pub async fn active(pool: &Pool) -> Result<Option<ActiveCommit>, DbError> {
 
 pub async fn set_active(pool: &Pool, active: &ActiveCommit) -> Result<(), DbError> {
     sqlx::query(
-        "INSERT INTO git_sync_state (id, repo_url, commit_sha, branch, subject, commit_time, synced_at)
-         VALUES (1, ?, ?, ?, ?, ?, ?)
+        "INSERT INTO git_sync_state (id, repo_url, pipelines_subdir, commit_sha, branch, subject, commit_time, synced_at)
+         VALUES (1, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET repo_url = excluded.repo_url,
+             pipelines_subdir = excluded.pipelines_subdir,
              commit_sha = excluded.commit_sha, branch = excluded.branch,
              subject = excluded.subject, commit_time = excluded.commit_time, synced_at = excluded.synced_at",
     )
     .bind(&active.repo_url)
+    .bind(&active.pipelines_subdir)
     .bind(&active.commit_sha)
     .bind(&active.branch)
     .bind(&active.subject)

@@ -50,6 +50,9 @@ pub struct Deployment {
     problem: RwLock<Option<String>>,
     /// One switch at a time, in the order they were asked for.
     switching: tokio::sync::Mutex<()>,
+    /// One change of the stored configuration at a time (each reads, changes and
+    /// writes the row: two at once would lose one's credentials).
+    storing: tokio::sync::Mutex<()>,
     handed_out: Arc<HandedOut>,
 }
 
@@ -75,6 +78,7 @@ impl Deployment {
             current: RwLock::new(None),
             problem: RwLock::new(None),
             switching: tokio::sync::Mutex::new(()),
+            storing: tokio::sync::Mutex::new(()),
             handed_out: Default::default(),
         };
         this.build(&this.config.git)?;
@@ -181,11 +185,9 @@ impl Deployment {
                 return None;
             }
         };
-        let old = self
-            .current
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        // The old sync stays in force (shown, its status honest) until its running
+        // sync has ended; then the new source takes over.
+        let old = self.current();
         self.stop_tasks();
         let previous = match old {
             Some(old) => {
@@ -206,6 +208,12 @@ impl Deployment {
                 }
             }
             None => {
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = None;
+                let git_dir = self.config.data_dir.join("git");
+                let _ = tokio::task::spawn_blocking(move || {
+                    super::remove_other_mirrors(&git_dir, None)
+                })
+                .await;
                 tracing::info!(dir = %self.config.pipelines_dir.display(), "no repository configured; the pipelines come from PIPELINES_DIR");
                 self.registry
                     .switch_source(self.config.pipelines_dir.clone(), None)
@@ -277,6 +285,7 @@ impl Deployment {
     /// Checks `change` (against the environment, and that a sync can be built
     /// from the result) and stores it; [`apply`](Self::apply) puts it in force.
     pub async fn store(&self, change: &RepoConfigChange) -> Result<(), StoreError> {
+        let _one = self.storing.lock().await;
         let current = db::git_repo_config::get(&self.pool)
             .await
             .map_err(|e| StoreError::Database(e.to_string()))?;
@@ -332,6 +341,7 @@ impl Deployment {
 
     /// Forgets the stored configuration; whether there was one.
     pub async fn remove_stored(&self) -> Result<bool, StoreError> {
+        let _one = self.storing.lock().await;
         db::git_repo_config::delete(&self.pool)
             .await
             .map_err(|e| StoreError::Database(e.to_string()))

@@ -54,8 +54,28 @@ pub struct Tip {
 }
 
 /// Where the fetched tip is kept in the mirror (not a branch of its own).
-fn tracking_ref(branch: &str) -> String {
-    format!("refs/fastflow/{branch}")
+/// Where the fetched tip is kept: one name whatever the branch, so a branch `x`
+/// followed by `x/y` never collides in the mirror.
+const TRACKING_REF: &str = "refs/fastflow-sync/tip";
+
+/// Sets libgit2's network timeouts (`GIT_TIMEOUT` seconds to connect, and to
+/// wait for a connected remote to send or take data; libgit2 applies them to
+/// HTTP(S), not to SSH reads), once per process: a remote that accepts the
+/// connection and then says nothing must end the sync with an error, not hang it.
+pub fn set_network_timeouts(seconds: u64) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let ms = i32::try_from(seconds.saturating_mul(1000)).unwrap_or(i32::MAX);
+        // SAFETY: libgit2 global options, set once before any fetch starts (the
+        // first sync is built after this; nothing else sets them).
+        let set = unsafe {
+            git2::opts::set_server_connect_timeout_in_milliseconds(ms)
+                .and_then(|()| git2::opts::set_server_timeout_in_milliseconds(ms))
+        };
+        if let Err(e) = set {
+            tracing::warn!(error = %e, "libgit2 network timeouts could not be set");
+        }
+    });
 }
 
 /// Opens the mirror, creating it on first use.
@@ -148,17 +168,27 @@ pub fn fetch(mirror: &Repository, session: &Session<'_>) -> Result<Tip, SyncErro
     options
         .remote_callbacks(callbacks(session))
         .download_tags(AutotagOption::None);
-    let refspec = format!("+refs/heads/{}:{}", spec.branch, tracking_ref(&spec.branch));
+    let wanted = format!("refs/heads/{}", spec.branch);
+    let refspec = format!("+{wanted}:{TRACKING_REF}");
     remote
         .fetch(&[refspec.as_str()], Some(&mut options), None)
         .map_err(|e| session.error(&e))?;
+    // A fetch of a branch the remote lacks succeeds with nothing: what the
+    // remote advertised says whether the branch is there (never a stale tip).
+    let advertised = remote
+        .list()
+        .map(|heads| heads.iter().any(|h| h.name() == wanted))
+        .unwrap_or(false);
+    if !advertised {
+        return Err(SyncError::UnknownBranch(spec.branch.clone()));
+    }
     tip(mirror, &spec.branch)
 }
 
 /// The last fetched tip of `branch`, if it was ever fetched.
 pub fn tip(mirror: &Repository, branch: &str) -> Result<Tip, SyncError> {
     let commit = mirror
-        .find_reference(&tracking_ref(branch))
+        .find_reference(TRACKING_REF)
         .and_then(|r| r.peel_to_commit())
         .map_err(|_| SyncError::UnknownBranch(branch.to_string()))?;
     Ok(Tip {

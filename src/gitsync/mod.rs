@@ -81,6 +81,32 @@ pub struct SyncStatus {
     pub from_previous_configuration: bool,
 }
 
+/// The mirror folder's name for the repository at `shown_url`.
+fn mirror_name(shown_url: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(shown_url.as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("mirror-{hex}.git")
+}
+
+/// Removes the mirrors in `git_dir` other than `keep` (`None`: all of them),
+/// with the objects of repositories no longer configured.
+pub(crate) fn remove_other_mirrors(git_dir: &Path, keep: Option<&str>) {
+    for entry in std::fs::read_dir(git_dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let is_mirror =
+            name == "mirror.git" || (name.starts_with("mirror-") && name.ends_with(".git"));
+        if is_mirror && Some(name.as_str()) != keep {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(mirror = %name, "removed the mirror of a repository no longer configured")
+                }
+                Err(e) => tracing::warn!(error = %e, "removing {}", entry.path().display()),
+            }
+        }
+    }
+}
+
 pub(crate) type FolderIds = std::collections::BTreeMap<String, git2::Oid>;
 
 /// Revisions handed to pipelines, shared by the syncs of successive configurations:
@@ -223,17 +249,25 @@ impl GitSync {
         self.git_dir.join("snapshots")
     }
 
+    /// This repository's own bare mirror (`DATA_DIR/git/mirror-<hash of the URL>.git`):
+    /// repositories never share objects or refs, and a replaced one's is removed.
+    fn mirror_dir(&self) -> PathBuf {
+        self.git_dir.join(mirror_name(&self.spec.shown_url))
+    }
+
     /// The folder of a snapshot that holds the pipeline folders.
-    fn pipelines_root(&self, snapshot: &Path) -> PathBuf {
-        if self.spec.subdir.is_empty() {
+    fn pipelines_root(snapshot: &Path, subdir: &str) -> PathBuf {
+        if subdir.is_empty() {
             snapshot.to_path_buf()
         } else {
-            snapshot.join(&self.spec.subdir)
+            snapshot.join(subdir)
         }
     }
 
     /// At start: serve the last active snapshot if it is on disk (then sync in the
-    /// background); otherwise sync now, so the first scan sees the repository.
+    /// background) — also one of a configuration that changed since: it serves
+    /// until this one has synced, as it would have without the restart; otherwise
+    /// sync now, so the first scan sees the repository.
     pub async fn start(self: &Arc<Self>) {
         let active = match db::gitsync::active(&self.pool).await {
             Ok(a) => a,
@@ -242,14 +276,20 @@ impl GitSync {
                 None
             }
         };
-        let ours = |a: &ActiveCommit| {
-            a.branch == self.spec.branch
-                && (a.repo_url.is_empty() || a.repo_url == self.spec.shown_url)
-        };
-        if let Some(active) = active.filter(ours) {
+        if let Some(active) = active {
             let dir = snapshot::dir_of(&self.snapshots_dir(), &active.commit_sha);
             if dir.is_dir() {
+                let ours = active.branch == self.spec.branch
+                    && (active.repo_url.is_empty() || active.repo_url == self.spec.shown_url)
+                    && active
+                        .pipelines_subdir
+                        .as_ref()
+                        .is_none_or(|s| *s == self.spec.subdir);
                 self.activate(&dir, &active).await;
+                if !ours {
+                    self.serving_elsewhere
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 let this = self.clone();
                 tokio::spawn(async move { this.sync("startup").await });
                 return;
@@ -287,8 +327,12 @@ impl GitSync {
             status.subject = Some(active.subject.clone());
             status.commit_time = active.commit_time;
         }
+        let subdir = active
+            .pipelines_subdir
+            .as_deref()
+            .unwrap_or(&self.spec.subdir);
         self.registry
-            .switch_source(self.pipelines_root(dir), Some(revision))
+            .switch_source(Self::pipelines_root(dir, subdir), Some(revision))
             .await;
     }
 
@@ -429,6 +473,13 @@ impl GitSync {
         // its snapshot would stay until the next sync.
         drop((before, after));
         self.collect_garbage().await;
+        if success {
+            let git_dir = self.git_dir.clone();
+            let keep = mirror_name(&self.spec.shown_url);
+            let _ =
+                tokio::task::spawn_blocking(move || remove_other_mirrors(&git_dir, Some(&keep)))
+                    .await;
+        }
         SyncOutcome::Done(Box::new(logged))
     }
 
@@ -437,14 +488,14 @@ impl GitSync {
         old: Option<&str>,
     ) -> Result<(ActiveCommit, (FolderIds, FolderIds)), SyncError> {
         let spec = self.spec.with_fresh_token().await?;
-        let git_dir = self.git_dir.clone();
+        let mirror_dir = self.mirror_dir();
         let snapshots = self.snapshots_dir();
         let old = old.map(str::to_string);
         let policy = self.host_key_policy().await?;
         let pin = matches!(policy, HostKeyPolicy::Pinned(None));
         let (written, presented) = tokio::task::spawn_blocking(move || {
             let session = fetch::Session::new(&spec, &policy);
-            let written = write::fetch_and_write(&session, &git_dir, &snapshots, old);
+            let written = write::fetch_and_write(&session, &mirror_dir, &snapshots, old);
             (written, session.presented.into_inner())
         })
         .await
@@ -455,6 +506,7 @@ impl GitSync {
         let (tip, sha, dir, old, ids) = written?;
         let active = ActiveCommit {
             repo_url: self.spec.shown_url.clone(),
+            pipelines_subdir: Some(self.spec.subdir.clone()),
             commit_sha: sha.clone(),
             branch: self.spec.branch.clone(),
             subject: tip.subject.clone(),

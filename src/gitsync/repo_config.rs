@@ -183,6 +183,10 @@ pub fn changed(
     cipher: &Cipher,
 ) -> Result<StoredRepoConfig, ChangeProblem> {
     let mut next = current.unwrap_or_default();
+    let previous_url = next
+        .repo_url
+        .clone()
+        .or_else(|| env.repo_url.as_ref().map(|u| u.expose().trim().to_string()));
     let fixed = |set: bool, field: &str, var: &str| -> Result<(), ChangeProblem> {
         if set {
             return Err(ChangeProblem::SetByEnvironment(format!(
@@ -198,9 +202,14 @@ pub fn changed(
                 fixed(true, "repo_url", "GIT_REPO_URL")?;
             }
             check_field("repo_url", url, 2048)?;
-            if strip_userinfo(url) != url && !is_ssh_url(url) {
+            if (strip_userinfo(url) != url && !is_ssh_url(url)) || has_password(url) {
                 return Err(ChangeProblem::Invalid(
                     "repo_url (Repository URL): put the token in the token field, not in the URL (URLs are shown and stored unencrypted)".into(),
+                ));
+            }
+            if url.contains(['?', '#']) {
+                return Err(ChangeProblem::Invalid(
+                    "repo_url (Repository URL) cannot have a query (`?…`) or fragment (`#…`): they would be shown and stored unencrypted; put a token in the token field".into(),
                 ));
             }
             if !is_supported_url(url) {
@@ -258,11 +267,36 @@ pub fn changed(
         let subdir = check_subdir(subdir).map_err(|_| refused())?;
         next.pipelines_subdir = (!subdir.is_empty()).then_some(subdir);
     }
+    let new_url = next
+        .repo_url
+        .clone()
+        .or_else(|| env.repo_url.as_ref().map(|u| u.expose().trim().to_string()));
+    let moved = previous_url.is_some()
+        && previous_url.as_deref().map(origin) != new_url.as_deref().map(origin);
+    if moved && env_has_credentials(env) && env.repo_url.is_none() {
+        return Err(ChangeProblem::SetByEnvironment(
+            "the credentials come from the environment and go only to the repository's host as stored; to use another host, set GIT_REPO_URL there too".into(),
+        ));
+    }
+    if moved {
+        // Credentials go only to the host they were given for: a new host or
+        // scheme needs them typed again (never sent to a host just typed in).
+        next.token_encrypted = None;
+        next.deploy_key_encrypted = None;
+        next.github_app_id = None;
+        next.github_app_installation_id = None;
+        next.github_app_private_key_encrypted = None;
+    }
     change_credentials(env, &mut next, change, cipher)?;
     if change.remove_webhook_secret {
         next.webhook_secret_encrypted = None;
     }
-    if let Some(secret) = given(&change.webhook_secret) {
+    // The secret is used exactly as typed (GitHub signs with it as given).
+    let secret = change
+        .webhook_secret
+        .as_deref()
+        .filter(|v| !v.trim().is_empty());
+    if let Some(secret) = secret {
         fixed(
             env.webhook_secret.is_some(),
             "webhook_secret",
@@ -287,6 +321,10 @@ fn change_credentials(
         next.github_app_installation_id = None;
         next.github_app_private_key_encrypted = None;
     };
+    let (stored_id, stored_installation) = (
+        next.github_app_id.clone(),
+        next.github_app_installation_id.clone(),
+    );
     if change.remove_credentials {
         clear(next);
     }
@@ -299,6 +337,12 @@ fn change_credentials(
         given(&change.github_app_installation_id),
         given(&change.github_app_private_key),
     ];
+    // The form sends the stored app's ids back as they were: that alone is no
+    // new credential (typing a token, or removing, must still work).
+    let app_changed = app[2].is_some()
+        || app[0].is_some_and(|v| Some(v) != stored_id.as_deref())
+        || app[1].is_some_and(|v| Some(v) != stored_installation.as_deref());
+    let app = if app_changed { app } else { [None, None, None] };
     let kinds = [
         token.is_some(),
         key.is_some(),
@@ -367,6 +411,40 @@ fn change_credentials(
         }
     }
     Ok(())
+}
+
+/// Whether `url` carries a password (`user:password@`), in any form.
+fn has_password(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}
+
+/// Scheme, host and port of `url` (`git@host:path` is `ssh://host:22`): where
+/// credentials would go.
+fn origin(url: &str) -> String {
+    let host = super::remote::url_host(url).unwrap_or_default();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return format!("ssh://{host}:22");
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split('/').next().unwrap_or_default();
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let port = authority
+        .rsplit_once(':')
+        .filter(|(_, p)| {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !authority.ends_with(']')
+        })
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_else(|| match scheme.as_str() {
+            "https" => "443".into(),
+            "http" => "80".into(),
+            "ssh" => "22".into(),
+            _ => String::new(),
+        });
+    format!("{scheme}://{host}:{port}")
 }
 
 fn check_field(field: &str, value: &str, max: usize) -> Result<(), ChangeProblem> {

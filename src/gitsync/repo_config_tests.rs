@@ -106,3 +106,82 @@ fn the_environments_own_branch_is_accepted_and_another_refused() {
     let refused = changed(&env, None, &same, &c).unwrap_err();
     assert!(matches!(refused, ChangeProblem::SetByEnvironment(m) if m.contains("GIT_BRANCH")));
 }
+
+#[test]
+fn credentials_stay_with_their_host_and_urls_carry_none() {
+    let c = cipher();
+    let env = GitEnv::default();
+    let mut with_token = change("https://git.example.com/o/r.git");
+    with_token.token = Some("tok".into());
+    let stored = changed(&env, None, &with_token, &c).unwrap();
+    // Same host, other repository: kept. Other host, other scheme or port: dropped.
+    let same = changed(
+        &env,
+        Some(stored.clone()),
+        &change("https://git.example.com/o/other.git"),
+        &c,
+    );
+    assert!(same.unwrap().token_encrypted.is_some());
+    for elsewhere in [
+        "https://evil.example.net/o/r.git",
+        "http://git.example.com/o/r.git",
+        "https://git.example.com:8443/o/r.git",
+    ] {
+        let moved = changed(&env, Some(stored.clone()), &change(elsewhere), &c).unwrap();
+        assert!(moved.token_encrypted.is_none(), "{elsewhere}");
+    }
+    // A new token typed with the new host is stored for it.
+    let mut typed = change("https://evil.example.net/o/r.git");
+    typed.token = Some("tok2".into());
+    assert!(
+        changed(&env, Some(stored), &typed, &c)
+            .unwrap()
+            .token_encrypted
+            .is_some()
+    );
+    assert_eq!(
+        origin("git@github.com:o/r.git"),
+        origin("ssh://git@github.com/o/r.git")
+    );
+    for bad in [
+        "ssh://user:pw@host/r.git",
+        "https://host/r.git?access_token=x",
+        "https://host/r.git#frag",
+    ] {
+        assert!(changed(&env, None, &change(bad), &c).is_err(), "{bad}");
+    }
+    // Environment credentials never follow a stored URL to another host.
+    let env_token = GitEnv {
+        token: Some(SecretString::new("env-tok")),
+        ..GitEnv::default()
+    };
+    let first = changed(&env_token, None, &change("https://a.example/r.git"), &c).unwrap();
+    let refused = changed(
+        &env_token,
+        Some(first),
+        &change("https://b.example/r.git"),
+        &c,
+    );
+    assert!(matches!(refused, Err(ChangeProblem::SetByEnvironment(_))));
+}
+
+#[test]
+fn a_stored_apps_ids_sent_back_by_the_form_are_no_new_credential() {
+    let c = cipher();
+    let env = GitEnv::default();
+    let mut app = change("https://github.com/o/r.git");
+    app.github_app_id = Some("1".into());
+    app.github_app_installation_id = Some("2".into());
+    app.github_app_private_key = Some("pem".into());
+    let stored = changed(&env, None, &app, &c).unwrap();
+    let mut token = change("https://github.com/o/r.git");
+    token.github_app_id = Some("1".into());
+    token.github_app_installation_id = Some("2".into());
+    token.token = Some("tok".into());
+    let switched = changed(&env, Some(stored.clone()), &token, &c).unwrap();
+    assert!(switched.token_encrypted.is_some() && switched.github_app_id.is_none());
+    token.token = None;
+    token.remove_credentials = true;
+    let removed = changed(&env, Some(stored), &token, &c).unwrap();
+    assert!(removed.github_app_id.is_none() && removed.github_app_private_key_encrypted.is_none());
+}

@@ -24,6 +24,7 @@ pub(super) fn build(git: &GitEnv, parts: SyncParts<'_>) -> Result<Option<GitSync
     let Some(url) = &git.repo_url else {
         return Ok(None);
     };
+    super::fetch::set_network_timeouts(git.timeout_secs);
     let app = match (
         &git.github_app_id,
         &git.github_app_private_key,

@@ -18,13 +18,14 @@ pub(super) type Written = (
 /// The blocking part of a sync: fetch the branch and write its tip's snapshot.
 pub(super) fn fetch_and_write(
     session: &fetch::Session<'_>,
-    git_dir: &Path,
+    mirror_dir: &Path,
     snapshots: &Path,
     old: Option<String>,
 ) -> Result<Written, SyncError> {
     let spec = session.spec;
-    std::fs::create_dir_all(git_dir).map_err(|e| SyncError::write(git_dir, e))?;
-    let mirror = fetch::open_mirror(&git_dir.join("mirror.git"))?;
+    std::fs::create_dir_all(mirror_dir).map_err(|e| SyncError::write(mirror_dir, e))?;
+    remove_abandoned_packs(mirror_dir);
+    let mirror = fetch::open_mirror(mirror_dir)?;
     let tip = fetch::fetch(&mirror, session)?;
     let sha = tip.commit.to_string();
     let dir = snapshot::materialize(&mirror, tip.commit, snapshots)?;
@@ -36,6 +37,23 @@ pub(super) fn fetch_and_write(
         snapshot::folder_ids(&mirror, &sha, &spec.subdir),
     );
     Ok((tip, sha, dir, old, ids))
+}
+
+/// Removes the temporary pack files a killed fetch leaves (libgit2 names them
+/// `pack_git2_*`); only the sync holding this mirror writes them.
+fn remove_abandoned_packs(mirror_dir: &Path) {
+    let packs = mirror_dir.join("objects").join("pack");
+    for entry in std::fs::read_dir(&packs).into_iter().flatten().flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("pack_git2_")
+        {
+            if let Err(e) = std::fs::remove_file(entry.path()) {
+                tracing::warn!(error = %e, "removing {}", entry.path().display());
+            }
+        }
+    }
 }
 
 /// `PIPELINES_SUBDIR` must be real folders of the snapshot all the way down: a
