@@ -670,3 +670,46 @@ async fn stored_credentials_never_go_to_a_host_just_typed_in() {
     assert_eq!(saved["synced"], true, "{saved}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_github_app_stored_from_the_sync_page_fetches_with_its_tokens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (repos, work) = bare_with_work_tree(dir.path(), "app.git");
+    let first = push(&work, &[("p/main.py", "print('app')\n")], "one");
+    let (private, public) = rsa_key_pair(dir.path());
+    let (git_base, accepted) = start_git_server(&repos, "nothing-issued-yet").await;
+    let (api, issued) = start_token_endpoint(
+        public,
+        "4242",
+        "77",
+        accepted,
+        chrono::Duration::minutes(60),
+    )
+    .await;
+    // The API URL is the server's setting; the app itself comes from the page.
+    let app = TestApp::start_with(&[], &[("GITHUB_API_URL", &api)]).await;
+    let body = serde_json::json!({
+        "repo_url": format!("{git_base}/app.git"),
+        "github_app_id": "4242",
+        "github_app_installation_id": "77",
+        "github_app_private_key": private,
+    });
+    let (code, saved) = app
+        .post_json("/api/sync/repo-config", &body.to_string())
+        .await;
+    assert_eq!(code, 200, "{saved}");
+    assert_eq!(saved["synced"], true, "{saved}");
+    assert_eq!(saved["credentials"], "github_app");
+    assert_eq!(saved["github_app_private_key_set"], true);
+    assert!(!saved.to_string().contains("PRIVATE KEY"), "{saved}");
+    assert_eq!(*issued.lock().expect("lock"), 1);
+    let status = app.wait_sync_done().await;
+    assert_eq!(status["commit"], first.as_str(), "{status}");
+    let stored = fastflow::db::git_repo_config::get(&app.state().pool)
+        .await
+        .expect("read")
+        .expect("stored");
+    let pem = stored.github_app_private_key_encrypted.expect("stored key");
+    assert!(!pem.contains("PRIVATE KEY"), "the key is stored encrypted");
+    app.stop().await;
+}
