@@ -195,6 +195,17 @@ async fn credentials_in_the_url_are_used_but_never_shown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirect_to_another_host_never_gets_the_token() {
+    redirect_gets_no_token("127.0.0.2:0").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_to_another_port_of_the_same_host_never_gets_the_token() {
+    redirect_gets_no_token("127.0.0.1:0").await;
+}
+
+/// A remote that redirects to a server bound at `elsewhere_bind`, which asks for
+/// credentials: the sync fails and the token never reaches it.
+async fn redirect_gets_no_token(elsewhere_bind: &str) {
     // The host a redirect leads to: it asks for credentials and records any it gets.
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let record = seen.clone();
@@ -211,9 +222,9 @@ async fn a_redirect_to_another_host_never_gets_the_token() {
                 .unwrap_or_default()
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.2:0")
+    let listener = tokio::net::TcpListener::bind(elsewhere_bind)
         .await
-        .expect("bind 127.0.0.2");
+        .expect("bind the other server");
     let elsewhere = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, catcher).await });
     // The configured remote only redirects there.
@@ -658,6 +669,24 @@ async fn stored_credentials_never_go_to_a_host_just_typed_in() {
     assert_eq!(code, 502);
     let got = seen.lock().expect("lock").clone();
     assert!(got.is_empty(), "credentials went to another host: {got:?}");
+    // A token in the environment without GIT_REPO_URL goes nowhere a page can point it.
+    let env_only = TestApp::start_with(&[], &[("GIT_SYNC_TOKEN", "ghs_env_only_token")]).await;
+    let (code, tested) = env_only
+        .post_json("/api/sync/repo-config/test", &other)
+        .await;
+    assert_eq!(
+        (code, &tested["success"]),
+        (200, &serde_json::json!(false)),
+        "{tested}"
+    );
+    let (_, saved) = env_only.post_json("/api/sync/repo-config", &other).await;
+    assert_eq!(saved["credentials"], "none", "{saved}");
+    let got = seen.lock().expect("lock").clone();
+    assert!(
+        got.is_empty(),
+        "the environment's token went to a stored URL: {got:?}"
+    );
+    env_only.stop().await;
     // Back to the first host: the token has to be typed again.
     let (_, saved) = app
         .post_json(

@@ -478,3 +478,44 @@ async fn a_missing_branch_fails_instead_of_serving_a_stale_tip() {
     assert_eq!(pipeline_names(&app).await, ["job"]);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelines_dir_keeps_serving_and_is_watched_until_a_stored_repository_syncs() {
+    let mut app = TestApp::start_with(
+        &[(
+            "local_one/main.py",
+            "import time\ntime.sleep(8)\nprint('done')\n",
+        )],
+        &[],
+    )
+    .await;
+    let run = app.trigger("local_one", "{}").await;
+    app.wait_status(&run, "RUNNING").await;
+    let missing = tempfile::tempdir().expect("tempdir");
+    let body = json!({"repo_url": format!("file://{}/none", missing.path().display())});
+    let (_, saved) = app
+        .post_json("/api/sync/repo-config", &body.to_string())
+        .await;
+    assert_eq!(saved["synced"], false, "{saved}");
+    let (_, status) = app.get_json("/api/sync/status").await;
+    assert_eq!(status["from_previous_configuration"], true, "{status}");
+    // Still watched: a new folder appears by itself.
+    common::write_files(&app.pipelines_dir(), &[("local_two/main.py", "print(2)\n")]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pipeline_names(&app).await != ["local_one", "local_two"] {
+        assert!(
+            Instant::now() < deadline,
+            "PIPELINES_DIR is no longer watched"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A restart meanwhile: PIPELINES_DIR still serves and the running run goes on.
+    app.stop_only().await;
+    app.start_again().await;
+    assert_eq!(pipeline_names(&app).await, ["local_one", "local_two"]);
+    let (_, status) = app.get_json("/api/sync/status").await;
+    assert_eq!(status["from_previous_configuration"], true, "{status}");
+    let finished = app.wait_finished(&run, Duration::from_secs(60)).await;
+    assert_eq!(finished["status"], "SUCCESS", "{finished}");
+    app.stop().await;
+}

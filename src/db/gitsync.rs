@@ -30,6 +30,14 @@ pub async fn active(pool: &Pool) -> Result<Option<ActiveCommit>, DbError> {
     .await?)
 }
 
+/// Forgets the active snapshot (the pipelines come from `PIPELINES_DIR` again).
+pub async fn clear_active(pool: &Pool) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM git_sync_state WHERE id = 1")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 pub async fn set_active(pool: &Pool, active: &ActiveCommit) -> Result<(), DbError> {
     sqlx::query(
         "INSERT INTO git_sync_state (id, repo_url, pipelines_subdir, commit_sha, branch, subject, commit_time, synced_at)

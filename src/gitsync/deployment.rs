@@ -44,8 +44,11 @@ pub struct Deployment {
     cipher: Arc<Cipher>,
     shutdown: CancellationToken,
     current: RwLock<Option<Arc<GitSync>>>,
-    /// Cancels the current source's tasks (sync worker and auto-sync, or the watch).
+    /// Cancels the current sync's tasks (its worker and auto-sync).
     tasks: std::sync::Mutex<CancellationToken>,
+    /// Cancels the `PIPELINES_DIR` watch (which also ends by itself once the
+    /// registry serves something else).
+    watch: std::sync::Mutex<CancellationToken>,
     /// Why the configuration in force cannot be used, if it cannot.
     problem: RwLock<Option<String>>,
     /// One switch at a time, in the order they were asked for.
@@ -69,6 +72,7 @@ impl Deployment {
     ) -> Result<Arc<Self>, SyncError> {
         let this = Self {
             tasks: std::sync::Mutex::new(shutdown.child_token()),
+            watch: std::sync::Mutex::new(shutdown.child_token()),
             config,
             pool,
             registry,
@@ -82,6 +86,11 @@ impl Deployment {
             handed_out: Default::default(),
         };
         this.build(&this.config.git)?;
+        if this.env().repo_url.is_none() && repo_config::env_has_credentials(this.env()) {
+            tracing::warn!(
+                "GIT_SYNC_TOKEN / GIT_SYNC_DEPLOY_KEY / GITHUB_APP_* are set without GIT_REPO_URL: they are not used (environment credentials only go to the environment's repository); set GIT_REPO_URL too, or store the credentials on the Sync page"
+            );
+        }
         Ok(Arc::new(this))
     }
 
@@ -167,7 +176,18 @@ impl Deployment {
             Some(sync) => {
                 tracing::info!(repo = %sync.spec().shown_url, branch = %sync.spec().branch, "pipelines come from git");
                 self.run_sync_tasks(&sync).await;
-                sync.start().await;
+                if sync.serve_last_snapshot().await {
+                    return;
+                }
+                if self.env().repo_url.is_some() {
+                    sync.first_sync().await;
+                    return;
+                }
+                // Stored from the page and never synced: PIPELINES_DIR served before
+                // it was stored, and keeps serving until the repository syncs.
+                sync.take_over(None);
+                self.follow_directory();
+                tokio::spawn(async move { sync.sync("startup").await });
             }
             None => self.follow_directory(),
         }
@@ -209,6 +229,10 @@ impl Deployment {
             }
             None => {
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = None;
+                // No snapshot is active any more: a later restart must not serve one.
+                if let Err(e) = db::gitsync::clear_active(&self.pool).await {
+                    tracing::error!(error = %e, "forgetting the active git snapshot");
+                }
                 let git_dir = self.config.data_dir.join("git");
                 let _ = tokio::task::spawn_blocking(move || {
                     super::remove_other_mirrors(&git_dir, None)
@@ -259,7 +283,12 @@ impl Deployment {
     }
 
     fn follow_directory(&self) {
-        let token = self.stop_tasks();
+        let token = {
+            let mut watch = self.watch.lock().unwrap_or_else(PoisonError::into_inner);
+            watch.cancel();
+            *watch = self.shutdown.child_token();
+            watch.clone()
+        };
         tokio::spawn(crate::pipelines::discover_and_follow(
             self.registry.clone(),
             token,

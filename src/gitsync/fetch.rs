@@ -126,14 +126,17 @@ fn callbacks<'a>(session: &'a Session<'a>) -> RemoteCallbacks<'a> {
     });
     let mut asked = 0u32;
     let configured_host = super::remote::url_host(spec.url.expose());
+    let configured_origin = super::remote::origin(spec.url.expose());
     cb.credentials(move |url, username, allowed| {
         asked += 1;
         if asked > 1 {
             return Err(git2::Error::from_str("the credentials were refused"));
         }
         // A redirect may lead elsewhere: the token or key goes to the configured host only.
+        // Scheme, host and port: a redirect to another port or to plain http is
+        // another server as far as credentials go.
         let asking = super::remote::url_host(url);
-        if asking != configured_host {
+        if super::remote::origin(url) != configured_origin {
             return Err(git2::Error::from_str(&format!(
                 "the remote redirected to another host ({}); credentials are only sent to {}",
                 asking.unwrap_or_default(),

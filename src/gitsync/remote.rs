@@ -179,6 +179,31 @@ pub fn is_supported_url(url: &str) -> bool {
     known.iter().any(|k| url.starts_with(k)) || (url.starts_with("git@") && url.contains(':'))
 }
 
+/// Scheme, host and port of `url` (`git@host:path` is `ssh://host:22`): where
+/// credentials would go.
+pub fn origin(url: &str) -> String {
+    let host = url_host(url).unwrap_or_default();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return format!("ssh://{host}:22");
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split('/').next().unwrap_or_default();
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let port = authority
+        .rsplit_once(':')
+        .filter(|(_, p)| {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !authority.ends_with(']')
+        })
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_else(|| match scheme.as_str() {
+            "https" => "443".into(),
+            "http" => "80".into(),
+            "ssh" => "22".into(),
+            _ => String::new(),
+        });
+    format!("{scheme}://{host}:{port}")
+}
+
 /// The host a URL names (`https://u@h:1/p` → `h`, `git@h:p` → `h`), lower-cased.
 pub fn url_host(url: &str) -> Option<String> {
     let authority = match url.split_once("://") {

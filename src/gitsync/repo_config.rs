@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::deploy_key::{check_deploy_key, public_key_of};
-use super::remote::{check_subdir, is_supported_url, strip_userinfo};
+use super::remote::{check_subdir, is_supported_url, origin, strip_userinfo};
 use crate::config::GitEnv;
 use crate::db::git_repo_config::StoredRepoConfig;
 use crate::secrets::{Cipher, SecretString};
@@ -119,7 +119,14 @@ pub fn without_unreadable(mut stored: StoredRepoConfig, cipher: &Cipher) -> Stor
     stored
 }
 
-fn env_has_credentials(env: &GitEnv) -> bool {
+/// Credentials from the environment go with the environment's `GIT_REPO_URL`
+/// only: never to a URL stored from the page, which anyone who may change the
+/// configuration could point at their own host.
+pub fn env_credentials_apply(env: &GitEnv) -> bool {
+    env.repo_url.is_some() && env_has_credentials(env)
+}
+
+pub fn env_has_credentials(env: &GitEnv) -> bool {
     env.token.is_some()
         || env.deploy_key.is_some()
         || env.github_app_id.is_some()
@@ -140,7 +147,7 @@ pub fn merged(env: &GitEnv, stored: &GitEnv) -> GitEnv {
         .webhook_secret
         .clone()
         .or_else(|| stored.webhook_secret.clone());
-    if !env_has_credentials(env) {
+    if !env_credentials_apply(env) {
         out.token = stored.token.clone();
         out.deploy_key = stored.deploy_key.clone();
         out.github_app_id = stored.github_app_id.clone();
@@ -161,7 +168,7 @@ pub fn set_by_environment(env: &GitEnv) -> Vec<&'static str> {
     add(env.repo_url.is_some(), "repo_url");
     add(env.branch.is_some(), "branch");
     add(env.pipelines_subdir.is_some(), "pipelines_subdir");
-    add(env_has_credentials(env), "credentials");
+    add(env_credentials_apply(env), "credentials");
     add(env.webhook_secret.is_some(), "webhook_secret");
     out
 }
@@ -273,11 +280,6 @@ pub fn changed(
         .or_else(|| env.repo_url.as_ref().map(|u| u.expose().trim().to_string()));
     let moved = previous_url.is_some()
         && previous_url.as_deref().map(origin) != new_url.as_deref().map(origin);
-    if moved && env_has_credentials(env) && env.repo_url.is_none() {
-        return Err(ChangeProblem::SetByEnvironment(
-            "the credentials come from the environment and go only to the repository's host as stored; to use another host, set GIT_REPO_URL there too".into(),
-        ));
-    }
     if moved {
         // Credentials go only to the host they were given for: a new host or
         // scheme needs them typed again (never sent to a host just typed in).
@@ -348,7 +350,7 @@ fn change_credentials(
         key.is_some(),
         app.iter().any(Option::is_some),
     ];
-    if kinds.iter().any(|k| *k) && env_has_credentials(env) {
+    if kinds.iter().any(|k| *k) && env_credentials_apply(env) {
         return Err(ChangeProblem::SetByEnvironment(
             "the credentials are set by the environment (GIT_SYNC_TOKEN, GIT_SYNC_DEPLOY_KEY or GITHUB_APP_*), which win; change them there".into(),
         ));
@@ -417,34 +419,9 @@ fn change_credentials(
 fn has_password(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split('/').next().unwrap_or_default();
-    authority
-        .rsplit_once('@')
-        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
-}
-
-/// Scheme, host and port of `url` (`git@host:path` is `ssh://host:22`): where
-/// credentials would go.
-fn origin(url: &str) -> String {
-    let host = super::remote::url_host(url).unwrap_or_default();
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return format!("ssh://{host}:22");
-    };
-    let scheme = scheme.to_ascii_lowercase();
-    let authority = rest.split('/').next().unwrap_or_default();
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    let port = authority
-        .rsplit_once(':')
-        .filter(|(_, p)| {
-            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !authority.ends_with(']')
-        })
-        .map(|(_, p)| p.to_string())
-        .unwrap_or_else(|| match scheme.as_str() {
-            "https" => "443".into(),
-            "http" => "80".into(),
-            "ssh" => "22".into(),
-            _ => String::new(),
-        });
-    format!("{scheme}://{host}:{port}")
+    authority.rsplit_once('@').is_some_and(|(userinfo, _)| {
+        userinfo.contains(':') || userinfo.to_ascii_lowercase().contains("%3a")
+    })
 }
 
 fn check_field(field: &str, value: &str, max: usize) -> Result<(), ChangeProblem> {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::gitsync::remote::origin;
 use crate::gitsync::{generate_deploy_key, public_key_of};
 
 fn cipher() -> Cipher {
@@ -145,24 +146,23 @@ fn credentials_stay_with_their_host_and_urls_carry_none() {
     );
     for bad in [
         "ssh://user:pw@host/r.git",
+        "ssh://user%3Apw@host/r.git",
         "https://host/r.git?access_token=x",
         "https://host/r.git#frag",
     ] {
         assert!(changed(&env, None, &change(bad), &c).is_err(), "{bad}");
     }
-    // Environment credentials never follow a stored URL to another host.
+    // Environment credentials never go to a URL stored from the page.
     let env_token = GitEnv {
         token: Some(SecretString::new("env-tok")),
         ..GitEnv::default()
     };
-    let first = changed(&env_token, None, &change("https://a.example/r.git"), &c).unwrap();
-    let refused = changed(
-        &env_token,
-        Some(first),
-        &change("https://b.example/r.git"),
-        &c,
-    );
-    assert!(matches!(refused, Err(ChangeProblem::SetByEnvironment(_))));
+    let stored_url = GitEnv {
+        repo_url: Some(SecretString::new("https://b.example/r.git")),
+        ..GitEnv::default()
+    };
+    assert!(merged(&env_token, &stored_url).token.is_none());
+    assert!(!set_by_environment(&env_token).contains(&"credentials"));
 }
 
 #[test]

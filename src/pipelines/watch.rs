@@ -57,6 +57,7 @@ fn top_folder(root: &Path, path: &Path) -> Option<String> {
 
 /// A registered watch. Create it before the scan it must not miss changes after.
 pub struct PipelinesWatch {
+    root: PathBuf,
     _watcher: RecommendedWatcher,
     changes: Arc<(Mutex<Changes>, Notify)>,
 }
@@ -96,6 +97,7 @@ impl PipelinesWatch {
             return Err(format!("cannot watch {}: {e}", root.display()));
         }
         Ok(Self {
+            root: root.to_path_buf(),
             _watcher: watcher,
             changes,
         })
@@ -120,6 +122,10 @@ impl PipelinesWatch {
             }
             let changes =
                 std::mem::take(&mut *pending.lock().unwrap_or_else(PoisonError::into_inner));
+            // The registry serves another source now (a git snapshot): this watch is done.
+            if registry.root() != self.root {
+                return;
+            }
             if changes.everything {
                 registry.refresh().await;
             } else if !changes.folders.is_empty() {
