@@ -12,10 +12,13 @@ mod error;
 mod fetch;
 pub mod github_app;
 pub mod host_keys;
+mod mirror;
 pub mod remote;
 pub mod repo_config;
+mod repo_config_view;
 mod setup;
 mod snapshot;
+mod startup;
 mod trust;
 pub mod webhook;
 mod write;
@@ -36,6 +39,7 @@ pub use deploy_key::{generate_deploy_key, public_key_of};
 pub use deployment::Deployment;
 pub use error::SyncError;
 use host_keys::HostKeyPolicy;
+use mirror::{mirror_name, remove_other_mirrors};
 pub use remote::{Credentials, RemoteSpec};
 
 /// What asked for a sync in the background.
@@ -79,32 +83,6 @@ pub struct SyncStatus {
     pub running: bool,
     /// `commit` is the previous configuration's: this one has not synced successfully yet.
     pub from_previous_configuration: bool,
-}
-
-/// The mirror folder's name for the repository at `shown_url`.
-fn mirror_name(shown_url: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(shown_url.as_bytes());
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("mirror-{hex}.git")
-}
-
-/// Removes the mirrors in `git_dir` other than `keep` (`None`: all of them),
-/// with the objects of repositories no longer configured.
-pub(crate) fn remove_other_mirrors(git_dir: &Path, keep: Option<&str>) {
-    for entry in std::fs::read_dir(git_dir).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        let is_mirror =
-            name == "mirror.git" || (name.starts_with("mirror-") && name.ends_with(".git"));
-        if is_mirror && Some(name.as_str()) != keep {
-            match std::fs::remove_dir_all(entry.path()) {
-                Ok(()) => {
-                    tracing::info!(mirror = %name, "removed the mirror of a repository no longer configured")
-                }
-                Err(e) => tracing::warn!(error = %e, "removing {}", entry.path().display()),
-            }
-        }
-    }
 }
 
 pub(crate) type FolderIds = std::collections::BTreeMap<String, git2::Oid>;
@@ -261,56 +239,6 @@ impl GitSync {
             snapshot.to_path_buf()
         } else {
             snapshot.join(subdir)
-        }
-    }
-
-    /// At start: serves the last active snapshot if it is on disk — also one of
-    /// a configuration that changed since, which serves until this one has
-    /// synced, as it would have without the restart — and syncs in the
-    /// background; whether it found one.
-    pub async fn serve_last_snapshot(self: &Arc<Self>) -> bool {
-        let active = match db::gitsync::active(&self.pool).await {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::error!(error = %e, "reading the active git snapshot");
-                None
-            }
-        };
-        let Some(active) = active else {
-            return false;
-        };
-        let dir = snapshot::dir_of(&self.snapshots_dir(), &active.commit_sha);
-        if !dir.is_dir() {
-            return false;
-        }
-        let ours = active.branch == self.spec.branch
-            && (active.repo_url.is_empty() || active.repo_url == self.spec.shown_url)
-            && active
-                .pipelines_subdir
-                .as_ref()
-                .is_none_or(|s| *s == self.spec.subdir);
-        self.activate(&dir, &active).await;
-        if !ours {
-            self.serving_elsewhere
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-        let this = self.clone();
-        tokio::spawn(async move { this.sync("startup").await });
-        true
-    }
-
-    /// At a first start with nothing to serve: syncs now, so the first scan sees
-    /// the repository; if that fails, serves nothing (never `PIPELINES_DIR`'s
-    /// files in place of the repository's) and the Sync page says why.
-    pub async fn first_sync(self: &Arc<Self>) {
-        if let SyncOutcome::Done(entry) = self.sync("startup").await {
-            if !entry.success {
-                let empty = self.git_dir.join("empty");
-                if let Err(e) = std::fs::create_dir_all(&empty) {
-                    tracing::error!(error = %e, "creating {}", empty.display());
-                }
-                self.registry.switch_source(empty, None).await;
-            }
         }
     }
 
