@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::pipelines::PipelineRegistry;
 use crate::runner::{Runner, RunnerDeps, container_spec, engine};
-use crate::secrets::{KeySource, resolve_encryption_key};
+use crate::secrets::{KeySource, resolve_encryption_keys};
 use crate::web::{self, AppState};
 
 /// Entry point of `fastflow serve`.
@@ -204,7 +204,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     config
         .prepare_dirs()
         .context("creating DATA_DIR, LOGS_DIR or UV_CACHE_DIR")?;
-    let (key, source) = resolve_encryption_key(
+    let (keys, source) = resolve_encryption_keys(
+        &config.encryption_keys,
         config.encryption_key.as_ref(),
         &config.data_dir,
         config.is_production(),
@@ -219,8 +220,10 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         }
         KeySource::Environment => {}
     }
-    let cipher =
-        Arc::new(crate::secrets::Cipher::new(&key).context("ENCRYPTION_KEY is not a Fernet key")?);
+    let cipher = Arc::new(
+        crate::secrets::Cipher::with_keys(&keys)
+            .context("ENCRYPTION_KEY(S) are not Fernet keys")?,
+    );
     fit_connections_to_open_file_limit(&mut config);
     // Configuration that cannot work is said at start, not discovered at the first run.
     for problem in crate::readiness::directory_problems(&config) {

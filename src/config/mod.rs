@@ -42,6 +42,8 @@ pub struct Config {
     pub uv_cache_dir: PathBuf,
     /// `ENCRYPTION_KEY` as given; resolved (or generated) by `secrets::key`.
     pub encryption_key: Option<crate::secrets::SecretString>,
+    /// `ENCRYPTION_KEYS`: Fernet keys, newest first (rotation); wins over `ENCRYPTION_KEY`.
+    pub encryption_keys: Vec<crate::secrets::SecretString>,
     pub max_concurrent_runs: usize,
     /// Default run timeout in seconds; `None` means no timeout.
     pub container_timeout: Option<u64>,
@@ -221,6 +223,15 @@ impl Config {
             worker_base_image: get("WORKER_BASE_IMAGE"),
             uv_cache_dir,
             encryption_key: get("ENCRYPTION_KEY").map(crate::secrets::SecretString::new),
+            encryption_keys: get("ENCRYPTION_KEYS")
+                .map(|keys| {
+                    keys.split(',')
+                        .map(str::trim)
+                        .filter(|k| !k.is_empty())
+                        .map(crate::secrets::SecretString::new)
+                        .collect()
+                })
+                .unwrap_or_default(),
             max_concurrent_runs,
             container_timeout: (timeout > 0).then_some(timeout),
             retry_attempts: in_range(

@@ -1,5 +1,6 @@
 //! Fernet encryption of values stored in the database (tokens readable by
-//! Python's `cryptography.fernet` with the same `ENCRYPTION_KEY`).
+//! Python's `cryptography.fernet` with the same `ENCRYPTION_KEY`), with
+//! `MultiFernet`'s rotation semantics: the newest key encrypts, every key decrypts.
 
 use super::SecretString;
 
@@ -10,27 +11,47 @@ use super::SecretString;
 )]
 pub struct DecryptError;
 
-/// Encrypts and decrypts with the server's key.
+/// Encrypts with the newest of the server's keys, decrypts with any of them.
 pub struct Cipher {
-    fernet: fernet::Fernet,
+    /// Newest first; never empty.
+    keys: Vec<fernet::Fernet>,
 }
 
 impl Cipher {
     /// `None` if `key` is not a Fernet key (32 bytes, url-safe base64).
     pub fn new(key: &SecretString) -> Option<Self> {
-        fernet::Fernet::new(key.expose()).map(|fernet| Self { fernet })
+        Self::with_keys(std::slice::from_ref(key))
     }
 
-    /// A Fernet token of `plain`.
+    /// `keys` newest first (`ENCRYPTION_KEYS`); `None` if there is none or one is
+    /// not a Fernet key.
+    pub fn with_keys(keys: &[SecretString]) -> Option<Self> {
+        let keys: Option<Vec<_>> = keys
+            .iter()
+            .map(|k| fernet::Fernet::new(k.expose()))
+            .collect();
+        keys.filter(|k| !k.is_empty()).map(|keys| Self { keys })
+    }
+
+    /// A Fernet token of `plain`, made with the newest key.
     pub fn encrypt(&self, plain: &str) -> String {
-        self.fernet.encrypt(plain.as_bytes())
+        self.keys[0].encrypt(plain.as_bytes())
     }
 
     pub fn decrypt(&self, token: &str) -> Result<SecretString, DecryptError> {
-        let bytes = self.fernet.decrypt(token).map_err(|_| DecryptError)?;
-        String::from_utf8(bytes)
-            .map(SecretString::new)
-            .map_err(|_| DecryptError)
+        self.decrypt_noting_age(token).map(|(plain, _)| plain)
+    }
+
+    /// The plain value, and whether an older key than the newest made the token
+    /// (so a rotation re-encrypts it).
+    pub fn decrypt_noting_age(&self, token: &str) -> Result<(SecretString, bool), DecryptError> {
+        for (age, key) in self.keys.iter().enumerate() {
+            if let Ok(bytes) = key.decrypt(token) {
+                let plain = String::from_utf8(bytes).map_err(|_| DecryptError)?;
+                return Ok((SecretString::new(plain), age > 0));
+            }
+        }
+        Err(DecryptError)
     }
 }
 
@@ -55,5 +76,32 @@ mod tests {
         assert!(err.to_string().contains("ENCRYPTION_KEY"));
         assert!(a.decrypt("not a token").is_err());
         assert!(Cipher::new(&SecretString::new("short")).is_none());
+    }
+
+    #[test]
+    fn the_newest_key_encrypts_and_every_key_decrypts() {
+        let (old, new) = (
+            SecretString::new(fernet::Fernet::generate_key()),
+            SecretString::new(fernet::Fernet::generate_key()),
+        );
+        let before = Cipher::new(&old).unwrap().encrypt("v1");
+        let rotating = Cipher::with_keys(&[new.clone(), old]).unwrap();
+        let (plain, aged) = rotating.decrypt_noting_age(&before).unwrap();
+        assert_eq!((plain.expose(), aged), ("v1", true));
+        let after = rotating.encrypt("v2");
+        assert!(!rotating.decrypt_noting_age(&after).unwrap().1);
+        assert!(Cipher::new(&new).unwrap().decrypt(&after).is_ok());
+        assert!(Cipher::with_keys(&[]).is_none());
+    }
+
+    /// A token made by Python's `cryptography.fernet` (tests/fixtures/fernet_python.json).
+    #[test]
+    fn a_token_made_by_python_decrypts() {
+        let text = include_str!("../../tests/fixtures/fernet_python.json");
+        let vector: serde_json::Value = serde_json::from_str(text).unwrap();
+        let key = SecretString::new(vector["key"].as_str().unwrap());
+        let cipher = Cipher::new(&key).unwrap();
+        let plain = cipher.decrypt(vector["token"].as_str().unwrap()).unwrap();
+        assert_eq!(plain.expose(), vector["plaintext"].as_str().unwrap());
     }
 }

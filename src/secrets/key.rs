@@ -1,5 +1,6 @@
-//! Resolves `ENCRYPTION_KEY`: validates a configured key, or in development
-//! generates one once into `DATA_DIR/encryption.key` (mode 0600).
+//! Resolves the Fernet keys: `ENCRYPTION_KEYS` (newest first, for rotation) or
+//! `ENCRYPTION_KEY`, validated; or in development a key generated once into
+//! `DATA_DIR/encryption.key` (mode 0600).
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -23,6 +24,10 @@ pub enum KeyError {
     )]
     InvalidConfigured,
     #[error(
+        "ENCRYPTION_KEYS: key {position} (counting from 1, newest first) is not a valid Fernet key: {HOW_TO_GENERATE}"
+    )]
+    InvalidInList { position: usize },
+    #[error(
         "{path}: not a valid Fernet key; delete the file to generate a new one, or set ENCRYPTION_KEY"
     )]
     InvalidFile { path: PathBuf },
@@ -39,6 +44,28 @@ pub enum KeySource {
     Environment,
     ExistingFile(PathBuf),
     Generated(PathBuf),
+}
+
+/// The keys to use, newest first, and where they came from: `ENCRYPTION_KEYS`
+/// when set (it wins), else as [`resolve_encryption_key`].
+pub fn resolve_encryption_keys(
+    listed: &[SecretString],
+    configured: Option<&SecretString>,
+    data_dir: &Path,
+    production: bool,
+) -> Result<(Vec<SecretString>, KeySource), KeyError> {
+    if !listed.is_empty() {
+        if let Some(position) = listed
+            .iter()
+            .position(|k| fernet::Fernet::new(k.expose()).is_none())
+        {
+            return Err(KeyError::InvalidInList {
+                position: position + 1,
+            });
+        }
+        return Ok((listed.to_vec(), KeySource::Environment));
+    }
+    resolve_encryption_key(configured, data_dir, production).map(|(k, s)| (vec![k], s))
 }
 
 /// Returns the key to use and where it came from.
@@ -113,6 +140,21 @@ mod tests {
         let err = resolve_encryption_key(None, dir.path(), true).unwrap_err();
         assert!(err.to_string().contains("Fernet.generate_key"));
         assert!(!dir.path().join(KEY_FILE).exists());
+    }
+
+    #[test]
+    fn a_key_list_wins_and_a_bad_entry_is_named_by_position_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = SecretString::new(fernet::Fernet::generate_key());
+        let single = SecretString::new(fernet::Fernet::generate_key());
+        let (keys, _) =
+            resolve_encryption_keys(std::slice::from_ref(&good), Some(&single), dir.path(), true)
+                .unwrap();
+        assert_eq!(keys.len(), 1);
+        assert!(keys[0] == good);
+        let bad = SecretString::new("not-a-key-s3cr3t");
+        let err = resolve_encryption_keys(&[good, bad], None, dir.path(), false).unwrap_err();
+        assert!(err.to_string().contains("key 2") && !err.to_string().contains("s3cr3t"));
     }
 
     #[test]

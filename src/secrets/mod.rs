@@ -4,7 +4,7 @@ mod cipher;
 mod key;
 
 pub use cipher::{Cipher, DecryptError};
-pub use key::{KeyError, KeySource, resolve_encryption_key};
+pub use key::{KeyError, KeySource, resolve_encryption_key, resolve_encryption_keys};
 
 /// A string that never shows up in `Debug` output or logs.
 #[derive(Clone, PartialEq, Eq)]
