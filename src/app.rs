@@ -272,7 +272,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         pool.clone(),
         registry.clone(),
         runner.clone(),
-        cipher,
+        cipher.clone(),
         shutdown.clone(),
     )?;
     let state = AppState {
@@ -286,6 +286,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         scheduler: scheduler.clone(),
         webhook_limiter: Arc::new(web::api::webhooks::limiter(config.webhook_rate_limit)),
         deployment: deployment.clone(),
+        cipher,
     };
     let listener = tokio::net::TcpListener::bind((config.host, config.port))
         .await

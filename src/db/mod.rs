@@ -8,6 +8,7 @@ pub mod run_list;
 pub mod run_stats;
 pub mod runs;
 pub mod schedule;
+pub mod secrets;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -55,6 +55,8 @@ pub struct AppState {
     /// The git sync, when `GIT_REPO_URL` is set.
     /// Where the pipelines come from (a git sync or PIPELINES_DIR).
     pub deployment: Arc<crate::gitsync::Deployment>,
+    /// Encrypts and decrypts stored secrets (`ENCRYPTION_KEY(S)`).
+    pub cipher: Arc<crate::secrets::Cipher>,
 }
 
 impl AppState {

@@ -7,6 +7,7 @@ pub(super) mod pipelines;
 mod run_json;
 mod runs;
 mod scheduler;
+mod secrets;
 mod sync;
 mod sync_repo_config;
 mod sync_webhook;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(runs::router())
         .merge(logs::router())
         .merge(scheduler::router())
+        .merge(secrets::router())
         .merge(sync::router())
         .merge(sync_repo_config::router())
         .merge(sync_webhook::router())

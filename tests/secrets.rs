@@ -1,0 +1,178 @@
+//! Secrets and parameters through the JSON API: created, listed (a secret's
+//! value never comes back, a parameter's does), changed, deleted with a warning
+//! naming the pipelines that list it, the keys pipelines ask for, a value
+//! encrypted for `encrypted_env` that Python's `cryptography` opens, and no
+//! plaintext secret in the database file.
+
+mod common;
+
+use std::process::Command;
+
+use common::TestApp;
+use serde_json::json;
+
+async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .request(method, app.url(path))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("request");
+    let code = resp.status().as_u16();
+    (code, resp.json().await.expect("JSON"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_write_only_parameters_visible_and_nothing_is_stored_in_plain_text() {
+    let mut app = TestApp::start_with(
+        &[
+            ("etl/main.py", "print(1)\n"),
+            (
+                "etl/pipeline.json",
+                r#"{"secrets": ["API_KEY", "MISSING_ONE"]}"#,
+            ),
+        ],
+        &[],
+    )
+    .await;
+    let secret = "sk_live_plain_secret_value_77";
+    let (code, made) = app
+        .post_json(
+            "/api/secrets",
+            &json!({"key": "API_KEY", "value": secret}).to_string(),
+        )
+        .await;
+    assert_eq!(code, 201, "{made}");
+    let (code, _) = app
+        .post_json(
+            "/api/secrets",
+            &json!({"key": "REGION", "value": "eu-west-1", "is_parameter": true}).to_string(),
+        )
+        .await;
+    assert_eq!(code, 201);
+    for (body, code_wanted, expected) in [
+        (json!({"key": "API_KEY", "value": "again"}), 409, "exists"),
+        (
+            json!({"key": "9BAD", "value": "x"}),
+            400,
+            "not a valid environment variable name",
+        ),
+        (json!({"key": "PATH", "value": "x"}), 400, "PATH"),
+        (
+            json!({"key": "OK", "value": "x", "extra": 1}),
+            400,
+            "unknown field",
+        ),
+    ] {
+        let (code, refused) = app.post_json("/api/secrets", &body.to_string()).await;
+        assert_eq!(code, code_wanted, "{body}: {refused}");
+        let detail = refused["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(expected), "{body}: {detail}");
+    }
+
+    let (_, list) = app.get_json("/api/secrets").await;
+    assert!(!list.to_string().contains(secret), "{list}");
+    assert_eq!(list[0]["key"], "API_KEY");
+    assert!(list[0]["value"].is_null());
+    assert_eq!(list[0]["pipelines"], json!(["etl"]));
+    assert_eq!(list[1]["key"], "REGION");
+    assert_eq!(list[1]["value"], "eu-west-1");
+
+    let (_, asked) = app.get_json("/api/secrets/from-pipelines").await;
+    assert_eq!(
+        asked,
+        json!([
+            {"key": "API_KEY", "defined": true, "is_parameter": false, "pipelines": ["etl"]},
+            {"key": "MISSING_ONE", "defined": false, "is_parameter": null, "pipelines": ["etl"]},
+        ])
+    );
+
+    let rotated = "sk_live_rotated_value_88";
+    let (code, _) = send(
+        &app,
+        reqwest::Method::PUT,
+        "/api/secrets/API_KEY",
+        &json!({"value": rotated}).to_string(),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, _) = send(
+        &app,
+        reqwest::Method::PUT,
+        "/api/secrets/NOPE",
+        r#"{"value": "x"}"#,
+    )
+    .await;
+    assert_eq!(code, 404);
+
+    let (code, enc) = app
+        .post_json(
+            "/api/secrets/encrypt-for-pipeline",
+            r#"{"value": "for encrypted_env"}"#,
+        )
+        .await;
+    assert_eq!(code, 200);
+    let token = enc["encrypted"].as_str().unwrap_or_default().to_string();
+    assert!(token.starts_with("gAAAAA"), "{enc}");
+
+    let (code, deleted) = send(&app, reqwest::Method::DELETE, "/api/secrets/API_KEY", "").await;
+    assert_eq!(code, 200, "{deleted}");
+    assert!(
+        deleted["warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("etl")),
+        "{deleted}"
+    );
+    let (code, _) = send(&app, reqwest::Method::DELETE, "/api/secrets/API_KEY", "").await;
+    assert_eq!(code, 404);
+    let (code, _) = app
+        .post_json(
+            "/api/secrets",
+            &json!({"key": "API_KEY", "value": rotated}).to_string(),
+        )
+        .await;
+    assert_eq!(code, 201);
+
+    let data_dir = app.state().config.data_dir.clone();
+    app.stop_only().await;
+    let mut read_db = false;
+    for entry in std::fs::read_dir(&data_dir).expect("data dir").flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with("fastflow.db") {
+            let bytes = std::fs::read(entry.path()).expect("read");
+            read_db |= name == "fastflow.db" && !bytes.is_empty();
+            for plain in [secret, rotated] {
+                assert!(
+                    !bytes.windows(plain.len()).any(|w| w == plain.as_bytes()),
+                    "{name} holds a secret in plain text"
+                );
+            }
+        }
+    }
+    assert!(read_db, "the database file was read");
+    let key = std::fs::read_to_string(data_dir.join("encryption.key")).expect("key");
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys; from cryptography.fernet import Fernet; print(Fernet(sys.argv[1].encode()).decrypt(sys.argv[2].encode()).decode())",
+            key.trim(),
+            &token,
+        ])
+        .output()
+        .expect("python3 (python3-cryptography: bash .ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "for encrypted_env"
+    );
+}
