@@ -1,4 +1,4 @@
-//! The `fastflow` binary: `serve` (default) or `check [DIR]`.
+//! The `fastflow` binary: `serve` (default), `check [DIR]` or `encrypt`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +25,9 @@ enum Command {
         /// The directory to check.
         dir: Option<PathBuf>,
     },
+    /// Print a Fernet token of the value on standard input, for a pipeline's encrypted_env
+    /// (`printf %s "$VALUE" | fastflow encrypt`), made with the server's key.
+    Encrypt,
 }
 
 fn main() -> ExitCode {
@@ -32,5 +35,6 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => fastflow::app::main(),
         Command::Check { dir } => fastflow::check::main(dir),
+        Command::Encrypt => fastflow::secrets::encrypt_command::main(),
     }
 }

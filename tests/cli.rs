@@ -238,3 +238,60 @@ async fn an_unreachable_engine_is_named_by_its_docker_host() {
     .await;
     assert!(ready.contains("DOCKER_HOST=tcp://127.0.0.1:9"), "{ready}");
 }
+
+#[test]
+fn encrypt_prints_a_token_that_python_opens_and_reads_only_stdin() {
+    use std::io::Write;
+    let cwd = tempfile::tempdir().unwrap();
+    let key = "8ns2M_hKvtg8LAZzQgYpPbvj8pSkC9St9mFSSspWh-k=";
+    let mut child = base_command(cwd.path())
+        .arg("encrypt")
+        .env("ENCRYPTION_KEY", key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"db-password 42\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!token.contains("db-password"));
+    let opened = Command::new("python3")
+        .args([
+            "-c",
+            "import sys; from cryptography.fernet import Fernet; sys.stdout.write(Fernet(sys.argv[1].encode()).decrypt(sys.argv[2].encode()).decode())",
+            key,
+            &token,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        opened.status.success(),
+        "{}",
+        String::from_utf8_lossy(&opened.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&opened.stdout),
+        "db-password 42",
+        "the newline is not part of the value"
+    );
+    // Nothing on stdin: a clear error, exit 1.
+    let out = base_command(cwd.path())
+        .arg("encrypt")
+        .env("ENCRYPTION_KEY", key)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("standard input"));
+}
