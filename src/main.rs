@@ -1,4 +1,4 @@
-//! The `fastflow` binary: `serve` (default), `check [DIR]` or `encrypt`.
+//! The `fastflow` binary: `serve` (default), `check [DIR]`, `encrypt` or `rotate-key`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +28,9 @@ enum Command {
     /// Print a Fernet token of the value on standard input, for a pipeline's encrypted_env
     /// (`printf %s "$VALUE" | fastflow encrypt`), made with the server's key.
     Encrypt,
+    /// Re-encrypt every stored secret and credential made with an older key of
+    /// ENCRYPTION_KEYS (newest first) with the newest one.
+    RotateKey,
 }
 
 fn main() -> ExitCode {
@@ -36,5 +39,6 @@ fn main() -> ExitCode {
         Command::Serve => fastflow::app::main(),
         Command::Check { dir } => fastflow::check::main(dir),
         Command::Encrypt => fastflow::secrets::encrypt_command::main(),
+        Command::RotateKey => fastflow::secrets::rotate_command::main(),
     }
 }

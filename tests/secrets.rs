@@ -176,3 +176,89 @@ async fn secrets_are_write_only_parameters_visible_and_nothing_is_stored_in_plai
         "for encrypted_env"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_key_re_encrypts_what_older_keys_made() {
+    let (old, new) = (
+        fernet::Fernet::generate_key(),
+        fernet::Fernet::generate_key(),
+    );
+    let mut app = TestApp::start_with(&[], &[("ENCRYPTION_KEY", &old)]).await;
+    let (code, _) = app
+        .post_json(
+            "/api/secrets",
+            r#"{"key": "API_KEY", "value": "rotate-me"}"#,
+        )
+        .await;
+    assert_eq!(code, 201);
+    let (code, _) = app
+        .post_json(
+            "/api/secrets",
+            r#"{"key": "REGION", "value": "plain", "is_parameter": true}"#,
+        )
+        .await;
+    assert_eq!(code, 201);
+    let pool = app.state().pool.clone();
+    let old_cipher =
+        fastflow::secrets::Cipher::new(&fastflow::secrets::SecretString::new(&old)).expect("key");
+    fastflow::db::git_repo_config::put(
+        &pool,
+        &fastflow::db::git_repo_config::StoredRepoConfig {
+            repo_url: Some("https://example.com/r.git".into()),
+            webhook_secret_encrypted: Some(old_cipher.encrypt("hook")),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("store");
+    let db_url = app.state().config.database_url.clone();
+    let data_dir = app.state().config.data_dir.clone();
+    app.stop_only().await;
+
+    let rotate = || {
+        Command::new(env!("CARGO_BIN_EXE_fastflow"))
+            .arg("rotate-key")
+            .env_clear()
+            .env("DATA_DIR", &data_dir)
+            .env("DATABASE_URL", &db_url)
+            .env("ENCRYPTION_KEYS", format!("{new},{old}"))
+            .output()
+            .expect("fastflow rotate-key")
+    };
+    let out = rotate();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 2 value(s)"));
+    let again = rotate();
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("re-encrypted 0 value(s)"),
+        "a second run has nothing to do"
+    );
+
+    // The newest key alone now opens everything.
+    let only_new =
+        fastflow::secrets::Cipher::new(&fastflow::secrets::SecretString::new(&new)).expect("key");
+    let pool = fastflow::db::connect(&db_url).await.expect("db");
+    let secret = fastflow::db::secrets::get(&pool, "API_KEY")
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(
+        only_new.decrypt(&secret.value).expect("new key").expose(),
+        "rotate-me"
+    );
+    let param = fastflow::db::secrets::get(&pool, "REGION")
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(param.value, "plain", "parameters are not encrypted");
+    let repo = fastflow::db::git_repo_config::get(&pool)
+        .await
+        .expect("read")
+        .expect("row");
+    let hook = repo.webhook_secret_encrypted.expect("secret");
+    assert_eq!(only_new.decrypt(&hook).expect("new key").expose(), "hook");
+}

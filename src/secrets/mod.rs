@@ -3,6 +3,7 @@
 mod cipher;
 pub mod encrypt_command;
 mod key;
+pub mod rotate_command;
 
 pub use cipher::{Cipher, DecryptError};
 pub use key::{KeyError, KeySource, resolve_encryption_key, resolve_encryption_keys};

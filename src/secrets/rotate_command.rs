@@ -1,0 +1,133 @@
+//! `fastflow rotate-key`: after a new key was put first in `ENCRYPTION_KEYS`,
+//! re-encrypts every value stored with an older key (secrets, and the Sync
+//! page's repository credentials) with the newest one. Tokens in pipeline.json
+//! files (`encrypted_env`) live in git and are not rewritten: they keep working
+//! while their key stays in the list.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use super::{Cipher, resolve_encryption_keys};
+use crate::config::Config;
+use crate::db::{self, Pool};
+
+/// What a rotation did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Rotation {
+    /// Values that were made with an older key and now with the newest.
+    pub re_encrypted: usize,
+    /// Values already made with the newest key.
+    pub current: usize,
+    /// Where a value no key opens was found (left as it is).
+    pub unreadable: Vec<String>,
+}
+
+pub fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    let vars: HashMap<String, String> = std::env::vars().collect();
+    let config = match Config::from_vars(&vars) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let keys = resolve_encryption_keys(
+        &config.encryption_keys,
+        config.encryption_key.as_ref(),
+        &config.data_dir,
+        config.is_production(),
+    );
+    let Some(cipher) = keys.ok().and_then(|(k, _)| Cipher::with_keys(&k)) else {
+        eprintln!("error: no usable ENCRYPTION_KEYS / ENCRYPTION_KEY (see docs/configuration.md)");
+        return ExitCode::from(2);
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let done = runtime.block_on(async {
+        let pool = db::connect(&config.database_url).await?;
+        rotate(&pool, &cipher).await
+    });
+    match done {
+        Ok(r) => {
+            println!(
+                "re-encrypted {} value(s) with the newest key; {} already used it",
+                r.re_encrypted, r.current
+            );
+            if r.unreadable.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "error: no key in ENCRYPTION_KEYS opens: {} (left as they are; store them again)",
+                    r.unreadable.join(", ")
+                );
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Re-encrypts with `cipher`'s newest key whatever an older key made.
+pub async fn rotate(pool: &Pool, cipher: &Cipher) -> Result<Rotation, db::DbError> {
+    let mut out = Rotation::default();
+    let renew = |token: &str, name: String, out: &mut Rotation| -> Option<String> {
+        match cipher.decrypt_noting_age(token) {
+            Ok((plain, true)) => {
+                out.re_encrypted += 1;
+                Some(cipher.encrypt(plain.expose()))
+            }
+            Ok((_, false)) => {
+                out.current += 1;
+                None
+            }
+            Err(_) => {
+                out.unreadable.push(name);
+                None
+            }
+        }
+    };
+    for s in db::secrets::list(pool).await? {
+        if s.is_parameter {
+            continue;
+        }
+        if let Some(token) = renew(&s.value, format!("secret {}", s.key), &mut out) {
+            db::secrets::update(pool, &s.key, &token, false).await?;
+        }
+    }
+    if let Some(mut repo) = db::git_repo_config::get(pool).await? {
+        let mut changed = false;
+        for (field, slot) in [
+            ("token", &mut repo.token_encrypted),
+            ("deploy_key", &mut repo.deploy_key_encrypted),
+            (
+                "github_app_private_key",
+                &mut repo.github_app_private_key_encrypted,
+            ),
+            ("webhook_secret", &mut repo.webhook_secret_encrypted),
+        ] {
+            let Some(token) = slot.as_deref() else {
+                continue;
+            };
+            if let Some(new) = renew(token, format!("the Sync page's {field}"), &mut out) {
+                *slot = Some(new);
+                changed = true;
+            }
+        }
+        if changed {
+            db::git_repo_config::put(pool, &repo).await?;
+        }
+    }
+    Ok(out)
+}
