@@ -591,22 +591,8 @@ async fn a_token_stored_from_the_sync_page_is_encrypted_used_and_never_shown() {
         }
     }
     let key = std::fs::read_to_string(data_dir.join("encryption.key")).expect("key file");
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import sys; from cryptography.fernet import Fernet; print(Fernet(sys.argv[1].encode()).decrypt(sys.argv[2].encode()).decode())",
-            key.trim(),
-            &encrypted,
-        ])
-        .output()
-        .expect("python3 runs (python3-cryptography: bash .ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        common::python_fernet_decrypt(&key, &encrypted),
         "ghs_rotated_token_1111"
     );
 }

@@ -157,22 +157,8 @@ async fn secrets_are_write_only_parameters_visible_and_nothing_is_stored_in_plai
     }
     assert!(read_db, "the database file was read");
     let key = std::fs::read_to_string(data_dir.join("encryption.key")).expect("key");
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import sys; from cryptography.fernet import Fernet; print(Fernet(sys.argv[1].encode()).decrypt(sys.argv[2].encode()).decode())",
-            key.trim(),
-            &token,
-        ])
-        .output()
-        .expect("python3 (python3-cryptography: bash .ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        common::python_fernet_decrypt(&key, &token),
         "for encrypted_env"
     );
 }

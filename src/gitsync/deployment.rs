@@ -311,16 +311,20 @@ impl Deployment {
         }
     }
 
-    /// Checks `change` (against the environment, and that a sync can be built
-    /// from the result) and stores it; [`apply`](Self::apply) puts it in force.
-    pub async fn store(&self, change: &RepoConfigChange) -> Result<(), StoreError> {
-        let _one = self.storing.lock().await;
+    /// The stored configuration (without what the key cannot open) with `change` made.
+    async fn changed(&self, change: &RepoConfigChange) -> Result<StoredRepoConfig, StoreError> {
         let current = db::git_repo_config::get(&self.pool)
             .await
             .map_err(|e| StoreError::Database(e.to_string()))?;
         let current = current.map(|c| repo_config::without_unreadable(c, &self.cipher));
-        let next = repo_config::changed(self.env(), current, change, &self.cipher)
-            .map_err(StoreError::Refused)?;
+        repo_config::changed(self.env(), current, change, &self.cipher).map_err(StoreError::Refused)
+    }
+
+    /// Checks `change` (against the environment, and that a sync can be built
+    /// from the result) and stores it; [`apply`](Self::apply) puts it in force.
+    pub async fn store(&self, change: &RepoConfigChange) -> Result<(), StoreError> {
+        let _one = self.storing.lock().await;
+        let next = self.changed(change).await?;
         self.check_and_put(next).await
     }
 
@@ -382,12 +386,7 @@ impl Deployment {
         &self,
         change: &RepoConfigChange,
     ) -> Result<(String, Vec<String>), StoreError> {
-        let current = db::git_repo_config::get(&self.pool)
-            .await
-            .map_err(|e| StoreError::Database(e.to_string()))?;
-        let current = current.map(|c| repo_config::without_unreadable(c, &self.cipher));
-        let next = repo_config::changed(self.env(), current, change, &self.cipher)
-            .map_err(StoreError::Refused)?;
+        let next = self.changed(change).await?;
         let (decrypted, _) = repo_config::decrypt(&next, &self.cipher);
         let Some(candidate) = self
             .build(&repo_config::merged(self.env(), &decrypted))

@@ -3,26 +3,15 @@
 //! to paste into a pipeline's `encrypted_env`. The value is read from stdin, never
 //! from the command line, so it stays out of shell history and `ps`.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::process::ExitCode;
 
-use super::{Cipher, resolve_encryption_keys};
-use crate::config::Config;
+use super::command_keys::config_and_cipher;
 
 /// Longest value accepted, as for a run's environment.
 const MAX_VALUE_BYTES: u64 = crate::runner::overrides::MAX_VALUE_BYTES as u64;
 
 pub fn main() -> ExitCode {
-    let _ = dotenvy::dotenv();
-    let vars: HashMap<String, String> = std::env::vars().collect();
-    let config = match Config::from_vars(&vars) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let mut value = Vec::new();
     let read = std::io::stdin()
         .take(MAX_VALUE_BYTES + 2)
@@ -48,33 +37,11 @@ pub fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
-        eprintln!("error: creating {}: {e}", config.data_dir.display());
-        return ExitCode::FAILURE;
-    }
-    let keys = resolve_encryption_keys(
-        &config.encryption_keys,
-        config.encryption_key.as_ref(),
-        &config.data_dir,
-        config.is_production(),
-    );
-    let (keys, source) = match keys {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
+    match config_and_cipher() {
+        Ok((_, cipher)) => {
+            println!("{}", cipher.encrypt(&value));
+            ExitCode::SUCCESS
         }
-    };
-    if let super::KeySource::Generated(path) = &source {
-        eprintln!(
-            "note: no key was set: generated one into {} (the server uses it too)",
-            path.display()
-        );
+        Err(code) => code,
     }
-    let Some(cipher) = Cipher::with_keys(&keys) else {
-        eprintln!("error: the encryption key is not a Fernet key");
-        return ExitCode::from(2);
-    };
-    println!("{}", cipher.encrypt(&value));
-    ExitCode::SUCCESS
 }

@@ -1,6 +1,7 @@
 //! Secret values and the Fernet encryption key (tokens compatible with Python's `cryptography`).
 
 mod cipher;
+mod command_keys;
 pub mod encrypt_command;
 mod key;
 pub mod rotate_command;

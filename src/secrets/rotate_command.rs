@@ -4,11 +4,10 @@
 //! files (`encrypted_env`) live in git and are not rewritten: they keep working
 //! while their key stays in the list.
 
-use std::collections::HashMap;
 use std::process::ExitCode;
 
-use super::{Cipher, resolve_encryption_keys};
-use crate::config::Config;
+use super::Cipher;
+use super::command_keys::config_and_cipher;
 use crate::db::{self, Pool};
 
 /// What a rotation did.
@@ -23,24 +22,9 @@ pub struct Rotation {
 }
 
 pub fn main() -> ExitCode {
-    let _ = dotenvy::dotenv();
-    let vars: HashMap<String, String> = std::env::vars().collect();
-    let config = match Config::from_vars(&vars) {
+    let (config, cipher) = match config_and_cipher() {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let keys = resolve_encryption_keys(
-        &config.encryption_keys,
-        config.encryption_key.as_ref(),
-        &config.data_dir,
-        config.is_production(),
-    );
-    let Some(cipher) = keys.ok().and_then(|(k, _)| Cipher::with_keys(&k)) else {
-        eprintln!("error: no usable ENCRYPTION_KEYS / ENCRYPTION_KEY (see docs/configuration.md)");
-        return ExitCode::from(2);
+        Err(code) => return code,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -543,3 +543,23 @@ pub async fn remove_instance_containers(instance_id: &str) {
         }
     }
 }
+
+/// `token` decrypted by Python's `cryptography.fernet` with `key` (exactly, no
+/// newline added): the interoperability check with Fast-Flow's tokens.
+pub fn python_fernet_decrypt(key: &str, token: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys; from cryptography.fernet import Fernet; sys.stdout.write(Fernet(sys.argv[1].encode()).decrypt(sys.argv[2].encode()).decode())",
+            key.trim(),
+            token,
+        ])
+        .output()
+        .expect("python3 runs (python3-cryptography: bash .ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "Python could not decrypt: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
