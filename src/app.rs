@@ -262,6 +262,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         shutdown: shutdown.clone(),
         tasks: Default::default(),
         preheat: Default::default(),
+        cipher: cipher.clone(),
     });
     // Read before the dispatcher runs: these are the previous process's runs.
     let stale = crate::db::runs::running(&pool).await?;

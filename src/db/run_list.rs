@@ -107,7 +107,8 @@ fn page_query(filter: &RunFilter) -> QueryBuilder<'_, Sqlite> {
          error_message, image, container_id, log_file, log_lines, log_bytes, log_truncated, \
          attempt, previous_run_id, not_before, setup_duration, peak_cpu_percent, \
          peak_memory_bytes, soft_limit_warning, metrics_error, run_config_id, parent_run_id, \
-         wait_for_previous, git_sha, git_branch, git_subject, started_at AS list_key \
+         wait_for_previous, git_sha, git_branch, git_subject, '{}' AS injected_secrets, \
+         started_at AS list_key \
          FROM runs WHERE 1 = 1",
         filter,
     );

@@ -55,6 +55,10 @@ pub struct Run {
     pub git_sha: Option<String>,
     pub git_branch: Option<String>,
     pub git_subject: Option<String>,
+    /// The names of the secret values the run received, each with its source
+    /// (`secret`, `parameter`, `encrypted_env`); never a value.
+    #[serde(skip)]
+    pub injected_secrets: Json<EnvMap>,
 }
 
 impl Run {

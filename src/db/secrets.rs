@@ -32,6 +32,20 @@ pub async fn get(pool: &Pool, key: &str) -> Result<Option<StoredSecret>, DbError
     .await?)
 }
 
+/// The rows of those `keys` that exist (a run's listed secrets, in one query).
+pub async fn get_many(pool: &Pool, keys: &[String]) -> Result<Vec<StoredSecret>, DbError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_as(
+        "SELECT key, value, is_parameter, created_at, updated_at FROM secrets
+         WHERE key IN (SELECT value FROM json_each(?)) ORDER BY key",
+    )
+    .bind(sqlx::types::Json(keys))
+    .fetch_all(pool)
+    .await?)
+}
+
 /// Adds `key`; `false` if it exists (nothing is changed then).
 pub async fn insert(
     pool: &Pool,
@@ -79,4 +93,19 @@ pub async fn delete(pool: &Pool, key: &str) -> Result<bool, DbError> {
         .execute(pool)
         .await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// Records which secret names a run received (`name → source`), before its
+/// container starts.
+pub async fn set_run_injected(
+    pool: &Pool,
+    run_id: &str,
+    names: &std::collections::BTreeMap<String, String>,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE runs SET injected_secrets = ? WHERE id = ?")
+        .bind(sqlx::types::Json(names))
+        .bind(run_id)
+        .execute(pool)
+        .await?;
+    Ok(())
 }

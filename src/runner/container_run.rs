@@ -75,12 +75,21 @@ pub struct Exec<'a> {
     /// The limits in force for this run (own, else defaults; fitted to the host).
     pub limits: &'a ResourceLimits,
     pub cancel: &'a CancellationToken,
+    /// Decrypted `encrypted_env` values and listed secrets (empty on re-attach).
+    pub injected_env: &'a std::collections::BTreeMap<String, crate::secrets::SecretString>,
 }
 
 impl Exec<'_> {
     pub async fn start(&self, log: &mut RunLog) -> Result<Ended, NotFinished> {
         let (deps, run) = (self.deps, self.run);
-        let mut run_env = run.env_vars.0.clone();
+        // Fast-Flow's merge order after `default_env`: encrypted_env and listed
+        // secrets, then the request's env_vars, then its parameters (later wins).
+        let mut run_env: std::collections::BTreeMap<String, String> = self
+            .injected_env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose().to_string()))
+            .collect();
+        run_env.extend(run.env_vars.0.iter().map(|(k, v)| (k.clone(), v.clone())));
         run_env.extend(run.parameters.0.iter().map(|(k, v)| (k.clone(), v.clone())));
         let image =
             engine::choose_image(&deps.docker, deps.config.worker_base_image.as_deref()).await;
@@ -172,7 +181,16 @@ impl Exec<'_> {
     pub async fn reattach(&self, log: &mut RunLog, id: String) -> Result<Ended, NotFinished> {
         let docker = &self.deps.docker;
         let state = match docker.inspect_container(&id, None).await {
-            Ok(info) => info.state,
+            Ok(info) => {
+                // The values this run received are read back from its container, so
+                // the rest of its output stays masked after a restart.
+                let env = info.config.and_then(|c| c.env).unwrap_or_default();
+                log.set_masker(super::injection::masker_from_container_env(
+                    &self.run.injected_secrets.0,
+                    &env,
+                ));
+                info.state
+            }
             Err(e) if engine::is_not_found(&e) => {
                 return Ok(Ended::without_container(failure(
                     ErrorType::InfrastructureError,

@@ -49,7 +49,8 @@ const TMPFS_OPTIONS: &str = "rw,nosuid,nodev,size=256m";
 pub struct RunContext<'a> {
     pub run_id: &'a str,
     pub instance_id: &'a str,
-    /// Run-level `env_vars` then `parameters` (later wins), as given at trigger time.
+    /// What a run receives over `default_env`, later wins: the injected secrets
+    /// (`runner::injection`), then the request's `env_vars`, then its `parameters`.
     pub run_env: &'a BTreeMap<String, String>,
     /// `uid:gid` the pipeline runs as.
     pub user: &'a str,

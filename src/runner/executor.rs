@@ -4,6 +4,7 @@
 //! and schedules a retry. A run whose state cannot be stored before shutdown
 //! keeps its container, so the next start finishes it from the engine's record.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -12,10 +13,11 @@ use super::container_run::{Ended, Exec, NotFinished};
 use super::log_pump::RunLog;
 use super::logs::{LogSummary, LogWriter, log_path};
 use super::outcome::{cancelled, failure};
-use super::{Runner, RunnerDeps, container_spec, engine};
+use super::{Runner, RunnerDeps, container_spec, engine, injection};
 use crate::db::{self, Run, RunOutcome};
 use crate::pipelines::Pipeline;
 use crate::run_status::{ErrorType, RunStatus};
+use crate::secrets::SecretString;
 
 /// Longest wait between two attempts to store a run's final state.
 const RECORD_RETRY_MAX: Duration = Duration::from_secs(10);
@@ -127,7 +129,7 @@ async fn handle(
                     .into(),
             )))
         }
-        Some(p) => match p.with_run_config(run.run_config_id.as_deref()) {
+        Some(discovered) => match discovered.with_run_config(run.run_config_id.as_deref()) {
             Err(message) => Ok(Ended::without_container(failure(
                 ErrorType::PipelineError,
                 message,
@@ -135,16 +137,26 @@ async fn handle(
             Ok(p) => {
                 let limits =
                     super::limits::for_run(&p.metadata.limits, &deps.config, deps.registry.host());
-                let exec = Exec {
-                    deps,
-                    run,
-                    pipeline: &p,
-                    limits: &limits,
-                    cancel,
+                let injected = match existing {
+                    None => inject(deps, run, discovered, &mut log).await,
+                    Some(_) => Ok(Default::default()),
                 };
-                match existing {
-                    None => exec.start(&mut log).await,
-                    Some(container) => exec.reattach(&mut log, container).await,
+                match injected {
+                    Err(ended) => Ok(ended),
+                    Ok(injected_env) => {
+                        let exec = Exec {
+                            deps,
+                            run,
+                            pipeline: &p,
+                            limits: &limits,
+                            cancel,
+                            injected_env: &injected_env,
+                        };
+                        match existing {
+                            None => exec.start(&mut log).await,
+                            Some(container) => exec.reattach(&mut log, container).await,
+                        }
+                    }
                 }
             }
         },
@@ -158,13 +170,52 @@ async fn handle(
             return Err(NotFinished);
         }
     };
-    if let Some(message) = &ended.outcome.error_message {
+    if let Some(message) = ended.outcome.error_message.take() {
+        // Never a secret value in the run record: the message may quote output.
+        let message = log.mask(&message);
         // The reason also goes into the log, where the user is already looking.
         log.system(format!("[fastflow] {message}"));
+        ended.outcome.error_message = Some(message);
     }
     let summary = log.close();
     apply_log_summary(&mut ended.outcome, summary);
     Ok(ended)
+}
+
+/// Resolves the secret values the run receives, masks them in its log from the
+/// first line on and records their names. A missing or unreadable one ends the
+/// run before any container exists.
+async fn inject(
+    deps: &RunnerDeps,
+    run: &Run,
+    pipeline: &Pipeline,
+    log: &mut RunLog,
+) -> Result<BTreeMap<String, SecretString>, Ended> {
+    let injection = injection::resolve(
+        &deps.pool,
+        &deps.cipher,
+        pipeline,
+        run.run_config_id.as_deref(),
+    )
+    .await
+    .map_err(|message| {
+        Ended::without_container(failure(ErrorType::InfrastructureError, message))
+    })?;
+    let (masker, too_short) = injection.masker();
+    log.set_masker(masker);
+    if !too_short.is_empty() {
+        log.system(format!(
+            "[fastflow] not masked in this log (shorter than {} characters): {}",
+            crate::secrets::MIN_MASKED_CHARS,
+            too_short.join(", ")
+        ));
+    }
+    if !injection.sources.is_empty()
+        && let Err(e) = db::secrets::set_run_injected(&deps.pool, &run.id, &injection.names()).await
+    {
+        tracing::warn!(run_id = %run.id, error = %e, "recording the names of the run's secrets");
+    }
+    Ok(injection.env)
 }
 
 /// Puts the log's counters on the outcome; a storage failure makes the run an

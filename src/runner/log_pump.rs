@@ -53,6 +53,8 @@ pub struct RunLog {
     pub stderr_tail: StderrTail,
     /// The engine's timestamp of the frame being stored (re-attach only).
     engine_clock: Option<EngineClock>,
+    /// Hides the run's secret values in every line before it is stored or announced.
+    masker: crate::secrets::Masker,
 }
 
 pub(super) fn index(stream: LogStream) -> usize {
@@ -75,7 +77,18 @@ impl RunLog {
             setup_reported: false,
             stderr_tail: StderrTail::default(),
             engine_clock: None,
+            masker: Default::default(),
         }
+    }
+
+    /// Masks the run's secret values from here on (set before any output arrives).
+    pub fn set_masker(&mut self, masker: crate::secrets::Masker) {
+        self.masker = masker;
+    }
+
+    /// `text` with the run's secret values masked (for messages about the run).
+    pub fn mask(&self, text: &str) -> String {
+        self.masker.mask(text)
     }
 
     /// Reads the engine's timestamps from `clock` (set by [`EngineClock::strip`]).
@@ -128,7 +141,7 @@ impl RunLog {
             }
             None => self.since_newline[i] += bytes.len() as u64,
         }
-        for piece in self.splitters[i].push(bytes) {
+        for mut piece in self.splitters[i].push(bytes) {
             if stream == LogStream::Stdout
                 && !piece.continued
                 && self.setup_marker.as_deref() == Some(piece.text.as_str())
@@ -137,6 +150,8 @@ impl RunLog {
                 self.setup_seen_at.get_or_insert_with(chrono::Utc::now);
                 continue;
             }
+            // Masked before anything keeps it: the stored line, the stream, the error tail.
+            self.masker.mask_in_place(&mut piece.text);
             if stream == LogStream::Stderr {
                 self.stderr_tail.observe(&piece.text);
             }
@@ -195,7 +210,8 @@ impl RunLog {
     }
 
     /// Writes a note from Fast-Flow itself into the log.
-    pub fn system(&mut self, text: String) {
+    pub fn system(&mut self, mut text: String) {
+        self.masker.mask_in_place(&mut text);
         blocking_io(|| {
             let lines = self.writer.write_system(text);
             self.batch.extend(lines);
@@ -226,7 +242,8 @@ impl RunLog {
 
     fn close_now(mut self) -> LogSummary {
         for stream in [LogStream::Stdout, LogStream::Stderr] {
-            if let Some(piece) = self.splitters[index(stream)].finish() {
+            if let Some(mut piece) = self.splitters[index(stream)].finish() {
+                self.masker.mask_in_place(&mut piece.text);
                 if stream == LogStream::Stderr {
                     self.stderr_tail.observe(&piece.text);
                 }

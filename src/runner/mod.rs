@@ -9,6 +9,7 @@ mod engine_copy;
 pub mod engine_state;
 mod executor;
 mod followups;
+pub mod injection;
 pub use followups::DEFAULT_RESTART_COOLDOWN;
 pub mod hub;
 pub mod limits;
@@ -55,6 +56,8 @@ pub struct RunnerDeps {
     pub tasks: tokio_util::task::TaskTracker,
     /// Dependency warm-ups after a git sync; runs wait for their pipeline's.
     pub preheat: Arc<preheat::Preheater>,
+    /// Decrypts stored secrets and `encrypted_env` values at run time.
+    pub cipher: Arc<crate::secrets::Cipher>,
 }
 
 impl RunnerDeps {

@@ -4,10 +4,12 @@ mod cipher;
 mod command_keys;
 pub mod encrypt_command;
 mod key;
+mod masker;
 pub mod rotate_command;
 
 pub use cipher::{Cipher, DecryptError};
 pub use key::{KeyError, KeySource, resolve_encryption_key, resolve_encryption_keys};
+pub use masker::{MASK, MIN_MASKED_CHARS, Masker};
 
 /// A string that never shows up in `Debug` output or logs.
 #[derive(Clone, PartialEq, Eq)]

@@ -136,6 +136,8 @@ pub struct RunDetail {
     pub log_size: String,
     pub log_truncated: bool,
     pub env_keys: Vec<String>,
+    /// Names of the secret values the run received, with their source; no values.
+    pub injected_secrets: Vec<(String, String)>,
     pub previous_run_id: String,
     /// Why a queued run waits, and its place in the queue.
     pub waiting: String,
@@ -183,6 +185,12 @@ impl RunDetail {
             log_size: fmt_bytes(r.log_bytes.max(0) as u64),
             log_truncated: r.log_truncated,
             env_keys,
+            injected_secrets: r
+                .injected_secrets
+                .0
+                .iter()
+                .map(|(k, s)| (k.clone(), s.replace('_', " ")))
+                .collect(),
             previous_run_id: r.previous_run_id.clone().unwrap_or_default(),
             waiting: String::new(),
             setup: r.setup_duration.map(fmt_duration).unwrap_or_default(),

@@ -57,6 +57,10 @@ pub(in crate::web) struct RunJson<'a> {
     /// Detail view only.
     #[serde(skip_serializing_if = "Option::is_none")]
     parameters: Option<&'a EnvMap>,
+    /// Detail view only: the names of the secret values the run received and
+    /// where each came from (`secret`, `parameter`, `encrypted_env`); no values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    injected_secrets: Option<&'a EnvMap>,
 }
 
 impl<'a> RunJson<'a> {
@@ -100,6 +104,7 @@ impl<'a> RunJson<'a> {
             git_subject: run.git_subject.as_deref(),
             env_vars: None,
             parameters: None,
+            injected_secrets: None,
         }
     }
 
@@ -122,6 +127,7 @@ impl<'a> RunJson<'a> {
         Self {
             env_vars: Some(masked),
             parameters: Some(&run.parameters.0),
+            injected_secrets: Some(&run.injected_secrets.0),
             ..Self::list(run)
         }
     }
