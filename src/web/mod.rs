@@ -17,6 +17,8 @@ mod replay_cache;
 mod run_list_page;
 mod run_pages;
 mod scheduler_pages;
+mod secret_store;
+mod secrets_page;
 pub mod server;
 mod sse_bytes;
 mod sync_page;
@@ -86,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .merge(scheduler_pages::router())
         .merge(sync_page::router())
         .merge(sync_repo_page::router())
+        .merge(secrets_page::router())
         .nest("/api", api::router())
         .merge(assets::router())
         .route("/health", get(health))

@@ -2,7 +2,7 @@
 //! saved) and parameters (plain, visible), which pipelines list each key, and
 //! encrypting a value for a pipeline's `encrypted_env`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -15,7 +15,7 @@ use serde_json::json;
 use super::JsonBody;
 use super::sync::body_as;
 use crate::db;
-use crate::web::{ApiError, AppError, AppState};
+use crate::web::{ApiError, AppState, secret_store};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -25,19 +25,8 @@ pub fn router() -> Router<AppState> {
         .route("/secrets/{key}", put(update).delete(remove))
 }
 
-/// Which pipelines list each key in their `secrets`.
-fn listed_by(state: &AppState) -> BTreeMap<String, BTreeSet<String>> {
-    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (name, p) in &state.registry.snapshot().pipelines {
-        for key in &p.metadata.secrets {
-            out.entry(key.clone()).or_default().insert(name.clone());
-        }
-    }
-    out
-}
-
 async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let used = listed_by(&state);
+    let used = secret_store::listed_by(&state);
     let rows = db::secrets::list(&state.pool).await?;
     let body: Vec<_> = rows
         .iter()
@@ -72,26 +61,6 @@ struct ChangedSecret {
     is_parameter: Option<bool>,
 }
 
-/// Checks a key and value as a run's environment would (name, size, reserved
-/// names), naming the key but never the value.
-fn check(key: &str, value: &str) -> Result<(), ApiError> {
-    let one = BTreeMap::from([(key.to_string(), value.to_string())]);
-    crate::runner::overrides::check("", &one).map_err(|e| {
-        ApiError(AppError::BadRequest(
-            e.0.replace("starting a run", "storing a secret"),
-        ))
-    })
-}
-
-/// What is stored: a Fernet token for a secret, the value for a parameter.
-fn stored_value(state: &AppState, value: &str, is_parameter: bool) -> String {
-    if is_parameter {
-        value.to_string()
-    } else {
-        state.cipher.encrypt(value)
-    }
-}
-
 async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
@@ -100,15 +69,7 @@ async fn create(
         body,
         r#"{"key": "NAME", "value": "…", "is_parameter": false}"#,
     )?;
-    check(&new.key, &new.value)?;
-    let value = stored_value(&state, &new.value, new.is_parameter);
-    if !db::secrets::insert(&state.pool, &new.key, &value, new.is_parameter).await? {
-        return Err(ApiError(AppError::Conflict(format!(
-            "`{}` exists; change it with PUT /api/secrets/{}",
-            new.key, new.key
-        ))));
-    }
-    tracing::info!(key = %new.key, is_parameter = new.is_parameter, "secret created");
+    secret_store::create(&state, &new.key, &new.value, new.is_parameter).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"key": new.key, "is_parameter": new.is_parameter, "message": "saved"})),
@@ -122,24 +83,9 @@ async fn update(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let change: ChangedSecret = body_as(body, r#"{"value": "…", "is_parameter": false}"#)?;
-    check(&key, &change.value)?;
-    let Some(current) = db::secrets::get(&state.pool, &key).await? else {
-        return Err(not_found(&key));
-    };
-    let is_parameter = change.is_parameter.unwrap_or(current.is_parameter);
-    let value = stored_value(&state, &change.value, is_parameter);
-    if !db::secrets::update(&state.pool, &key, &value, is_parameter).await? {
-        return Err(not_found(&key));
-    }
-    tracing::info!(key = %key, is_parameter, "secret changed");
+    let is_parameter =
+        secret_store::change(&state, &key, &change.value, change.is_parameter).await?;
     Ok(Json(json!({"key": key, "is_parameter": is_parameter, "message": "saved"})).into_response())
-}
-
-fn not_found(key: &str) -> ApiError {
-    ApiError(AppError::NotFound(format!(
-        "no secret `{}`",
-        crate::pipelines::fields::shown(key)
-    )))
 }
 
 /// Deletes the key; names the pipelines that still list it (their runs will
@@ -148,18 +94,11 @@ async fn remove(
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
-    if !db::secrets::delete(&state.pool, &key).await? {
-        return Err(not_found(&key));
-    }
-    tracing::info!(key = %key, "secret deleted");
-    let still = listed_by(&state).remove(&key).unwrap_or_default();
+    let still = secret_store::delete(&state, &key).await?;
     let mut body = json!({"key": key, "deleted": true, "message": "deleted"});
     if !still.is_empty() {
+        body["warning"] = json!(secret_store::still_listed_warning(&key, &still));
         body["pipelines"] = json!(still);
-        body["warning"] = json!(format!(
-            "still listed in the `secrets` of {}: their runs fail until `{key}` is defined again",
-            still.iter().cloned().collect::<Vec<_>>().join(", ")
-        ));
     }
     Ok(Json(body).into_response())
 }
@@ -171,7 +110,7 @@ async fn from_pipelines(State(state): State<AppState>) -> Result<Response, ApiEr
         .into_iter()
         .map(|s| (s.key, s.is_parameter))
         .collect();
-    let body: Vec<_> = listed_by(&state)
+    let body: Vec<_> = secret_store::listed_by(&state)
         .into_iter()
         .map(|(key, pipelines)| {
             json!({
@@ -197,6 +136,6 @@ async fn encrypt_for_pipeline(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let v: ToEncrypt = body_as(body, r#"{"value": "…"}"#)?;
-    check("VALUE", &v.value)?;
+    secret_store::check("VALUE", &v.value)?;
     Ok(Json(json!({"encrypted": state.cipher.encrypt(&v.value)})).into_response())
 }
