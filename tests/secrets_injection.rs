@@ -257,7 +257,8 @@ async fn a_missing_or_unreadable_secret_fails_before_any_container_and_says_whic
                 "badtoken/pipeline.json",
                 &json!({"encrypted_env": {
                     "FOREIGN": python_fernet_encrypt(foreign_key, "x-secret-x"),
-                    "GARBAGE": "gAAAAAnot-a-token"
+                    "GARBAGE": "gAAAAAnot-a-token",
+                    "NULVAL": fernet::Fernet::new(NEW_KEY).expect("key").encrypt(b"a\0bcd")
                 }})
                 .to_string(),
             ),
@@ -273,7 +274,11 @@ async fn a_missing_or_unreadable_secret_fails_before_any_container_and_says_whic
         ),
         (
             "badtoken",
-            &["`encrypted_env.FOREIGN`", "`encrypted_env.GARBAGE`"][..],
+            &[
+                "`encrypted_env.FOREIGN` cannot be decrypted",
+                "`encrypted_env.GARBAGE` cannot be decrypted",
+                "`encrypted_env.NULVAL` decrypts to a value with a NUL character",
+            ][..],
         ),
     ] {
         let (run, log) = app.run_to_end(pipeline, "").await;

@@ -99,6 +99,10 @@ pub async fn resolve(
     for (place, entries) in layers {
         for (key, token) in entries {
             match cipher.decrypt(token.trim()) {
+                // The engine would refuse it, and its message could quote the value.
+                Ok(plain) if plain.expose().contains('\0') => problems.push(format!(
+                    "{place}.{key}` decrypts to a value with a NUL character, which an environment variable cannot hold"
+                )),
                 Ok(plain) => {
                     injection.env.insert(key.clone(), plain);
                     injection.sources.insert(key.clone(), Source::EncryptedEnv);
