@@ -267,6 +267,22 @@ async fn a_missing_or_unreadable_secret_fails_before_any_container_and_says_whic
     )
     .await;
     define(&app, "DEFINED_ONE", "defined-value", false).await;
+    // The pipeline page says so before anyone runs it.
+    let (_, page) = app.get_text("/pipelines/needs").await;
+    assert!(
+        page.contains(
+            "Secret <code>NOT_DEFINED</code> is listed in <code>secrets</code> but not defined"
+        ),
+        "{page}"
+    );
+    assert!(page.contains("<code>DEFINED_ONE</code> <span class=\"badge ok\">secret</span>"));
+    let (_, page) = app.get_text("/pipelines/badtoken").await;
+    for entry in ["encrypted_env.FOREIGN", "encrypted_env.GARBAGE"] {
+        assert!(
+            page.contains(&format!("<code>{entry}</code> cannot be decrypted")),
+            "{entry}: {page}"
+        );
+    }
     for (pipeline, wanted) in [
         (
             "needs",

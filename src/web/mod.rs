@@ -11,6 +11,7 @@ mod pipeline_facts;
 mod pipeline_list;
 mod pipeline_list_page;
 mod pipeline_pages;
+mod pipeline_secrets;
 #[cfg(test)]
 mod render_properties;
 mod replay_cache;

@@ -50,6 +50,8 @@ pub(super) struct DetailPage {
     run_configs: Vec<(String, String)>,
     /// (file, URL on the hosting site) when the pipeline comes from GitHub or GitLab.
     source_links: Vec<(String, String)>,
+    /// The keys it lists and what each is; `encrypted_env` entries no key opens.
+    secrets: Option<super::pipeline_secrets::SecretFacts>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -85,6 +87,7 @@ async fn detail_page(
     let runs = recent_runs(&state, &name).await?;
     let jobs = state.scheduler.jobs_of(&name).await?;
     let mut page = detail_view(&p, &state.config, Some(&stats), runs, jobs);
+    page.secrets = Some(super::pipeline_secrets::of(&state, &p).await?);
     if let Some(sync) = state.gitsync() {
         let files = [
             p.metadata_file.as_deref().unwrap_or("pipeline.json"),
@@ -231,6 +234,7 @@ pub(super) fn detail_view(
             .map(|s| (s.id.clone(), run_config_summary(s)))
             .collect(),
         source_links: Vec::new(),
+        secrets: None,
     }
 }
 
