@@ -131,6 +131,12 @@ fn init_tracing() {
             )
         })
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // The Docker client's debug output holds whole request bodies, a run's
+    // environment (its secrets) among them: never below info, whatever is asked.
+    let filter = match "bollard=info".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
@@ -220,6 +226,9 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         }
         KeySource::Environment => {}
     }
+    if let Some(path) = crate::secrets::unlisted_key_file(&config.data_dir, &keys) {
+        tracing::warn!("{}", crate::secrets::unlisted_key_file_advice(&path));
+    }
     let cipher = Arc::new(
         crate::secrets::Cipher::with_keys(&keys)
             .context("ENCRYPTION_KEY(S) are not Fernet keys")?,
@@ -231,6 +240,14 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     }
     let pool = crate::db::connect(&config.database_url).await?;
     let instance_id = crate::db::instance_id(&pool).await?;
+    match crate::secrets::rotate_command::unreadable_secrets(&pool, &cipher).await {
+        Ok(keys) if !keys.is_empty() => tracing::warn!(
+            "stored secrets that no key of ENCRYPTION_KEY(S) opens (runs listing them fail): {}; add the key they were made with to ENCRYPTION_KEYS, or store them again",
+            keys.join(", ")
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "checking the stored secrets against the keys"),
+    }
     // Discovery runs once the server answers (see `discover`); until then requests
     // that need pipelines wait for it, and `/health` answers at once.
     let registry = Arc::new(PipelineRegistry::empty(

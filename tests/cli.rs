@@ -281,3 +281,57 @@ fn encrypt_prints_a_token_that_python_opens_and_reads_only_stdin() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("standard input"));
 }
+
+#[test]
+fn encrypt_never_makes_a_key_of_its_own_and_says_when_the_key_file_is_not_listed() {
+    use std::io::Write;
+    let cwd = tempfile::tempdir().unwrap();
+    // No key configured and no server key file here: refused, nothing generated.
+    let out = base_command(cwd.path())
+        .arg("encrypt")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no encryption key") && err.contains("DATA_DIR"),
+        "{err}"
+    );
+    assert!(!cwd.path().join("data/encryption.key").exists());
+
+    // The server's generated key file is used, and said so.
+    let old = "oSd0JAasI6sWLaAa_YjUMUgQ12XMStp3wwfzVizFoD4=";
+    std::fs::create_dir_all(cwd.path().join("data")).unwrap();
+    std::fs::write(cwd.path().join("data/encryption.key"), format!("{old}\n")).unwrap();
+    let encrypt = |key: Option<&str>| {
+        let mut cmd = base_command(cwd.path());
+        cmd.arg("encrypt")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(k) = key {
+            cmd.env("ENCRYPTION_KEY", k);
+        }
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(b"v4lue").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = encrypt(None);
+    assert!(out.status.success());
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(common::python_fernet_decrypt(old, &token), "v4lue");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("using the server's key from"));
+
+    // A new ENCRYPTION_KEY while the file holds the old one: warned, with the way out.
+    let new = "kcogCCTbNDkn7UOY3RvQF_CW6Qpu0HufuPWp2qm_X7U=";
+    let out = encrypt(Some(new));
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("holds a key that ENCRYPTION_KEY(S) does not list")
+            && err.contains("ENCRYPTION_KEYS=<your key>,<the key in that file>"),
+        "{err}"
+    );
+    assert!(!err.contains(old) && !err.contains(new), "no key is shown");
+}

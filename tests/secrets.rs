@@ -63,7 +63,16 @@ async fn secrets_are_write_only_parameters_visible_and_nothing_is_stored_in_plai
             400,
             "not a valid environment variable name",
         ),
-        (json!({"key": "PATH", "value": "x"}), 400, "PATH"),
+        (
+            json!({"key": "FASTFLOW_RUN_ID", "value": "x"}),
+            400,
+            "`FASTFLOW_RUN_ID` is reserved",
+        ),
+        (
+            json!({"key": "NUL", "value": "a\u{0}b"}),
+            400,
+            "contains a NUL character",
+        ),
         (
             json!({"key": "OK", "value": "x", "extra": 1}),
             400,
@@ -75,6 +84,24 @@ async fn secrets_are_write_only_parameters_visible_and_nothing_is_stored_in_plai
         let detail = refused["detail"].as_str().unwrap_or_default();
         assert!(detail.contains(expected), "{body}: {detail}");
     }
+
+    // Stored secrets are configuration, like default_env: a private index URL with
+    // its token is what a pipeline's requirements need (a run-time override may not set it).
+    let (code, made) = app
+        .post_json(
+            "/api/secrets",
+            &json!({"key": "UV_INDEX_URL", "value": "https://u:t@pypi.example/simple"}).to_string(),
+        )
+        .await;
+    assert_eq!(code, 201, "{made}");
+    let (code, _) = send(
+        &app,
+        reqwest::Method::DELETE,
+        "/api/secrets/UV_INDEX_URL",
+        "",
+    )
+    .await;
+    assert_eq!(code, 200);
 
     let (_, list) = app.get_json("/api/secrets").await;
     assert!(!list.to_string().contains(secret), "{list}");

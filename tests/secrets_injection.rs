@@ -205,10 +205,11 @@ async fn listed_secrets_and_encrypted_env_reach_the_container_in_order_and_are_m
     assert_eq!(
         detail["injected_secrets"],
         json!({
-            "DB_PASSWORD": "secret", "REGION": "parameter", "K5": "secret", "K6": "secret",
-            "K7": "secret", "TOKEN": "encrypted_env", "OLD": "encrypted_env",
+            "DB_PASSWORD": "secret", "REGION": "parameter", "K5": "secret",
+            "TOKEN": "encrypted_env", "OLD": "encrypted_env",
             "NIGHTLY": "encrypted_env", "K3": "encrypted_env", "K4": "encrypted_env"
-        })
+        }),
+        "K6 and K7 came from the request, which wins: no secret of theirs reached the run"
     );
     let (_, page) = app.get_text(&format!("/runs/{id}")).await;
     assert!(page.contains("Secrets received"), "{page}");
@@ -250,9 +251,19 @@ async fn a_missing_or_unreadable_secret_fails_before_any_container_and_says_whic
             ("needs/main.py", "print('must not run')\n"),
             (
                 "needs/pipeline.json",
-                r#"{"secrets": ["DEFINED_ONE", "NOT_DEFINED", "ALSO_MISSING"]}"#,
+                r#"{"secrets": ["DEFINED_ONE", "NOT_DEFINED", "ALSO_MISSING", "defined_one"]}"#,
             ),
             ("badtoken/main.py", "print('must not run')\n"),
+            ("huge/main.py", "print('must not run')\n"),
+            (
+                "huge/pipeline.json",
+                &json!({"secrets": (0..70).map(|i| format!("BIG{i}")).collect::<Vec<_>>()})
+                    .to_string(),
+            ),
+            (
+                "forgot/main.py",
+                "import os\nprint(os.environ['DEFINED_ONE'])\n",
+            ),
             (
                 "badtoken/pipeline.json",
                 &json!({"encrypted_env": {
@@ -277,6 +288,10 @@ async fn a_missing_or_unreadable_secret_fails_before_any_container_and_says_whic
     );
     assert!(page.contains("<code>DEFINED_ONE</code> <span class=\"badge ok\">secret</span>"));
     let (_, page) = app.get_text("/pipelines/badtoken").await;
+    assert!(
+        page.contains("field `encrypted_env.GARBAGE`: is not a Fernet token"),
+        "a warning before any run: {page}"
+    );
     for entry in ["encrypted_env.FOREIGN", "encrypted_env.GARBAGE"] {
         assert!(
             page.contains(&format!("<code>{entry}</code> cannot be decrypted")),
@@ -286,7 +301,11 @@ async fn a_missing_or_unreadable_secret_fails_before_any_container_and_says_whic
     for (pipeline, wanted) in [
         (
             "needs",
-            &["`NOT_DEFINED` is listed", "`ALSO_MISSING` is listed"][..],
+            &[
+                "`NOT_DEFINED` is listed",
+                "`ALSO_MISSING` is listed",
+                "`defined_one` is listed in pipeline.json `secrets` but is not defined (did you mean `DEFINED_ONE`?)",
+            ][..],
         ),
         (
             "badtoken",
@@ -310,6 +329,29 @@ async fn a_missing_or_unreadable_secret_fails_before_any_container_and_says_whic
         let id = run["id"].as_str().expect("id");
         assert!(common::containers_for_run(id).await.is_empty());
     }
+    // 70 secrets of 16 000 bytes: more environment than the kernel starts a program with.
+    for i in 0..70 {
+        define(&app, &format!("BIG{i}"), &"x".repeat(16_000), false).await;
+    }
+    let (run, _) = app.run_to_end("huge", "").await;
+    assert_eq!(run["error_type"], "pipeline_error", "{run}");
+    let message = run["error_message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("the run's environment is 10") && message.contains("at most 1024 KiB fit"),
+        "{message}"
+    );
+    assert!(run["container_started_at"].is_null());
+    // Reading a stored secret without listing it: the error says why it is missing.
+    let (run, _) = app.run_to_end("forgot", "").await;
+    assert_eq!(run["error_type"], "pipeline_error", "{run}");
+    let message = run["error_message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("KeyError: 'DEFINED_ONE'")
+            && message.contains(
+                "`DEFINED_ONE` is a stored secret, but pipeline.json does not list it in `secrets`"
+            ),
+        "{message}"
+    );
     app.stop().await;
 }
 
@@ -354,4 +396,70 @@ async fn masking_holds_in_error_messages_and_after_a_server_restart() {
     assert!(message.contains("upstream refused key ***"), "{run}");
     assert!(!run.to_string().contains(secret));
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escaped_and_overlapping_forms_are_masked_and_debug_logging_stays_clean() {
+    common::require_docker().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    common::write_files(
+        &root.join("pipelines"),
+        &[
+            (
+                "leak/main.py",
+                "import json, logging, os\nlogging.basicConfig(level=logging.INFO)\nkeys = ['S_REGEX', 'S_CR', 'S_UNI', 'S_PEM']\ncfg = {k: os.environ[k] for k in keys}\nprint(cfg)\nprint(json.dumps(cfg))\nlogging.info('%r', cfg)\nprint('joined', os.environ['S_A'] + os.environ['S_B'][4:])\nprint(os.environ['S_SHORTLINES'])\n",
+            ),
+            (
+                "leak/pipeline.json",
+                r#"{"secrets": ["S_REGEX", "S_CR", "S_UNI", "S_PEM", "S_A", "S_B", "S_SHORTLINES"]}"#,
+            ),
+        ],
+    );
+    let server =
+        common::ServerProcess::spawn(root, &[("ENCRYPTION_KEY", NEW_KEY), ("RUST_LOG", "debug")]);
+    let values = [
+        ("S_REGEX", "a.b*c+(d)[e]$^|\\x"),
+        ("S_CR", "abc\rdefghij"),
+        ("S_UNI", "p\u{e4}ssw\u{f6}rd\u{2192}"),
+        (
+            "S_PEM",
+            "-----BEGIN KEY-----\nAAAAQQQQ\nBBBBRRRR\n-----END KEY-----",
+        ),
+        ("S_A", "1234abcd"),
+        ("S_B", "abcd5678"),
+        ("S_SHORTLINES", "ab\ncd\nef"),
+    ];
+    let client = reqwest::Client::new();
+    for (key, value) in values {
+        let resp = client
+            .post(format!("{}/api/secrets", server.base))
+            .json(&json!({"key": key, "value": value}))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(resp.status(), 201, "{key}");
+    }
+    let id = common::trigger_at(&server.base, "leak").await;
+    let run = common::wait_finished_at(&server.base, &id).await;
+    let log = common::get_text_at(&server.base, &format!("/api/runs/{id}/logs")).await;
+    assert_eq!(run["status"], "SUCCESS", "{run}\n{log}");
+    // repr, json.dumps and logging's %r of the values: each stays hidden.
+    for fragment in ["defghij", "ssw", "(d)[e]", "AAAAQQQQ", "BBBBRRRR", "5678"] {
+        assert!(!log.contains(fragment), "{fragment} in:\n{log}");
+    }
+    assert!(log.contains("joined ***"), "{log}");
+    assert!(
+        log.contains("not masked in this log") && log.contains("S_SHORTLINES"),
+        "a value whose lines are all short is named: {log}"
+    );
+    // The Docker client's debug output holds the container's environment: not logged.
+    let server_log = server.log();
+    assert!(server_log.contains("DEBUG"), "debug logging is on");
+    for (key, value) in values.iter().filter(|(k, _)| *k != "S_SHORTLINES") {
+        for line in value.split('\n').filter(|l| l.len() >= 4) {
+            assert!(!server_log.contains(line), "{key} in the server log");
+        }
+    }
+    assert!(!server_log.contains("hunter") && !server_log.contains("1234abcd"));
 }

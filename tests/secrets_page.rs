@@ -137,6 +137,23 @@ async fn the_secrets_page_manages_secrets_without_ever_showing_one() {
     .await;
     assert!(body.contains("REGION changed (now a secret)."), "{body}");
     assert!(!body.contains("us-east-2"), "{body}");
+    // Without a value only a parameter may change kind; a secret never turns visible.
+    let (_, body) = post_form(
+        &app,
+        "/secrets",
+        &[("key", "P2"), ("value", "plain-p2"), ("is_parameter", "on")],
+        true,
+    )
+    .await;
+    assert!(body.contains("<code>plain-p2</code>"), "{body}");
+    let (_, body) = post_form(&app, "/secrets/P2/change", &[("kind", "secret")], true).await;
+    assert!(body.contains("P2 changed (now a secret)."), "{body}");
+    assert!(!body.contains("plain-p2"), "{body}");
+    let (_, body) = post_form(&app, "/secrets/P2/change", &[("kind", "parameter")], true).await;
+    assert!(
+        body.contains("type the value again to make it a visible parameter"),
+        "{body}"
+    );
     let (code, _) = post_form(&app, "/secrets/NOPE/change", &[("value", "v")], false).await;
     assert_eq!(code, 404);
 
@@ -170,6 +187,18 @@ async fn the_secrets_page_manages_secrets_without_ever_showing_one() {
         !body.contains("for-encrypted-env"),
         "the value is not echoed"
     );
+
+    // A secret stored with a key this server no longer has is flagged, with the way out.
+    let foreign = fastflow::secrets::Cipher::new(&fastflow::secrets::SecretString::new(
+        "oSd0JAasI6sWLaAa_YjUMUgQ12XMStp3wwfzVizFoD4=",
+    ))
+    .expect("key");
+    fastflow::db::secrets::insert(&app.state().pool, "OLD_ONE", &foreign.encrypt("x"), false)
+        .await
+        .expect("insert");
+    let (_, page) = app.get_text("/secrets").await;
+    assert!(page.contains("cannot be decrypted"), "{page}");
+    assert!(page.contains("List the key they were stored with after the current one"));
 
     let (code, fragment) = app.get_text("/fragments/secrets").await;
     assert_eq!(code, 200);

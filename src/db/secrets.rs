@@ -32,6 +32,13 @@ pub async fn get(pool: &Pool, key: &str) -> Result<Option<StoredSecret>, DbError
     .await?)
 }
 
+/// Every stored key, in order (for suggestions; no values).
+pub async fn keys(pool: &Pool) -> Result<Vec<String>, DbError> {
+    Ok(sqlx::query_scalar("SELECT key FROM secrets ORDER BY key")
+        .fetch_all(pool)
+        .await?)
+}
+
 /// The rows of those `keys` that exist (a run's listed secrets, in one query).
 pub async fn get_many(pool: &Pool, keys: &[String]) -> Result<Vec<StoredSecret>, DbError> {
     if keys.is_empty() {

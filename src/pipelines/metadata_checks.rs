@@ -34,6 +34,24 @@ pub(super) fn check_consistency(m: &PipelineMetadata, errors: &mut Vec<FieldIssu
             message,
         })
     };
+    // A name that cannot be an environment variable can never be received.
+    for (i, key) in m.secrets.iter().enumerate() {
+        let upper = key.to_ascii_uppercase();
+        if !super::fields::is_env_name(key) {
+            err(
+                &format!("secrets[{i}]"),
+                format!(
+                    "`{}` is not a valid environment variable name (letters, digits, `_`; not starting with a digit)",
+                    shown(key)
+                ),
+            );
+        } else if upper.starts_with("FASTFLOW_") || upper.starts_with("_FASTFLOW_") {
+            err(
+                &format!("secrets[{i}]"),
+                format!("`{key}` is Fast-Flow's own variable and cannot be a secret"),
+            );
+        }
+    }
     if let (Some(start), Some(end)) = (m.schedule_start, m.schedule_end)
         && end <= start
     {
@@ -80,6 +98,25 @@ pub(super) fn collect_warnings(m: &PipelineMetadata, warnings: &mut Vec<FieldIss
             message: message.into(),
         })
     };
+    // Whether a token opens needs the server's key (the pipeline page and the run
+    // say that); its shape can be checked here, so `fastflow check` catches a
+    // value pasted in plain text.
+    let layers = std::iter::once((String::new(), &m.encrypted_env)).chain(
+        m.schedules
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("schedules[{i}]."), &s.encrypted_env)),
+    );
+    for (prefix, entries) in layers {
+        for (key, token) in entries {
+            if !looks_like_fernet_token(token) {
+                warn(
+                    &format!("{prefix}encrypted_env.{key}"),
+                    "is not a Fernet token (they start with gAAAAA): runs fail until it holds one; make it with `fastflow encrypt` or the Secrets page",
+                );
+            }
+        }
+    }
     if m.schedule_cron.is_some() && m.schedule_interval_seconds.is_some() && m.schedules.is_empty()
     {
         warn(
@@ -123,4 +160,14 @@ pub(super) fn collect_warnings(m: &PipelineMetadata, warnings: &mut Vec<FieldIss
             }
         }
     }
+}
+
+/// A Fernet token's shape: version byte 0x80 (`gAAAAA` in base64url), at least
+/// the 73 bytes of header, one block and HMAC, url-safe base64.
+fn looks_like_fernet_token(text: &str) -> bool {
+    let t = text.trim();
+    t.starts_with("gAAAAA")
+        && t.len() >= 100
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'='))
 }

@@ -307,3 +307,32 @@ fn a_run_configuration_soft_limit_is_checked_against_the_hard_limit_it_inherits(
     );
     assert_eq!(fields(&p.errors), vec!["schedules[0].mem_soft_limit"]);
 }
+
+#[test]
+fn secrets_names_are_checked_and_a_plain_encrypted_env_value_is_flagged() {
+    let token = format!("gAAAAA{}", "x".repeat(100));
+    let p = parse_metadata(&format!(
+        r#"{{"secrets": ["DB_PASSWORD", "bad name", "FASTFLOW_RUN_ID"],
+            "encrypted_env": {{"OK": "{token}", "PLAIN": "hunter2"}},
+            "schedules": [{{"id": "n", "encrypted_env": {{"CUT": "gAAAAAB"}}}}]}}"#
+    ));
+    assert_eq!(
+        fields(&p.errors),
+        ["secrets[1]", "secrets[2]"],
+        "{:?}",
+        p.errors
+    );
+    assert!(
+        p.errors[0]
+            .message
+            .contains("not a valid environment variable name")
+    );
+    assert!(p.errors[1].message.contains("Fast-Flow's own variable"));
+    assert_eq!(
+        fields(&p.warnings),
+        ["encrypted_env.PLAIN", "schedules[0].encrypted_env.CUT"],
+        "{:?}",
+        p.warnings
+    );
+    assert!(!p.warnings.iter().any(|w| w.message.contains("hunter2")));
+}

@@ -102,6 +102,17 @@ impl Exec<'_> {
             limits: self.limits,
         };
         let body = container_spec::build(&deps.config, self.pipeline, &ctx);
+        let env_bytes = container_spec::env_bytes(body.env.as_deref().unwrap_or_default());
+        if env_bytes > container_spec::MAX_ENV_BYTES {
+            return Ok(Ended::without_container(failure(
+                ErrorType::PipelineError,
+                format!(
+                    "the run's environment is {} KiB; at most {} KiB fit (the kernel refuses to start a program with more): list fewer or smaller secrets, default_env or encrypted_env values",
+                    env_bytes / 1024,
+                    container_spec::MAX_ENV_BYTES / 1024
+                ),
+            )));
+        }
         let id = match engine::create_container(&deps.docker, body).await {
             Ok(id) => id,
             Err(e) if e.is_unreachable() => {

@@ -43,6 +43,17 @@ pub fn install_runtime(config: &Config) -> std::io::Result<()> {
     std::fs::write(&file, SITECUSTOMIZE)?;
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))
 }
+/// Most bytes of `KEY=value` entries a run's environment may hold. Linux
+/// refuses to start a program whose arguments and environment exceed about
+/// 2 MiB (a quarter of the default stack limit); half of that is left for
+/// `uv`, Python and the pipeline's own children.
+pub const MAX_ENV_BYTES: usize = 1024 * 1024;
+
+/// The size of `env` as the kernel counts it (each entry and its NUL).
+pub fn env_bytes(env: &[String]) -> usize {
+    env.iter().map(|e| e.len().saturating_add(1)).sum()
+}
+
 const TMPFS_OPTIONS: &str = "rw,nosuid,nodev,size=256m";
 
 /// Inputs that are not part of the config or the pipeline.

@@ -170,6 +170,14 @@ async fn handle(
             return Err(NotFinished);
         }
     };
+    if let (Some(p), Some(message), Some(ErrorType::PipelineError)) = (
+        pipeline,
+        ended.outcome.error_message.as_deref(),
+        ended.outcome.error_type,
+    ) && let Some(hint) = injection::unlisted_hint(&deps.pool, p, message).await
+    {
+        ended.outcome.error_message = Some(format!("{message}; {hint}"));
+    }
     if let Some(message) = ended.outcome.error_message.take() {
         // Never a secret value in the run record: the message may quote output.
         let message = log.mask(&message);
@@ -191,11 +199,19 @@ async fn inject(
     pipeline: &Pipeline,
     log: &mut RunLog,
 ) -> Result<BTreeMap<String, SecretString>, Ended> {
+    let overridden = run
+        .env_vars
+        .0
+        .keys()
+        .chain(run.parameters.0.keys())
+        .map(String::as_str)
+        .collect();
     let injection = injection::resolve(
         &deps.pool,
         &deps.cipher,
         pipeline,
         run.run_config_id.as_deref(),
+        &overridden,
     )
     .await
     .map_err(|message| {
@@ -205,7 +221,7 @@ async fn inject(
     log.set_masker(masker);
     if !too_short.is_empty() {
         log.system(format!(
-            "[fastflow] not masked in this log (shorter than {} characters): {}",
+            "[fastflow] not masked in this log (shorter than {} characters, or with a line that is): {}",
             crate::secrets::MIN_MASKED_CHARS,
             too_short.join(", ")
         ));

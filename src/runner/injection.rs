@@ -4,7 +4,7 @@
 //! does not list. Resolved before the container is created: a listed key that is
 //! not defined, or a value that cannot be decrypted, ends the run there, named.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::db::{self, Pool};
 use crate::pipelines::Pipeline;
@@ -52,8 +52,8 @@ impl Injection {
             .collect()
     }
 
-    /// Masks every value except parameters'; also returns the names of masked
-    /// values too short to mask.
+    /// Masks every value except parameters'; also returns the names of values
+    /// that are (or have a line that is) too short to mask.
     pub fn masker(&self) -> (Masker, Vec<&str>) {
         let hidden: Vec<(&str, &SecretString)> = self
             .env
@@ -61,13 +61,10 @@ impl Injection {
             .filter(|(k, _)| self.sources.get(*k) != Some(&Source::Parameter))
             .map(|(k, v)| (k.as_str(), v))
             .collect();
-        let (masker, _) = Masker::new(hidden.iter().map(|(_, v)| *v));
+        let masker = Masker::new(hidden.iter().map(|(_, v)| *v));
         let short = hidden
             .iter()
-            .filter(|(_, v)| {
-                let n = v.expose().chars().count();
-                n > 0 && n < crate::secrets::MIN_MASKED_CHARS
-            })
+            .filter(|(_, v)| crate::secrets::has_unmasked_part(v.expose()))
             .map(|(k, _)| *k)
             .collect();
         (masker, short)
@@ -75,13 +72,16 @@ impl Injection {
 }
 
 /// The injection for a run of `pipeline` (as discovered, before its run
-/// configuration is applied) with `run_config_id`. `Err` says every key that is
+/// configuration is applied) with `run_config_id`. Names in `overridden` (the
+/// request's `env_vars` and `parameters`, which win) are neither read nor
+/// recorded: the run never receives those values. `Err` says every key that is
 /// missing or unreadable, and where it is listed; it never holds a value.
 pub async fn resolve(
     pool: &Pool,
     cipher: &Cipher,
     pipeline: &Pipeline,
     run_config_id: Option<&str>,
+    overridden: &BTreeSet<&str>,
 ) -> Result<Injection, String> {
     let file = pipeline.metadata_file.as_deref().unwrap_or("pipeline.json");
     let mut injection = Injection::default();
@@ -97,7 +97,10 @@ pub async fn resolve(
         ));
     }
     for (place, entries) in layers {
-        for (key, token) in entries {
+        for (key, token) in entries
+            .iter()
+            .filter(|(k, _)| !overridden.contains(k.as_str()))
+        {
             match cipher.decrypt(token.trim()) {
                 // The engine would refuse it, and its message could quote the value.
                 Ok(plain) if plain.expose().contains('\0') => problems.push(format!(
@@ -113,25 +116,53 @@ pub async fn resolve(
             }
         }
     }
-    let listed = &pipeline.metadata.secrets;
+    let listed: Vec<String> = pipeline
+        .metadata
+        .secrets
+        .iter()
+        .filter(|k| !overridden.contains(k.as_str()))
+        .cloned()
+        .collect();
+    let listed = &listed;
     let stored = db::secrets::get_many(pool, listed)
         .await
         .map_err(|e| format!("reading the secrets this pipeline lists failed: {e}"))?;
+    let mut known: Option<Vec<String>> = None;
     for key in listed {
         let Some(row) = stored.iter().find(|s| &s.key == key) else {
+            if known.is_none() {
+                known = Some(db::secrets::keys(pool).await.unwrap_or_default());
+            }
+            let hint = known
+                .as_deref()
+                .and_then(|k| similar(key, k))
+                .map(|k| format!(" (did you mean `{k}`?)"))
+                .unwrap_or_default();
             problems.push(format!(
-                "secret `{key}` is listed in {file} `secrets` but is not defined: create it on the Secrets page or with POST /api/secrets"
+                "secret `{key}` is listed in {file} `secrets` but is not defined{hint}: create it on the Secrets page or with POST /api/secrets"
             ));
             continue;
         };
         let (value, source) = if row.is_parameter {
+            if row.value.contains('\0') {
+                problems.push(format!(
+                    "parameter `{key}` holds a NUL character, which an environment variable cannot hold: store it again on the Secrets page"
+                ));
+                continue;
+            }
             (SecretString::new(row.value.clone()), Source::Parameter)
         } else {
             match cipher.decrypt(&row.value) {
+                Ok(plain) if plain.expose().contains('\0') => {
+                    problems.push(format!(
+                        "secret `{key}` holds a NUL character, which an environment variable cannot hold: store it again on the Secrets page"
+                    ));
+                    continue;
+                }
                 Ok(plain) => (plain, Source::Secret),
                 Err(_) => {
                     problems.push(format!(
-                        "secret `{key}` cannot be decrypted with the current ENCRYPTION_KEY(S) (was the key changed?): store it again on the Secrets page"
+                        "secret `{key}` cannot be decrypted with the current ENCRYPTION_KEY(S) (was the key changed? list the key it was stored with after the current one in ENCRYPTION_KEYS), or store it again on the Secrets page"
                     ));
                     continue;
                 }
@@ -145,6 +176,44 @@ pub async fn resolve(
     } else {
         Err(problems.join("; "))
     }
+}
+
+/// The stored key `key` is most likely a typo of: the same ignoring case, or
+/// at most two edits away (for keys of five characters or more).
+fn similar<'a>(key: &str, known: &'a [String]) -> Option<&'a str> {
+    let upper = key.to_ascii_uppercase();
+    known
+        .iter()
+        .map(|k| {
+            let distance = strsim::damerau_levenshtein(&upper, &k.to_ascii_uppercase());
+            (distance, k)
+        })
+        .filter(|(d, k)| *d == 0 || (*d <= 2 && key.len() >= 5 && k.len() >= 5))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k.as_str())
+}
+
+/// Why a failed run did not see a variable it read: `KeyError: 'NAME'` at the
+/// end of its error, where `NAME` is a stored secret the pipeline does not list.
+pub async fn unlisted_hint(pool: &Pool, pipeline: &Pipeline, message: &str) -> Option<String> {
+    let name = message
+        .rsplit("KeyError: '")
+        .next()
+        .filter(|_| message.contains("KeyError: '"))?
+        .split('\'')
+        .next()?;
+    if pipeline.metadata.secrets.iter().any(|k| k == name) {
+        return None;
+    }
+    let stored = db::secrets::get_many(pool, &[name.to_string()])
+        .await
+        .ok()?;
+    stored.first().map(|_| {
+        format!(
+            "`{name}` is a stored secret, but {} does not list it in `secrets`: a pipeline receives only the secrets it lists",
+            pipeline.metadata_file.as_deref().unwrap_or("pipeline.json")
+        )
+    })
 }
 
 /// A masker for a run that a previous process started: the values are read back
@@ -164,12 +233,22 @@ pub fn masker_from_container_env(
         })
         .map(|(_, v)| SecretString::new(v))
         .collect();
-    Masker::new(&values).0
+    Masker::new(&values)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_typo_or_a_different_case_is_suggested_but_nothing_far_off() {
+        let known: Vec<String> = ["DB_PASSWORD", "API_TOKEN", "AB"].map(String::from).into();
+        assert_eq!(similar("DB_PASWORD", &known), Some("DB_PASSWORD"));
+        assert_eq!(similar("db_password", &known), Some("DB_PASSWORD"));
+        assert_eq!(similar("API_TOKNE", &known), Some("API_TOKEN"));
+        assert_eq!(similar("SMTP_PASSWORD", &known), None);
+        assert_eq!(similar("AC", &known), None, "short keys are not guessed");
+    }
 
     #[test]
     fn container_env_gives_back_only_recorded_masked_values() {

@@ -12,6 +12,11 @@ use super::command_keys::config_and_cipher;
 const MAX_VALUE_BYTES: u64 = crate::runner::overrides::MAX_VALUE_BYTES as u64;
 
 pub fn main() -> ExitCode {
+    // The key first: nobody types a value only to learn there is no key.
+    let cipher = match config_and_cipher() {
+        Ok((_, cipher)) => cipher,
+        Err(code) => return code,
+    };
     let mut value = Vec::new();
     let read = std::io::stdin()
         .take(MAX_VALUE_BYTES + 2)
@@ -31,17 +36,18 @@ pub fn main() -> ExitCode {
         eprintln!("error: the value on standard input is not UTF-8 text");
         return ExitCode::FAILURE;
     };
+    if value.contains('\0') {
+        eprintln!(
+            "error: the value holds a NUL character, which an environment variable cannot hold"
+        );
+        return ExitCode::FAILURE;
+    }
     if value.is_empty() || value.len() as u64 > MAX_VALUE_BYTES {
         eprintln!(
             "error: give the value on standard input (1 to {MAX_VALUE_BYTES} bytes), e.g. `printf %s \"$VALUE\" | fastflow encrypt`"
         );
         return ExitCode::FAILURE;
     }
-    match config_and_cipher() {
-        Ok((_, cipher)) => {
-            println!("{}", cipher.encrypt(&value));
-            ExitCode::SUCCESS
-        }
-        Err(code) => code,
-    }
+    println!("{}", cipher.encrypt(&value));
+    ExitCode::SUCCESS
 }

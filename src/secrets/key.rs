@@ -68,6 +68,30 @@ pub fn resolve_encryption_keys(
     resolve_encryption_key(configured, data_dir, production).map(|(k, s)| (vec![k], s))
 }
 
+/// Where a development key is generated: `DATA_DIR/encryption.key`.
+pub fn key_file(data_dir: &Path) -> PathBuf {
+    data_dir.join(KEY_FILE)
+}
+
+/// The key file in `data_dir` when it holds a valid key that `keys` does not
+/// list: values stored while it was in use cannot be read with `keys`. (Set
+/// `ENCRYPTION_KEY` after starting without it, and this is what happens.)
+pub fn unlisted_key_file(data_dir: &Path, keys: &[SecretString]) -> Option<PathBuf> {
+    let path = key_file(data_dir);
+    let text = std::fs::read_to_string(&path).ok()?;
+    let key = text.trim();
+    let valid = fernet::Fernet::new(key).is_some();
+    (valid && !keys.iter().any(|k| k.expose().trim() == key)).then_some(path)
+}
+
+/// What to do about [`unlisted_key_file`]; never shows a key.
+pub fn unlisted_key_file_advice(path: &Path) -> String {
+    format!(
+        "{} holds a key that ENCRYPTION_KEY(S) does not list: secrets and credentials stored while it was in use cannot be decrypted. To keep them, set ENCRYPTION_KEYS=<your key>,<the key in that file> and run `fastflow rotate-key` (docs/secrets.md, Rotating the key); or store them again",
+        path.display()
+    )
+}
+
 /// Returns the key to use and where it came from.
 pub fn resolve_encryption_key(
     configured: Option<&SecretString>,

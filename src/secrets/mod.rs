@@ -3,13 +3,17 @@
 mod cipher;
 mod command_keys;
 pub mod encrypt_command;
+mod escaped_forms;
 mod key;
 mod masker;
 pub mod rotate_command;
 
 pub use cipher::{Cipher, DecryptError};
-pub use key::{KeyError, KeySource, resolve_encryption_key, resolve_encryption_keys};
-pub use masker::{MASK, MIN_MASKED_CHARS, Masker};
+pub use key::{
+    KeyError, KeySource, key_file, resolve_encryption_key, resolve_encryption_keys,
+    unlisted_key_file, unlisted_key_file_advice,
+};
+pub use masker::{MASK, MIN_MASKED_CHARS, Masker, has_unmasked_part};
 
 /// A string that never shows up in `Debug` output or logs.
 #[derive(Clone, PartialEq, Eq)]

@@ -50,7 +50,7 @@ pub fn main() -> ExitCode {
                 ExitCode::SUCCESS
             } else {
                 eprintln!(
-                    "error: no key in ENCRYPTION_KEYS opens: {} (left as they are; store them again)",
+                    "error: no key in ENCRYPTION_KEYS opens: {} (left as they are). Add the key they were made with to ENCRYPTION_KEYS (after the newest) and run this again, or store them again",
                     r.unreadable.join(", ")
                 );
                 ExitCode::FAILURE
@@ -61,6 +61,16 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The keys of stored secrets that no key of `cipher` opens (said at start-up).
+pub async fn unreadable_secrets(pool: &Pool, cipher: &Cipher) -> Result<Vec<String>, db::DbError> {
+    Ok(db::secrets::list(pool)
+        .await?
+        .into_iter()
+        .filter(|s| !s.is_parameter && cipher.decrypt(&s.value).is_err())
+        .map(|s| s.key)
+        .collect())
 }
 
 /// Re-encrypts with `cipher`'s newest key whatever an older key made.

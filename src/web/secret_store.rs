@@ -19,12 +19,40 @@ pub fn listed_by(state: &AppState) -> BTreeMap<String, BTreeSet<String>> {
     out
 }
 
-/// Checks a key and value as a run's environment would (name, size, reserved
-/// names), naming the key but never the value.
+/// Longest value stored (as a run-time override may be).
+pub const MAX_VALUE_BYTES: usize = crate::runner::overrides::MAX_VALUE_BYTES;
+
+/// Checks a key and value, naming the key but never the value. Stored secrets
+/// are configuration like a pipeline's `default_env` (only pipelines that list
+/// them receive them), so they may set what a run-time override may not
+/// (`UV_INDEX_URL` with a token, `GIT_TOKEN`, proxies); only Fast-Flow's own
+/// names are refused, since a run would never see them.
 pub fn check(key: &str, value: &str) -> Result<(), AppError> {
-    let one = BTreeMap::from([(key.to_string(), value.to_string())]);
-    crate::runner::overrides::check("", &one)
-        .map_err(|e| AppError::BadRequest(e.0.replace("starting a run", "storing a secret")))
+    use crate::pipelines::fields::{is_env_name, shown};
+    if !is_env_name(key) {
+        return Err(AppError::BadRequest(format!(
+            "`{}` is not a valid environment variable name (letters, digits, `_`; not starting with a digit)",
+            shown(key)
+        )));
+    }
+    let upper = key.to_ascii_uppercase();
+    if upper.starts_with("FASTFLOW_") || upper.starts_with("_FASTFLOW_") {
+        return Err(AppError::BadRequest(format!(
+            "`{key}` is reserved: FASTFLOW_* and _fastflow_* are Fast-Flow's own variables and always win"
+        )));
+    }
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(AppError::BadRequest(format!(
+            "the value of `{key}` is {} bytes long; at most {MAX_VALUE_BYTES} are allowed",
+            value.len()
+        )));
+    }
+    if value.contains('\0') {
+        return Err(AppError::BadRequest(format!(
+            "the value of `{key}` contains a NUL character, which an environment variable cannot hold"
+        )));
+    }
+    Ok(())
 }
 
 /// What is stored: a Fernet token for a secret, the value for a parameter.
@@ -53,19 +81,37 @@ pub async fn create(
     Ok(())
 }
 
-/// Replaces `key`'s value; `is_parameter` `None` keeps the kind. Returns the kind.
+/// Replaces `key`'s value; `is_parameter` `None` keeps the kind. Without a
+/// value only a parameter can change kind (it becomes a secret): a secret's
+/// value is never shown, so it cannot turn visible unless typed again.
+/// Returns the kind.
 pub async fn change(
     state: &AppState,
     key: &str,
-    value: &str,
+    value: Option<&str>,
     is_parameter: Option<bool>,
 ) -> Result<bool, AppError> {
-    check(key, value)?;
     let Some(current) = db::secrets::get(&state.pool, key).await? else {
+        check(key, value.unwrap_or_default())?;
         return Err(not_found(key));
     };
     let is_parameter = is_parameter.unwrap_or(current.is_parameter);
-    let stored = stored_value(state, value, is_parameter);
+    let value = match value {
+        Some(v) => v.to_string(),
+        None if current.is_parameter && !is_parameter => current.value.clone(),
+        None if !current.is_parameter && is_parameter => {
+            return Err(AppError::BadRequest(format!(
+                "`{key}` is a secret and its value is never shown: type the value again to make it a visible parameter"
+            )));
+        }
+        None => {
+            return Err(AppError::BadRequest(
+                "the value is empty: type a new value (or pick the other kind)".into(),
+            ));
+        }
+    };
+    check(key, &value)?;
+    let stored = stored_value(state, &value, is_parameter);
     if !db::secrets::update(&state.pool, key, &stored, is_parameter).await? {
         return Err(not_found(key));
     }

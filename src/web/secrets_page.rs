@@ -37,6 +37,8 @@ pub struct SecretRow {
     pub pipelines: Vec<String>,
     pub updated: String,
     pub delete_confirm: String,
+    /// A secret that no key of ENCRYPTION_KEY(S) opens (the key changed).
+    pub unreadable: bool,
 }
 
 /// The panel the page and every form answer with.
@@ -77,7 +79,9 @@ impl SecretsPanel {
                         pipelines.join(", ")
                     )
                 };
+                let unreadable = !s.is_parameter && state.cipher.decrypt(&s.value).is_err();
                 SecretRow {
+                    unreadable,
                     value: if s.is_parameter {
                         s.value
                     } else {
@@ -100,6 +104,14 @@ impl SecretsPanel {
             missing,
             ..Self::default()
         })
+    }
+
+    pub fn unreadable(&self) -> Vec<&str> {
+        self.rows
+            .iter()
+            .filter(|r| r.unreadable)
+            .map(|r| r.key.as_str())
+            .collect()
     }
 
     fn said(mut self, notice: String, ok: bool) -> Self {
@@ -167,6 +179,12 @@ fn typed_value(form: &HashMap<String, String>) -> Result<String, AppError> {
     }
 }
 
+fn form_is_blank(form: &HashMap<String, String>) -> bool {
+    ["value", "value_multiline"]
+        .iter()
+        .all(|f| form.get(*f).is_none_or(|v| v.is_empty()))
+}
+
 /// The panel after a form: `done` says what happened, or why nothing was.
 async fn after(
     state: &AppState,
@@ -219,8 +237,13 @@ async fn change(
         _ => None,
     };
     let done = async {
-        let value = typed_value(&form)?;
-        let is_parameter = secret_store::change(&state, &key, &value, kind).await?;
+        // Both fields empty: only the kind changes (see `secret_store::change`).
+        let value = match typed_value(&form) {
+            Ok(v) => Some(v),
+            Err(_) if form_is_blank(&form) => None,
+            Err(e) => return Err(e),
+        };
+        let is_parameter = secret_store::change(&state, &key, value.as_deref(), kind).await?;
         let kind = if is_parameter { "parameter" } else { "secret" };
         Ok(format!("{key} changed (now a {kind})."))
     }

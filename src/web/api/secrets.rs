@@ -84,7 +84,7 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let change: ChangedSecret = body_as(body, r#"{"value": "…", "is_parameter": false}"#)?;
     let is_parameter =
-        secret_store::change(&state, &key, &change.value, change.is_parameter).await?;
+        secret_store::change(&state, &key, Some(&change.value), change.is_parameter).await?;
     Ok(Json(json!({"key": key, "is_parameter": is_parameter, "message": "saved"})).into_response())
 }
 
