@@ -241,10 +241,19 @@ impl PipelineRegistry {
                 return self.snapshot();
             }
         };
-        let (valid, invalid) = snapshot.pipelines.values().fold((0, 0), |(v, i), p| {
-            if p.is_valid() { (v + 1, i) } else { (v, i + 1) }
-        });
-        tracing::info!(valid, invalid, dir = %self.root().display(), "pipelines discovered");
+        let counts =
+            |s: &Snapshot| {
+                s.pipelines.values().fold((0, 0), |(v, i), p| {
+                    if p.is_valid() { (v + 1, i) } else { (v, i + 1) }
+                })
+            };
+        let (valid, invalid) = counts(&snapshot);
+        // Start-up scans twice (before and after the watch is set up): say it once.
+        if !self.loaded.load(Ordering::Acquire) || counts(&self.snapshot()) != (valid, invalid) {
+            tracing::info!(valid, invalid, dir = %self.root().display(), "pipelines discovered");
+        } else {
+            tracing::debug!(valid, invalid, dir = %self.root().display(), "pipelines rescanned");
+        }
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = snapshot.clone();
         self.loaded.store(true, Ordering::Release);
         self.generation.send_modify(|g| *g = g.wrapping_add(1));

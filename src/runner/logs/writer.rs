@@ -7,7 +7,7 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 
 use super::{LogLine, MAX_LINE_BYTES, Stream};
 use crate::byte_size::human_bytes;
@@ -276,7 +276,8 @@ impl LogWriter {
         }
         let line = LogLine {
             seq: self.next_seq,
-            ts: at,
+            // As stored (milliseconds): a live viewer sees the time a reload shows.
+            ts: at.trunc_subsecs(3),
             stream,
             text: piece.text,
             continued: piece.continued,
@@ -309,7 +310,7 @@ impl LogWriter {
             }
             let line = LogLine {
                 seq: self.next_seq,
-                ts: Utc::now(),
+                ts: Utc::now().trunc_subsecs(3),
                 stream: Stream::System,
                 text: part.trim_end_matches('\r').to_string(),
                 continued: false,

@@ -129,3 +129,26 @@ fn a_disk_below_the_reserve_stops_the_log_with_the_reason() {
         "{failure:?}"
     );
 }
+
+#[test]
+fn an_announced_line_carries_the_time_as_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.log");
+    let mut w = LogWriter::open(&path, 1 << 20).unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339("2026-12-04T01:02:03.123456789Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let piece = Piece {
+        text: "x".into(),
+        continued: false,
+    };
+    let live = w.append_at(Stream::Stdout, piece, at).unwrap();
+    let system = w.write_system("note".into()).pop().unwrap();
+    w.close();
+    let stored = LogCursor::open(&path, 0)
+        .unwrap()
+        .read(10, 1 << 20)
+        .unwrap();
+    assert_eq!(live.ts, stored[0].ts, "the live stream and a reload agree");
+    assert_eq!(system.ts, stored[1].ts);
+}
