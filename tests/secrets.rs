@@ -35,7 +35,8 @@ async fn secrets_are_write_only_parameters_visible_and_nothing_is_stored_in_plai
             ("etl/main.py", "print(1)\n"),
             (
                 "etl/pipeline.json",
-                r#"{"secrets": ["API_KEY", "MISSING_ONE"]}"#,
+                r#"{"secrets": ["API_KEY", "MISSING_ONE"], "default_env": {"LOG_LEVEL": "INFO"},
+                    "schedules": [{"id": "nightly", "default_env": {"NIGHTLY_ONLY": "1"}}]}"#,
             ),
         ],
         &[],
@@ -103,20 +104,36 @@ async fn secrets_are_write_only_parameters_visible_and_nothing_is_stored_in_plai
     .await;
     assert_eq!(code, 200);
 
-    let (_, list) = app.get_json("/api/secrets").await;
-    assert!(!list.to_string().contains(secret), "{list}");
+    let (_, body) = app.get_json("/api/secrets").await;
+    assert!(!body.to_string().contains(secret), "{body}");
+    // Fast-Flow's shape: {"secrets": [...], "total": N}, paged by limit / offset.
+    assert_eq!(body["total"], 2, "{body}");
+    let list = &body["secrets"];
     assert_eq!(list[0]["key"], "API_KEY");
     assert!(list[0]["value"].is_null());
     assert_eq!(list[0]["pipelines"], json!(["etl"]));
     assert_eq!(list[1]["key"], "REGION");
     assert_eq!(list[1]["value"], "eu-west-1");
 
+    let (_, page) = app.get_json("/api/secrets?limit=1&offset=1").await;
+    assert_eq!(page["total"], 2);
+    assert_eq!(page["secrets"].as_array().map(Vec::len), Some(1));
+    assert_eq!(page["secrets"][0]["key"], "REGION");
+    let (code, _) = app.get_json("/api/secrets?limit=0").await;
+    assert_eq!(code, 400);
+
+    // Fast-Flow's fields (key, pipeline, source, run_config_id) for every key a
+    // pipeline names, and for `secrets` entries whether each is defined.
     let (_, asked) = app.get_json("/api/secrets/from-pipelines").await;
     assert_eq!(
         asked,
         json!([
-            {"key": "API_KEY", "defined": true, "is_parameter": false, "pipelines": ["etl"]},
-            {"key": "MISSING_ONE", "defined": false, "is_parameter": null, "pipelines": ["etl"]},
+            {"key": "LOG_LEVEL", "pipeline": "etl", "source": "default_env", "run_config_id": null},
+            {"key": "NIGHTLY_ONLY", "pipeline": "etl", "source": "default_env", "run_config_id": "nightly"},
+            {"key": "API_KEY", "pipeline": "etl", "source": "secrets", "run_config_id": null,
+             "defined": true, "is_parameter": false},
+            {"key": "MISSING_ONE", "pipeline": "etl", "source": "secrets", "run_config_id": null,
+             "defined": false, "is_parameter": null},
         ])
     );
 

@@ -12,10 +12,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::JsonBody;
 use super::sync::body_as;
+use super::{ApiQuery, JsonBody};
 use crate::db;
-use crate::web::{ApiError, AppState, secret_store};
+use crate::web::{ApiError, AppError, AppState, secret_store};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -25,11 +25,35 @@ pub fn router() -> Router<AppState> {
         .route("/secrets/{key}", put(update).delete(remove))
 }
 
-async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<usize>,
+    #[serde(default)]
+    offset: usize,
+}
+
+/// Most entries one page may ask for, as in Fast-Flow.
+const MAX_LIMIT: usize = 500;
+
+/// Fast-Flow's shape, `{"secrets": [...], "total": N}`, all of them unless
+/// `limit` (1–500) is given; `offset` skips that many.
+async fn list(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Response, ApiError> {
+    if q.limit.is_some_and(|l| l == 0 || l > MAX_LIMIT) {
+        return Err(ApiError(AppError::BadRequest(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        ))));
+    }
     let used = secret_store::listed_by(&state);
     let rows = db::secrets::list(&state.pool).await?;
+    let total = rows.len();
     let body: Vec<_> = rows
         .iter()
+        .skip(q.offset)
+        .take(q.limit.unwrap_or(usize::MAX))
         .map(|s| {
             json!({
                 "key": s.key,
@@ -42,7 +66,7 @@ async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
             })
         })
         .collect();
-    Ok(Json(body).into_response())
+    Ok(Json(json!({"secrets": body, "total": total})).into_response())
 }
 
 #[derive(Deserialize)]
@@ -104,23 +128,42 @@ async fn remove(
 }
 
 /// Every key some pipeline lists, whether it is defined, and by whom it is listed.
+/// Every environment key the pipelines name, as Fast-Flow lists them — one
+/// entry per pipeline, `source` (`default_env`, `encrypted_env`) and
+/// `run_config_id` — plus each key listed in `secrets` (`source: "secrets"`)
+/// with whether it is `defined` and `is_parameter`. No values.
 async fn from_pipelines(State(state): State<AppState>) -> Result<Response, ApiError> {
     let defined: BTreeMap<String, bool> = db::secrets::list(&state.pool)
         .await?
         .into_iter()
         .map(|s| (s.key, s.is_parameter))
         .collect();
-    let body: Vec<_> = secret_store::listed_by(&state)
-        .into_iter()
-        .map(|(key, pipelines)| {
+    let mut body = Vec::new();
+    for (name, p) in &state.registry.snapshot().pipelines {
+        let m = &p.metadata;
+        let mut layers = vec![(None, &m.default_env, &m.encrypted_env)];
+        layers.extend(
+            m.schedules
+                .iter()
+                .map(|s| (Some(s.id.as_str()), &s.default_env, &s.encrypted_env)),
+        );
+        for (run_config_id, default_env, encrypted_env) in layers {
+            for (source, keys) in [
+                ("default_env", default_env),
+                ("encrypted_env", encrypted_env),
+            ] {
+                body.extend(keys.keys().map(|key| {
+                    json!({"key": key, "pipeline": name, "source": source, "run_config_id": run_config_id})
+                }));
+            }
+        }
+        body.extend(m.secrets.iter().map(|key| {
             json!({
-                "key": key,
-                "defined": defined.contains_key(&key),
-                "is_parameter": defined.get(&key),
-                "pipelines": pipelines,
+                "key": key, "pipeline": name, "source": "secrets", "run_config_id": null,
+                "defined": defined.contains_key(key), "is_parameter": defined.get(key),
             })
-        })
-        .collect();
+        }));
+    }
     Ok(Json(body).into_response())
 }
 
