@@ -131,17 +131,21 @@ fn init_tracing() {
             )
         })
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, filter::filter_fn};
     // The Docker client's debug output holds whole request bodies, a run's
-    // environment (its secrets) among them: never below info, whatever is asked.
-    let filter = match "bollard=info".parse() {
-        Ok(directive) => filter.add_directive(directive),
-        Err(_) => filter,
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // environment (its secrets) among them: dropped below info by a filter of its
+    // own, which no directive of RUST_LOG / LOG_LEVEL can outrank.
+    let no_engine_bodies = filter_fn(|meta| {
+        !(meta.target().starts_with("bollard") && *meta.level() > tracing::Level::INFO)
+    });
+    let layer = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .try_init();
+        .with_filter(filter)
+        .with_filter(no_engine_bodies);
+    let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
 async fn serve_until_signal(config: Config) -> anyhow::Result<()> {

@@ -408,16 +408,23 @@ async fn escaped_and_overlapping_forms_are_masked_and_debug_logging_stays_clean(
         &[
             (
                 "leak/main.py",
-                "import json, logging, os\nlogging.basicConfig(level=logging.INFO)\nkeys = ['S_REGEX', 'S_CR', 'S_UNI', 'S_PEM']\ncfg = {k: os.environ[k] for k in keys}\nprint(cfg)\nprint(json.dumps(cfg))\nlogging.info('%r', cfg)\nprint('joined', os.environ['S_A'] + os.environ['S_B'][4:])\nprint(os.environ['S_SHORTLINES'])\n",
+                "import json, logging, os\nlogging.basicConfig(level=logging.INFO)\nkeys = ['S_REGEX', 'S_CR', 'S_UNI', 'S_PEM']\ncfg = {k: os.environ[k] for k in keys}\nprint(cfg)\nprint(json.dumps(cfg))\nlogging.info('%r', cfg)\nprint('joined', os.environ['S_A'] + os.environ['S_B'][4:])\nprint(os.environ['S_SHORTLINES'])\nprint(repr(os.environ['S_NBSP']))\nkey = json.loads(os.environ['S_JSON'])\nprint(key['private_key_id'], key)\n",
             ),
             (
                 "leak/pipeline.json",
-                r#"{"secrets": ["S_REGEX", "S_CR", "S_UNI", "S_PEM", "S_A", "S_B", "S_SHORTLINES"]}"#,
+                r#"{"secrets": ["S_REGEX", "S_CR", "S_UNI", "S_PEM", "S_A", "S_B", "S_SHORTLINES", "S_NBSP", "S_JSON"]}"#,
             ),
         ],
     );
     let server =
-        common::ServerProcess::spawn(root, &[("ENCRYPTION_KEY", NEW_KEY), ("RUST_LOG", "debug")]);
+        // The most specific target a user could ask for, and everything else at debug.
+        common::ServerProcess::spawn(
+            root,
+            &[
+                ("ENCRYPTION_KEY", NEW_KEY),
+                ("RUST_LOG", "debug,bollard=trace,bollard::docker=trace"),
+            ],
+        );
     let values = [
         ("S_REGEX", "a.b*c+(d)[e]$^|\\x"),
         ("S_CR", "abc\rdefghij"),
@@ -429,6 +436,11 @@ async fn escaped_and_overlapping_forms_are_masked_and_debug_logging_stays_clean(
         ("S_A", "1234abcd"),
         ("S_B", "abcd5678"),
         ("S_SHORTLINES", "ab\ncd\nef"),
+        ("S_NBSP", "LEAK10a\u{a0}b\u{ad}c"),
+        (
+            "S_JSON",
+            r#"{"private_key_id": "0123456789abcdef", "private_key": "-----BEGIN KEY-----\nMIIEvQIBADAN\n-----END KEY-----\n"}"#,
+        ),
     ];
     let client = reqwest::Client::new();
     for (key, value) in values {
@@ -445,7 +457,17 @@ async fn escaped_and_overlapping_forms_are_masked_and_debug_logging_stays_clean(
     let log = common::get_text_at(&server.base, &format!("/api/runs/{id}/logs")).await;
     assert_eq!(run["status"], "SUCCESS", "{run}\n{log}");
     // repr, json.dumps and logging's %r of the values: each stays hidden.
-    for fragment in ["defghij", "ssw", "(d)[e]", "AAAAQQQQ", "BBBBRRRR", "5678"] {
+    for fragment in [
+        "defghij",
+        "ssw",
+        "(d)[e]",
+        "AAAAQQQQ",
+        "BBBBRRRR",
+        "5678",
+        "LEAK10",
+        "0123456789abcdef",
+        "MIIEvQIBADAN",
+    ] {
         assert!(!log.contains(fragment), "{fragment} in:\n{log}");
     }
     assert!(log.contains("joined ***"), "{log}");

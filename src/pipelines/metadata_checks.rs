@@ -52,6 +52,23 @@ pub(super) fn check_consistency(m: &PipelineMetadata, errors: &mut Vec<FieldIssu
             );
         }
     }
+    let layers = std::iter::once((String::new(), &m.encrypted_env)).chain(
+        m.schedules
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("schedules[{i}]."), &s.encrypted_env)),
+    );
+    for (prefix, entries) in layers {
+        for key in entries.keys() {
+            let upper = key.to_ascii_uppercase();
+            if upper.starts_with("FASTFLOW_") || upper.starts_with("_FASTFLOW_") {
+                err(
+                    &format!("{prefix}encrypted_env.{key}"),
+                    "is Fast-Flow's own variable: a run never sees this value".into(),
+                );
+            }
+        }
+    }
     if let (Some(start), Some(end)) = (m.schedule_start, m.schedule_end)
         && end <= start
     {

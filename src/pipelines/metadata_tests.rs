@@ -313,12 +313,16 @@ fn secrets_names_are_checked_and_a_plain_encrypted_env_value_is_flagged() {
     let token = format!("gAAAAA{}", "x".repeat(100));
     let p = parse_metadata(&format!(
         r#"{{"secrets": ["DB_PASSWORD", "bad name", "FASTFLOW_RUN_ID"],
-            "encrypted_env": {{"OK": "{token}", "PLAIN": "hunter2"}},
+            "encrypted_env": {{"OK": "{token}", "PLAIN": "hunter2", "FASTFLOW_PIPELINE": "{token}"}},
             "schedules": [{{"id": "n", "encrypted_env": {{"CUT": "gAAAAAB"}}}}]}}"#
     ));
     assert_eq!(
         fields(&p.errors),
-        ["secrets[1]", "secrets[2]"],
+        [
+            "secrets[1]",
+            "secrets[2]",
+            "encrypted_env.FASTFLOW_PIPELINE"
+        ],
         "{:?}",
         p.errors
     );

@@ -107,7 +107,7 @@ impl Exec<'_> {
             return Ok(Ended::without_container(failure(
                 ErrorType::PipelineError,
                 format!(
-                    "the run's environment is {} KiB; at most {} KiB fit (the kernel refuses to start a program with more): list fewer or smaller secrets, default_env or encrypted_env values",
+                    "the run's environment is {} KiB; at most {} KiB fit (the kernel refuses to start a program with more): make the secrets, default_env and encrypted_env values, or the request's env_vars and parameters, fewer or smaller",
                     env_bytes / 1024,
                     container_spec::MAX_ENV_BYTES / 1024
                 ),

@@ -226,10 +226,19 @@ async fn inject(
             too_short.join(", ")
         ));
     }
+    // Recorded before the container exists: after a restart these names are how
+    // the rest of the output stays masked, so a run that cannot record them does
+    // not start.
     if !injection.sources.is_empty()
         && let Err(e) = db::secrets::set_run_injected(&deps.pool, &run.id, &injection.names()).await
     {
         tracing::warn!(run_id = %run.id, error = %e, "recording the names of the run's secrets");
+        return Err(Ended::without_container(failure(
+            ErrorType::InfrastructureError,
+            format!(
+                "recording which secrets the run receives failed ({e}); not started, since its log could not stay masked after a restart"
+            ),
+        )));
     }
     Ok(injection.env)
 }

@@ -34,8 +34,9 @@ fn push_u(out: &mut String, unit: u32) {
 }
 
 /// The inside of `repr(value)`; `escape_single` when Python quotes it with `'`
-/// (it does unless the value holds `'` and no `"`). Control characters are
-/// escaped as Python does; other non-printable characters are left as they are.
+/// (it does unless the value holds `'` and no `"`). What `str.isprintable()`
+/// calls non-printable is escaped as Python does, in the shortest of `\xNN`,
+/// `\uNNNN`, `\UNNNNNNNN`.
 pub fn python_repr_inner(value: &str, escape_single: bool) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
@@ -45,13 +46,38 @@ pub fn python_repr_inner(value: &str, escape_single: bool) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || (0x7f..0xa0).contains(&(c as u32)) => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
+            c if !is_python_printable(c) => {
+                let code = c as u32;
+                let _ = match code {
+                    0..=0xff => write!(out, "\\x{code:02x}"),
+                    0x100..=0xffff => write!(out, "\\u{code:04x}"),
+                    _ => write!(out, "\\U{code:08x}"),
+                };
             }
             c => out.push(c),
         }
     }
     out
+}
+
+/// Python's `str.isprintable()` for one character: not in the categories
+/// Other (Cc, Cf, Cs, Co, Cn) or Separator (Zl, Zp, Zs), except the space.
+fn is_python_printable(c: char) -> bool {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    if c == ' ' {
+        return true;
+    }
+    !matches!(
+        c.general_category(),
+        G::Control
+            | G::Format
+            | G::Surrogate
+            | G::PrivateUse
+            | G::Unassigned
+            | G::LineSeparator
+            | G::ParagraphSeparator
+            | G::SpaceSeparator
+    )
 }
 
 #[cfg(test)]
@@ -74,5 +100,10 @@ mod tests {
             r"a\x00b\x7f\x85"
         );
         assert_eq!(python_repr_inner("pässwörd→", true), "pässwörd→");
+        assert_eq!(python_repr_inner("a\u{a0}b\u{ad}", true), r"a\xa0b\xad");
+        assert_eq!(
+            python_repr_inner("👨\u{200d}👩 \u{3000}\u{e0001}", true),
+            r"👨\u200d👩 \u3000\U000e0001"
+        );
     }
 }

@@ -21,7 +21,12 @@ pub const MIN_MASKED_CHARS: usize = 4;
 #[derive(Clone, Default)]
 pub struct Masker {
     matcher: Option<AhoCorasick>,
+    /// The matcher could not be built: every line is hidden (fail closed).
+    hide_all: bool,
 }
+
+/// What a line becomes when masking is not available.
+const HIDDEN_LINE: &str = "*** (line hidden: secret masking could not be set up)";
 
 /// Whether `text` is long enough to be masked on its own.
 pub fn is_maskable(text: &str) -> bool {
@@ -41,17 +46,28 @@ pub fn has_unmasked_part(value: &str) -> bool {
 
 /// Every form of `value` to hide.
 fn forms(value: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut push = |form: &str| {
+    fn push(out: &mut Vec<String>, form: &str) {
         if is_maskable(form) {
             out.push(form.to_string());
             out.push(form.trim().to_string());
         }
-    };
-    push(value);
+    }
+    let mut out = Vec::new();
+    push(&mut out, value);
     if value.contains('\n') {
         for line in value.split('\n') {
-            push(line.trim_end_matches('\r'));
+            push(&mut out, line.trim_end_matches('\r'));
+        }
+    }
+    // A JSON document (a service-account key, say) is often printed parsed: each
+    // string in it of eight characters or more is hidden on its own too.
+    if value.trim_start().starts_with(['{', '['])
+        && let Ok(doc) = serde_json::from_str::<serde_json::Value>(value)
+    {
+        let mut leaves = Vec::new();
+        json_strings(&doc, &mut leaves);
+        for leaf in leaves.into_iter().filter(|l| l.trim().chars().count() >= 8) {
+            out.extend(forms(leaf));
         }
     }
     for escaped in [
@@ -61,10 +77,20 @@ fn forms(value: &str) -> Vec<String> {
         python_repr_inner(value, true),
     ] {
         if escaped != value {
-            push(&escaped);
+            push(&mut out, &escaped);
         }
     }
     out
+}
+
+/// The string values anywhere in `doc`.
+fn json_strings<'a>(doc: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match doc {
+        serde_json::Value::String(s) => out.push(s),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| json_strings(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| json_strings(v, out)),
+        _ => {}
+    }
 }
 
 impl Masker {
@@ -78,50 +104,65 @@ impl Masker {
             return Self::default();
         }
         // Standard semantics, so overlapping matches are all found and merged.
-        let matcher = AhoCorasick::new(&patterns).ok();
-        Self { matcher }
+        match AhoCorasick::new(&patterns) {
+            Ok(matcher) => Self {
+                matcher: Some(matcher),
+                hide_all: false,
+            },
+            Err(_) => Self {
+                matcher: None,
+                hide_all: true,
+            },
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.matcher.is_none()
+        self.matcher.is_none() && !self.hide_all
     }
 
     /// `text` with every secret value replaced by `***`; where matches overlap
     /// or touch, the whole stretch they cover becomes one `***`.
     pub fn mask(&self, text: &str) -> String {
+        if self.hide_all {
+            return HIDDEN_LINE.to_string();
+        }
         let Some(m) = &self.matcher else {
             return text.to_string();
         };
-        let mut spans: Vec<(usize, usize)> = m
-            .find_overlapping_iter(text)
-            .map(|hit| (hit.start(), hit.end()))
-            .collect();
+        // Overlapping matches arrive in order of their end; each new one swallows
+        // the merged spans it reaches, so memory stays one entry per masked
+        // stretch however many matches there are.
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        for hit in m.find_overlapping_iter(text) {
+            let (mut start, end) = (hit.start(), hit.end());
+            while let Some(&(s, e)) = spans.last() {
+                if e < start {
+                    break;
+                }
+                start = start.min(s);
+                spans.pop();
+            }
+            spans.push((start, end));
+        }
         if spans.is_empty() {
             return text.to_string();
         }
-        spans.sort_unstable();
         let mut out = String::with_capacity(text.len());
         let mut at = 0;
-        let mut current = spans[0];
-        for &(start, end) in &spans[1..] {
-            if start <= current.1 {
-                current.1 = current.1.max(end);
-            } else {
-                out.push_str(&text[at..current.0]);
-                out.push_str(MASK);
-                at = current.1;
-                current = (start, end);
-            }
+        for (start, end) in spans {
+            out.push_str(&text[at..start]);
+            out.push_str(MASK);
+            at = end;
         }
-        out.push_str(&text[at..current.0]);
-        out.push_str(MASK);
-        out.push_str(&text[current.1..]);
+        out.push_str(&text[at..]);
         out
     }
 
     /// Masks `text` in place; allocates only when something matched.
     pub fn mask_in_place(&self, text: &mut String) {
-        if let Some(m) = &self.matcher
+        if self.hide_all {
+            *text = HIDDEN_LINE.to_string();
+        } else if let Some(m) = &self.matcher
             && m.is_match(text.as_str())
         {
             *text = self.mask(text);
@@ -207,6 +248,26 @@ mod tests {
                 "{masked}"
             );
         }
+    }
+
+    #[test]
+    fn strings_inside_a_json_secret_are_masked_when_printed_parsed() {
+        let key = r#"{"type": "service_account", "private_key_id": "0123456789abcdef",
+            "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADAN\n-----END PRIVATE KEY-----\n",
+            "n": 42, "short": "abc"}"#;
+        let m = masker(&[key]);
+        assert_eq!(m.mask("id 0123456789abcdef"), "id ***");
+        assert_eq!(m.mask("MIIEvQIBADAN"), "***");
+        assert_eq!(m.mask("short abc n 42"), "short abc n 42");
+    }
+
+    #[test]
+    fn periodic_secrets_on_a_long_line_need_no_memory_per_match() {
+        let values: Vec<String> = (4..40).map(|n| "a".repeat(n)).collect();
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        let m = masker(&refs);
+        let line = format!("x{}y", "a".repeat(200_000));
+        assert_eq!(m.mask(&line), "x***y");
     }
 
     #[test]
