@@ -24,24 +24,6 @@ const TOKEN_PLAIN: &str = "tok-from-python-123";
 const OLD_KEY_PLAIN: &str = "made-with-old-key-456";
 const NIGHTLY_PLAIN: &str = "nightly-token-789";
 
-fn python_fernet_encrypt(key: &str, plain: &str) -> String {
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sys; from cryptography.fernet import Fernet; sys.stdout.write(Fernet(sys.argv[1].encode()).encrypt(sys.argv[2].encode()).decode())",
-            key,
-            plain,
-        ])
-        .output()
-        .expect("python3 runs (python3-cryptography: bash .ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
 /// Prints each variable reversed: a value printed as it is would be masked.
 const REPORT_PY: &str = r#"import json, os, sys
 keys = ["K1", "K2", "K3", "K4", "K5", "K6", "K7", "TOKEN", "OLD", "NIGHTLY", "DB_PASSWORD", "REGION"]
@@ -52,14 +34,14 @@ print(f"token={os.environ['TOKEN']};region={os.environ['REGION']}", file=sys.std
 "#;
 
 fn report_pipeline_json() -> String {
-    let enc = |plain: &str| python_fernet_encrypt(NEW_KEY, plain);
+    let enc = |plain: &str| common::python_fernet_encrypt(NEW_KEY, plain);
     json!({
         "secrets": ["DB_PASSWORD", "REGION", "K5", "K6", "K7"],
         "default_env": {"K1": "K1-pd", "K2": "K2-pd", "K3": "K3-pd", "K4": "K4-pd",
                         "K5": "K5-pd", "K6": "K6-pd", "K7": "K7-pd"},
         "encrypted_env": {
             "TOKEN": enc(TOKEN_PLAIN),
-            "OLD": python_fernet_encrypt(OLD_KEY, OLD_KEY_PLAIN),
+            "OLD": common::python_fernet_encrypt(OLD_KEY, OLD_KEY_PLAIN),
             "K3": enc("K3-pe"), "K4": enc("K4-pe"), "K5": enc("K5-pe"),
             "K6": enc("K6-pe"), "K7": enc("K7-pe")
         },
@@ -267,7 +249,7 @@ async fn a_missing_or_unreadable_secret_fails_before_any_container_and_says_whic
             (
                 "badtoken/pipeline.json",
                 &json!({"encrypted_env": {
-                    "FOREIGN": python_fernet_encrypt(foreign_key, "x-secret-x"),
+                    "FOREIGN": common::python_fernet_encrypt(foreign_key, "x-secret-x"),
                     "GARBAGE": "gAAAAAnot-a-token",
                     "NULVAL": fernet::Fernet::new(NEW_KEY).expect("key").encrypt(b"a\0bcd")
                 }})

@@ -52,12 +52,7 @@ pub(super) fn check_consistency(m: &PipelineMetadata, errors: &mut Vec<FieldIssu
             );
         }
     }
-    let layers = std::iter::once((String::new(), &m.encrypted_env)).chain(
-        m.schedules
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (format!("schedules[{i}]."), &s.encrypted_env)),
-    );
+    let layers = encrypted_env_layers(m);
     for (prefix, entries) in layers {
         for key in entries.keys() {
             let upper = key.to_ascii_uppercase();
@@ -118,12 +113,7 @@ pub(super) fn collect_warnings(m: &PipelineMetadata, warnings: &mut Vec<FieldIss
     // Whether a token opens needs the server's key (the pipeline page and the run
     // say that); its shape can be checked here, so `fastflow check` catches a
     // value pasted in plain text.
-    let layers = std::iter::once((String::new(), &m.encrypted_env)).chain(
-        m.schedules
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (format!("schedules[{i}]."), &s.encrypted_env)),
-    );
+    let layers = encrypted_env_layers(m);
     for (prefix, entries) in layers {
         for (key, token) in entries {
             if !looks_like_fernet_token(token) {
@@ -187,4 +177,17 @@ fn looks_like_fernet_token(text: &str) -> bool {
         && t.len() >= 100
         && t.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'='))
+}
+
+/// Each `encrypted_env` with the prefix of its field path: the pipeline's
+/// (`""`), then each run configuration's (`"schedules[i]."`).
+fn encrypted_env_layers(
+    m: &PipelineMetadata,
+) -> impl Iterator<Item = (String, &std::collections::BTreeMap<String, String>)> {
+    std::iter::once((String::new(), &m.encrypted_env)).chain(
+        m.schedules
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("schedules[{i}]."), &s.encrypted_env)),
+    )
 }

@@ -563,3 +563,22 @@ pub fn python_fernet_decrypt(key: &str, token: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).to_string()
 }
+
+/// A Fernet token of `plain` made by Python's `cryptography` with `key`.
+pub fn python_fernet_encrypt(key: &str, plain: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys; from cryptography.fernet import Fernet; sys.stdout.write(Fernet(sys.argv[1].encode()).encrypt(sys.argv[2].encode()).decode())",
+            key,
+            plain,
+        ])
+        .output()
+        .expect("python3 runs (python3-cryptography: bash .ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "Python could not encrypt: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
