@@ -1,4 +1,5 @@
-//! The `fastflow` binary: `serve` (default), `check [DIR]`, `encrypt` or `rotate-key`.
+//! The `fastflow` binary: `serve` (default), `check [DIR]`, `encrypt`, `rotate-key`
+//! or `token create|list|revoke`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,37 @@ enum Command {
     /// Re-encrypt every stored secret and credential made with an older key of
     /// ENCRYPTION_KEYS (newest first) with the newest one.
     RotateKey,
+    /// API tokens for curl, CI and first setup (`Authorization: Bearer <token>`).
+    // Hidden until the access layer checks them (issue 11): a token that nothing
+    // asks for must not look like protection.
+    #[command(hide = true)]
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Make a token and print it alone on stdout (it is shown only this once).
+    Create {
+        /// A name to list and revoke it by.
+        #[arg(long)]
+        name: String,
+        /// readonly, write or admin.
+        #[arg(long)]
+        role: String,
+        /// Days until it stops working (1–3650); without it, it works until revoked.
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+    },
+    /// List every token (never the tokens themselves).
+    List,
+    /// Revoke a token made with `token create`, by name.
+    Revoke {
+        /// The token's name.
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,5 +72,21 @@ fn main() -> ExitCode {
         Command::Check { dir } => fastflow::check::main(dir),
         Command::Encrypt => fastflow::secrets::encrypt_command::main(),
         Command::RotateKey => fastflow::secrets::rotate_command::main(),
+        Command::Token { action } => {
+            use fastflow::auth::token_command::{TokenCommand, main};
+            main(match action {
+                TokenAction::Create {
+                    name,
+                    role,
+                    expires_in_days,
+                } => TokenCommand::Create {
+                    name,
+                    role,
+                    expires_in_days,
+                },
+                TokenAction::List => TokenCommand::List,
+                TokenAction::Revoke { name } => TokenCommand::Revoke { name },
+            })
+        }
     }
 }

@@ -335,3 +335,77 @@ fn encrypt_never_makes_a_key_of_its_own_and_says_when_the_key_file_is_not_listed
     );
     assert!(!err.contains(old) && !err.contains(new), "no key is shown");
 }
+
+#[test]
+fn token_commands_make_list_and_revoke_tokens_without_storing_them() {
+    let cwd = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| base_command(cwd.path()).args(args).output().unwrap();
+    let out = run(&["token", "create", "--name", "ci", "--role", "admin"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).to_string();
+    // The token alone on stdout, so `$(fastflow token create …)` captures it.
+    assert_eq!(token.lines().count(), 1);
+    let token = token.trim();
+    assert!(token.starts_with("ff_") && token.len() == 46, "{token}");
+
+    let out = run(&["token", "create", "--name", "ci", "--role", "write"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a token named `ci` exists"));
+    let out = run(&["token", "create", "--name", "x", "--role", "root"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`root` is not a role"));
+    let out = run(&[
+        "token",
+        "create",
+        "--name",
+        "x",
+        "--role",
+        "readonly",
+        "--expires-in-days",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        run(&[
+            "token",
+            "create",
+            "--name",
+            "ro",
+            "--role",
+            "readonly",
+            "--expires-in-days",
+            "7"
+        ])
+        .status
+        .success()
+    );
+
+    let list = String::from_utf8_lossy(&run(&["token", "list"]).stdout).to_string();
+    assert!(
+        list.contains("ci\t(cli)\tADMIN") && list.contains("ro\t(cli)\tREADONLY"),
+        "{list}"
+    );
+    assert!(!list.contains(token), "a listed token is never shown");
+    // Only its SHA-256 is kept.
+    let db = std::fs::read(cwd.path().join("data/fastflow.db")).unwrap();
+    let wal = std::fs::read(cwd.path().join("data/fastflow.db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()));
+    }
+
+    assert!(run(&["token", "revoke", "ci"]).status.success());
+    let out = run(&["token", "revoke", "ci"]);
+    assert_eq!(out.status.code(), Some(1));
+    let list = String::from_utf8_lossy(&run(&["token", "list"]).stdout).to_string();
+    assert!(list.contains("ADMIN") && list.contains("revoked"), "{list}");
+    // A revoked name can be used again.
+    assert!(
+        run(&["token", "create", "--name", "ci", "--role", "write"])
+            .status
+            .success()
+    );
+}

@@ -1,6 +1,7 @@
 //! The database: pool, migrations, and every SQL statement of the application
 //! (one submodule per table group), so another backend is a change in one place.
 
+pub mod api_tokens;
 pub mod git_repo_config;
 pub mod gitsync;
 pub mod query_audit;

@@ -1,0 +1,10 @@
+//! Who may do what: roles, personal API tokens, and the checks every request
+//! passes (host allow-list, cross-site writes, security headers).
+
+pub mod api_token;
+mod request_checks;
+pub mod role;
+pub mod token_command;
+
+pub use request_checks::{access_guard, security_headers};
+pub use role::Role;
