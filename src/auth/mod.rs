@@ -2,8 +2,10 @@
 //! passes (host allow-list, cross-site writes, security headers).
 
 pub mod api_token;
+pub mod password;
 mod request_checks;
 pub mod role;
+pub mod setup_link;
 pub mod token_command;
 
 pub use request_checks::{access_guard, security_headers};

@@ -10,6 +10,8 @@ pub mod run_stats;
 pub mod runs;
 pub mod schedule;
 pub mod secrets;
+pub mod setup_link;
+pub mod users;
 
 use std::str::FromStr;
 use std::time::Duration;

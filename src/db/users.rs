@@ -1,0 +1,139 @@
+//! Users as stored: username, e-mail, role, status, blocked, the argon2id hash
+//! of a local account's password, and the session epoch that ends all of a
+//! user's sessions at once when it rises.
+
+use chrono::{DateTime, Utc};
+
+use super::{DbError, Pool};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub role: String,
+    pub status: String,
+    pub blocked: bool,
+    pub password_hash: Option<String>,
+    pub session_epoch: i64,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, username, email, role, status, blocked, password_hash, session_epoch, \
+     created_at, last_login_at FROM users";
+
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub email: Option<&'a str>,
+    pub role: &'a str,
+    pub password_hash: Option<&'a str>,
+}
+
+/// Adds a user; `None` if the username is taken (in any case).
+pub async fn insert(pool: &Pool, new: &NewUser<'_>) -> Result<Option<User>, DbError> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let done = sqlx::query(
+        "INSERT INTO users (id, username, email, role, password_hash, created_at)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(&id)
+    .bind(new.username)
+    .bind(new.email)
+    .bind(new.role)
+    .bind(new.password_hash)
+    .bind(Utc::now())
+    .execute(pool)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(None);
+    }
+    by_id(pool, &id).await
+}
+
+pub async fn by_id(pool: &Pool, id: &str) -> Result<Option<User>, DbError> {
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// By username, ignoring ASCII case (as people type it at a login form).
+pub async fn by_username(pool: &Pool, username: &str) -> Result<Option<User>, DbError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} WHERE username = ? COLLATE NOCASE"
+    ))
+    .bind(username)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// How many users exist (none: the first-run setup link is offered).
+pub async fn count(pool: &Pool) -> Result<i64, DbError> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(pool)
+        .await?)
+}
+
+pub async fn set_last_login(pool: &Pool, id: &str) -> Result<(), DbError> {
+    sqlx::query("UPDATE users SET last_login_at = ? WHERE id = ?")
+        .bind(Utc::now())
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Ends every session of the user (blocked, role changed): sessions carry the
+/// epoch they were made under, and an older one is refused.
+pub async fn end_sessions(pool: &Pool, id: &str) -> Result<(), DbError> {
+    sqlx::query("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ?")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn usernames_are_unique_in_any_case_and_sessions_end_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("u.db").display());
+        let pool = crate::db::connect(&url).await.unwrap();
+        let new = |name| NewUser {
+            username: name,
+            email: Some("a@example.com"),
+            role: "ADMIN",
+            password_hash: None,
+        };
+        let admin = insert(&pool, &new("Admin")).await.unwrap().unwrap();
+        assert!(insert(&pool, &new("admin")).await.unwrap().is_none());
+        assert_eq!(
+            by_username(&pool, "ADMIN").await.unwrap().unwrap().id,
+            admin.id
+        );
+        assert_eq!(count(&pool).await.unwrap(), 1);
+        assert_eq!(admin.session_epoch, 0);
+        end_sessions(&pool, &admin.id).await.unwrap();
+        assert_eq!(
+            by_id(&pool, &admin.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .session_epoch,
+            1
+        );
+        set_last_login(&pool, &admin.id).await.unwrap();
+        assert!(
+            by_id(&pool, &admin.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .last_login_at
+                .is_some()
+        );
+    }
+}
