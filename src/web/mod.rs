@@ -1,6 +1,7 @@
 //! The HTTP surface: server-rendered pages and their fragments, live log
 //! streams (SSE), the JSON API under `/api`, static assets and `/health`.
 
+pub mod access_table;
 pub mod api;
 mod assets;
 mod charts;
