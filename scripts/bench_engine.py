@@ -23,6 +23,8 @@ import threading
 import time
 import urllib.request
 
+import fastflow_auth  # noqa: E402  (signs the requests in; scripts/fastflow_auth.py)
+
 
 def free_port():
     with socket.socket() as s:
@@ -107,6 +109,7 @@ def main():
     env = dict(os.environ, PORT=str(port), DATA_DIR=os.path.join(work, "data"),
                PIPELINES_DIR=os.path.join(work, "pipelines"), WORKER_BASE_IMAGE=a.image,
                MAX_CONCURRENT_RUNS=str(a.max_concurrent), RUST_LOG="warn")
+    fastflow_auth.sign_in(a.binary, env)
     server = subprocess.Popen([a.binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(300):

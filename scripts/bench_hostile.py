@@ -22,6 +22,8 @@ import threading
 import time
 import urllib.request
 
+import fastflow_auth  # noqa: E402  (signs the requests in; scripts/fastflow_auth.py)
+
 TERMINAL = {"SUCCESS", "FAILED", "INTERRUPTED"}
 MIB = 1024 * 1024
 
@@ -42,6 +44,7 @@ class Server:
     """One `fastflow` process; its stdout is drained into a short tail for error reports."""
 
     def __init__(self, binary, env):
+        fastflow_auth.sign_in(binary, env)
         self.proc = subprocess.Popen([binary], env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, errors="replace")
         self.tail = collections.deque(maxlen=20)
@@ -143,7 +146,7 @@ def download(base, run_id):
 def sse_replay(addr, run_id):
     """Reads the SSE stream until `event: end`: (log events, stdout events, last seq, end data)."""
     conn = http.client.HTTPConnection(addr, timeout=600)
-    conn.request("GET", f"/api/runs/{run_id}/logs/stream")
+    conn.request("GET", f"/api/runs/{run_id}/logs/stream", headers=fastflow_auth.header())
     resp = conn.getresponse()
     if resp.status != 200:
         raise RuntimeError(f"stream answered HTTP {resp.status}")

@@ -21,6 +21,8 @@ import tempfile
 import time
 import urllib.request
 
+import fastflow_auth  # noqa: E402  (signs the requests in; scripts/fastflow_auth.py)
+
 SECRET = "sk_live_bench_secret_value_0123456789"
 
 
@@ -80,6 +82,7 @@ def main():
     ca = "/etc/ssl/certs/ca-certificates.crt"
     if os.path.isfile(ca):
         env["WORKER_CA_BUNDLE"] = ca
+    fastflow_auth.sign_in(args.binary, env)
     server = subprocess.Popen([args.binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -21,6 +21,8 @@ import tempfile
 import time
 import urllib.request
 
+import fastflow_auth  # noqa: E402  (signs the requests in; scripts/fastflow_auth.py)
+
 
 def free_port():
     with socket.socket() as s:
@@ -122,6 +124,7 @@ def main():
     startups = []
     for attempt in range(3):
         t0 = time.perf_counter()
+        fastflow_auth.sign_in(a.binary, env)
         proc = subprocess.Popen([a.binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not wait_health(base, time.monotonic() + 30):
             proc.kill()

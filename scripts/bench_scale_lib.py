@@ -21,6 +21,8 @@ import sys
 import threading
 import time
 
+import fastflow_auth  # noqa: E402  (signs the requests in; scripts/fastflow_auth.py)
+
 TERMINAL = {"SUCCESS", "FAILED", "INTERRUPTED"}
 CACHE_DIR = "/var/tmp/fastflow-bench-scale-cache"
 SEED_VERSION = 1  # bump when the generated history changes, so cached databases are not reused
@@ -63,7 +65,7 @@ def http_req(addr, path, method="GET", body=None, timeout=60):
     t0 = time.perf_counter()
     try:
         headers = {"content-type": "application/json"} if body is not None else {}
-        conn.request(method, path, body=body, headers=headers)
+        conn.request(method, path, body=body, headers={**(headers or {}), **fastflow_auth.header()})
         resp = conn.getresponse()
         data = resp.read()
         return resp.status, data, time.perf_counter() - t0
@@ -151,6 +153,7 @@ class Server:
         self.tail = collections.deque(maxlen=20)
         t0 = time.perf_counter()
         # cwd is a scratch directory, so no `.env` of the checkout is loaded.
+        fastflow_auth.sign_in(binary, env)
         self.proc = subprocess.Popen([binary], env=env, cwd=cwd, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, errors="replace")
         threading.Thread(target=self._drain, daemon=True).start()
@@ -274,7 +277,7 @@ def load(addr, path, seconds, conns, use_wrk):
                 if conn is None:
                     conn = http.client.HTTPConnection(host, int(port), timeout=30)
                 t = time.perf_counter()
-                conn.request("GET", path)
+                conn.request("GET", path, headers=fastflow_auth.header())
                 resp = conn.getresponse()
                 resp.read()
                 mine.append((time.perf_counter() - t) * 1000)

@@ -21,6 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_scale_lib import (Server, f_mib, f_ms, f_ratio, http_req, log, median, parse_ts, pct, post_json,
                              ratio, run_seconds, server_env, table, wait_run, write_pipeline)
 
+import fastflow_auth  # noqa: E402  (signs the requests in; scripts/fastflow_auth.py)
+
 PRINT_N = "import sys\nfor i in range(%d): print(i)\n"
 
 
@@ -44,7 +46,7 @@ def check_log(srv, run_id, n):
     """Downloads the run's log: does it hold the lines 0..n-1 in order, and which other lines?"""
     host, port = srv.addr.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=300)
-    conn.request("GET", f"/api/runs/{run_id}/logs")
+    conn.request("GET", f"/api/runs/{run_id}/logs", headers=fastflow_auth.header())
     resp = conn.getresponse()
     if resp.status != 200:
         return {"error": f"HTTP {resp.status}"}
@@ -280,7 +282,7 @@ class _Stream:
     def __init__(self, addr, path):
         host, port = addr.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=120)
-        self.sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n".encode())
+        self.sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {addr}\r\n{fastflow_auth.header_line()}Accept: text/event-stream\r\n\r\n".encode())
         self.raw = b""
         while b"\r\n\r\n" not in self.raw:
             got = self.sock.recv(1 << 16)

@@ -10,6 +10,8 @@ SQLite database afterwards.
 """
 import argparse, json, os, shutil, socket, sqlite3, subprocess, sys, tempfile, time
 
+import fastflow_auth  # noqa: E402  (signs the requests in; scripts/fastflow_auth.py)
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -63,6 +65,7 @@ def measure(binary, n, minutes, scheduled):
                    DOCKER_HOST="tcp://127.0.0.1:9",  # nothing listens: the engine is "away"
                    WORKER_BASE_IMAGE="none",
                    LOG_LEVEL="warn")
+        fastflow_auth.sign_in(binary, env)
         proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_ready(port, proc)

@@ -244,6 +244,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     }
     let pool = crate::db::connect(&config.database_url).await?;
     let instance_id = crate::db::instance_id(&pool).await?;
+    crate::db::sessions::migrate(&pool).await?;
     match crate::secrets::rotate_command::unreadable_secrets(&pool, &cipher).await {
         Ok(keys) if !keys.is_empty() => tracing::warn!(
             "stored secrets that no key of ENCRYPTION_KEY(S) opens (runs listing them fail): {}; add the key they were made with to ENCRYPTION_KEYS, or store them again",
@@ -314,10 +315,22 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         .await
         .with_context(|| format!("binding {}:{} (set HOST/PORT)", config.host, config.port))?;
     let addr = listener.local_addr()?;
-    if !config.host.is_loopback() {
-        tracing::warn!(
-            "listening on {addr}, beyond loopback, and this version has no login: anyone who can reach this port can run pipelines. Put an authenticating reverse proxy in front (docs/security.md)"
-        );
+    // Port 0 (tests) is only known now; a BASE_URL set by hand is kept.
+    let base = if config.port == 0 {
+        format!("http://{addr}")
+    } else {
+        config.base_url.trim_end_matches('/').to_string()
+    };
+    match crate::auth::setup_link::issue_if_no_user(&state.pool).await {
+        Ok(Some(link)) => {
+            // Said on stdout too, like Jupyter's token link: it is the way in.
+            println!(
+                "\n    No user exists yet. To create the first admin, open (once, within 24 hours):\n    {base}{link}\n"
+            );
+            tracing::warn!("no user exists yet: the setup link was printed to standard output");
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "making the first-run setup link"),
     }
 
     let mut tasks = JoinSet::new();

@@ -33,9 +33,6 @@ enum Command {
     /// ENCRYPTION_KEYS (newest first) with the newest one.
     RotateKey,
     /// API tokens for curl, CI and first setup (`Authorization: Bearer <token>`).
-    // Hidden until the access layer checks them (issue 11): a token that nothing
-    // asks for must not look like protection.
-    #[command(hide = true)]
     Token {
         #[command(subcommand)]
         action: TokenAction,

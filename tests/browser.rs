@@ -3,39 +3,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::TestApp;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// The page's DOM after scripts ran for up to `budget_ms` of virtual time.
-fn rendered_dom(url: &str, budget_ms: u32) -> String {
-    assert!(
-        std::path::Path::new(CHROMIUM).exists(),
-        "this test needs Chromium at {CHROMIUM} (`apt-get install chromium`; `bash .ci/run` installs it)"
-    );
-    let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            &format!("--user-data-dir={}", profile.path().display()),
-            &format!("--virtual-time-budget={budget_ms}"),
-            "--dump-dom",
-            url,
-        ])
-        .output()
-        .expect("run chromium");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_page_follows_the_log_live_and_shows_the_final_status() {
@@ -52,9 +22,22 @@ async fn run_page_follows_the_log_live_and_shows_the_final_status() {
         "the run was too fast for this test: {before}"
     );
     let url = app.url(&format!("/runs/{id}"));
-    let dom = tokio::task::spawn_blocking(move || rendered_dom(&url, 20_000))
-        .await
-        .unwrap();
+    let token = app.token.clone();
+    let dom = tokio::task::spawn_blocking(move || {
+        let mut browser = common::cdp::Browser::launch();
+        // Signed in by the API token on every request the page makes (fragments
+        // and the live stream included).
+        browser.open(&url, serde_json::json!({"Authorization": format!("Bearer {token}")}));
+        let ended = browser.wait_for(
+            "document.querySelector('.badge.success') !== null && document.body.innerHTML.includes('done&lt;/b&gt;')",
+            Duration::from_secs(60),
+        );
+        let dom = browser.dom();
+        assert!(ended, "the page never showed the end of the run:\n{dom}");
+        dom
+    })
+    .await
+    .unwrap();
 
     for i in 1..=30 {
         let needle = format!("live line {i}<");

@@ -173,7 +173,11 @@ fn bad_config_names_the_variable() {
 async fn poll_until(base: &str, path: &str, done: impl Fn(u16, &str) -> bool) -> (u16, String) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let resp = reqwest::get(format!("{base}{path}")).await.unwrap();
+        let resp = common::client_for(base)
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
         if done(status, &text) {

@@ -188,7 +188,7 @@ async fn the_push_webhook_checks_signatures_and_branches() {
     )
     .await;
     let second = commit_files(&repo, &[("two/main.py", "print(2)\n")], "two");
-    let client = reqwest::Client::new();
+    let client = app.client.clone();
     let post = |body: &str, headers: Vec<(&'static str, String)>| {
         let mut req = client
             .post(app.url("/api/sync/webhook"))
@@ -304,6 +304,7 @@ async fn the_push_webhook_checks_signatures_and_branches() {
     assert_eq!(code, 200);
     assert!(!log.contains("<html") && log.contains("Sync log") && log.contains("webhook"));
     let no_redirects = reqwest::Client::builder()
+        .default_headers(common::auth_headers(&app.token))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
@@ -333,7 +334,7 @@ async fn auto_sync_settings_are_stored_and_the_environment_wins() {
     assert_eq!(code, 200);
     assert_eq!(s["auto_sync_enabled"], false);
     assert_eq!(s["auto_sync_interval"], 900);
-    let client = reqwest::Client::new();
+    let client = app.client.clone();
     let put = |body: &'static str| {
         client
             .put(app.url("/api/sync/settings"))
@@ -355,6 +356,7 @@ async fn auto_sync_settings_are_stored_and_the_environment_wins() {
     }
     // The Sync page's form does the same (a checkbox left out means off).
     let resp = reqwest::Client::builder()
+        .default_headers(common::auth_headers(&app.token))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
@@ -395,7 +397,9 @@ async fn auto_sync_settings_are_stored_and_the_environment_wins() {
         s["from_environment"],
         serde_json::json!(["auto_sync_enabled"])
     );
-    let resp = reqwest::Client::new()
+    let resp = app
+        .client
+        .clone()
         .put(app.url("/api/sync/settings"))
         .header("content-type", "application/json")
         .body(r#"{"auto_sync_enabled": true}"#)

@@ -495,7 +495,7 @@ async fn a_token_stored_from_the_sync_page_is_encrypted_used_and_never_shown() {
     let app = TestApp::start_with(&[], &[]).await;
 
     // The Sync page's form, as htmx sends it.
-    let client = reqwest::Client::new();
+    let client = app.client.clone();
     let form = [
         ("repo_url", url.as_str()),
         ("branch", "main"),

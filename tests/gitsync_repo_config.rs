@@ -26,7 +26,9 @@ async fn pipeline_names(app: &TestApp) -> Vec<String> {
 }
 
 async fn delete(app: &TestApp, path: &str) -> (u16, Value) {
-    let resp = reqwest::Client::new()
+    let resp = app
+        .client
+        .clone()
         .delete(app.url(path))
         .send()
         .await
@@ -78,7 +80,7 @@ async fn a_stored_repository_takes_over_at_once_and_hands_back() {
         "second",
     );
     let push = r#"{"ref":"refs/heads/main"}"#;
-    let client = reqwest::Client::new();
+    let client = app.client.clone();
     let send = |signature: String| {
         client
             .post(app.url("/api/sync/webhook"))
@@ -384,7 +386,7 @@ async fn a_changed_encryption_key_keeps_serving_and_asks_for_the_credentials_aga
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_repository_form_keeps_what_was_typed_and_works_without_htmx() {
     let app = TestApp::start_with(&[("local_one/main.py", "print(1)\n")], &[]).await;
-    let client = reqwest::Client::new();
+    let client = app.client.clone();
     let form = [
         ("repo_url", "https://example.invalid/acme/pipes.git"),
         ("branch", "trunk"),

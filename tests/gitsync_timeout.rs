@@ -63,7 +63,8 @@ async fn a_silent_remote_times_out_and_the_next_configuration_takes_over() {
     // takes over (the answers stay honest meanwhile).
     let sync = {
         let url = app.url("/api/sync");
-        tokio::spawn(async move { reqwest::Client::new().post(url).send().await })
+        let client = app.client.clone();
+        tokio::spawn(async move { client.post(url).send().await })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, during) = app.get_json("/api/sync/status").await;

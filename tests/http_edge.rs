@@ -139,12 +139,12 @@ fn half_sent_requests_cannot_exhaust_a_low_open_file_limit() {
 async fn a_stalled_body_is_cut_by_the_idle_timeout() {
     let app = TestApp::start_with(&[("p/main.py", "")], &[("HTTP_IDLE_TIMEOUT", "30")]).await;
     let addr = addr(&app.base);
+    let request = format!(
+        "POST /api/pipelines/p/run HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"env_vars\":",
+        app.token
+    );
     let (reply, closed) = tokio::task::spawn_blocking(move || {
-        raw_exchange_closed(
-            &addr,
-            b"POST /api/pipelines/p/run HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"env_vars\":",
-            Duration::from_secs(60),
-        )
+        raw_exchange_closed(&addr, request.as_bytes(), Duration::from_secs(60))
     })
     .await
     .unwrap();
@@ -159,10 +159,15 @@ async fn a_trickling_body_is_cut_by_the_request_timeout() {
     let app = TestApp::start_with(&[("p/main.py", "")], &[("HTTP_REQUEST_TIMEOUT", "5")]).await;
     let addr = addr(&app.base);
     // One byte a second keeps the idle timer happy; the request deadline still ends it.
+    let request = format!(
+        "POST /api/pipelines/p/run HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
+        app.token
+    );
     let reply = tokio::task::spawn_blocking(move || {
         let mut s = TcpStream::connect(&addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_millis(900))).unwrap();
-        s.write_all(b"POST /api/pipelines/p/run HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(900)))
+            .unwrap();
+        s.write_all(request.as_bytes()).unwrap();
         let mut out = Vec::new();
         for _ in 0..60 {
             if s.write_all(b" ").is_err() {

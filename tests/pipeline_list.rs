@@ -104,7 +104,9 @@ async fn the_page_shows_a_hundred_at_a_time_and_searches() {
         "a refresh never overtakes a search"
     );
     // Under htmx the address bar follows the search and page.
-    let resp = reqwest::Client::new()
+    let resp = app
+        .client
+        .clone()
         .get(app.url("/fragments/pipelines?q=p&page=2"))
         .header("HX-Request", "true")
         .send()
@@ -134,7 +136,7 @@ async fn the_api_lists_everything_by_default_and_pages_on_request() {
         .map(|(p, c)| (p.as_str(), c.as_str()))
         .collect();
     let app = TestApp::start(&refs).await;
-    let client = reqwest::Client::new();
+    let client = app.client.clone();
 
     let all = client
         .get(app.url("/api/pipelines"))

@@ -17,7 +17,9 @@ async fn send(
     path: &str,
     body: &str,
 ) -> (u16, serde_json::Value) {
-    let resp = reqwest::Client::new()
+    let resp = app
+        .client
+        .clone()
         .request(method, app.url(path))
         .header("content-type", "application/json")
         .body(body.to_string())

@@ -424,7 +424,7 @@ async fn escaped_and_overlapping_forms_are_masked_and_debug_logging_stays_clean(
             r#"{"private_key_id": "0123456789abcdef", "private_key": "-----BEGIN KEY-----\nMIIEvQIBADAN\n-----END KEY-----\n"}"#,
         ),
     ];
-    let client = reqwest::Client::new();
+    let client = common::client_for(&server.base);
     for (key, value) in values {
         let resp = client
             .post(format!("{}/api/secrets", server.base))

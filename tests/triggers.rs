@@ -342,6 +342,7 @@ async fn the_run_form_sets_the_run_configuration_env_and_parameters() {
     ])
     .await;
     let client = reqwest::Client::builder()
+        .default_headers(common::auth_headers(&app.token))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");

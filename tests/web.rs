@@ -268,6 +268,7 @@ async fn pages_and_fragments_work_without_htmx() {
     .await;
     // A plain form post (no htmx) redirects to the run page.
     let client = reqwest::Client::builder()
+        .default_headers(common::auth_headers(&app.token))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

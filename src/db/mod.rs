@@ -10,6 +10,7 @@ pub mod run_stats;
 pub mod runs;
 pub mod schedule;
 pub mod secrets;
+pub mod sessions;
 pub mod setup_link;
 pub mod users;
 

@@ -94,6 +94,18 @@ pub async fn end_sessions(pool: &Pool, id: &str) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Blocks or unblocks the user; blocking ends all their sessions at once.
+pub async fn set_blocked(pool: &Pool, id: &str, blocked: bool) -> Result<bool, DbError> {
+    let done =
+        sqlx::query("UPDATE users SET blocked = ?, session_epoch = session_epoch + ? WHERE id = ?")
+            .bind(blocked)
+            .bind(i64::from(blocked))
+            .bind(id)
+            .execute(pool)
+            .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

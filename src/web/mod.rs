@@ -1,12 +1,16 @@
 //! The HTTP surface: server-rendered pages and their fragments, live log
 //! streams (SSE), the JSON API under `/api`, static assets and `/health`.
 
+mod access_layer;
 pub mod access_table;
 pub mod api;
 mod assets;
 mod charts;
+pub mod csrf;
 mod error;
+mod identity;
 mod log_stream;
+mod login_pages;
 mod metrics_stream;
 mod pipeline_facts;
 mod pipeline_list;
@@ -22,6 +26,7 @@ mod scheduler_pages;
 mod secret_store;
 mod secrets_page;
 pub mod server;
+mod sessions;
 mod sse_bytes;
 mod sync_page;
 mod sync_repo_page;
@@ -91,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sync_page::router())
         .merge(sync_repo_page::router())
         .merge(secrets_page::router())
+        .merge(login_pages::router())
         .nest("/api", api::router())
         .merge(assets::router())
         .route("/health", get(health))
@@ -100,6 +106,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             after_discovery,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access_layer::enforce,
+        ))
+        .layer(sessions::layer(&state))
         .layer(axum::middleware::from_fn_with_state(
             state.config.clone(),
             crate::auth::access_guard,

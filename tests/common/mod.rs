@@ -11,6 +11,7 @@ use fastflow::app::{RunningApp, start};
 use fastflow::config::Config;
 use serde_json::Value;
 
+pub mod cdp;
 pub mod git_repo;
 
 pub const DEFAULT_TEST_IMAGE: &str = "fastflow-runner:latest";
@@ -42,8 +43,62 @@ pub struct TestApp {
     pub app: Option<RunningApp>,
     pub base: String,
     pub dir: tempfile::TempDir,
+    /// Sends the admin token below with every request.
     pub client: reqwest::Client,
+    /// An ADMIN API token made for the test (as `fastflow token create` makes one).
+    pub token: String,
     extra: Vec<(String, String)>,
+}
+
+/// `Authorization: Bearer <token>`, for clients built by hand.
+pub fn auth_headers(token: &str) -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+        .expect("a token is a valid header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    headers
+}
+
+/// A client that sends `Authorization: Bearer <token>` with every request.
+pub fn client_with_token(token: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .default_headers(auth_headers(token))
+        .build()
+        .expect("HTTP client")
+}
+
+/// Stores a new token with `role` and no owner, and returns it.
+pub async fn make_token(pool: &fastflow::db::Pool, name: &str, role: &str) -> String {
+    let made = fastflow::auth::api_token::generate().expect("random source");
+    let stored = fastflow::db::api_tokens::insert(
+        pool,
+        &fastflow::db::api_tokens::NewApiToken {
+            name,
+            user_id: None,
+            role,
+            token_hash: &made.hash,
+            expires_at: None,
+        },
+    )
+    .await
+    .expect("store the token");
+    assert!(stored, "token name {name} is free");
+    made.token.expose().to_string()
+}
+
+/// Tokens of the server processes started by this test binary, by base URL.
+static PROCESS_TOKENS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// A client with the admin token of the server process at `base` (or none).
+pub fn client_for(base: &str) -> reqwest::Client {
+    let token = PROCESS_TOKENS
+        .lock()
+        .ok()
+        .and_then(|t| t.iter().find(|(b, _)| b == base).map(|(_, t)| t.clone()));
+    match token {
+        Some(t) => client_with_token(&t),
+        None => reqwest::Client::new(),
+    }
 }
 
 /// Writes `files` (relative path → content) under `root`.
@@ -73,11 +128,13 @@ impl TestApp {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        let token = make_token(&app.state.pool, "test-admin", "ADMIN").await;
         TestApp {
             app: Some(app),
             base,
             dir,
-            client: reqwest::Client::new(),
+            client: client_with_token(&token),
+            token,
             extra,
         }
     }
@@ -365,6 +422,8 @@ pub struct ServerProcess {
     pub base: String,
     /// Everything the server printed on stdout so far (its log).
     pub output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// An ADMIN token made with `fastflow token create` while it runs.
+    pub token: String,
 }
 
 impl ServerProcess {
@@ -419,10 +478,36 @@ impl ServerProcess {
         let addr = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("server reports its address");
+        let base = format!("http://{addr}");
+        // An admin token made the way an operator makes one, while the server runs.
+        let mut token_cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fastflow"));
+        token_cmd
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATA_DIR", root.join("data"))
+            .env("PIPELINES_DIR", root.join("pipelines"));
+        for (k, v) in extra {
+            token_cmd.env(k, v);
+        }
+        let name = format!("test-{}", uuid::Uuid::now_v7());
+        let out = token_cmd
+            .args(["token", "create", "--name", &name, "--role", "admin"])
+            .output()
+            .expect("run fastflow token create");
+        assert!(
+            out.status.success(),
+            "fastflow token create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if let Ok(mut tokens) = PROCESS_TOKENS.lock() {
+            tokens.push((base.clone(), token.clone()));
+        }
         ServerProcess {
             child,
-            base: format!("http://{addr}"),
+            base,
             output,
+            token,
         }
     }
 
@@ -472,13 +557,19 @@ impl Drop for ServerProcess {
 
 /// An HTTP client bound to a server process.
 pub async fn get_json_at(base: &str, path: &str) -> (u16, Value) {
-    let resp = reqwest::get(format!("{base}{path}")).await.expect("GET");
+    let resp = client_for(base)
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .expect("GET");
     let status = resp.status().as_u16();
     (status, resp.json().await.expect("JSON"))
 }
 
 pub async fn get_text_at(base: &str, path: &str) -> String {
-    reqwest::get(format!("{base}{path}"))
+    client_for(base)
+        .get(format!("{base}{path}"))
+        .send()
         .await
         .expect("GET")
         .text()
@@ -488,7 +579,7 @@ pub async fn get_text_at(base: &str, path: &str) -> String {
 
 /// Triggers a run on a server process and returns its id.
 pub async fn trigger_at(base: &str, pipeline: &str) -> String {
-    let resp = reqwest::Client::new()
+    let resp = client_for(base)
         .post(format!("{base}/api/pipelines/{pipeline}/run"))
         .send()
         .await

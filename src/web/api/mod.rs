@@ -2,6 +2,7 @@
 //! router per area, plus what they share (run JSON, lookups, strict extractors
 //! whose rejections are `{"detail": ...}` like every other API error).
 
+mod auth;
 mod logs;
 pub(super) mod pipelines;
 mod run_json;
@@ -30,6 +31,7 @@ use crate::db::{self, Run};
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .merge(auth::router())
         .merge(pipelines::router())
         .merge(runs::router())
         .merge(logs::router())

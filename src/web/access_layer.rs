@@ -1,0 +1,173 @@
+//! The one access layer every request passes: it looks the route up in
+//! `access_table`, finds the caller (`identity`), and lets the request through
+//! only with the access the table asks for. Anonymous callers get 401 JSON on
+//! `/api/*` and a redirect to `/login` on pages; a role too low gets 403. A
+//! state-changing request made with a session cookie must carry the session's
+//! CSRF token (header `X-CSRF-Token`, or form field `csrf_token`); one made
+//! with a bearer token needs none. The caller's CSRF token is in scope while
+//! the handler runs, for the templates (`csrf::token`).
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use tower_sessions::Session;
+
+use super::access_table::{self, Access};
+use super::identity::{self, Caller, Identity};
+use super::{ApiError, AppError, AppState, csrf, is_htmx};
+
+/// Most bytes of a form body read to find its CSRF field.
+const MAX_FORM_BYTES: usize = 2 * 1024 * 1024;
+
+pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let api = path.starts_with("/api/") || path == "/api";
+    let Some(access) = access_table::lookup(req.method(), &path) else {
+        // Not a route (or not this method): nothing is reachable unlisted.
+        return refuse(
+            api,
+            AppError::NotFound(format!("no such page: {}", shown_path(&path))),
+        );
+    };
+    let session = req.extensions().get::<Session>().cloned();
+    let caller = identity::resolve(&state, req.headers(), session.as_ref()).await;
+    let identity = match (access, caller) {
+        (Access::Open, Caller::Known(who)) => Some(who),
+        (Access::Open, _) => None,
+        (_, Caller::Refused(why)) => {
+            return refuse(api, AppError::Unauthorized(why.to_string()));
+        }
+        (_, Caller::Anonymous) => return sign_in_first(api, &req),
+        (Access::SignedIn, Caller::Known(who)) => Some(who),
+        (Access::AtLeast(role), Caller::Known(who)) if who.role >= role => Some(who),
+        (Access::AtLeast(role), Caller::Known(who)) => {
+            return refuse(
+                api,
+                AppError::Forbidden(format!(
+                    "this needs the {role} role; {} has {}",
+                    who.name, who.role
+                )),
+            );
+        }
+    };
+    let mut req = req;
+    if let Some(who) = &identity
+        && !is_safe(req.method())
+        && access != Access::Open
+    {
+        req = match check_csrf(who, req).await {
+            Ok(req) => req,
+            Err(e) => return refuse(api, e),
+        };
+    }
+    let current = csrf::Current {
+        signed_in: identity.is_some(),
+        csrf: identity
+            .as_ref()
+            .and_then(|who| who.csrf.clone())
+            .unwrap_or_default(),
+    };
+    if let Some(who) = identity {
+        req.extensions_mut().insert(who);
+    }
+    csrf::scope(current, next.run(req)).await
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn shown_path(path: &str) -> String {
+    crate::pipelines::fields::shown(path)
+}
+
+fn refuse(api: bool, e: AppError) -> Response {
+    if api {
+        ApiError(e).into_response()
+    } else {
+        e.into_response()
+    }
+}
+
+/// 401 JSON for the API; for pages a redirect to the login (htmx is told to
+/// load it as a whole page, not to swap it into a fragment).
+fn sign_in_first(api: bool, req: &Request) -> Response {
+    if api {
+        return refuse(
+            true,
+            AppError::Unauthorized(
+                "sign in first, or send an API token as `Authorization: Bearer <token>`".into(),
+            ),
+        );
+    }
+    let next = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let target = format!("/login?next={}", urlencode(&next));
+    if is_htmx(req.headers()) {
+        let mut r = StatusCode::UNAUTHORIZED.into_response();
+        if let Ok(v) = HeaderValue::from_str(&target) {
+            r.headers_mut().insert("HX-Redirect", v);
+        }
+        return r;
+    }
+    Redirect::to(&target).into_response()
+}
+
+fn urlencode(s: &str) -> String {
+    serde_urlencoded::to_string([("", s)])
+        .map(|q| q.trim_start_matches('=').to_string())
+        .unwrap_or_default()
+}
+
+/// The session's token in `X-CSRF-Token`, or as `csrf_token` in a form body
+/// (read, checked and put back for the handler).
+async fn check_csrf(who: &Identity, req: Request) -> Result<Request, AppError> {
+    let Some(expected) = who.csrf.as_deref() else {
+        return Ok(req); // a bearer token: no cookie, no cross-site request to forge
+    };
+    let refused = || {
+        AppError::Forbidden(
+            "this form is out of date or came from elsewhere (no valid CSRF token): reload the page and try again".into(),
+        )
+    };
+    if let Some(sent) = req.headers().get("x-csrf-token") {
+        return if same(sent.as_bytes(), expected.as_bytes()) {
+            Ok(req)
+        } else {
+            Err(refused())
+        };
+    }
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(refused());
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .map_err(|_| AppError::PayloadTooLarge("the form is too large".into()))?;
+    let sent = form_urlencoded_field(&bytes, "csrf_token");
+    if !sent.is_some_and(|s| same(s.as_bytes(), expected.as_bytes())) {
+        return Err(refused());
+    }
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
+    pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+/// Compares in constant time (the token is a secret of the session).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}

@@ -1,0 +1,206 @@
+//! Signing in and out with a local account, and the first-run setup page that
+//! the one-time link opens. A login starts a new session (a new id, so a
+//! session fixed before login is worth nothing) holding the user, their
+//! session epoch and a fresh CSRF token.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Form, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use tower_sessions::Session;
+
+use super::identity::{SESSION_KEY, SessionUser};
+use super::{AppError, AppState, csrf};
+use crate::auth::{Role, password, setup_link};
+use crate::db;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/setup", get(setup_page).post(setup))
+        .route("/logout", post(logout))
+}
+
+#[derive(Template, WebTemplate, Default)]
+#[template(path = "pages/login.html")]
+struct LoginPage {
+    setup: bool,
+    setup_token: String,
+    next: String,
+    username: String,
+    notice: String,
+}
+
+/// Where to go after signing in: a path of this site, never another site.
+fn safe_next(next: Option<&String>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.clone(),
+        _ => "/".into(),
+    }
+}
+
+async fn login_page(Query(q): Query<HashMap<String, String>>) -> LoginPage {
+    LoginPage {
+        next: safe_next(q.get("next")),
+        ..LoginPage::default()
+    }
+}
+
+/// Starts the user's session under a new id.
+pub async fn sign_in(session: &Session, user: &db::users::User) -> Result<(), AppError> {
+    session
+        .cycle_id()
+        .await
+        .map_err(|e| AppError::internal("starting a session", e))?;
+    let held = SessionUser {
+        id: user.id.clone(),
+        epoch: user.session_epoch,
+        csrf: csrf::fresh(),
+        login_at: chrono::Utc::now().timestamp(),
+    };
+    session
+        .insert(SESSION_KEY, held)
+        .await
+        .map_err(|e| AppError::internal("starting a session", e))
+}
+
+async fn login(
+    State(state): State<AppState>,
+    session: Session,
+    Form(form): Form<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let username = form.get("username").map(|u| u.trim()).unwrap_or_default();
+    let given = form.get("password").map(String::as_str).unwrap_or_default();
+    let next = safe_next(form.get("next"));
+    let user = db::users::by_username(&state.pool, username).await?;
+    // Checked even for an unknown name, so both answers take as long.
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    let ok = tokio::task::spawn_blocking({
+        let given = given.to_string();
+        move || password::verify(&given, hash.as_deref())
+    })
+    .await
+    .unwrap_or(false);
+    let refused = |notice: &str| {
+        let page = LoginPage {
+            next: next.clone(),
+            username: username.chars().take(200).collect(),
+            notice: notice.into(),
+            ..LoginPage::default()
+        };
+        (axum::http::StatusCode::UNAUTHORIZED, page).into_response()
+    };
+    let Some(user) = user.filter(|_| ok) else {
+        tracing::info!(username = %crate::pipelines::fields::shown(username), "login refused: wrong username or password");
+        return Ok(refused("Wrong username or password."));
+    };
+    if user.blocked {
+        return Ok(refused("This account is blocked. Ask an administrator."));
+    }
+    if user.status != "active" {
+        return Ok(refused(
+            "This account is not active yet. Ask an administrator.",
+        ));
+    }
+    sign_in(&session, &user).await?;
+    db::users::set_last_login(&state.pool, &user.id).await?;
+    tracing::info!(user = %user.username, method = "password", "signed in");
+    Ok(Redirect::to(&next).into_response())
+}
+
+async fn logout(session: Session) -> Result<Response, AppError> {
+    session
+        .flush()
+        .await
+        .map_err(|e| AppError::internal("ending the session", e))?;
+    Ok(Redirect::to("/login").into_response())
+}
+
+async fn setup_page(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let token = q.get("token").cloned().unwrap_or_default();
+    if !setup_link::is_valid(&state.pool, &token).await? {
+        return Err(link_refused());
+    }
+    Ok(LoginPage {
+        setup: true,
+        setup_token: token,
+        ..LoginPage::default()
+    }
+    .into_response())
+}
+
+fn link_refused() -> AppError {
+    AppError::Forbidden(
+        "this setup link is not valid: it was used, it expired (24 hours), or a newer one was printed when the server last started".into(),
+    )
+}
+
+async fn setup(
+    State(state): State<AppState>,
+    session: Session,
+    Form(form): Form<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let (token, username) = (field("token"), field("username").trim().to_string());
+    if !setup_link::is_valid(&state.pool, &token).await? {
+        return Err(link_refused());
+    }
+    let again = |notice: String| {
+        LoginPage {
+            setup: true,
+            setup_token: token.clone(),
+            username: username.chars().take(200).collect(),
+            notice,
+            ..LoginPage::default()
+        }
+        .into_response()
+    };
+    if let Err(problem) = check_username(&username) {
+        return Ok(again(problem));
+    }
+    if field("password") != field("password2") {
+        return Ok(again("The two passwords differ.".into()));
+    }
+    let hash = match password::hash(&field("password")) {
+        Ok(h) => h,
+        Err(e) => return Ok(again(format!("{e}."))),
+    };
+    // The link is used up first: two tabs cannot both create an admin.
+    if !setup_link::redeem(&state.pool, &token).await? {
+        return Err(link_refused());
+    }
+    let new = db::users::NewUser {
+        username: &username,
+        email: None,
+        role: Role::Admin.as_str(),
+        password_hash: Some(&hash),
+    };
+    let Some(user) = db::users::insert(&state.pool, &new).await? else {
+        return Ok(again("That username is taken.".into()));
+    };
+    sign_in(&session, &user).await?;
+    db::users::set_last_login(&state.pool, &user.id).await?;
+    tracing::info!(user = %user.username, "first admin created with the setup link");
+    Ok(Redirect::to("/").into_response())
+}
+
+/// 1 to 64 characters: letters, digits, `.`, `_`, `-`, `@`.
+pub fn check_username(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.chars().count() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err("A username has 1 to 64 letters, digits, `.`, `_`, `-` or `@`.".into())
+    }
+}

@@ -1,0 +1,354 @@
+//! The access layer over real HTTP: every route of the access table with an
+//! anonymous caller and READONLY / WRITE / ADMIN tokens (401 or the login
+//! redirect, 403 below the role, through at or above it — and every listed
+//! route is served by the router); the first-run setup link printed at start;
+//! a local account's cookie session with CSRF (refused without the token,
+//! accepted with it as header or form field); and a blocked user's open
+//! session ending at the next request.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestApp;
+use fastflow::auth::Role;
+use fastflow::web::access_table::{Access, TABLE};
+use reqwest::{Method, StatusCode, redirect::Policy};
+
+fn no_redirects(headers: reqwest::header::HeaderMap) -> reqwest::Client {
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .redirect(Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// A concrete path for a route pattern (`{id}` → `x1`, `{*path}` → `style.css`).
+fn concrete(pattern: &str) -> String {
+    pattern
+        .split('/')
+        .map(|seg| match seg {
+            s if s.starts_with("{*") => "style.css".to_string(),
+            s if s.starts_with('{') => "x1".to_string(),
+            s => s.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_requires_the_role_the_table_says() {
+    let app = TestApp::start(&[("p/main.py", "print(1)\n")]).await;
+    let pool = app.state().pool.clone();
+    let tokens = [
+        (
+            Role::Readonly,
+            common::make_token(&pool, "ro", "READONLY").await,
+        ),
+        (Role::Write, common::make_token(&pool, "rw", "WRITE").await),
+        (Role::Admin, app.token.clone()),
+    ];
+    let anonymous = no_redirects(Default::default());
+    let mut checked = 0;
+    for (pattern, methods) in TABLE {
+        let path = concrete(pattern);
+        let url = app.url(&path);
+        for (method, access) in methods.iter() {
+            let method = Method::from_bytes(method.as_str().as_bytes()).expect("method");
+            let anon = anonymous
+                .request(method.clone(), &url)
+                .send()
+                .await
+                .expect("request");
+            let code = anon.status();
+            match access {
+                Access::Open => assert!(
+                    code != StatusCode::UNAUTHORIZED || pattern.starts_with("/api/webhooks"),
+                    "{method} {path} is open, got {code}"
+                ),
+                _ if path.starts_with("/api/") => {
+                    assert_eq!(code, StatusCode::UNAUTHORIZED, "{method} {path}")
+                }
+                _ => {
+                    assert_eq!(code, StatusCode::SEE_OTHER, "{method} {path}");
+                    let to = anon.headers()["location"].to_str().unwrap_or_default();
+                    assert!(to.starts_with("/login?next="), "{method} {path} -> {to}");
+                }
+            }
+            for (role, token) in &tokens {
+                let client = no_redirects(common::auth_headers(token));
+                let resp = client
+                    .request(method.clone(), &url)
+                    .send()
+                    .await
+                    .expect("request");
+                let code = resp.status();
+                let body = resp.text().await.unwrap_or_default();
+                let allowed = match access {
+                    Access::Open | Access::SignedIn => true,
+                    Access::AtLeast(needed) => role >= needed,
+                };
+                // The layer's refusal names the role; a handler's own 403 (a used
+                // setup link, say) does not.
+                let refused_by_layer =
+                    code == StatusCode::FORBIDDEN && body.contains("this needs the");
+                if allowed {
+                    assert!(
+                        !refused_by_layer && code != StatusCode::UNAUTHORIZED,
+                        "{role} may {method} {path}: {code} {body}"
+                    );
+                    // Served by a handler, not refused as an unknown route.
+                    assert!(
+                        code != StatusCode::METHOD_NOT_ALLOWED
+                            && !(code == StatusCode::NOT_FOUND && body.is_empty()),
+                        "{method} {path} is in the table but not routed: {code}"
+                    );
+                } else {
+                    assert!(
+                        refused_by_layer,
+                        "{role} must not {method} {path}: {code} {body}"
+                    );
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 80, "{checked} routes checked");
+    // A route nobody listed is refused by the layer, whoever asks.
+    let admin = no_redirects(common::auth_headers(&app.token));
+    let resp = admin
+        .get(app.url("/not/a/route"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let resp = admin
+        .delete(app.url("/api/runs"))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+/// The setup link of a fresh install (as printed at start; made again here).
+async fn setup_link(app: &TestApp) -> String {
+    fastflow::auth::setup_link::issue_if_no_user(&app.state().pool)
+        .await
+        .expect("database")
+        .expect("no user yet")
+}
+
+fn csrf_of(page: &str) -> String {
+    page.split(r#""X-CSRF-Token": ""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no CSRF token in the page:\n{page}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_account_session_needs_its_csrf_token_and_ends_when_blocked() {
+    let app = TestApp::start(&[("p/main.py", "print(1)\n")]).await;
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let link = setup_link(&app).await;
+    let token = link.trim_start_matches("/setup?token=").to_string();
+    let page = browser.get(app.url(&link)).send().await.expect("GET");
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap_or_default()
+            .contains("Create the first admin")
+    );
+    // Too short a password: said, nothing made, the link still works.
+    let short = browser
+        .post(app.url("/setup"))
+        .form(&[
+            ("token", token.as_str()),
+            ("username", "ada"),
+            ("password", "short"),
+            ("password2", "short"),
+        ])
+        .send()
+        .await
+        .expect("POST");
+    assert!(
+        short
+            .text()
+            .await
+            .unwrap_or_default()
+            .contains("at least 12 characters")
+    );
+    let password = "correct horse battery";
+    let made = browser
+        .post(app.url("/setup"))
+        .form(&[
+            ("token", token.as_str()),
+            ("username", "ada"),
+            ("password", password),
+            ("password2", password),
+        ])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(made.status(), StatusCode::SEE_OTHER);
+    // Used once: a second admin cannot be made with it.
+    let again = browser.get(app.url(&link)).send().await.expect("GET");
+    assert_eq!(again.status(), StatusCode::FORBIDDEN);
+
+    let home = browser
+        .get(app.url("/pipelines"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(home.status(), 200);
+    let csrf = csrf_of(&home.text().await.unwrap_or_default());
+    let (_, me) = {
+        let r = browser
+            .get(app.url("/api/auth/me"))
+            .send()
+            .await
+            .expect("GET");
+        (
+            r.status(),
+            r.json::<serde_json::Value>().await.expect("JSON"),
+        )
+    };
+    assert_eq!(me["username"], "ada");
+    assert_eq!(me["role"], "ADMIN");
+    assert_eq!(me["via"], "session");
+
+    // A state change with the cookie alone is refused; with the token it passes.
+    let bare = browser
+        .post(app.url("/pipelines/refresh"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(bare.status(), StatusCode::FORBIDDEN);
+    assert!(bare.text().await.unwrap_or_default().contains("CSRF"));
+    let wrong = browser
+        .post(app.url("/pipelines/refresh"))
+        .header("X-CSRF-Token", "not-the-token")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    let with_header = browser
+        .post(app.url("/pipelines/refresh"))
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .await
+        .expect("POST");
+    assert!(with_header.status().is_success() || with_header.status().is_redirection());
+    let with_field = browser
+        .post(app.url("/pipelines/refresh"))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .expect("POST");
+    assert!(with_field.status().is_success() || with_field.status().is_redirection());
+
+    // Wrong password: refused, same message as an unknown user.
+    let other = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    for (user, pass) in [("ada", "wrong password!!"), ("nobody", password)] {
+        let r = other
+            .post(app.url("/login"))
+            .form(&[("username", user), ("password", pass)])
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            r.text()
+                .await
+                .unwrap_or_default()
+                .contains("Wrong username or password.")
+        );
+    }
+    let ok = other
+        .post(app.url("/login"))
+        .form(&[
+            ("username", "ADA"),
+            ("password", password),
+            ("next", "//evil.example/"),
+        ])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    assert_eq!(ok.headers()["location"], "/", "never off-site after login");
+
+    // Blocking ends both open sessions at their next request.
+    let user = fastflow::db::users::by_username(&app.state().pool, "ada")
+        .await
+        .expect("db")
+        .expect("user");
+    assert!(
+        fastflow::db::users::set_blocked(&app.state().pool, &user.id, true)
+            .await
+            .expect("db")
+    );
+    for client in [&browser, &other] {
+        let r = client.get(app.url("/pipelines")).send().await.expect("GET");
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "the session ended");
+        let r = client
+            .get(app.url("/api/auth/me"))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let blocked = other
+        .post(app.url("/login"))
+        .form(&[("username", "ada"), ("password", password)])
+        .send()
+        .await
+        .expect("POST");
+    assert!(blocked.text().await.unwrap_or_default().contains("blocked"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_install_prints_its_setup_link_and_a_token_works_while_it_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::write_files(
+        &dir.path().join("pipelines"),
+        &[("p/main.py", "print(1)\n")],
+    );
+    let server = common::ServerProcess::spawn(dir.path(), &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let link = loop {
+        if let Some(line) = server
+            .log()
+            .lines()
+            .find(|l| l.contains("/setup?token=ff_"))
+        {
+            break line.trim().to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no setup link in:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(link.starts_with(&server.base), "{link}");
+    let page = reqwest::get(&link).await.expect("GET");
+    assert_eq!(page.status(), 200);
+    // `fastflow token create`, run while the server runs, gives a working token.
+    let (code, runs) = common::get_json_at(&server.base, "/api/runs").await;
+    assert_eq!(code, 200, "{runs}");
+    let anonymous = reqwest::get(format!("{}/api/runs", server.base))
+        .await
+        .expect("GET");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+}
