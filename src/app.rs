@@ -310,6 +310,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         webhook_limiter: Arc::new(web::api::webhooks::limiter(config.webhook_rate_limit)),
         deployment: deployment.clone(),
         cipher,
+        login_limiter: Arc::new(web::api::webhooks::limiter(web::login_attempts_per_minute())),
     };
     let listener = tokio::net::TcpListener::bind((config.host, config.port))
         .await

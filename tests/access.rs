@@ -352,3 +352,43 @@ async fn a_fresh_install_prints_its_setup_link_and_a_token_works_while_it_runs()
         .expect("GET");
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_attempts_are_rate_limited_per_client() {
+    let app = TestApp::start(&[]).await;
+    let client = reqwest::Client::new();
+    let limit = fastflow::web::login_attempts_per_minute() as usize;
+    // All at once: the limit is checked before the (slow) password check, so a
+    // burst is answered at once, whatever the machine's speed.
+    let attempts = (0..limit + 5).map(|_| {
+        client
+            .post(app.url("/login"))
+            .form(&[("username", "nobody"), ("password", "wrong password!!")])
+            .send()
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let codes: Vec<u16> = answers
+        .iter()
+        .map(|r| r.as_ref().expect("POST").status().as_u16())
+        .collect();
+    let limited = codes.iter().filter(|c| **c == 429).count();
+    let refused = codes.iter().filter(|c| **c == 401).count();
+    assert!(limited >= 5 && refused <= limit, "{codes:?}");
+    let retry = answers
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .find(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+        .map(|r| r.headers()["retry-after"].clone());
+    assert_eq!(
+        retry.as_ref().map(|v| v.to_str().unwrap_or_default()),
+        Some("60")
+    );
+    // The setup page counts against the same budget.
+    let r = client
+        .get(app.url("/setup?token=ff_guess"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    app.stop().await;
+}

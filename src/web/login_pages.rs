@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Form, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Form, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use tower_sessions::Session;
@@ -17,6 +19,30 @@ use super::identity::{SESSION_KEY, SessionUser};
 use super::{AppError, AppState, csrf};
 use crate::auth::{Role, password, setup_link};
 use crate::db;
+
+/// Sign-in and setup attempts per client address and minute (the first burst
+/// may use them all at once); more get 429 with `Retry-After`.
+pub const ATTEMPTS_PER_MINUTE: u32 = 10;
+
+/// A 429 when `peer` tried too often this minute.
+fn too_many(state: &AppState, peer: &SocketAddr) -> Option<Response> {
+    let limiter = &state.login_limiter;
+    if limiter.len() > 10_000 {
+        limiter.retain_recent();
+    }
+    limiter.check_key(&peer.ip()).err().map(|_| {
+        let mut r = AppError::TooManyRequests(format!(
+            "more than {ATTEMPTS_PER_MINUTE} sign-in attempts a minute from {}; wait a minute",
+            peer.ip()
+        ))
+        .into_response();
+        r.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("60"),
+        );
+        r
+    })
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -70,9 +96,13 @@ pub async fn sign_in(session: &Session, user: &db::users::User) -> Result<(), Ap
 
 async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     session: Session,
     Form(form): Form<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
+    if let Some(refused) = too_many(&state, &peer) {
+        return Ok(refused);
+    }
     let username = form.get("username").map(|u| u.trim()).unwrap_or_default();
     let given = form.get("password").map(String::as_str).unwrap_or_default();
     let next = safe_next(form.get("next"));
@@ -122,8 +152,12 @@ async fn logout(session: Session) -> Result<Response, AppError> {
 
 async fn setup_page(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
+    if let Some(refused) = too_many(&state, &peer) {
+        return Ok(refused);
+    }
     let token = q.get("token").cloned().unwrap_or_default();
     if !setup_link::is_valid(&state.pool, &token).await? {
         return Err(link_refused());
@@ -144,9 +178,13 @@ fn link_refused() -> AppError {
 
 async fn setup(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     session: Session,
     Form(form): Form<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
+    if let Some(refused) = too_many(&state, &peer) {
+        return Ok(refused);
+    }
     let field = |k: &str| form.get(k).cloned().unwrap_or_default();
     let (token, username) = (field("token"), field("username").trim().to_string());
     if !setup_link::is_valid(&state.pool, &token).await? {

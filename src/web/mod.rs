@@ -66,6 +66,8 @@ pub struct AppState {
     pub deployment: Arc<crate::gitsync::Deployment>,
     /// Encrypts and decrypts stored secrets (`ENCRYPTION_KEY(S)`).
     pub cipher: Arc<crate::secrets::Cipher>,
+    /// Sign-in and setup attempts per client address (`login_pages::ATTEMPTS_PER_MINUTE`).
+    pub login_limiter: Arc<api::webhooks::Limiter>,
 }
 
 impl AppState {
@@ -207,6 +209,11 @@ async fn engine_status(
 }
 
 /// True when the request came from htmx (it then wants a fragment, not a page).
+/// Sign-in and setup attempts a client address may make per minute.
+pub fn login_attempts_per_minute() -> u32 {
+    login_pages::ATTEMPTS_PER_MINUTE
+}
+
 pub fn is_htmx(headers: &axum::http::HeaderMap) -> bool {
     headers.get("HX-Request").is_some_and(|v| v == "true")
 }
