@@ -392,3 +392,57 @@ async fn sign_in_attempts_are_rate_limited_per_client() {
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_urls_are_shown_only_to_those_who_may_start_runs() {
+    let key = "s3cretWebhookKey1234567890";
+    let app = TestApp::start(&[
+        ("wh/main.py", "print(1)\n"),
+        (
+            "wh/pipeline.json",
+            &format!(r#"{{"webhook_key": "{key}"}}"#),
+        ),
+    ])
+    .await;
+    let ro = common::make_token(&app.state().pool, "ro", "READONLY").await;
+    let reader = common::client_with_token(&ro);
+    let page = reader
+        .get(app.url("/pipelines/wh"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(
+        page.headers()["cache-control"],
+        "no-store",
+        "signed-in pages are not cached"
+    );
+    let page = page.text().await.unwrap_or_default();
+    assert!(!page.contains(key), "a READONLY caller never sees the key");
+    assert!(
+        page.contains("shown to the WRITE and ADMIN roles only"),
+        "{page}"
+    );
+    let (_, admin_page) = app.get_text("/pipelines/wh").await;
+    assert!(admin_page.contains(&format!("/api/webhooks/wh/{key}")));
+    // After signing in, `next` never leads off the site, control characters included.
+    let login = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    for next in ["/\t/evil.example", "/\n", "//evil.example"] {
+        let page = login
+            .get(app.url("/login"))
+            .query(&[("next", next)])
+            .send()
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .unwrap_or_default();
+        assert!(
+            page.contains(r#"name="next" value="/""#),
+            "{next:?}: {page}"
+        );
+    }
+    app.stop().await;
+}

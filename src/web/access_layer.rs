@@ -69,10 +69,20 @@ pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) ->
             .and_then(|who| who.csrf.clone())
             .unwrap_or_default(),
     };
+    let signed_in = identity.is_some();
     if let Some(who) = identity {
         req.extensions_mut().insert(who);
     }
-    csrf::scope(current, next.run(req)).await
+    let mut response = csrf::scope(current, next.run(req)).await;
+    // What a signed-in caller sees (and its CSRF token) stays out of shared caches
+    // and the browser's back-forward store.
+    if signed_in && access != Access::Open {
+        response
+            .headers_mut()
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 fn is_safe(method: &Method) -> bool {

@@ -27,7 +27,14 @@ pub struct SessionUser {
     pub csrf: String,
     /// Unix seconds of the login.
     pub login_at: i64,
+    /// Unix seconds when the session was last saved: saving it again (at most
+    /// every `REFRESH_SECONDS`) moves its idle expiry on.
+    #[serde(default)]
+    pub seen_at: i64,
 }
+
+/// How often an active session is saved again to keep it alive.
+pub const REFRESH_SECONDS: i64 = 10 * 60;
 
 /// A known caller.
 #[derive(Debug, Clone)]
@@ -120,6 +127,14 @@ async fn from_session(state: &AppState, session: &Session) -> Caller {
             return Caller::Anonymous;
         }
     };
+    let now = Utc::now().timestamp();
+    if now - held.seen_at > REFRESH_SECONDS {
+        let refreshed = SessionUser {
+            seen_at: now,
+            ..held.clone()
+        };
+        let _ = session.insert(SESSION_KEY, refreshed).await;
+    }
     Caller::Known(Identity {
         role: user.role.parse().unwrap_or(Role::Readonly),
         user_id: Some(user.id),

@@ -24,6 +24,18 @@ use crate::db;
 /// may use them all at once); more get 429 with `Retry-After`.
 pub const ATTEMPTS_PER_MINUTE: u32 = 10;
 
+/// Password checks running at once (argon2id takes 19 MiB each): more wait,
+/// so a flood of sign-ins from many addresses cannot exhaust memory.
+const CONCURRENT_PASSWORD_CHECKS: usize = 4;
+
+/// Runs `work` (a password hash or check) when a slot is free.
+async fn password_work<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    static SLOTS: tokio::sync::Semaphore =
+        tokio::sync::Semaphore::const_new(CONCURRENT_PASSWORD_CHECKS);
+    let _slot = SLOTS.acquire().await.ok()?;
+    tokio::task::spawn_blocking(work).await.ok()
+}
+
 /// A 429 when `peer` tried too often this minute.
 fn too_many(state: &AppState, peer: &SocketAddr) -> Option<Response> {
     let limiter = &state.login_limiter;
@@ -64,7 +76,14 @@ struct LoginPage {
 /// Where to go after signing in: a path of this site, never another site.
 fn safe_next(next: Option<&String>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.clone(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n.clone()
+        }
         _ => "/".into(),
     }
 }
@@ -87,6 +106,7 @@ pub async fn sign_in(session: &Session, user: &db::users::User) -> Result<(), Ap
         epoch: user.session_epoch,
         csrf: csrf::fresh(),
         login_at: chrono::Utc::now().timestamp(),
+        seen_at: chrono::Utc::now().timestamp(),
     };
     session
         .insert(SESSION_KEY, held)
@@ -109,7 +129,7 @@ async fn login(
     let user = db::users::by_username(&state.pool, username).await?;
     // Checked even for an unknown name, so both answers take as long.
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    let ok = tokio::task::spawn_blocking({
+    let ok = password_work({
         let given = given.to_string();
         move || password::verify(&given, hash.as_deref())
     })
@@ -206,9 +226,16 @@ async fn setup(
     if field("password") != field("password2") {
         return Ok(again("The two passwords differ.".into()));
     }
-    let hash = match password::hash(&field("password")) {
-        Ok(h) => h,
-        Err(e) => return Ok(again(format!("{e}."))),
+    let typed = field("password");
+    let hash = match password_work(move || password::hash(&typed)).await {
+        Some(Ok(h)) => h,
+        Some(Err(e)) => return Ok(again(format!("{e}."))),
+        None => {
+            return Err(AppError::internal(
+                "hashing a password",
+                "the worker stopped",
+            ));
+        }
     };
     // The link is used up first: two tabs cannot both create an admin.
     if !setup_link::redeem(&state.pool, &token).await? {

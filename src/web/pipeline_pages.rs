@@ -52,6 +52,8 @@ pub(super) struct DetailPage {
     source_links: Vec<(String, String)>,
     /// The keys it lists and what each is; `encrypted_env` entries no key opens.
     secrets: Option<super::pipeline_secrets::SecretFacts>,
+    /// Webhook URLs exist but the caller may not start runs, so they are not shown.
+    webhooks_hidden: bool,
 }
 
 #[derive(Template, WebTemplate)]
@@ -81,6 +83,7 @@ async fn recent_runs(state: &AppState, name: &str) -> Result<Vec<RunRow>, AppErr
 async fn detail_page(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    who: Option<axum::extract::Extension<super::identity::Identity>>,
 ) -> Result<DetailPage, AppError> {
     let p = find(&state, &name)?;
     let stats = db::run_stats::pipeline_stats_of(&state.pool, &p.name).await?;
@@ -88,6 +91,12 @@ async fn detail_page(
     let jobs = state.scheduler.jobs_of(&name).await?;
     let mut page = detail_view(&p, &state.config, Some(&stats), runs, jobs);
     page.secrets = Some(super::pipeline_secrets::of(&state, &p).await?);
+    // A webhook URL holds its key and starts runs: only for those who may start them.
+    let may_start = who.is_some_and(|w| w.role >= crate::auth::Role::Write);
+    if !may_start && !page.webhooks.is_empty() {
+        page.webhooks.clear();
+        page.webhooks_hidden = true;
+    }
     if let Some(sync) = state.gitsync() {
         let files = [
             p.metadata_file.as_deref().unwrap_or("pipeline.json"),
@@ -235,6 +244,7 @@ pub(super) fn detail_view(
             .collect(),
         source_links: Vec::new(),
         secrets: None,
+        webhooks_hidden: false,
     }
 }
 
