@@ -446,3 +446,145 @@ async fn webhook_urls_are_shown_only_to_those_who_may_start_runs() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_manage_local_accounts_and_every_change_ends_sessions() {
+    let app = TestApp::start(&[]).await;
+    let password = "correct horse battery";
+    let (code, made) = app
+        .post_json(
+            "/api/users",
+            &serde_json::json!({"username": "bob", "password": password, "role": "write"})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(code, 201, "{made}");
+    assert_eq!(made["role"], "WRITE");
+    assert!(made.get("password_hash").is_none() && !made.to_string().contains("argon2"));
+    let id = made["id"].as_str().expect("id").to_string();
+    for (body, wanted) in [
+        (
+            serde_json::json!({"username": "bob", "password": password}),
+            409,
+        ),
+        (
+            serde_json::json!({"username": "b b", "password": password}),
+            400,
+        ),
+        (
+            serde_json::json!({"username": "carl", "password": "short"}),
+            400,
+        ),
+        (
+            serde_json::json!({"username": "carl", "password": password, "role": "root"}),
+            400,
+        ),
+    ] {
+        let (code, answer) = app.post_json("/api/users", &body.to_string()).await;
+        assert_eq!(code, wanted, "{body}: {answer}");
+    }
+    let sign_in = || async {
+        let c = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(Policy::none())
+            .build()
+            .expect("client");
+        let r = c
+            .post(app.url("/login"))
+            .form(&[("username", "bob"), ("password", password)])
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        c
+    };
+    let me_url = app.url("/api/auth/me");
+    let me = |c: reqwest::Client| {
+        let url = me_url.clone();
+        async move {
+            let r = c.get(url).send().await.expect("GET");
+            (
+                r.status(),
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let bob = sign_in().await;
+    assert_eq!(me(bob.clone()).await.1["role"], "WRITE");
+    // A role change ends bob's session; signing in again gives the new role.
+    let resp = app
+        .client
+        .put(app.url(&format!("/api/users/{id}")))
+        .json(&serde_json::json!({"role": "READONLY"}))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(me(bob.clone()).await.0, StatusCode::UNAUTHORIZED);
+    let bob = sign_in().await;
+    assert_eq!(me(bob.clone()).await.1["role"], "READONLY");
+    // Blocked through the API: the open session ends; unblocked, bob can sign in again.
+    let resp = app
+        .client
+        .post(app.url(&format!("/api/users/{id}/block")))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(me(bob.clone()).await.0, StatusCode::UNAUTHORIZED);
+    let resp = app
+        .client
+        .post(app.url(&format!("/api/users/{id}/unblock")))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 200);
+    let bob = sign_in().await;
+    assert_eq!(me(bob).await.0, StatusCode::OK);
+    let (_, listed) = app.get_json("/api/users").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+
+    // The last active admin cannot be demoted, blocked or deleted.
+    let (code, admin) = app
+        .post_json(
+            "/api/users",
+            &serde_json::json!({"username": "ada", "password": password, "role": "admin"})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(code, 201);
+    let admin_id = admin["id"].as_str().expect("id").to_string();
+    let demote = app
+        .client
+        .put(app.url(&format!("/api/users/{admin_id}")))
+        .json(&serde_json::json!({"role": "WRITE"}))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(demote.status(), StatusCode::CONFLICT);
+    let blocked = app
+        .client
+        .post(app.url(&format!("/api/users/{admin_id}/block")))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(blocked.status(), StatusCode::CONFLICT);
+    let deleted = app
+        .client
+        .delete(app.url(&format!("/api/users/{admin_id}")))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(deleted.status(), StatusCode::CONFLICT);
+    // Bob goes, and his sessions with him.
+    let gone = app
+        .client
+        .delete(app.url(&format!("/api/users/{id}")))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(gone.status(), 200);
+    let (code, _) = app.get_json(&format!("/api/users/{id}")).await;
+    assert_eq!(code, 404);
+    app.stop().await;
+}

@@ -94,6 +94,45 @@ pub async fn end_sessions(pool: &Pool, id: &str) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Every user, by username.
+pub async fn list(pool: &Pool) -> Result<Vec<User>, DbError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} ORDER BY username COLLATE NOCASE"
+    ))
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Active, unblocked admins (the last one may not be demoted, blocked or deleted).
+pub async fn count_admins(pool: &Pool) -> Result<i64, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM users WHERE role = 'ADMIN' AND blocked = 0 AND status = 'active'",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Changes the role; a change ends all the user's sessions.
+pub async fn set_role(pool: &Pool, id: &str, role: &str) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE users SET session_epoch = session_epoch + (role <> ?1), role = ?1 WHERE id = ?2",
+    )
+    .bind(role)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Deletes the user; their tokens go with them.
+pub async fn delete(pool: &Pool, id: &str) -> Result<bool, DbError> {
+    let done = sqlx::query("DELETE FROM users WHERE id = ?")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 /// Blocks or unblocks the user; blocking ends all their sessions at once.
 pub async fn set_blocked(pool: &Pool, id: &str, blocked: bool) -> Result<bool, DbError> {
     let done =

@@ -137,6 +137,17 @@ pub const TABLE: &[(&str, &[(Method, Access)])] = &[
         &[(Method::POST, Open)],
     ),
     ("/api/system/cleanup", &[(Method::POST, ADMIN)]),
+    ("/api/users", &[(Method::GET, ADMIN), (Method::POST, ADMIN)]),
+    (
+        "/api/users/{id}",
+        &[
+            (Method::GET, ADMIN),
+            (Method::PUT, ADMIN),
+            (Method::DELETE, ADMIN),
+        ],
+    ),
+    ("/api/users/{id}/block", &[(Method::POST, ADMIN)]),
+    ("/api/users/{id}/unblock", &[(Method::POST, ADMIN)]),
     ("/api/stats/daily", &[(Method::GET, READ)]),
 ];
 

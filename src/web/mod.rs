@@ -10,7 +10,7 @@ pub mod csrf;
 mod error;
 mod identity;
 mod log_stream;
-mod login_pages;
+pub(crate) mod login_pages;
 mod metrics_stream;
 mod pipeline_facts;
 mod pipeline_list;

@@ -13,6 +13,7 @@ mod sync;
 mod sync_repo_config;
 mod sync_webhook;
 mod system;
+mod users;
 pub mod webhooks;
 
 use run_json::{RunJson, run_json, run_list_response};
@@ -42,6 +43,7 @@ pub fn router() -> Router<AppState> {
         .merge(sync_webhook::router())
         .merge(webhooks::router())
         .merge(system::router())
+        .merge(users::router())
 }
 
 /// The run `id`, or 404.
