@@ -2,12 +2,14 @@
 
 /// Wiring: database, discovery, runner and web server under one shutdown token.
 pub mod app;
-/// The access layer every route passes through.
+/// Roles, API tokens, passwords, the setup link and the first checks of every request.
 pub mod auth;
 /// Human-readable byte counts.
 pub mod byte_size;
 /// `fastflow check`: validates a pipelines directory for CI.
 pub mod check;
+/// The runtime of one-shot commands.
+pub mod command_runtime;
 /// Typed configuration from the environment.
 pub mod config;
 /// Pool, migrations and every SQL statement.

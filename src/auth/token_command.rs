@@ -41,17 +41,7 @@ pub fn main(command: TokenCommand) -> ExitCode {
         eprintln!("error: creating {}: {e}", config.data_dir.display());
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async {
+    let done = crate::command_runtime::block_on(async {
         let pool = match db::connect(&config.database_url).await {
             Ok(p) => p,
             Err(e) => {
@@ -66,7 +56,8 @@ pub fn main(command: TokenCommand) -> ExitCode {
                 ExitCode::from(code)
             }
         }
-    })
+    });
+    done.unwrap_or_else(|code| code)
 }
 
 async fn run(pool: &db::Pool, command: TokenCommand) -> Result<(), (u8, String)> {

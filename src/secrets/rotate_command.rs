@@ -26,20 +26,13 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let done = runtime.block_on(async {
+    let done = match crate::command_runtime::block_on(async {
         let pool = db::connect(&config.database_url).await?;
         rotate(&pool, &cipher).await
-    });
+    }) {
+        Ok(done) => done,
+        Err(code) => return code,
+    };
     match done {
         Ok(r) => {
             println!(
