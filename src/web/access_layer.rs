@@ -31,57 +31,46 @@ pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) ->
             AppError::NotFound(format!("no such page: {}", shown_path(&path))),
         );
     };
+    if access == Access::Open {
+        // Static files, health, login, webhooks: nobody to look up, no query spent.
+        return csrf::scope(csrf::Current::default(), next.run(req)).await;
+    }
     let session = req.extensions().get::<Session>().cloned();
-    let caller = identity::resolve(&state, req.headers(), session.as_ref()).await;
-    let identity = match (access, caller) {
-        (Access::Open, Caller::Known(who)) => Some(who),
-        (Access::Open, _) => None,
-        (_, Caller::Refused(why)) => {
-            return refuse(api, AppError::Unauthorized(why.to_string()));
-        }
-        (_, Caller::Anonymous) => return sign_in_first(api, &req),
-        (Access::SignedIn, Caller::Known(who)) => Some(who),
-        (Access::AtLeast(role), Caller::Known(who)) if who.role >= role => Some(who),
-        (Access::AtLeast(role), Caller::Known(who)) => {
-            return refuse(
-                api,
-                AppError::Forbidden(format!(
-                    "this needs the {role} role; {} has {}",
-                    who.name, who.role
-                )),
-            );
-        }
+    let who = match identity::resolve(&state, req.headers(), session.as_ref()).await {
+        Caller::Refused(why) => return refuse(api, AppError::Unauthorized(why.to_string())),
+        Caller::Anonymous => return sign_in_first(api, &req),
+        Caller::Known(who) => who,
     };
-    let mut req = req;
-    if let Some(who) = &identity
-        && !is_safe(req.method())
-        && access != Access::Open
+    if let Access::AtLeast(role) = access
+        && who.role < role
     {
-        req = match check_csrf(who, req).await {
+        return refuse(
+            api,
+            AppError::Forbidden(format!(
+                "this needs the {role} role; {} has {}",
+                who.name, who.role
+            )),
+        );
+    }
+    let mut req = req;
+    if !is_safe(req.method()) {
+        req = match check_csrf(&who, req).await {
             Ok(req) => req,
             Err(e) => return refuse(api, e),
         };
     }
     let current = csrf::Current {
-        signed_in: identity.is_some(),
-        csrf: identity
-            .as_ref()
-            .and_then(|who| who.csrf.clone())
-            .unwrap_or_default(),
+        signed_in: true,
+        csrf: who.csrf.clone().unwrap_or_default(),
     };
-    let signed_in = identity.is_some();
-    if let Some(who) = identity {
-        req.extensions_mut().insert(who);
-    }
+    req.extensions_mut().insert(who);
     let mut response = csrf::scope(current, next.run(req)).await;
     // What a signed-in caller sees (and its CSRF token) stays out of shared caches
     // and the browser's back-forward store.
-    if signed_in && access != Access::Open {
-        response
-            .headers_mut()
-            .entry(header::CACHE_CONTROL)
-            .or_insert(HeaderValue::from_static("no-store"));
-    }
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     response
 }
 

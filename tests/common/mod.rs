@@ -635,41 +635,30 @@ pub async fn remove_instance_containers(instance_id: &str) {
     }
 }
 
-/// `token` decrypted by Python's `cryptography.fernet` with `key` (exactly, no
-/// newline added): the interoperability check with Fast-Flow's tokens.
-pub fn python_fernet_decrypt(key: &str, token: &str) -> String {
+/// What Python's `cryptography` makes of `arg` with `key`: `decrypt` or `encrypt`.
+fn python_fernet(op: &str, key: &str, arg: &str) -> String {
+    let script = format!(
+        "import sys; from cryptography.fernet import Fernet; sys.stdout.write(Fernet(sys.argv[1].encode()).{op}(sys.argv[2].encode()).decode())"
+    );
     let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sys; from cryptography.fernet import Fernet; sys.stdout.write(Fernet(sys.argv[1].encode()).decrypt(sys.argv[2].encode()).decode())",
-            key.trim(),
-            token,
-        ])
+        .args(["-c", &script, key.trim(), arg])
         .output()
         .expect("python3 runs (python3-cryptography: bash .ci/run installs it)");
     assert!(
         out.status.success(),
-        "Python could not decrypt: {}",
+        "Python could not {op}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// `token` decrypted by Python's `cryptography.fernet` with `key` (exactly, no
+/// newline added): the interoperability check with Fast-Flow's tokens.
+pub fn python_fernet_decrypt(key: &str, token: &str) -> String {
+    python_fernet("decrypt", key, token)
+}
+
 /// A Fernet token of `plain` made by Python's `cryptography` with `key`.
 pub fn python_fernet_encrypt(key: &str, plain: &str) -> String {
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sys; from cryptography.fernet import Fernet; sys.stdout.write(Fernet(sys.argv[1].encode()).encrypt(sys.argv[2].encode()).decode())",
-            key,
-            plain,
-        ])
-        .output()
-        .expect("python3 runs (python3-cryptography: bash .ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "Python could not encrypt: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
+    python_fernet("encrypt", key, plain)
 }

@@ -149,21 +149,21 @@ async fn set_blocked(state: &AppState, user: &User, blocked: bool) -> Result<(),
     Ok(())
 }
 
-async fn block(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let user = find(&state, &id).await?;
-    set_blocked(&state, &user, true).await?;
-    Ok(Json(user_json(&find(&state, &id).await?)).into_response())
+async fn block(state: State<AppState>, id: Path<String>) -> Result<Response, ApiError> {
+    block_or_unblock(state, id, true).await
 }
 
-async fn unblock(
+async fn unblock(state: State<AppState>, id: Path<String>) -> Result<Response, ApiError> {
+    block_or_unblock(state, id, false).await
+}
+
+async fn block_or_unblock(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    blocked: bool,
 ) -> Result<Response, ApiError> {
     let user = find(&state, &id).await?;
-    set_blocked(&state, &user, false).await?;
+    set_blocked(&state, &user, blocked).await?;
     Ok(Json(user_json(&find(&state, &id).await?)).into_response())
 }
 
