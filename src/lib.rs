@@ -2,7 +2,10 @@
 
 /// Wiring: database, discovery, runner and web server under one shutdown token.
 pub mod app;
-/// Roles, API tokens, passwords, the setup link and the first checks of every request.
+/// The audit trail: who changed what, from where.
+pub mod audit;
+/// Roles, API tokens, passwords, OAuth sign-in, invitations, the setup link and
+/// the first checks of every request.
 pub mod auth;
 /// Human-readable byte counts.
 pub mod byte_size;

@@ -72,6 +72,7 @@ mod tests {
                 email: None,
                 role: "ADMIN",
                 password_hash: None,
+                status: "active",
             },
         )
         .await

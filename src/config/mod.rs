@@ -3,9 +3,11 @@
 //! Variable names follow Fast-Flow 1.x where the meaning is the same. Every
 //! value has an embedded default, so `fastflow` runs with nothing set.
 
+pub mod auth;
 pub mod git;
 mod values;
 
+pub use auth::AuthEnv;
 pub use git::GitEnv;
 
 use std::collections::HashMap;
@@ -82,6 +84,8 @@ pub struct Config {
     pub webhook_rate_limit: u32,
     /// Git sync (`GIT_REPO_URL` and friends); without a repository, `PIPELINES_DIR` is used as is.
     pub git: GitEnv,
+    /// OAuth providers, local sign-in, the initial admin's e-mail.
+    pub auth: AuthEnv,
 }
 
 /// Timeouts and caps of the HTTP server.
@@ -345,6 +349,7 @@ impl Config {
                 "calls per minute per client",
             )?,
             git: GitEnv::from_vars(vars)?,
+            auth: AuthEnv::from_vars(vars)?,
         })
     }
 

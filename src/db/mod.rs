@@ -2,8 +2,11 @@
 //! (one submodule per table group), so another backend is a change in one place.
 
 pub mod api_tokens;
+pub mod audit_log;
 pub mod git_repo_config;
 pub mod gitsync;
+pub mod identities;
+pub mod invitations;
 pub mod query_audit;
 pub mod run_list;
 pub mod run_stats;

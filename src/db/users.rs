@@ -28,20 +28,23 @@ pub struct NewUser<'a> {
     pub email: Option<&'a str>,
     pub role: &'a str,
     pub password_hash: Option<&'a str>,
+    /// `active`, or `pending` for a join request.
+    pub status: &'a str,
 }
 
 /// Adds a user; `None` if the username is taken (in any case).
 pub async fn insert(pool: &Pool, new: &NewUser<'_>) -> Result<Option<User>, DbError> {
     let id = uuid::Uuid::now_v7().to_string();
     let done = sqlx::query(
-        "INSERT INTO users (id, username, email, role, password_hash, created_at)
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        "INSERT INTO users (id, username, email, role, password_hash, status, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     )
     .bind(&id)
     .bind(new.username)
     .bind(new.email)
     .bind(new.role)
     .bind(new.password_hash)
+    .bind(new.status)
     .bind(Utc::now())
     .execute(pool)
     .await?;
@@ -66,6 +69,51 @@ pub async fn by_username(pool: &Pool, username: &str) -> Result<Option<User>, Db
     .bind(username)
     .fetch_optional(pool)
     .await?)
+}
+
+/// The users with this e-mail, ignoring case (oldest first).
+pub async fn by_email(pool: &Pool, email: &str) -> Result<Vec<User>, DbError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} WHERE email = ? COLLATE NOCASE ORDER BY created_at"
+    ))
+    .bind(email)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Sets `active`, `pending` or `rejected` (a join request's answer), and the role.
+pub async fn set_status(pool: &Pool, id: &str, status: &str, role: &str) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE users SET status = ?, role = ?, session_epoch = session_epoch + 1 WHERE id = ?",
+    )
+    .bind(status)
+    .bind(role)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Sets the e-mail when none is known yet.
+pub async fn fill_email(pool: &Pool, id: &str, email: &str) -> Result<(), DbError> {
+    sqlx::query("UPDATE users SET email = ? WHERE id = ? AND email IS NULL")
+        .bind(email)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Replaces the password (local accounts); other sessions end.
+pub async fn set_password(pool: &Pool, id: &str, hash: &str) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE users SET password_hash = ?, session_epoch = session_epoch + 1 WHERE id = ?",
+    )
+    .bind(hash)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// How many users exist (none: the first-run setup link is offered).
@@ -159,6 +207,7 @@ mod tests {
             email: Some("a@example.com"),
             role: "ADMIN",
             password_hash: None,
+            status: "active",
         };
         let admin = insert(&pool, &new("Admin")).await.unwrap().unwrap();
         assert!(insert(&pool, &new("admin")).await.unwrap().is_none());

@@ -8,13 +8,16 @@
 //! the handler runs, for the templates (`csrf::token`).
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use tower_sessions::Session;
 
 use super::access_table::{self, Access};
+use super::audit_trail::{self, AuditNote};
 use super::identity::{self, Caller, Identity};
 use super::{ApiError, AppError, AppState, csrf, is_htmx};
 
@@ -24,16 +27,33 @@ const MAX_FORM_BYTES: usize = 2 * 1024 * 1024;
 pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let api = path.starts_with("/api/") || path == "/api";
-    let Some(access) = access_table::lookup(req.method(), &path) else {
+    let method = req.method().clone();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let Some(route) = access_table::lookup_route(req.method(), &path) else {
         // Not a route (or not this method): nothing is reachable unlisted.
         return refuse(
             api,
             AppError::NotFound(format!("no such page: {}", shown_path(&path))),
         );
     };
+    let access = route.access;
+    let change = |who, status, note| audit_trail::Change {
+        method: &method,
+        route: &route,
+        who,
+        peer,
+        status,
+        note,
+    };
     if access == Access::Open {
         // Static files, health, login, webhooks: nobody to look up, no query spent.
-        return csrf::scope(csrf::Current::default(), next.run(req)).await;
+        let mut response = csrf::scope(csrf::Current::default(), next.run(req)).await;
+        let note = response.extensions_mut().remove::<AuditNote>();
+        audit_trail::record(&state, change(None, response.status(), note)).await;
+        return response;
     }
     let session = req.extensions().get::<Session>().cloned();
     let who = match identity::resolve(&state, req.headers(), session.as_ref()).await {
@@ -44,27 +64,35 @@ pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) ->
     if let Access::AtLeast(role) = access
         && who.role < role
     {
-        return refuse(
+        let refused = refuse(
             api,
             AppError::Forbidden(format!(
                 "this needs the {role} role; {} has {}",
                 who.name, who.role
             )),
         );
+        audit_trail::record(&state, change(Some(&who), refused.status(), None)).await;
+        return refused;
     }
     let mut req = req;
     if !is_safe(req.method()) {
         req = match check_csrf(&who, req).await {
             Ok(req) => req,
-            Err(e) => return refuse(api, e),
+            Err(e) => {
+                let refused = refuse(api, e);
+                audit_trail::record(&state, change(Some(&who), refused.status(), None)).await;
+                return refused;
+            }
         };
     }
     let current = csrf::Current {
         signed_in: true,
         csrf: who.csrf.clone().unwrap_or_default(),
     };
-    req.extensions_mut().insert(who);
+    req.extensions_mut().insert(who.clone());
     let mut response = csrf::scope(current, next.run(req)).await;
+    let note = response.extensions_mut().remove::<AuditNote>();
+    audit_trail::record(&state, change(Some(&who), response.status(), note)).await;
     // What a signed-in caller sees (and its CSRF token) stays out of shared caches
     // and the browser's back-forward store.
     response

@@ -2,8 +2,6 @@
 //! the access layer enforces and the route-by-route tests walk. A request that
 //! matches no entry is refused by the layer, so a route cannot be reachable
 //! without being listed here.
-//!
-//! Not yet consulted by any request (issue 11 wires it in with sessions).
 
 use std::sync::OnceLock;
 
@@ -35,6 +33,7 @@ pub const TABLE: &[(&str, &[(Method, Access)])] = &[
     ("/static/{*path}", &[(Method::GET, Open)]),
     ("/login", &[(Method::GET, Open), (Method::POST, Open)]),
     ("/setup", &[(Method::GET, Open), (Method::POST, Open)]),
+    ("/invite", &[(Method::GET, Open), (Method::POST, Open)]),
     ("/logout", &[(Method::POST, SignedIn)]),
     ("/", &[(Method::GET, READ)]),
     ("/fragments/engine-status", &[(Method::GET, READ)]),
@@ -73,6 +72,12 @@ pub const TABLE: &[(&str, &[(Method, Access)])] = &[
     ("/sync/repo/deploy-key", &[(Method::POST, WRITE)]),
     ("/sync/repo/remove", &[(Method::POST, WRITE)]),
     ("/api/auth/providers", &[(Method::GET, Open)]),
+    ("/api/auth/{provider}/authorize", &[(Method::GET, Open)]),
+    ("/api/auth/{provider}/callback", &[(Method::GET, Open)]),
+    (
+        "/api/auth/link/{provider}",
+        &[(Method::GET, SignedIn), (Method::DELETE, SignedIn)],
+    ),
     ("/api/auth/me", &[(Method::GET, SignedIn)]),
     ("/api/auth/logout", &[(Method::POST, SignedIn)]),
     ("/api/pipelines", &[(Method::GET, READ)]),
@@ -148,18 +153,36 @@ pub const TABLE: &[(&str, &[(Method, Access)])] = &[
     ),
     ("/api/users/{id}/block", &[(Method::POST, ADMIN)]),
     ("/api/users/{id}/unblock", &[(Method::POST, ADMIN)]),
+    ("/api/users/{id}/approve", &[(Method::POST, ADMIN)]),
+    ("/api/users/{id}/reject", &[(Method::POST, ADMIN)]),
+    ("/api/users/invite", &[(Method::POST, ADMIN)]),
+    ("/api/users/invites", &[(Method::GET, ADMIN)]),
+    ("/api/users/invites/{id}", &[(Method::DELETE, ADMIN)]),
     ("/api/stats/daily", &[(Method::GET, READ)]),
 ];
 
 /// The access `method` on `path` needs; `None` when no route has that path and
 /// method. `HEAD` is a `GET`.
 pub fn lookup(method: &Method, path: &str) -> Option<Access> {
-    static ROUTER: OnceLock<matchit::Router<&'static [(Method, Access)]>> = OnceLock::new();
+    lookup_route(method, path).map(|r| r.access)
+}
+
+/// A request's route: its pattern, its parameters and the access it needs.
+pub struct Route {
+    pub pattern: &'static str,
+    pub params: Vec<(String, String)>,
+    pub access: Access,
+}
+
+type Entries = (&'static str, &'static [(Method, Access)]);
+
+pub fn lookup_route(method: &Method, path: &str) -> Option<Route> {
+    static ROUTER: OnceLock<matchit::Router<Entries>> = OnceLock::new();
     let router = ROUTER.get_or_init(|| {
         let mut r = matchit::Router::new();
         for (path, methods) in TABLE {
             // The table is a constant checked by a test: a bad path never ships.
-            let _ = r.insert(*path, *methods);
+            let _ = r.insert(*path, (*path, *methods));
         }
         r
     });
@@ -169,11 +192,17 @@ pub fn lookup(method: &Method, path: &str) -> Option<Access> {
         method
     };
     let found = router.at(path).ok()?;
-    found
-        .value
-        .iter()
-        .find(|(m, _)| m == method)
-        .map(|(_, access)| *access)
+    let (pattern, methods) = *found.value;
+    let access = methods.iter().find(|(m, _)| m == method)?.1;
+    Some(Route {
+        pattern,
+        params: found
+            .params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        access,
+    })
 }
 
 #[cfg(test)]

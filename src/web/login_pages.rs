@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use tower_sessions::Session;
 
+use super::audit_trail::sign_in_event;
 use super::identity::{SESSION_KEY, SessionUser};
 use super::{AppError, AppState, csrf};
 use crate::auth::{Role, password, setup_link};
@@ -29,7 +30,9 @@ pub const ATTEMPTS_PER_MINUTE: u32 = 10;
 const CONCURRENT_PASSWORD_CHECKS: usize = 4;
 
 /// Runs `work` (a password hash or check) when a slot is free.
-async fn password_work<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+pub(crate) async fn password_work<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
     static SLOTS: tokio::sync::Semaphore =
         tokio::sync::Semaphore::const_new(CONCURRENT_PASSWORD_CHECKS);
     let _slot = SLOTS.acquire().await.ok()?;
@@ -37,7 +40,7 @@ async fn password_work<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'sta
 }
 
 /// A 429 when `peer` tried too often this minute.
-fn too_many(state: &AppState, peer: &SocketAddr) -> Option<Response> {
+pub(crate) fn too_many(state: &AppState, peer: &SocketAddr) -> Option<Response> {
     let limiter = &state.login_limiter;
     if limiter.len() > 10_000 {
         limiter.retain_recent();
@@ -67,6 +70,9 @@ pub fn router() -> Router<AppState> {
 #[template(path = "pages/login.html")]
 struct LoginPage {
     setup: bool,
+    /// `(path segment, button text)` of each configured provider.
+    providers: Vec<(String, String)>,
+    local_login: bool,
     setup_token: String,
     next: String,
     username: String,
@@ -74,7 +80,7 @@ struct LoginPage {
 }
 
 /// Where to go after signing in: a path of this site, never another site.
-fn safe_next(next: Option<&String>) -> String {
+pub(crate) fn safe_next(next: Option<&String>) -> String {
     match next {
         Some(n)
             if n.starts_with('/')
@@ -88,11 +94,27 @@ fn safe_next(next: Option<&String>) -> String {
     }
 }
 
-async fn login_page(Query(q): Query<HashMap<String, String>>) -> LoginPage {
+/// The sign-in page as this install offers it.
+fn login_form(state: &AppState, next: String) -> LoginPage {
     LoginPage {
-        next: safe_next(q.get("next")),
+        providers: state
+            .config
+            .auth
+            .providers
+            .iter()
+            .map(|p| (p.id.as_str().to_string(), p.label.clone()))
+            .collect(),
+        local_login: state.config.auth.local_login,
+        next,
         ..LoginPage::default()
     }
+}
+
+async fn login_page(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> LoginPage {
+    login_form(&state, safe_next(q.get("next")))
 }
 
 /// Starts the user's session under a new id.
@@ -126,6 +148,11 @@ async fn login(
     let username = form.get("username").map(|u| u.trim()).unwrap_or_default();
     let given = form.get("password").map(String::as_str).unwrap_or_default();
     let next = safe_next(form.get("next"));
+    if !state.config.auth.local_login {
+        return Err(AppError::Forbidden(
+            "sign-in with a username and password is off here (LOCAL_LOGIN_ENABLED=false); use a provider".into(),
+        ));
+    }
     let user = db::users::by_username(&state.pool, username).await?;
     // Checked even for an unknown name, so both answers take as long.
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
@@ -137,21 +164,34 @@ async fn login(
     .unwrap_or(false);
     let refused = |notice: &str| {
         let page = LoginPage {
-            next: next.clone(),
             username: username.chars().take(200).collect(),
             notice: notice.into(),
-            ..LoginPage::default()
+            ..login_form(&state, next.clone())
         };
         (axum::http::StatusCode::UNAUTHORIZED, page).into_response()
     };
+    let failed = |why: &str| {
+        sign_in_event(
+            &state,
+            "login.failed",
+            username,
+            None,
+            &peer,
+            "failed",
+            format!("password: {why}"),
+        )
+    };
     let Some(user) = user.filter(|_| ok) else {
         tracing::info!(username = %crate::pipelines::fields::shown(username), "login refused: wrong username or password");
+        failed("wrong username or password").await;
         return Ok(refused("Wrong username or password."));
     };
     if user.blocked {
+        failed("blocked").await;
         return Ok(refused("This account is blocked. Ask an administrator."));
     }
     if user.status != "active" {
+        failed("not active").await;
         return Ok(refused(
             "This account is not active yet. Ask an administrator.",
         ));
@@ -159,6 +199,17 @@ async fn login(
     sign_in(&session, &user).await?;
     db::users::set_last_login(&state.pool, &user.id).await?;
     tracing::info!(user = %user.username, method = "password", "signed in");
+    let detail = "password".to_string();
+    sign_in_event(
+        &state,
+        "login",
+        &user.username,
+        Some(&user.id),
+        &peer,
+        "ok",
+        detail,
+    )
+    .await;
     Ok(Redirect::to(&next).into_response())
 }
 
@@ -246,6 +297,7 @@ async fn setup(
         email: None,
         role: Role::Admin.as_str(),
         password_hash: Some(&hash),
+        status: "active",
     };
     let Some(user) = db::users::insert(&state.pool, &new).await? else {
         return Ok(again("That username is taken.".into()));
@@ -253,6 +305,17 @@ async fn setup(
     sign_in(&session, &user).await?;
     db::users::set_last_login(&state.pool, &user.id).await?;
     tracing::info!(user = %user.username, "first admin created with the setup link");
+    let detail = "first admin, with the setup link".to_string();
+    sign_in_event(
+        &state,
+        "user.setup",
+        &user.username,
+        Some(&user.id),
+        &peer,
+        "ok",
+        detail,
+    )
+    .await;
     Ok(Redirect::to("/").into_response())
 }
 

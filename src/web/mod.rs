@@ -5,13 +5,16 @@ mod access_layer;
 pub mod access_table;
 pub mod api;
 mod assets;
+pub mod audit_trail;
 mod charts;
 pub mod csrf;
 mod error;
 mod identity;
+mod invite_page;
 mod log_stream;
 pub(crate) mod login_pages;
 mod metrics_stream;
+mod oauth_pages;
 mod pipeline_facts;
 mod pipeline_list;
 mod pipeline_list_page;
@@ -99,6 +102,8 @@ pub fn router(state: AppState) -> Router {
         .merge(sync_repo_page::router())
         .merge(secrets_page::router())
         .merge(login_pages::router())
+        .merge(oauth_pages::router())
+        .merge(invite_page::router())
         .nest("/api", api::router())
         .merge(assets::router())
         .route("/health", get(health))

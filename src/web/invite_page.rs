@@ -1,0 +1,168 @@
+//! The page an invitation link opens: sign in with a provider that vouches for
+//! the invited e-mail, or (where local accounts are on) choose a username and
+//! password. Either way the invitation is used once.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{ConnectInfo, Form, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use tower_sessions::Session;
+
+use super::audit_trail::sign_in_event;
+use super::login_pages::{check_username, password_work, sign_in, too_many};
+use super::{AppError, AppState};
+use crate::auth::{Role, invitation, password};
+use crate::db::{self, invitations::Invitation};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/invite", get(page).post(accept))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/invite.html")]
+struct InvitePage {
+    token: String,
+    email: String,
+    role: String,
+    expires_at: String,
+    providers: Vec<(String, String)>,
+    local_login: bool,
+    username: String,
+    notice: String,
+}
+
+fn gone() -> AppError {
+    AppError::Forbidden(
+        "this invitation link was used, revoked or has expired; ask an administrator for a new one"
+            .into(),
+    )
+}
+
+fn render(
+    state: &AppState,
+    token: &str,
+    inv: &Invitation,
+    username: &str,
+    notice: String,
+) -> InvitePage {
+    InvitePage {
+        token: token.into(),
+        email: inv.recipient_email.clone(),
+        role: inv.role.clone(),
+        expires_at: inv.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        providers: state
+            .config
+            .auth
+            .providers
+            .iter()
+            .map(|p| (p.id.as_str().to_string(), p.label.clone()))
+            .collect(),
+        local_login: state.config.auth.local_login,
+        username: username.chars().take(200).collect(),
+        notice,
+    }
+}
+
+async fn page(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    if let Some(refused) = too_many(&state, &peer) {
+        return Ok(refused);
+    }
+    let token = q.get("token").cloned().unwrap_or_default();
+    let inv = invitation::find(&state.pool, &token)
+        .await?
+        .ok_or_else(gone)?;
+    Ok(render(&state, &token, &inv, "", String::new()).into_response())
+}
+
+async fn accept(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    session: Session,
+    Form(form): Form<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    if let Some(refused) = too_many(&state, &peer) {
+        return Ok(refused);
+    }
+    if !state.config.auth.local_login {
+        return Err(AppError::Forbidden(
+            "local accounts are off here (LOCAL_LOGIN_ENABLED=false): accept the invitation by signing in with a provider".into(),
+        ));
+    }
+    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let (token, username) = (field("token"), field("username").trim().to_string());
+    let inv = invitation::find(&state.pool, &token)
+        .await?
+        .ok_or_else(gone)?;
+    let again = |notice: String| {
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            render(&state, &token, &inv, &username, notice),
+        )
+            .into_response()
+    };
+    if let Err(problem) = check_username(&username) {
+        return Ok(again(problem));
+    }
+    if field("password") != field("password2") {
+        return Ok(again("The two passwords differ.".into()));
+    }
+    let typed = field("password");
+    let hash = match password_work(move || password::hash(&typed)).await {
+        Some(Ok(h)) => h,
+        Some(Err(e)) => return Ok(again(format!("{e}."))),
+        None => {
+            return Err(AppError::internal(
+                "hashing a password",
+                "the worker stopped",
+            ));
+        }
+    };
+    if db::users::by_username(&state.pool, &username)
+        .await?
+        .is_some()
+    {
+        return Ok(again("That username is taken.".into()));
+    }
+    // Used up before the account exists: two tabs cannot both use it.
+    if !db::invitations::redeem(&state.pool, &inv.id).await? {
+        return Err(gone());
+    }
+    let role: Role = inv.role.parse().unwrap_or(Role::Readonly);
+    let new = db::users::NewUser {
+        username: &username,
+        email: Some(&inv.recipient_email),
+        role: role.as_str(),
+        password_hash: Some(&hash),
+        status: "active",
+    };
+    let Some(user) = db::users::insert(&state.pool, &new).await? else {
+        return Ok(again(
+            "That username was just taken; the invitation is used up — ask for a new one.".into(),
+        ));
+    };
+    db::invitations::set_used_by(&state.pool, &inv.id, &user.id).await?;
+    sign_in(&session, &user).await?;
+    db::users::set_last_login(&state.pool, &user.id).await?;
+    tracing::info!(user = %user.username, role = %role, r#match = "invitation", "local account created from an invitation");
+    let detail = format!("password match=invitation role={role}");
+    sign_in_event(
+        &state,
+        "login",
+        &user.username,
+        Some(&user.id),
+        &peer,
+        "ok",
+        detail,
+    )
+    .await;
+    Ok(Redirect::to("/").into_response())
+}

@@ -1,0 +1,361 @@
+//! Signing in with an OAuth provider, and linking one to an account: the
+//! browser is sent to the provider with a fresh `state` and PKCE challenge
+//! kept in its session (so the answer is only accepted by the browser that
+//! asked, once, within 10 minutes); the callback exchanges the code, reads the
+//! profile and lets `login_decision` say who it is.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{ConnectInfo, Extension, Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use super::audit_trail::sign_in_event;
+use super::identity::Identity;
+use super::login_pages::{safe_next, sign_in, too_many};
+use super::{AppError, AppState};
+use crate::auth::login_decision::{self, Decision, Held, Purpose};
+use crate::auth::oauth_flow;
+use crate::config::auth::{OAuthProvider, ProviderId};
+use crate::db;
+
+/// Where a started flow waits in the session.
+const FLOW_KEY: &str = "oauth_flow";
+/// A flow not finished within this time must start again.
+const FLOW_SECONDS: i64 = 10 * 60;
+
+#[derive(Serialize, Deserialize)]
+struct PendingFlow {
+    provider: String,
+    state: String,
+    pkce_verifier: String,
+    purpose: Purpose,
+    next: String,
+    started_at: i64,
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/{provider}/authorize", get(authorize))
+        .route("/api/auth/{provider}/callback", get(callback))
+        .route("/api/auth/link/{provider}", get(link))
+}
+
+fn configured<'a>(state: &'a AppState, name: &str) -> Result<&'a OAuthProvider, AppError> {
+    ProviderId::parse(name)
+        .and_then(|id| state.config.auth.provider(id))
+        .ok_or_else(|| {
+            AppError::NotFound(format!(
+                "no sign-in provider {:?} is configured here",
+                crate::pipelines::fields::shown(name)
+            ))
+        })
+}
+
+async fn begin(
+    state: &AppState,
+    session: &Session,
+    provider: &OAuthProvider,
+    purpose: Purpose,
+    next: String,
+) -> Result<Response, AppError> {
+    let callback = oauth_flow::callback_url(&state.config.base_url, provider.id);
+    let started =
+        oauth_flow::start(provider, &callback).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let flow = PendingFlow {
+        provider: provider.id.as_str().into(),
+        state: started.state,
+        pkce_verifier: started.pkce_verifier,
+        purpose,
+        next,
+        started_at: chrono::Utc::now().timestamp(),
+    };
+    session
+        .insert(FLOW_KEY, flow)
+        .await
+        .map_err(|e| AppError::internal("starting a sign-in", e))?;
+    Ok(Redirect::to(&started.url).into_response())
+}
+
+async fn authorize(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    session: Session,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    if let Some(refused) = too_many(&state, &peer) {
+        return Ok(refused);
+    }
+    let provider = configured(&state, &name)?;
+    let invitation = q.get("invitation").filter(|t| !t.is_empty()).cloned();
+    let purpose = Purpose::Login { invitation };
+    begin(
+        &state,
+        &session,
+        provider,
+        purpose,
+        safe_next(q.get("next")),
+    )
+    .await
+}
+
+async fn link(
+    State(state): State<AppState>,
+    Extension(who): Extension<Identity>,
+    session: Session,
+    Path(name): Path<String>,
+) -> Result<Response, AppError> {
+    let provider = configured(&state, &name)?;
+    let Some(user_id) = who.user_id else {
+        return Err(AppError::BadRequest(
+            "a token made with `fastflow token create` has no account to link".into(),
+        ));
+    };
+    let purpose = Purpose::Link { user_id };
+    begin(&state, &session, provider, purpose, "/settings".into()).await
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/account_status.html")]
+pub struct AccountStatusPage {
+    pub title: String,
+    pub message: String,
+    pub error: bool,
+}
+
+fn status_page(code: u16, title: &str, message: String, error: bool) -> Response {
+    let status = axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::OK);
+    let page = AccountStatusPage {
+        title: title.into(),
+        message,
+        error,
+    };
+    (status, page).into_response()
+}
+
+async fn callback(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    session: Session,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    if let Some(refused) = too_many(&state, &peer) {
+        return Ok(refused);
+    }
+    let provider = configured(&state, &name)?;
+    let label = provider.label.clone();
+    let failed = |detail: String| {
+        let state = state.clone();
+        async move {
+            sign_in_event(
+                &state,
+                "login.failed",
+                name_of(provider),
+                None,
+                &peer,
+                "failed",
+                detail,
+            )
+            .await;
+        }
+    };
+    // Taken out first: a flow is answered once, whatever the answer.
+    let flow: Option<PendingFlow> = session
+        .remove(FLOW_KEY)
+        .await
+        .map_err(|e| AppError::internal("reading the session", e))?;
+    let Some(flow) = flow else {
+        failed("no sign-in was started in this browser".into()).await;
+        return Ok(status_page(
+            400,
+            "Sign-in not started here",
+            format!(
+                "This answer from {label} does not belong to a sign-in started in this browser (or it was already used). Start again from the sign-in page."
+            ),
+            true,
+        ));
+    };
+    let sent_state = q.get("state").map(String::as_str).unwrap_or_default();
+    if flow.provider != provider.id.as_str() || !same(sent_state, &flow.state) {
+        failed("the state does not match the one this browser was given".into()).await;
+        return Ok(status_page(
+            403,
+            "Sign-in refused",
+            format!(
+                "The answer from {label} does not match the sign-in this browser started (wrong state). Start again from the sign-in page."
+            ),
+            true,
+        ));
+    }
+    if chrono::Utc::now().timestamp() - flow.started_at > FLOW_SECONDS {
+        failed("the sign-in took over 10 minutes".into()).await;
+        return Ok(status_page(
+            400,
+            "Sign-in expired",
+            "The sign-in took over 10 minutes. Start again.".into(),
+            true,
+        ));
+    }
+    if let Some(error) = q.get("error") {
+        let why: String = q
+            .get("error_description")
+            .unwrap_or(error)
+            .chars()
+            .take(300)
+            .collect();
+        failed(format!(
+            "the provider answered {}",
+            crate::audit::clip(error)
+        ))
+        .await;
+        return Ok(status_page(
+            401,
+            "Not signed in",
+            format!("{label} did not sign you in: {why}"),
+            true,
+        ));
+    }
+    let Some(code) = q.get("code").filter(|c| !c.is_empty() && c.len() <= 4096) else {
+        failed("no code in the answer".into()).await;
+        return Ok(status_page(
+            400,
+            "Not signed in",
+            format!("{label} sent no sign-in code."),
+            true,
+        ));
+    };
+    let callback = oauth_flow::callback_url(&state.config.base_url, provider.id);
+    let profile = match oauth_flow::finish(provider, &callback, code, &flow.pkce_verifier).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(provider = provider.id.as_str(), error = %e, "OAuth sign-in failed");
+            failed(e.to_string()).await;
+            return Ok(status_page(502, "Not signed in", e.to_string(), true));
+        }
+    };
+    let decision = login_decision::decide(
+        &state.pool,
+        &state.config.auth,
+        &label,
+        &profile,
+        &flow.purpose,
+    )
+    .await?;
+    let via = provider.id.as_str();
+    Ok(match decision {
+        Decision::SignIn { user, matched } => {
+            sign_in(&session, &user).await?;
+            db::users::set_last_login(&state.pool, &user.id).await?;
+            tracing::info!(provider = via, user = %user.username, r#match = matched.as_str(), "signed in");
+            let detail = format!("provider={via} match={}", matched.as_str());
+            sign_in_event(
+                &state,
+                "login",
+                &user.username,
+                Some(&user.id),
+                &peer,
+                "ok",
+                detail,
+            )
+            .await;
+            Redirect::to(&flow.next).into_response()
+        }
+        Decision::Linked { user } => {
+            tracing::info!(provider = via, user = %user.username, r#match = "link", "account linked");
+            let detail = format!("provider={via} match=link");
+            sign_in_event(
+                &state,
+                "identity.link",
+                &user.username,
+                Some(&user.id),
+                &peer,
+                "ok",
+                detail,
+            )
+            .await;
+            Redirect::to(&format!("/settings?linked={via}")).into_response()
+        }
+        Decision::Held { user, why, matched } => {
+            tracing::info!(provider = via, user = %user.username, r#match = matched.as_str(), held = ?why, "signed in without a session");
+            let detail = format!("provider={via} match={} held={why:?}", matched.as_str());
+            let action = if why == Held::Requested {
+                "join_request"
+            } else {
+                "login.held"
+            };
+            sign_in_event(
+                &state,
+                action,
+                &user.username,
+                Some(&user.id),
+                &peer,
+                "denied",
+                detail,
+            )
+            .await;
+            held_page(why, &user.username)
+        }
+        Decision::Refused(why) => {
+            tracing::info!(provider = via, reason = %why, "OAuth sign-in refused");
+            failed(format!("provider={via}: {why}")).await;
+            status_page(403, "Not signed in", capitalised(&why), true)
+        }
+    })
+}
+
+fn held_page(why: Held, username: &str) -> Response {
+    let (code, title, message) = match why {
+        Held::Requested => (
+            202,
+            "Request sent",
+            format!(
+                "You asked to join as {username}. An administrator will approve or reject the request; sign in again once they have."
+            ),
+        ),
+        Held::Pending => (
+            403,
+            "Waiting for approval",
+            format!(
+                "Your request to join as {username} has not been answered yet. An administrator will approve or reject it."
+            ),
+        ),
+        Held::Rejected => (
+            403,
+            "Request rejected",
+            format!(
+                "An administrator rejected the request to join as {username}. Ask them if you think this is a mistake."
+            ),
+        ),
+        Held::Blocked => (
+            403,
+            "Account blocked",
+            format!("The account {username} is blocked. Ask an administrator."),
+        ),
+    };
+    status_page(code, title, message, why != Held::Requested)
+}
+
+fn name_of(p: &OAuthProvider) -> &'static str {
+    p.id.as_str()
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect::<String>() + ".",
+        None => String::new(),
+    }
+}
+
+fn same(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
