@@ -311,6 +311,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         deployment: deployment.clone(),
         cipher,
         login_limiter: Arc::new(web::api::webhooks::limiter(web::login_attempts_per_minute())),
+        oauth_limiter: Arc::new(web::api::webhooks::limiter(config.auth.oauth_rate_limit)),
     };
     let listener = tokio::net::TcpListener::bind((config.host, config.port))
         .await

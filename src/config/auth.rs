@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::ConfigError;
-use super::values::{err, parse_bool};
+use super::values::{err, in_range, parse_bool};
 use crate::secrets::SecretString;
 
 /// The providers Fast-Flow knows, by their path segment.
@@ -83,6 +83,9 @@ pub struct AuthEnv {
     /// Username + password sign-in (default: on while no provider is configured).
     pub local_login: bool,
     pub initial_admin_email: Option<String>,
+    /// OAuth authorize and callback requests per minute and client address
+    /// (`OAUTH_RATE_LIMIT`, 1–100000, default 30: 15 sign-ins).
+    pub oauth_rate_limit: u32,
 }
 
 impl AuthEnv {
@@ -228,10 +231,19 @@ impl AuthEnv {
         {
             return Err(err("INITIAL_ADMIN_EMAIL", e, "expected an e-mail address"));
         }
+        let oauth_rate_limit = in_range(
+            get("OAUTH_RATE_LIMIT"),
+            "OAUTH_RATE_LIMIT",
+            30,
+            1,
+            100_000,
+            "requests per minute per client",
+        )?;
         Ok(Self {
             providers,
             local_login,
             initial_admin_email,
+            oauth_rate_limit,
         })
     }
 }

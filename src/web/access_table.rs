@@ -159,6 +159,8 @@ pub const TABLE: &[(&str, &[(Method, Access)])] = &[
     ("/api/users/invites", &[(Method::GET, ADMIN)]),
     ("/api/users/invites/{id}", &[(Method::DELETE, ADMIN)]),
     ("/api/stats/daily", &[(Method::GET, READ)]),
+    ("/api/audit", &[(Method::GET, ADMIN)]),
+    ("/api/audit/export", &[(Method::GET, ADMIN)]),
 ];
 
 /// The access `method` on `path` needs; `None` when no route has that path and

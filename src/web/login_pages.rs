@@ -41,13 +41,27 @@ pub(crate) async fn password_work<T: Send + 'static>(
 
 /// A 429 when `peer` tried too often this minute.
 pub(crate) fn too_many(state: &AppState, peer: &SocketAddr) -> Option<Response> {
-    let limiter = &state.login_limiter;
+    over_limit(
+        &state.login_limiter,
+        ATTEMPTS_PER_MINUTE,
+        "sign-in attempts",
+        peer,
+    )
+}
+
+/// A 429 with `Retry-After` when `peer` used up `limiter` this minute.
+pub(crate) fn over_limit(
+    limiter: &super::api::webhooks::Limiter,
+    per_minute: u32,
+    what: &str,
+    peer: &SocketAddr,
+) -> Option<Response> {
     if limiter.len() > 10_000 {
         limiter.retain_recent();
     }
     limiter.check_key(&peer.ip()).err().map(|_| {
         let mut r = AppError::TooManyRequests(format!(
-            "more than {ATTEMPTS_PER_MINUTE} sign-in attempts a minute from {}; wait a minute",
+            "more than {per_minute} {what} a minute from {}; wait a minute",
             peer.ip()
         ))
         .into_response();

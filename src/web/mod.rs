@@ -5,6 +5,7 @@ mod access_layer;
 pub mod access_table;
 pub mod api;
 mod assets;
+mod audit_query;
 pub mod audit_trail;
 mod charts;
 pub mod csrf;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub cipher: Arc<crate::secrets::Cipher>,
     /// Sign-in and setup attempts per client address (`login_pages::ATTEMPTS_PER_MINUTE`).
     pub login_limiter: Arc<api::webhooks::Limiter>,
+    /// OAuth authorize and callback requests per client address (`OAUTH_RATE_LIMIT`).
+    pub oauth_limiter: Arc<api::webhooks::Limiter>,
 }
 
 impl AppState {
@@ -213,12 +216,12 @@ async fn engine_status(
     axum::response::Html(html)
 }
 
-/// True when the request came from htmx (it then wants a fragment, not a page).
 /// Sign-in and setup attempts a client address may make per minute.
 pub fn login_attempts_per_minute() -> u32 {
     login_pages::ATTEMPTS_PER_MINUTE
 }
 
+/// True when the request came from htmx (it then wants a fragment, not a page).
 pub fn is_htmx(headers: &axum::http::HeaderMap) -> bool {
     headers.get("HX-Request").is_some_and(|v| v == "true")
 }

@@ -18,7 +18,7 @@ use tower_sessions::Session;
 
 use super::audit_trail::sign_in_event;
 use super::identity::Identity;
-use super::login_pages::{safe_next, sign_in, too_many};
+use super::login_pages::{over_limit, safe_next, sign_in};
 use super::{AppError, AppState};
 use crate::auth::login_decision::{self, Decision, Held, Purpose};
 use crate::auth::oauth_flow;
@@ -45,6 +45,17 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/{provider}/authorize", get(authorize))
         .route("/api/auth/{provider}/callback", get(callback))
         .route("/api/auth/link/{provider}", get(link))
+}
+
+/// A 429 when `peer` started or answered too many sign-ins this minute.
+fn too_many(state: &AppState, peer: &SocketAddr) -> Option<Response> {
+    let per_minute = state.config.auth.oauth_rate_limit;
+    over_limit(
+        &state.oauth_limiter,
+        per_minute,
+        "OAuth sign-in steps",
+        peer,
+    )
 }
 
 fn configured<'a>(state: &'a AppState, name: &str) -> Result<&'a OAuthProvider, AppError> {

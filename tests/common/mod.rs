@@ -13,6 +13,7 @@ use serde_json::Value;
 
 pub mod cdp;
 pub mod git_repo;
+pub mod oidc;
 
 pub const DEFAULT_TEST_IMAGE: &str = "fastflow-runner:latest";
 

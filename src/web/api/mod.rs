@@ -2,6 +2,7 @@
 //! router per area, plus what they share (run JSON, lookups, strict extractors
 //! whose rejections are `{"detail": ...}` like every other API error).
 
+mod audit;
 mod auth;
 mod logs;
 pub(super) mod pipelines;
@@ -32,6 +33,7 @@ use crate::db::{self, Run};
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .merge(audit::router())
         .merge(auth::router())
         .merge(pipelines::router())
         .merge(runs::router())
