@@ -107,6 +107,13 @@ async fn run(pool: &db::Pool, command: TokenCommand) -> Result<(), (u8, String)>
                 ));
             }
             println!("{}", made.token.expose());
+            audited(
+                pool,
+                "token.create",
+                name,
+                format!("role {role}, made with the CLI"),
+            )
+            .await;
             Ok(())
         }
         TokenCommand::List => {
@@ -140,6 +147,7 @@ async fn run(pool: &db::Pool, command: TokenCommand) -> Result<(), (u8, String)>
                 .map_err(db_err)?
             {
                 eprintln!("revoked `{name}`");
+                audited(pool, "token.revoke", &name, "with the CLI".into()).await;
                 Ok(())
             } else {
                 Err((
@@ -152,6 +160,18 @@ async fn run(pool: &db::Pool, command: TokenCommand) -> Result<(), (u8, String)>
             }
         }
     }
+}
+
+async fn audited(pool: &db::Pool, action: &str, name: &str, detail: String) {
+    let entry = db::audit_log::NewEntry {
+        actor: "cli".into(),
+        action: action.into(),
+        target: Some(crate::audit::clip(name)),
+        outcome: "ok".into(),
+        detail: Some(detail),
+        ..Default::default()
+    };
+    crate::audit::record(pool, entry).await;
 }
 
 /// A token name: 1 to 100 printable characters, no control characters.

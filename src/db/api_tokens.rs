@@ -95,3 +95,26 @@ pub async fn revoke(pool: &Pool, user_id: Option<&str>, name: &str) -> Result<bo
     .await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// The user's tokens not revoked, newest first.
+pub async fn live_of(pool: &Pool, user_id: &str) -> Result<Vec<StoredToken>, DbError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} WHERE t.user_id = ? AND t.revoked_at IS NULL ORDER BY t.created_at DESC"
+    ))
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Revokes the user's live token with this id; its name, if there was one.
+pub async fn revoke_by_id(pool: &Pool, user_id: &str, id: &str) -> Result<Option<String>, DbError> {
+    Ok(sqlx::query_scalar(
+        "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL
+         RETURNING name",
+    )
+    .bind(Utc::now())
+    .bind(id)
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await?)
+}

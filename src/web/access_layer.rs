@@ -88,6 +88,8 @@ pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) ->
     let current = csrf::Current {
         signed_in: true,
         csrf: who.csrf.clone().unwrap_or_default(),
+        name: who.name.clone(),
+        role: Some(who.role),
     };
     req.extensions_mut().insert(who.clone());
     let mut response = csrf::scope(current, next.run(req)).await;

@@ -1,5 +1,5 @@
 //! The request being handled, as the templates need it: whether a caller is
-//! signed in, and their session's CSRF token. The access layer puts both in
+//! signed in, who, with which role, and their session's CSRF token. The access layer puts both in
 //! scope around the handler; pages render the token into forms (`csrf_token`)
 //! and into htmx's headers (`X-CSRF-Token`).
 
@@ -10,6 +10,9 @@ pub struct Current {
     pub signed_in: bool,
     /// Empty for a bearer token (it needs none) or nobody.
     pub csrf: String,
+    /// The caller's name (shown in the navigation) and role.
+    pub name: String,
+    pub role: Option<crate::auth::Role>,
 }
 
 tokio::task_local! {
@@ -36,4 +39,23 @@ pub fn fresh() -> String {
     crate::auth::api_token::generate()
         .map(|t| t.hash)
         .unwrap_or_default()
+}
+
+/// The caller's name; empty when nobody is signed in.
+pub fn name() -> String {
+    CURRENT.try_with(|c| c.name.clone()).unwrap_or_default()
+}
+
+/// Whether the caller is an admin (the navigation shows Users and Audit).
+pub fn is_admin() -> bool {
+    CURRENT
+        .try_with(|c| c.role == Some(crate::auth::Role::Admin))
+        .unwrap_or(false)
+}
+
+/// Whether the caller may change things (WRITE or ADMIN).
+pub fn can_write() -> bool {
+    CURRENT
+        .try_with(|c| c.role.is_some_and(|r| r >= crate::auth::Role::Write))
+        .unwrap_or(false)
 }

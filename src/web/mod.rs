@@ -5,6 +5,7 @@ mod access_layer;
 pub mod access_table;
 pub mod api;
 mod assets;
+mod audit_page;
 mod audit_query;
 pub mod audit_trail;
 mod charts;
@@ -31,9 +32,12 @@ mod secret_store;
 mod secrets_page;
 pub mod server;
 mod sessions;
+mod settings_page;
 mod sse_bytes;
 mod sync_page;
 mod sync_repo_page;
+mod user_admin;
+mod users_page;
 mod views;
 
 use std::sync::Arc;
@@ -107,6 +111,9 @@ pub fn router(state: AppState) -> Router {
         .merge(login_pages::router())
         .merge(oauth_pages::router())
         .merge(invite_page::router())
+        .merge(users_page::router())
+        .merge(settings_page::router())
+        .merge(audit_page::router())
         .nest("/api", api::router())
         .merge(assets::router())
         .route("/health", get(health))

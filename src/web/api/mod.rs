@@ -4,6 +4,7 @@
 
 mod audit;
 mod auth;
+pub(crate) use auth::unlink_provider;
 mod logs;
 pub(super) mod pipelines;
 mod run_json;

@@ -1,23 +1,23 @@
 //! `/api/users` on Fast-Flow's paths and fields (ADMIN only): list, read,
-//! change role or blocked (either ends the user's sessions at once), block,
-//! unblock, delete — never the last active admin —, answer join requests
+//! change role or blocked, block, unblock, delete, answer join requests
 //! (approve / reject), invitations (create, list, revoke), and, ours, create a
-//! local account (username, password, role) for installs without OAuth.
+//! local account. The rules are `web::user_admin`'s, shared with the page.
 
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::JsonBody;
 use super::sync::body_as;
-use crate::auth::{Role, invitation, password};
+use crate::auth::{Role, invitation};
 use crate::db::{self, identities::Identity, users::User};
 use crate::web::audit_trail::AuditNote;
 use crate::web::identity::Identity as Caller;
+use crate::web::user_admin::{self, find, parse_role};
 use crate::web::{ApiError, AppError, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -30,7 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}/reject", post(reject))
         .route("/users/invite", post(invite))
         .route("/users/invites", get(invites))
-        .route("/users/invites/{id}", axum::routing::delete(revoke_invite))
+        .route("/users/invites/{id}", delete(revoke_invite))
 }
 
 /// Fast-Flow's `UserResponse`, with the provider ids of linked accounts.
@@ -48,11 +48,16 @@ fn user_json(u: &User, ids: &[Identity]) -> Value {
     })
 }
 
-async fn one_json(state: &AppState, u: &User) -> Result<Value, ApiError> {
-    Ok(user_json(
-        u,
-        &db::identities::of_user(&state.pool, &u.id).await?,
-    ))
+/// The user as stored now.
+async fn current(state: &AppState, id: &str) -> Result<Response, ApiError> {
+    let u = find(state, id).await?;
+    let ids = db::identities::of_user(&state.pool, &u.id).await?;
+    Ok(Json(user_json(&u, &ids)).into_response())
+}
+
+fn noted(mut r: Response, note: String) -> Response {
+    r.extensions_mut().insert(AuditNote(note));
+    r
 }
 
 async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -61,15 +66,8 @@ async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(Json(users.iter().map(|u| user_json(u, &ids)).collect::<Vec<_>>()).into_response())
 }
 
-async fn find(state: &AppState, id: &str) -> Result<User, ApiError> {
-    db::users::by_id(&state.pool, id)
-        .await?
-        .ok_or_else(|| ApiError(AppError::NotFound("no such user".into())))
-}
-
 async fn one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let user = find(&state, &id).await?;
-    Ok(Json(one_json(&state, &user).await?).into_response())
+    current(&state, &id).await
 }
 
 #[derive(Deserialize)]
@@ -79,12 +77,8 @@ struct NewLocalUser {
     password: String,
     #[serde(default)]
     email: Option<String>,
-    #[serde(default = "readonly")]
-    role: String,
-}
-
-fn readonly() -> String {
-    "READONLY".into()
+    #[serde(default)]
+    role: Option<String>,
 }
 
 async fn create(
@@ -95,44 +89,18 @@ async fn create(
         body,
         r#"{"username": "…", "password": "…", "role": "READONLY"}"#,
     )?;
-    let bad = |m: String| ApiError(AppError::BadRequest(m));
-    crate::web::login_pages::check_username(new.username.trim()).map_err(bad)?;
-    let role: Role = new
-        .role
-        .parse()
-        .map_err(|e: crate::auth::role::UnknownRole| bad(e.to_string()))?;
-    let hash = tokio::task::spawn_blocking(move || password::hash(&new.password))
-        .await
-        .map_err(|e| ApiError(AppError::internal("hashing a password", e)))?
-        .map_err(|e| bad(e.to_string()))?;
-    let made = db::users::insert(
-        &state.pool,
-        &db::users::NewUser {
-            username: new.username.trim(),
-            email: new.email.as_deref(),
-            role: role.as_str(),
-            password_hash: Some(&hash),
-            status: "active",
-        },
+    let role = parse_role(new.role.as_deref().unwrap_or("READONLY"))?;
+    let made = user_admin::create_local(
+        &state,
+        &new.username,
+        new.password,
+        new.email.as_deref(),
+        role,
     )
-    .await?
-    .ok_or_else(|| ApiError(AppError::Conflict("that username is taken".into())))?;
-    tracing::info!(user = %made.username, role = %role, "local account created");
-    let mut r = (StatusCode::CREATED, Json(user_json(&made, &[]))).into_response();
-    r.extensions_mut()
-        .insert(AuditNote(format!("user {} role {role}", made.username)));
-    Ok(r)
-}
-
-/// Refuses to leave the install without an active admin.
-async fn keep_an_admin(state: &AppState, user: &User) -> Result<(), ApiError> {
-    let is_active_admin = user.role == "ADMIN" && !user.blocked && user.status == "active";
-    if is_active_admin && db::users::count_admins(&state.pool).await? <= 1 {
-        return Err(ApiError(AppError::Conflict(
-            "this is the last active admin: make another user admin first".into(),
-        )));
-    }
-    Ok(())
+    .await?;
+    let note = format!("user {} role {role}", made.username);
+    let r = (StatusCode::CREATED, Json(user_json(&made, &[]))).into_response();
+    Ok(noted(r, note))
 }
 
 #[derive(Deserialize)]
@@ -149,30 +117,21 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let change: Change = body_as(body, r#"{"role": "WRITE", "blocked": false}"#)?;
     let user = find(&state, &id).await?;
+    let mut note = Vec::new();
     if let Some(role) = &change.role {
-        let role: Role = role.parse().map_err(|e: crate::auth::role::UnknownRole| {
-            ApiError(AppError::BadRequest(e.to_string()))
-        })?;
-        if role != Role::Admin {
-            keep_an_admin(&state, &user).await?;
-        }
-        db::users::set_role(&state.pool, &id, role.as_str()).await?;
-        tracing::info!(user = %user.username, role = %role, "role changed; their sessions ended");
+        let role = parse_role(role)?;
+        user_admin::change_role(&state, &user, role).await?;
+        note.push(format!("role {role}"));
     }
     if let Some(blocked) = change.blocked {
-        set_blocked(&state, &user, blocked).await?;
+        user_admin::set_blocked(&state, &user, blocked).await?;
+        note.push(format!("blocked {blocked}"));
     }
-    let user = find(&state, &id).await?;
-    Ok(Json(one_json(&state, &user).await?).into_response())
-}
-
-async fn set_blocked(state: &AppState, user: &User, blocked: bool) -> Result<(), ApiError> {
-    if blocked {
-        keep_an_admin(state, user).await?;
-    }
-    db::users::set_blocked(&state.pool, &user.id, blocked).await?;
-    tracing::info!(user = %user.username, blocked, "user blocked or unblocked");
-    Ok(())
+    let r = current(&state, &id).await?;
+    Ok(noted(
+        r,
+        format!("user {}: {}", user.username, note.join(", ")),
+    ))
 }
 
 async fn block(state: State<AppState>, id: Path<String>) -> Result<Response, ApiError> {
@@ -189,9 +148,11 @@ async fn block_or_unblock(
     blocked: bool,
 ) -> Result<Response, ApiError> {
     let user = find(&state, &id).await?;
-    set_blocked(&state, &user, blocked).await?;
-    let user = find(&state, &id).await?;
-    Ok(Json(one_json(&state, &user).await?).into_response())
+    user_admin::set_blocked(&state, &user, blocked).await?;
+    Ok(noted(
+        current(&state, &id).await?,
+        format!("user {}", user.username),
+    ))
 }
 
 async fn remove(
@@ -199,10 +160,9 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let user = find(&state, &id).await?;
-    keep_an_admin(&state, &user).await?;
-    db::users::delete(&state.pool, &id).await?;
-    tracing::info!(user = %user.username, "user deleted");
-    Ok(Json(json!({"message": "deleted", "id": id})).into_response())
+    user_admin::delete(&state, &user).await?;
+    let r = Json(json!({"message": "deleted", "id": id})).into_response();
+    Ok(noted(r, format!("user {}", user.username)))
 }
 
 #[derive(Deserialize, Default)]
@@ -210,12 +170,6 @@ async fn remove(
 struct Approval {
     #[serde(default)]
     role: Option<String>,
-}
-
-fn parse_role(raw: Option<&str>) -> Result<Role, ApiError> {
-    raw.unwrap_or("READONLY")
-        .parse()
-        .map_err(|e: crate::auth::role::UnknownRole| ApiError(AppError::BadRequest(e.to_string())))
 }
 
 /// Answers a join request (Fast-Flow: body optional, role READONLY by default).
@@ -228,11 +182,13 @@ async fn approve(
         Some(v) if !v.is_null() => body_as(Some(v), r#"{"role": "READONLY"}"#)?,
         _ => Approval::default(),
     };
-    let role = parse_role(approval.role.as_deref())?;
+    let role = parse_role(approval.role.as_deref().unwrap_or("READONLY"))?;
     let user = find(&state, &id).await?;
-    answer(&state, &user, "active", role).await?;
-    let user = find(&state, &id).await?;
-    Ok(Json(one_json(&state, &user).await?).into_response())
+    user_admin::answer(&state, &user, "active", role).await?;
+    Ok(noted(
+        current(&state, &id).await?,
+        format!("user {} as {role}", user.username),
+    ))
 }
 
 async fn reject(
@@ -240,28 +196,11 @@ async fn reject(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let user = find(&state, &id).await?;
-    answer(&state, &user, "rejected", Role::Readonly).await?;
-    let user = find(&state, &id).await?;
-    Ok(Json(one_json(&state, &user).await?).into_response())
-}
-
-/// Approve or reject; only a request still waiting (or rejected before) can be
-/// answered, so an active admin is never demoted this way.
-pub async fn answer(
-    state: &AppState,
-    user: &User,
-    status: &str,
-    role: Role,
-) -> Result<(), AppError> {
-    if user.status == "active" {
-        return Err(AppError::Conflict(format!(
-            "{} is already active; change the role instead",
-            user.username
-        )));
-    }
-    db::users::set_status(&state.pool, &user.id, status, role.as_str()).await?;
-    tracing::info!(user = %user.username, status, role = %role, "join request answered");
-    Ok(())
+    user_admin::answer(&state, &user, "rejected", Role::Readonly).await?;
+    Ok(noted(
+        current(&state, &id).await?,
+        format!("user {}", user.username),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -284,43 +223,22 @@ async fn invite(
         body,
         r#"{"email": "ada@example.com", "role": "WRITE", "expires_hours": 168}"#,
     )?;
-    let role = parse_role(req.role.as_deref())?;
+    let role = parse_role(req.role.as_deref().unwrap_or("READONLY"))?;
     let hours = req.expires_hours.unwrap_or(invitation::DEFAULT_HOURS);
-    let made = invite_user(&state, &who, &req.email, role, hours).await?;
+    let made = user_admin::invite(&state, &who, &req.email, role, hours).await?;
     let body = json!({
         "id": made.invitation.id,
         "link": made.link,
         "expires_at": made.invitation.expires_at,
     });
-    let mut r = (StatusCode::CREATED, Json(body)).into_response();
-    r.extensions_mut().insert(AuditNote(format!(
+    let note = format!(
         "invitation for {} as {role}",
         made.invitation.recipient_email
-    )));
-    Ok(r)
-}
-
-/// Shared with the Users page.
-pub async fn invite_user(
-    state: &AppState,
-    who: &Caller,
-    email: &str,
-    role: Role,
-    hours: i64,
-) -> Result<invitation::Made, AppError> {
-    invitation::create(
-        &state.pool,
-        &state.config.base_url,
-        email,
-        role,
-        hours,
-        Some(&who.name),
-    )
-    .await
-    .map_err(|e| match e {
-        invitation::InviteError::Db(db) => AppError::from(db),
-        other => AppError::BadRequest(other.to_string()),
-    })
+    );
+    Ok(noted(
+        (StatusCode::CREATED, Json(body)).into_response(),
+        note,
+    ))
 }
 
 async fn invites(State(state): State<AppState>) -> Result<Response, ApiError> {
