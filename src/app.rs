@@ -298,8 +298,27 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         cipher.clone(),
         shutdown.clone(),
     )?;
+    let listener = tokio::net::TcpListener::bind((config.host, config.port))
+        .await
+        .with_context(|| format!("binding {}:{} (set HOST/PORT)", config.host, config.port))?;
+    let addr = listener.local_addr()?;
+    // Port 0 (tests) is only known now; a BASE_URL set by hand is kept.
+    let base = if config.port == 0 {
+        format!("http://{addr}")
+    } else {
+        config.base_url.trim_end_matches('/').to_string()
+    };
+    // Links the app makes (invitations, OAuth callbacks) name the address it really has.
+    let web_config = if config.port == 0 && config.base_url.ends_with(":0") {
+        Arc::new(Config {
+            base_url: base.clone(),
+            ..(*config).clone()
+        })
+    } else {
+        config.clone()
+    };
     let state = AppState {
-        config: config.clone(),
+        config: web_config,
         pool,
         registry: registry.clone(),
         runner: runner.clone(),
@@ -312,16 +331,6 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         cipher,
         login_limiter: Arc::new(web::api::webhooks::limiter(web::login_attempts_per_minute())),
         oauth_limiter: Arc::new(web::api::webhooks::limiter(config.auth.oauth_rate_limit)),
-    };
-    let listener = tokio::net::TcpListener::bind((config.host, config.port))
-        .await
-        .with_context(|| format!("binding {}:{} (set HOST/PORT)", config.host, config.port))?;
-    let addr = listener.local_addr()?;
-    // Port 0 (tests) is only known now; a BASE_URL set by hand is kept.
-    let base = if config.port == 0 {
-        format!("http://{addr}")
-    } else {
-        config.base_url.trim_end_matches('/').to_string()
     };
     match crate::auth::setup_link::issue_if_no_user(&state.pool).await {
         Ok(Some(link)) => {

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use tower_sessions::Session;
 
 use super::access_table::{self, Access};
-use super::audit_trail::{self, AuditNote};
+use super::audit_trail::{self, AuditNote, AuditStatus};
 use super::identity::{self, Caller, Identity};
 use super::{ApiError, AppError, AppState, csrf, is_htmx};
 
@@ -94,7 +94,11 @@ pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) ->
     req.extensions_mut().insert(who.clone());
     let mut response = csrf::scope(current, next.run(req)).await;
     let note = response.extensions_mut().remove::<AuditNote>();
-    audit_trail::record(&state, change(Some(&who), response.status(), note)).await;
+    let status = response
+        .extensions_mut()
+        .remove::<AuditStatus>()
+        .map_or(response.status(), |s| s.0);
+    audit_trail::record(&state, change(Some(&who), status, note)).await;
     // What a signed-in caller sees (and its CSRF token) stays out of shared caches
     // and the browser's back-forward store.
     response

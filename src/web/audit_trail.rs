@@ -18,6 +18,11 @@ use crate::db::audit_log::NewEntry;
 #[derive(Debug, Clone)]
 pub struct AuditNote(pub String);
 
+/// The status a change really had, when the response carries another (an
+/// htmx panel answers 200 with the refusal inside it).
+#[derive(Debug, Clone, Copy)]
+pub struct AuditStatus(pub StatusCode);
+
 /// Routes whose handlers write their own entries (they know who signed in).
 fn written_by_handler(pattern: &str) -> bool {
     matches!(pattern, "/login" | "/setup" | "/invite")

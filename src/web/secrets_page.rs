@@ -199,7 +199,11 @@ async fn after(
             let status = e.status();
             let mut panel = panel.said(format!("Nothing was saved: {}", e.message()), false);
             keep(&mut panel);
-            respond(headers, panel, status)
+            let mut r = respond(headers, panel, status);
+            // Under htmx the panel answers 200; the audit log keeps the refusal.
+            r.extensions_mut()
+                .insert(super::audit_trail::AuditStatus(status));
+            r
         }
     })
 }
@@ -218,11 +222,19 @@ async fn create(
         Ok(format!("{kind} {key} saved."))
     }
     .await;
-    after(&state, &headers, done, |p| {
+    let saved = done.is_ok();
+    let mut r = after(&state, &headers, done, |p| {
         p.typed_key = key.chars().take(256).collect();
         p.typed_parameter = is_parameter;
     })
-    .await
+    .await?;
+    if saved {
+        let kind = if is_parameter { "parameter" } else { "secret" };
+        let note = format!("{kind} {}", crate::pipelines::fields::shown(key));
+        r.extensions_mut()
+            .insert(super::audit_trail::AuditNote(note));
+    }
+    Ok(r)
 }
 
 async fn change(

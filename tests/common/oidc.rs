@@ -163,7 +163,7 @@ async fn token(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
-    let mut refuse = |inner: &mut Inner, error: &str, why: &str| {
+    let refuse = |inner: &mut Inner, error: &str, why: &str| {
         inner.refused.push(why.to_string());
         (
             StatusCode::BAD_REQUEST,

@@ -94,11 +94,23 @@ async fn create(
         r#"{"key": "NAME", "value": "…", "is_parameter": false}"#,
     )?;
     secret_store::create(&state, &new.key, &new.value, new.is_parameter).await?;
-    Ok((
+    let kind = if new.is_parameter {
+        "parameter"
+    } else {
+        "secret"
+    };
+    let mut r = (
         StatusCode::CREATED,
         Json(json!({"key": new.key, "is_parameter": new.is_parameter, "message": "saved"})),
     )
-        .into_response())
+        .into_response();
+    // The name only, never the value.
+    r.extensions_mut()
+        .insert(crate::web::audit_trail::AuditNote(format!(
+            "{kind} {}",
+            new.key
+        )));
+    Ok(r)
 }
 
 async fn update(
