@@ -332,16 +332,32 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         login_limiter: Arc::new(web::api::webhooks::limiter(web::login_attempts_per_minute())),
         oauth_limiter: Arc::new(web::api::webhooks::limiter(config.auth.oauth_rate_limit)),
     };
-    match crate::auth::setup_link::issue_if_no_user(&state.pool).await {
-        Ok(Some(link)) => {
-            // Said on stdout too, like Jupyter's token link: it is the way in.
-            println!(
-                "\n    No user exists yet. To create the first admin, open (once, within 24 hours):\n    {base}{link}\n"
-            );
-            tracing::warn!("no user exists yet: the setup link was printed to standard output");
+    let auth = &config.auth;
+    let providers: Vec<&str> = auth.providers.iter().map(|p| p.id.as_str()).collect();
+    tracing::info!(
+        providers = ?providers,
+        local_login = auth.local_login,
+        "sign-in: OAuth callbacks at {base}/api/auth/{{provider}}/callback"
+    );
+    let no_user = crate::db::users::count(&state.pool).await.unwrap_or(0) == 0;
+    if no_user && !auth.local_login && auth.initial_admin_email.is_none() {
+        tracing::warn!(
+            "no user exists and no one can become admin: local sign-in is off and INITIAL_ADMIN_EMAIL is unset; set INITIAL_ADMIN_EMAIL to your verified e-mail at the provider, or LOCAL_LOGIN_ENABLED=true"
+        );
+    }
+    // The setup link makes a local admin: useless where local sign-in is off.
+    if auth.local_login {
+        match crate::auth::setup_link::issue_if_no_user(&state.pool).await {
+            Ok(Some(link)) => {
+                // Said on stdout too, like Jupyter's token link: it is the way in.
+                println!(
+                    "\n    No user exists yet. To create the first admin, open (once, within 24 hours):\n    {base}{link}\n"
+                );
+                tracing::warn!("no user exists yet: the setup link was printed to standard output");
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "making the first-run setup link"),
         }
-        Ok(None) => {}
-        Err(e) => tracing::error!(error = %e, "making the first-run setup link"),
     }
 
     let mut tasks = JoinSet::new();

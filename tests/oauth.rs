@@ -684,3 +684,67 @@ async fn accounts_link_and_unlink_but_never_lose_their_last_sign_in() {
     assert!(r.text().await.unwrap().contains("only way to sign in"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_counts_only_a_verified_primary_email() {
+    let idp = StandInIdp::start().await;
+    let port = free_port().to_string();
+    let mut env = idp.github_env();
+    env.push(("PORT".into(), port.clone()));
+    env.push(("BASE_URL".into(), format!("http://127.0.0.1:{port}")));
+    env.push(("OAUTH_RATE_LIMIT".into(), "1000".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let app = TestApp::start_with(&[("p/main.py", "print(1)\n")], &env).await;
+    // With a provider and no LOCAL_LOGIN_ENABLED, the login page has no password form.
+    let page = browser()
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Sign in with GitHub") && !page.contains("name=\"password\""),
+        "{page}"
+    );
+    let r = browser()
+        .post(app.url("/login"))
+        .form(&[("username", "x"), ("password", "y")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (s, _) = app
+        .post_json("/api/users", r#"{"username": "octo", "password": "octo-password-12", "email": "octo@example.com", "role": "WRITE"}"#)
+        .await;
+    assert_eq!(s, 201);
+    const START: &str = "/api/auth/github/authorize";
+    // The public profile e-mail matches, but GitHub has not verified the primary one: no link.
+    let b = browser();
+    let unverified = json!({"id": 583231, "login": "octocat", "name": "The Octocat", "email": "octo@example.com",
+        "emails": [{"email": "octo@example.com", "primary": true, "verified": false}]});
+    let r = sign_in(&b, &app, &idp, unverified, START).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED, "a join request");
+    let asked = idp.authorize_requests();
+    assert_eq!(asked[0]["scope"], "read:user user:email");
+    // A verified primary e-mail links the numeric GitHub id to the existing account.
+    let b = browser();
+    let verified = json!({"id": 99, "login": "octo-real", "email": null,
+        "emails": [{"email": "old@example.com", "primary": false, "verified": true},
+                   {"email": "OCTO@example.com", "primary": true, "verified": true}]});
+    let r = sign_in(&b, &app, &idp, verified, START).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(me(&b, &app).await.1["username"], "octo");
+    let octo = user_named(&app, "octo").await;
+    assert_eq!(
+        (octo["github_id"].as_str(), octo["github_login"].as_str()),
+        (Some("99"), Some("octo-real"))
+    );
+    let pending = user_named(&app, "octocat").await;
+    assert_eq!(
+        (pending["status"].as_str(), pending["github_id"].as_str()),
+        (Some("pending"), Some("583231"))
+    );
+    app.stop().await;
+}

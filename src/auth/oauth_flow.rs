@@ -125,7 +125,14 @@ pub async fn finish(
     let info = get_json(&http, &p.userinfo_url, access, name).await?;
     let mut profile = profile_from(p, &info)?;
     if let Some(emails_url) = &p.emails_url {
-        let emails = get_json(&http, emails_url, access, name).await?;
+        // Without the list (scope not granted, API down) no e-mail counts as verified.
+        let emails = match get_json(&http, emails_url, access, name).await {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::warn!(error = %e, "GitHub's e-mail list could not be read: no verified e-mail");
+                Value::Null
+            }
+        };
         let (email, verified) = github_email(&emails, profile.email.take());
         profile.email = email;
         profile.email_verified = verified;

@@ -243,6 +243,9 @@ async fn setup_page(
     if let Some(refused) = too_many(&state, &peer) {
         return Ok(refused);
     }
+    if !state.config.auth.local_login {
+        return Err(local_off());
+    }
     let token = q.get("token").cloned().unwrap_or_default();
     if !setup_link::is_valid(&state.pool, &token).await? {
         return Err(link_refused());
@@ -261,6 +264,12 @@ fn link_refused() -> AppError {
     )
 }
 
+fn local_off() -> AppError {
+    AppError::Forbidden(
+        "the setup link makes a local admin, and local sign-in is off (LOCAL_LOGIN_ENABLED=false): sign in with a provider as INITIAL_ADMIN_EMAIL instead".into(),
+    )
+}
+
 async fn setup(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -269,6 +278,9 @@ async fn setup(
 ) -> Result<Response, AppError> {
     if let Some(refused) = too_many(&state, &peer) {
         return Ok(refused);
+    }
+    if !state.config.auth.local_login {
+        return Err(local_off());
     }
     let field = |k: &str| form.get(k).cloned().unwrap_or_default();
     let (token, username) = (field("token"), field("username").trim().to_string());

@@ -52,6 +52,11 @@ impl StandInIdp {
             .route("/authorize", get(authorize))
             .route("/token", post(token))
             .route("/userinfo", get(userinfo))
+            // GitHub's paths (GitHub Enterprise Server: GITHUB_OAUTH_URL, GITHUB_API_URL).
+            .route("/login/oauth/authorize", get(authorize))
+            .route("/login/oauth/access_token", post(token))
+            .route("/api/user", get(userinfo))
+            .route("/api/user/emails", get(github_emails))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -84,7 +89,18 @@ impl StandInIdp {
         ]
     }
 
-    /// Who signs in at the next authorization.
+    /// The GitHub provider's settings pointing here.
+    pub fn github_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("GITHUB_CLIENT_ID".into(), CLIENT_ID.into()),
+            ("GITHUB_CLIENT_SECRET".into(), CLIENT_SECRET.into()),
+            ("GITHUB_OAUTH_URL".into(), self.base.clone()),
+            ("GITHUB_API_URL".into(), format!("{}/api", self.base)),
+        ]
+    }
+
+    /// Who signs in at the next authorization (for GitHub, the `/user`
+    /// answer plus an `emails` list that `/user/emails` answers).
     pub fn sign_in_as(&self, profile: Value) {
         self.lock().next_profile = profile;
     }
@@ -210,6 +226,20 @@ async fn userinfo(State(inner): Shared, headers: HeaderMap) -> Response {
         .unwrap_or_default();
     match inner.tokens.get(token) {
         Some(profile) => Json(profile.clone()).into_response(),
+        None => (StatusCode::UNAUTHORIZED, "unknown access token").into_response(),
+    }
+}
+
+/// GitHub's `/user/emails`: the `emails` list of the profile signed in.
+async fn github_emails(State(inner): Shared, headers: HeaderMap) -> Response {
+    let inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    match inner.tokens.get(token) {
+        Some(profile) => Json(profile.get("emails").cloned().unwrap_or(json!([]))).into_response(),
         None => (StatusCode::UNAUTHORIZED, "unknown access token").into_response(),
     }
 }
