@@ -331,6 +331,9 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         cipher,
         login_limiter: Arc::new(web::api::webhooks::limiter(web::login_attempts_per_minute())),
         oauth_limiter: Arc::new(web::api::webhooks::limiter(config.auth.oauth_rate_limit)),
+        token_limiter: Arc::new(web::api::webhooks::limiter(
+            web::access_layer::TOKEN_ATTEMPTS_PER_MINUTE,
+        )),
     };
     let auth = &config.auth;
     let providers: Vec<&str> = auth.providers.iter().map(|p| p.id.as_str()).collect();

@@ -351,6 +351,16 @@ async fn a_fresh_install_prints_its_setup_link_and_a_token_works_while_it_runs()
         .await
         .expect("GET");
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    // The command line's token change is in the audit log, as `cli`.
+    let (_, audit) = common::get_json_at(&server.base, "/api/audit?action=token.create").await;
+    let entry = &audit["entries"][0];
+    assert_eq!(entry["actor"], "cli", "{audit}");
+    assert!(
+        entry["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("role ADMIN")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,6 +400,28 @@ async fn sign_in_attempts_are_rate_limited_per_client() {
         .await
         .expect("GET");
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_api_tokens_is_rate_limited_and_good_tokens_are_not() {
+    let app = TestApp::start(&[]).await;
+    let limit = fastflow::web::access_layer::TOKEN_ATTEMPTS_PER_MINUTE as usize;
+    let guesser = common::client_with_token("ff_guessguessguessguessguessguessguessguessgue");
+    let mut codes = Vec::new();
+    for _ in 0..limit + 3 {
+        let r = guesser.get(app.url("/api/runs")).send().await.expect("GET");
+        codes.push(r.status().as_u16());
+    }
+    assert_eq!(
+        codes.iter().filter(|c| **c == 401).count(),
+        limit,
+        "{codes:?}"
+    );
+    assert_eq!(codes.last(), Some(&429), "{codes:?}");
+    // A valid token from the same address is not slowed down.
+    let (status, _) = app.get_json("/api/runs").await;
+    assert_eq!(status, 200);
     app.stop().await;
 }
 

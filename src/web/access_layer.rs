@@ -19,7 +19,12 @@ use tower_sessions::Session;
 use super::access_table::{self, Access};
 use super::audit_trail::{self, AuditNote, AuditStatus};
 use super::identity::{self, Caller, Identity};
+use super::login_pages::over_limit;
 use super::{ApiError, AppError, AppState, csrf, is_htmx};
+
+/// Refused bearer tokens and personal token changes per client address and
+/// minute (`settings_page` counts the changes).
+pub const TOKEN_ATTEMPTS_PER_MINUTE: u32 = 30;
 
 /// Most bytes of a form body read to find its CSRF field.
 const MAX_FORM_BYTES: usize = 2 * 1024 * 1024;
@@ -57,7 +62,21 @@ pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) ->
     }
     let session = req.extensions().get::<Session>().cloned();
     let who = match identity::resolve(&state, req.headers(), session.as_ref()).await {
-        Caller::Refused(why) => return refuse(api, AppError::Unauthorized(why.to_string())),
+        Caller::Refused(why) => {
+            // Guessing tokens costs a lookup each: a client that keeps sending
+            // unknown ones is slowed down like a password guesser.
+            if let Some(peer) = peer
+                && let Some(limited) = over_limit(
+                    &state.token_limiter,
+                    TOKEN_ATTEMPTS_PER_MINUTE,
+                    "refused API tokens or token changes",
+                    &peer,
+                )
+            {
+                return limited;
+            }
+            return refuse(api, AppError::Unauthorized(why.to_string()));
+        }
         Caller::Anonymous => return sign_in_first(api, &req),
         Caller::Known(who) => who,
     };

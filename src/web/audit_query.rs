@@ -95,3 +95,57 @@ pub fn query_string(q: &HashMap<String, String>, drop: &[&str]) -> String {
     pairs.sort();
     serde_urlencoded::to_string(pairs).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn filters_are_read_and_bad_ones_named() {
+        let (f, limit) = parse(&q(&[
+            ("action", "login."),
+            ("until", "2026-12-04"),
+            ("limit", "10"),
+        ]))
+        .unwrap();
+        assert_eq!(f.action.as_deref(), Some("login."));
+        assert_eq!(limit, 10);
+        assert_eq!(
+            f.until.unwrap().to_rfc3339(),
+            "2026-12-05T00:00:00+00:00",
+            "the whole day"
+        );
+        for (k, v, named) in [
+            ("limit", "0", "`limit`"),
+            ("limit", "501", "`limit`"),
+            ("before", "x", "`before`"),
+            ("outcome", "maybe", "`outcome`"),
+            ("since", "last week", "`since`"),
+        ] {
+            let e = parse(&q(&[(k, v)])).unwrap_err();
+            assert!(e.message().contains(named), "{k}={v}: {}", e.message());
+        }
+        assert_eq!(parse(&q(&[])).unwrap().1, DEFAULT_LIMIT);
+    }
+
+    #[test]
+    fn the_query_string_keeps_only_filters() {
+        let s = query_string(
+            &q(&[
+                ("actor", "a b"),
+                ("before", "9"),
+                ("evil", "x"),
+                ("limit", "5"),
+            ]),
+            &["limit"],
+        );
+        assert_eq!(s, "actor=a+b");
+    }
+}

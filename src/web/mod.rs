@@ -1,7 +1,7 @@
 //! The HTTP surface: server-rendered pages and their fragments, live log
 //! streams (SSE), the JSON API under `/api`, static assets and `/health`.
 
-mod access_layer;
+pub mod access_layer;
 pub mod access_table;
 pub mod api;
 mod assets;
@@ -78,6 +78,9 @@ pub struct AppState {
     pub login_limiter: Arc<api::webhooks::Limiter>,
     /// OAuth authorize and callback requests per client address (`OAUTH_RATE_LIMIT`).
     pub oauth_limiter: Arc<api::webhooks::Limiter>,
+    /// Refused bearer tokens and token changes per client address
+    /// (`access_layer::TOKEN_ATTEMPTS_PER_MINUTE`).
+    pub token_limiter: Arc<api::webhooks::Limiter>,
 }
 
 impl AppState {

@@ -8,14 +8,16 @@ use std::collections::HashMap;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Extension, Form, Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Extension, Form, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{Duration, Utc};
 
 use super::audit_trail::AuditNote;
 use super::identity::Identity;
-use super::login_pages::password_work;
+use super::login_pages::{over_limit, password_work};
 use super::views::fmt_time;
 use super::{AppError, AppState};
 use crate::auth::token_command::{MAX_EXPIRY_DAYS, check_name};
@@ -184,8 +186,17 @@ type FormMap = Form<HashMap<String, String>>;
 async fn create_token(
     State(state): State<AppState>,
     Extension(who): Extension<Identity>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Form(form): FormMap,
 ) -> Result<Response, AppError> {
+    if let Some(limited) = over_limit(
+        &state.token_limiter,
+        super::access_layer::TOKEN_ATTEMPTS_PER_MINUTE,
+        "refused API tokens or token changes",
+        &peer,
+    ) {
+        return Ok(limited);
+    }
     let done = async {
         let id = user_id(&who)?;
         let name = check_name(form.get("name").map(String::as_str).unwrap_or_default())
