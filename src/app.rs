@@ -379,6 +379,10 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         tracing::warn!("SCHEDULER_ENABLED=false: schedules do not fire in this process");
     }
     tasks.spawn(trim_memory_periodically(shutdown.clone()));
+    tasks.spawn(web::sessions::delete_expired_hourly(
+        state.pool.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(crate::retention::run_daily(
         state.pool.clone(),
         config.clone(),

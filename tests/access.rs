@@ -122,12 +122,91 @@ async fn every_route_requires_the_role_the_table_says() {
         .await
         .expect("GET");
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // A route with another method: 405 and the methods it has.
     let resp = admin
         .delete(app.url("/api/runs"))
         .send()
         .await
         .expect("DELETE");
-    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(resp.headers()["allow"], "GET");
+    let resp = admin.put(app.url("/secrets")).send().await.expect("PUT");
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(resp.headers()["allow"], "GET, POST");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_live_stream_ends_when_its_access_does() {
+    let app = TestApp::start(&[(
+        "slow/main.py",
+        "import time\nfor i in range(600):\n    print(i, flush=True)\n    time.sleep(0.2)\n",
+    )])
+    .await;
+    let run = app.trigger("slow", "{}").await;
+    app.wait_status(&run, "RUNNING").await;
+    // A token's stream: revoked while it reads.
+    let reader = common::make_token(&app.state().pool, "reader", "READONLY").await;
+    let resp = common::client_with_token(&reader)
+        .get(app.url(&format!("/api/runs/{run}/logs/stream")))
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(resp.status(), 200);
+    let pool = app.state().pool.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        fastflow::db::api_tokens::revoke(&pool, None, "reader")
+            .await
+            .expect("revoke");
+    });
+    let events = common::read_sse(resp, Duration::from_secs(60)).await;
+    let last = events.last().expect("events");
+    assert_eq!(last.event.as_deref(), Some("end"), "{events:?}");
+    assert!(last.data.contains("access revoked"), "{last:?}");
+    assert!(events.len() > 2, "lines came first: {events:?}");
+
+    // A session's stream: the user is blocked while it reads.
+    let (s, user) = app
+        .post_json(
+            "/api/users",
+            r#"{"username": "viewer", "password": "viewer-password-1"}"#,
+        )
+        .await;
+    assert_eq!(s, 201);
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let r = browser
+        .post(app.url("/login"))
+        .form(&[("username", "viewer"), ("password", "viewer-password-1")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let resp = browser
+        .get(app.url(&format!("/runs/{run}/log/stream")))
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(resp.status(), 200);
+    let id = user["id"].as_str().expect("id").to_string();
+    let admin = app.client.clone();
+    let block = app.url(&format!("/api/users/{id}/block"));
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        admin.post(block).send().await.expect("block");
+    });
+    let events = common::read_sse(resp, Duration::from_secs(60)).await;
+    assert_eq!(
+        events.last().and_then(|e| e.event.as_deref()),
+        Some("end"),
+        "{events:?}"
+    );
+    let (s, _) = app.post_json(&format!("/api/runs/{run}/cancel"), "").await;
+    assert_eq!(s, 200);
     app.stop().await;
 }
 

@@ -20,6 +20,7 @@ use super::access_table::{self, Access};
 use super::audit_trail::{self, AuditNote, AuditStatus};
 use super::identity::{self, Caller, Identity};
 use super::login_pages::over_limit;
+use super::stream_guard;
 use super::{ApiError, AppError, AppState, csrf, is_htmx};
 
 /// Refused bearer tokens and personal token changes per client address and
@@ -38,6 +39,19 @@ pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) ->
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     let Some(route) = access_table::lookup_route(req.method(), &path) else {
+        if let Some(allowed) = access_table::methods_of(&path) {
+            let mut r = refuse(
+                api,
+                AppError::MethodNotAllowed(format!(
+                    "{} is not allowed here; use {allowed}",
+                    req.method()
+                )),
+            );
+            if let Ok(v) = HeaderValue::from_str(&allowed) {
+                r.headers_mut().insert(header::ALLOW, v);
+            }
+            return r;
+        }
         // Not a route (or not this method): nothing is reachable unlisted.
         return refuse(
             api,
@@ -111,7 +125,13 @@ pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) ->
         role: Some(who.role),
     };
     req.extensions_mut().insert(who.clone());
+    let asked_with = req.headers().clone();
     let mut response = csrf::scope(current, next.run(req)).await;
+    if stream_guard::is_stream(response.headers()) {
+        let (parts, body) = response.into_parts();
+        let body = stream_guard::guard(state.clone(), asked_with, session, body);
+        response = Response::from_parts(parts, body);
+    }
     let note = response.extensions_mut().remove::<AuditNote>();
     let status = response
         .extensions_mut()

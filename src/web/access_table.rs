@@ -197,16 +197,27 @@ pub struct Route {
 
 type Entries = (&'static str, &'static [(Method, Access)]);
 
-pub fn lookup_route(method: &Method, path: &str) -> Option<Route> {
+/// The methods a path has (`GET, POST`), when it is a route at all.
+pub fn methods_of(path: &str) -> Option<String> {
+    let found = router().at(path).ok()?;
+    let names: Vec<&str> = found.value.1.iter().map(|(m, _)| m.as_str()).collect();
+    Some(names.join(", "))
+}
+
+fn router() -> &'static matchit::Router<Entries> {
     static ROUTER: OnceLock<matchit::Router<Entries>> = OnceLock::new();
-    let router = ROUTER.get_or_init(|| {
+    ROUTER.get_or_init(|| {
         let mut r = matchit::Router::new();
         for (path, methods) in TABLE {
             // The table is a constant checked by a test: a bad path never ships.
             let _ = r.insert(*path, (*path, *methods));
         }
         r
-    });
+    })
+}
+
+pub fn lookup_route(method: &Method, path: &str) -> Option<Route> {
+    let router = router();
     let method = if method == Method::HEAD {
         &Method::GET
     } else {

@@ -21,3 +21,20 @@ pub fn layer(state: &AppState) -> SessionManagerLayer<SqliteStore> {
         .with_secure(https)
         .with_expiry(Expiry::OnInactivity(Duration::hours(IDLE_HOURS)))
 }
+
+/// Deletes expired sessions at start and then hourly, until shutdown.
+pub async fn delete_expired_hourly(
+    pool: crate::db::Pool,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if let Err(e) = crate::db::sessions::delete_expired(&pool).await {
+            tracing::warn!(error = %e, "expired sessions were not deleted; trying again in an hour");
+        }
+    }
+}
