@@ -337,15 +337,22 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     };
     let auth = &config.auth;
     let providers: Vec<&str> = auth.providers.iter().map(|p| p.id.as_str()).collect();
-    tracing::info!(
-        providers = ?providers,
-        local_login = auth.local_login,
-        "sign-in: OAuth callbacks at {base}/api/auth/{{provider}}/callback"
-    );
-    let no_user = crate::db::users::count(&state.pool).await.unwrap_or(0) == 0;
-    if no_user && !auth.local_login && auth.initial_admin_email.is_none() {
+    tracing::info!(providers = ?providers, local_login = auth.local_login, "sign-in");
+    for p in &auth.providers {
+        let callback = crate::auth::oauth_flow::callback_url(&state.config.base_url, p.id);
+        tracing::info!(
+            provider = p.id.as_str(),
+            "register this callback URL at {}: {callback}",
+            p.label
+        );
+    }
+    let no_admin = crate::db::users::count_admins(&state.pool)
+        .await
+        .unwrap_or(0)
+        == 0;
+    if no_admin && !auth.local_login && auth.initial_admin_email.is_none() {
         tracing::warn!(
-            "no user exists and no one can become admin: local sign-in is off and INITIAL_ADMIN_EMAIL is unset; set INITIAL_ADMIN_EMAIL to your verified e-mail at the provider, or LOCAL_LOGIN_ENABLED=true"
+            "no admin exists and no one can become one: local sign-in is off and INITIAL_ADMIN_EMAIL is unset; set INITIAL_ADMIN_EMAIL to your verified e-mail at the provider, or LOCAL_LOGIN_ENABLED=true"
         );
     }
     // The setup link makes a local admin: useless where local sign-in is off.
@@ -354,7 +361,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
             Ok(Some(link)) => {
                 // Said on stdout too, like Jupyter's token link: it is the way in.
                 println!(
-                    "\n    No user exists yet. To create the first admin, open (once, within 24 hours):\n    {base}{link}\n"
+                    "\n    No admin exists yet. To create the first admin, open (once, within 24 hours):\n    {base}{link}\n"
                 );
                 tracing::warn!("no user exists yet: the setup link was printed to standard output");
             }

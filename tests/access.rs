@@ -86,12 +86,15 @@ async fn every_route_requires_the_role_the_table_says() {
                 let body = resp.text().await.unwrap_or_default();
                 let allowed = match access {
                     Access::Open | Access::SignedIn => true,
+                    // Account changes need a browser session, whatever the token's role.
+                    Access::Session => false,
                     Access::AtLeast(needed) => role >= needed,
                 };
-                // The layer's refusal names the role; a handler's own 403 (a used
-                // setup link, say) does not.
-                let refused_by_layer =
-                    code == StatusCode::FORBIDDEN && body.contains("this needs the");
+                // The layer's refusal names the role (or the session); a handler's own
+                // 403 (a used setup link, say) does not.
+                let refused_by_layer = code == StatusCode::FORBIDDEN
+                    && (body.contains("this needs the")
+                        || body.contains("this needs a signed-in browser session"));
                 if allowed {
                     assert!(
                         !refused_by_layer && code != StatusCode::UNAUTHORIZED,
@@ -366,15 +369,24 @@ async fn a_local_account_session_needs_its_csrf_token_and_ends_when_blocked() {
     assert_eq!(ok.status(), StatusCode::SEE_OTHER);
     assert_eq!(ok.headers()["location"], "/", "never off-site after login");
 
-    // Blocking ends both open sessions at their next request.
+    // Blocking ends both open sessions at their next request (another admin
+    // exists first: the last one cannot be blocked).
+    let (s, _) = app
+        .post_json(
+            "/api/users",
+            r#"{"username": "grace", "password": "grace-password-1", "role": "ADMIN"}"#,
+        )
+        .await;
+    assert_eq!(s, 201);
     let user = fastflow::db::users::by_username(&app.state().pool, "ada")
         .await
         .expect("db")
         .expect("user");
-    assert!(
+    assert_eq!(
         fastflow::db::users::set_blocked(&app.state().pool, &user.id, true)
             .await
-            .expect("db")
+            .expect("db"),
+        fastflow::db::users::Guarded::Done
     );
     for client in [&browser, &other] {
         let r = client.get(app.url("/pipelines")).send().await.expect("GET");

@@ -32,6 +32,17 @@ pub fn generate() -> Result<NewToken, getrandom::Error> {
 
 /// What is stored of `token`: its SHA-256, hex. A token has 256 random bits,
 /// so a fast hash is enough (a slow one protects guessable passwords).
+/// Whether `s` has a token's shape (`ff_` and 43 URL-safe characters): a
+/// link cut short or mistyped can be told apart from one that was used.
+pub fn well_formed(s: &str) -> bool {
+    s.strip_prefix(PREFIX).is_some_and(|rest| {
+        rest.len() == 43
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    })
+}
+
 pub fn hash(token: &str) -> String {
     Sha256::digest(token.trim().as_bytes())
         .iter()

@@ -15,9 +15,9 @@ pub const MAX_HOURS: i64 = 8760;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InviteError {
-    #[error("`email`: {0:?} is not an e-mail address")]
+    #[error("The e-mail {0:?} is not an e-mail address (`email`)")]
     Email(String),
-    #[error("`expires_hours`: {0} is outside 1..=8760")]
+    #[error("An invitation is valid for 1 to 8760 hours, not {0} (`expires_hours`)")]
     Hours(i64),
     #[error("no random numbers for the invitation's token")]
     Random,
@@ -38,6 +38,7 @@ pub async fn create(
     role: Role,
     hours: i64,
     created_by: Option<&str>,
+    created_by_id: Option<&str>,
 ) -> Result<Made, InviteError> {
     let email = email.trim();
     if !looks_like_email(email) {
@@ -55,6 +56,7 @@ pub async fn create(
             role: role.as_str(),
             expires_at: Utc::now() + Duration::hours(hours),
             created_by,
+            created_by_id,
         },
     )
     .await?;
@@ -72,6 +74,29 @@ pub async fn find(pool: &Pool, token: &str) -> Result<Option<Invitation>, DbErro
         return Ok(None);
     }
     db::invitations::find_open(pool, &api_token::hash(token)).await
+}
+
+/// Whether the invitation's maker may still invite: an active, unblocked admin
+/// (or the operator's command-line token). An admin removed or demoted takes
+/// their open invitations with them.
+pub async fn maker_may_invite(pool: &Pool, inv: &Invitation) -> Result<bool, DbError> {
+    match &inv.created_by_id {
+        None => Ok(inv
+            .created_by
+            .as_deref()
+            .is_some_and(|b| b.starts_with("token:"))),
+        Some(id) => Ok(db::users::by_id(pool, id)
+            .await?
+            .is_some_and(|u| u.role == Role::Admin.as_str() && u.status == "active" && !u.blocked)),
+    }
+}
+
+/// The open invitation the link's token names, if its maker may still invite.
+pub async fn find_usable(pool: &Pool, token: &str) -> Result<Option<Invitation>, DbError> {
+    match find(pool, token).await? {
+        Some(inv) if maker_may_invite(pool, &inv).await? => Ok(Some(inv)),
+        _ => Ok(None),
+    }
 }
 
 /// Whether `email` is the invitation's, ignoring case.

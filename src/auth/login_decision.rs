@@ -83,7 +83,7 @@ pub async fn decide(
 ) -> Result<Decision, DbError> {
     let provider = profile.provider.as_str();
     let verified_email = profile.email.as_deref().filter(|_| profile.email_verified);
-    let link = |user_id: String| async move {
+    let link = |user_id: String, replace: bool| async move {
         db::identities::link(
             pool,
             &user_id,
@@ -91,6 +91,7 @@ pub async fn decide(
             &profile.subject,
             profile.email.as_deref(),
             Some(&profile.login),
+            replace,
         )
         .await
     };
@@ -104,9 +105,9 @@ pub async fn decide(
                 ));
             }
         };
-        return Ok(match link(user.id.clone()).await? {
+        return Ok(match link(user.id.clone(), true).await? {
             Linked::Done => Decision::Linked { user },
-            Linked::TakenByOther => Decision::Refused(format!(
+            Linked::TakenByOther | Linked::UserHasAnother => Decision::Refused(format!(
                 "this {label} account is already linked to another user; unlink it there first"
             )),
         });
@@ -129,19 +130,29 @@ pub async fn decide(
     if let Some(email) = verified_email
         && let Some(user) = db::users::by_email(pool, email).await?.into_iter().next()
     {
-        if link(user.id.clone()).await? == Linked::TakenByOther {
-            return Ok(Decision::Refused(format!(
-                "this {label} account is already linked to another user"
-            )));
+        match link(user.id.clone(), false).await? {
+            Linked::Done => {}
+            Linked::TakenByOther => {
+                return Ok(Decision::Refused(format!(
+                    "this {label} account is already linked to another user"
+                )));
+            }
+            Linked::UserHasAnother => {
+                return Ok(Decision::Refused(format!(
+                    "the account with this e-mail signs in with another {label} account; use that one, or unlink it in Settings first"
+                )));
+            }
         }
         return Ok(by_status(user, Match::Email));
     }
 
+    // Only while no active admin exists: once there is one, they decide who else is.
     if let (Some(email), Some(initial)) = (verified_email, &auth.initial_admin_email)
         && email.eq_ignore_ascii_case(initial)
+        && db::users::count_admins(pool).await? == 0
     {
         let user = create_user(pool, &profile.login, Some(email), Role::Admin, "active").await?;
-        link(user.id.clone()).await?;
+        link(user.id.clone(), false).await?;
         return Ok(Decision::SignIn {
             user,
             matched: Match::InitialAdmin,
@@ -152,7 +163,7 @@ pub async fn decide(
         invitation: Some(token),
     } = purpose
     {
-        let Some(inv) = invitation::find(pool, token).await? else {
+        let Some(inv) = invitation::find_usable(pool, token).await? else {
             return Ok(Decision::Refused(
                 "this invitation link was used, revoked or has expired; ask for a new one".into(),
             ));
@@ -160,6 +171,11 @@ pub async fn decide(
         let Some(email) = verified_email.filter(|e| invitation::is_for(&inv, e)) else {
             let said = match (&profile.email, profile.email_verified) {
                 (Some(e), true) => format!("{label} says your verified e-mail is {e}"),
+                (Some(e), false) if invitation::is_for(&inv, e) => {
+                    return Ok(Decision::Refused(format!(
+                        "{label} has not verified your e-mail {e}: verify it at {label}, then open the invitation again"
+                    )));
+                }
                 (Some(e), false) => format!("{label} has not verified your e-mail {e}"),
                 (None, _) => format!("{label} gave no e-mail"),
             };
@@ -176,7 +192,7 @@ pub async fn decide(
         let role = inv.role.parse().unwrap_or(Role::Readonly);
         let user = create_user(pool, &profile.login, Some(email), role, "active").await?;
         db::invitations::set_used_by(pool, &inv.id, &user.id).await?;
-        link(user.id.clone()).await?;
+        link(user.id.clone(), false).await?;
         return Ok(Decision::SignIn {
             user,
             matched: Match::Invitation,
@@ -191,7 +207,7 @@ pub async fn decide(
         "pending",
     )
     .await?;
-    link(user.id.clone()).await?;
+    link(user.id.clone(), false).await?;
     Ok(Decision::Held {
         user,
         why: Held::Requested,

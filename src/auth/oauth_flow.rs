@@ -120,7 +120,13 @@ pub async fn finish(
         .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()))
         .request_async(&http)
         .await
-        .map_err(|e| FlowError::Exchange(name, exchange_problem(&e)))?;
+        .map_err(|e| {
+            // A provider that echoes the request must not put our secrets on a page.
+            let said = exchange_problem(&e)
+                .replace(p.client_secret.expose(), "***")
+                .replace(pkce_verifier, "***");
+            FlowError::Exchange(name, said)
+        })?;
     let access = token.access_token().secret();
     let info = get_json(&http, &p.userinfo_url, access, name).await?;
     let mut profile = profile_from(p, &info)?;
@@ -233,6 +239,8 @@ pub fn profile_from(p: &OAuthProvider, info: &Value) -> Result<Profile, FlowErro
                 .as_ref()
                 .and_then(|e| e.split('@').next().map(String::from))
         })
+        .map(|l| shown_name(&l))
+        .filter(|l| !l.is_empty())
         .unwrap_or_else(|| "user".into());
     Ok(Profile {
         provider: p.id,
@@ -241,6 +249,19 @@ pub fn profile_from(p: &OAuthProvider, info: &Value) -> Result<Profile, FlowErro
         email_verified,
         login,
     })
+}
+
+/// A provider's name for a person as it may be shown: at most 100
+/// characters, without control or invisible format characters (a
+/// right-to-left override could make one name look like another).
+fn shown_name(raw: &str) -> String {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    raw.chars()
+        .filter(|c| !c.is_control() && c.general_category() != GeneralCategory::Format)
+        .take(100)
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 /// GitHub's primary e-mail if it is verified; otherwise the profile's public
@@ -264,6 +285,13 @@ fn github_email(emails: &Value, public: Option<String>) -> (Option<String>, bool
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn names_lose_invisible_characters_and_length() {
+        assert_eq!(shown_name("ad\u{202E}min\u{200B}"), "admin");
+        assert_eq!(shown_name(&"x".repeat(5000)).len(), 100);
+        assert_eq!(shown_name("\u{7}"), "");
+    }
 
     #[test]
     fn only_a_verified_primary_github_email_counts() {

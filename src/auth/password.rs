@@ -13,9 +13,9 @@ pub const MAX_BYTES: usize = 1024;
 /// Why a password is refused; never holds the password.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
-    #[error("a password needs at least {MIN_CHARS} characters")]
+    #[error("A password needs at least {MIN_CHARS} characters")]
     TooShort,
-    #[error("a password has at most {MAX_BYTES} bytes")]
+    #[error("A password has at most {MAX_BYTES} bytes")]
     TooLong,
     #[error("hashing the password failed: {0}")]
     Hash(String),

@@ -1,5 +1,6 @@
-//! The first-run setup link, like Jupyter's token link: while no user exists,
-//! the server makes a random one-time link at start and prints it; opening it
+//! The first-run setup link, like Jupyter's token link: while no active admin
+//! exists (a fresh install, or one where only join requests came in), the
+//! server makes a random one-time link at start and prints it; opening it
 //! lets the first admin be created. Valid once, for 24 hours; each start makes
 //! a new one. Stored only as its SHA-256, like API tokens.
 
@@ -11,10 +12,10 @@ use crate::db::{self, DbError, Pool};
 /// How long a link works.
 pub const VALID_FOR_HOURS: i64 = 24;
 
-/// The path and query of a fresh link when no user exists yet (`None` once
-/// one does); the previous link stops working.
+/// The path and query of a fresh link while no active admin exists (`None`
+/// once one does); the previous link stops working.
 pub async fn issue_if_no_user(pool: &Pool) -> Result<Option<String>, DbError> {
-    if db::users::count(pool).await? > 0 {
+    if db::users::count_admins(pool).await? > 0 {
         return Ok(None);
     }
     let Ok(made) = api_token::generate() else {
@@ -30,9 +31,10 @@ pub async fn is_valid(pool: &Pool, token: &str) -> Result<bool, DbError> {
     db::setup_link::is_valid(pool, &api_token::hash(token)).await
 }
 
-/// Uses the link up; `true` for exactly one caller, and only while no user exists.
+/// Uses the link up; `true` for exactly one caller, and only while no active
+/// admin exists.
 pub async fn redeem(pool: &Pool, token: &str) -> Result<bool, DbError> {
-    if db::users::count(pool).await? > 0 {
+    if db::users::count_admins(pool).await? > 0 {
         return Ok(false);
     }
     db::setup_link::redeem(pool, &api_token::hash(token)).await
@@ -64,7 +66,22 @@ mod tests {
         assert!(redeem(&pool, &token2).await.unwrap());
         assert!(!redeem(&pool, &token2).await.unwrap(), "only once");
         assert!(!is_valid(&pool, &token2).await.unwrap());
-        // Once a user exists there is no link at all.
+        // A join request (a pending user) does not end the need for a first admin…
+        db::users::insert(
+            &pool,
+            &db::users::NewUser {
+                username: "stranger",
+                email: None,
+                role: "READONLY",
+                password_hash: None,
+                status: "pending",
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(issue_if_no_user(&pool).await.unwrap().is_some());
+        // …once an admin exists there is no link at all.
         db::users::insert(
             &pool,
             &db::users::NewUser {

@@ -103,7 +103,7 @@ impl AuthEnv {
             match (get(id), get(secret)) {
                 (Some(i), Some(s)) => Ok(Some((i, SecretString::new(s)))),
                 (None, None) => Ok(None),
-                (Some(_), None) => Err(err(id, "set", format!("{secret} is missing"))),
+                (Some(i), None) => Err(err(id, &i, format!("{secret} is missing"))),
                 (None, Some(_)) => Err(err(secret, "<redacted>", format!("{id} is missing"))),
             }
         };
@@ -264,23 +264,26 @@ pub fn looks_like_email(s: &str) -> bool {
 
 /// An http(s) URL; plain http only to a loopback address (a provider on this
 /// machine), since a code or token sent in the clear could be read on the way.
+/// No user or password inside it (`http://127.0.0.1@elsewhere` is elsewhere).
 fn check_url(var: &'static str, value: &str) -> Result<(), ConfigError> {
-    let lower = value.to_ascii_lowercase();
-    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-        .iter()
-        .any(|p| {
-            lower.strip_prefix(p).is_some_and(|rest| {
-                rest.is_empty() || rest.starts_with(':') || rest.starts_with('/')
-            })
-        });
-    if lower.starts_with("https://") || loopback {
-        Ok(())
-    } else {
-        Err(err(
-            var,
-            value,
+    use oauth2::url::{Host, Url};
+    let bad = |why: &str| err(var, value, why);
+    let url = Url::parse(value).map_err(|e| bad(&format!("not a URL ({e})")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("a URL with a user or password in it"));
+    }
+    let loopback = match url.host() {
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(bad(
             "expected an https:// URL (http:// only to this machine)",
-        ))
+        )),
     }
 }
 
@@ -330,6 +333,20 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.reason.contains("https"), "{e}");
+        // A loopback address as the user part of the URL is not loopback.
+        let e = env(&[
+            ("CUSTOM_OAUTH_CLIENT_ID", "i"),
+            ("CUSTOM_OAUTH_CLIENT_SECRET", "s"),
+            (
+                "CUSTOM_OAUTH_AUTHORIZE_URL",
+                "http://127.0.0.1:80@idp.example.com/authorize",
+            ),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "CUSTOM_OAUTH_AUTHORIZE_URL");
+        assert!(super::check_url("X", "http://localhost:9000/auth").is_ok());
+        assert!(super::check_url("X", "http://[::1]/auth").is_ok());
+        assert!(super::check_url("X", "http://127.0.0.2.example.com/auth").is_err());
         let e = env(&[
             ("MICROSOFT_CLIENT_ID", "i"),
             ("MICROSOFT_CLIENT_SECRET", "s"),

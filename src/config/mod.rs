@@ -18,7 +18,8 @@ use std::time::Duration;
 use crate::pipelines::fields::MemorySize;
 use crate::pipelines::ranges;
 use values::{
-    cpu_limit, err, host_list, in_range, mem_limit, parse_bool, parse_or, positive_opt, url_host,
+    base_url_checked, cpu_limit, err, host_list, in_range, mem_limit, net_list, parse_bool,
+    parse_or, positive_opt, url_host,
 };
 
 /// Where the server runs: production refuses insecure shortcuts.
@@ -103,6 +104,9 @@ pub struct HttpLimits {
     pub max_connections: usize,
     /// Live streams (SSE) open at once (`MAX_SSE_STREAMS`).
     pub max_sse_streams: usize,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`);
+    /// without them every address is the connection's own.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// A configuration value that could not be used; names the variable and why.
@@ -166,7 +170,10 @@ impl Config {
                 reason: "only sqlite: URLs are supported in this version".into(),
             });
         }
-        let base_url = get("BASE_URL").unwrap_or_else(|| format!("http://{host}:{port}"));
+        let base_url = match get("BASE_URL") {
+            Some(url) => base_url_checked(&url)?,
+            None => format!("http://{host}:{port}"),
+        };
 
         let max_concurrent_runs: usize = in_range(
             get("MAX_CONCURRENT_RUNS"),
@@ -326,6 +333,7 @@ impl Config {
                     10_000,
                     "streams",
                 )?,
+                trusted_proxies: net_list(get("TRUSTED_PROXIES"), "TRUSTED_PROXIES")?,
             },
             allowed_hosts,
             min_free_disk_bytes: in_range::<u64>(

@@ -132,3 +132,48 @@ pub(super) fn url_host(url: &str) -> Option<String> {
     };
     (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
+
+/// IP addresses and networks (`10.0.0.0/8`, `::1`) from a comma-separated list.
+pub(super) fn net_list(
+    raw: Option<String>,
+    var: &'static str,
+) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let mut nets = Vec::new();
+    for item in raw.unwrap_or_default().split(',').map(str::trim) {
+        if item.is_empty() {
+            continue;
+        }
+        let net = item
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                err(
+                    var,
+                    item,
+                    "expected IP addresses or networks like 10.0.0.0/8, separated by commas",
+                )
+            })?;
+        nets.push(net);
+    }
+    Ok(nets)
+}
+
+/// `BASE_URL` as people open it: `http(s)://host[:port][/path]`, without a
+/// trailing `/`, nothing else (the links and OAuth callbacks are built from it).
+pub(super) fn base_url_checked(raw: &str) -> Result<String, ConfigError> {
+    let bad = |why: &str| err("BASE_URL", raw, why);
+    let url = oauth2::url::Url::parse(raw).map_err(|e| {
+        bad(&format!(
+            "not a URL ({e}); expected e.g. https://flow.example.com"
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(bad(
+            "expected an http:// or https:// URL with a host, e.g. https://flow.example.com",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(bad("no query, fragment or user in BASE_URL"));
+    }
+    Ok(raw.trim_end_matches('/').to_string())
+}

@@ -71,9 +71,12 @@ pub async fn list(pool: &Pool, f: &Filter, limit: i64) -> Result<Vec<Entry>, DbE
     }
     if let Some(action) = &f.action {
         if let Some(prefix) = action.strip_suffix('.') {
-            // A range instead of LIKE, so `_` and `%` in the input mean themselves.
-            q.push(" AND action >= ").push_bind(format!("{prefix}."));
+            // The family and its head (`login.` is `login`, `login.failed`, …); a
+            // range instead of LIKE, so `_` and `%` in the input mean themselves.
+            q.push(" AND (action = ").push_bind(prefix.to_string());
+            q.push(" OR (action >= ").push_bind(format!("{prefix}."));
             q.push(" AND action < ").push_bind(format!("{prefix}/"));
+            q.push("))");
         } else {
             q.push(" AND action = ").push_bind(action.clone());
         }
@@ -94,10 +97,14 @@ pub async fn list(pool: &Pool, f: &Filter, limit: i64) -> Result<Vec<Entry>, DbE
     Ok(q.build_query_as().fetch_all(pool).await?)
 }
 
-/// The actors and actions seen, for the filter menus (at most 200 each).
+/// The actors and actions seen, for the filter menus (at most 200 each). Only
+/// actors of entries that succeeded: anyone can fail a sign-in under any name,
+/// and those names must not crowd out the real users.
 pub async fn distinct_values(pool: &Pool) -> Result<(Vec<String>, Vec<String>), DbError> {
     let actors = sqlx::query_scalar(
-        "SELECT actor FROM audit_log GROUP BY actor ORDER BY actor COLLATE NOCASE LIMIT 200",
+        "SELECT actor FROM (SELECT actor, MAX(id) AS last FROM audit_log WHERE outcome = 'ok'
+                            GROUP BY actor ORDER BY last DESC LIMIT 200)
+         ORDER BY actor COLLATE NOCASE",
     )
     .fetch_all(pool)
     .await?;

@@ -36,10 +36,14 @@ pub enum Linked {
     Done,
     /// The subject belongs to another user.
     TakenByOther,
+    /// The user has another identity at this provider (and `replace` was off).
+    UserHasAnother,
 }
 
-/// Links `subject` at `provider` to the user, replacing the user's earlier
-/// identity at that provider; refused when another user holds the subject.
+/// Links `subject` at `provider` to the user; refused when another user holds
+/// the subject. An earlier identity of the user at that provider is replaced
+/// only with `replace` (the user chose to link); a sign-in matched by e-mail
+/// never swaps the account a user signs in with.
 pub async fn link(
     pool: &Pool,
     user_id: &str,
@@ -47,6 +51,7 @@ pub async fn link(
     subject: &str,
     email: Option<&str>,
     login: Option<&str>,
+    replace: bool,
 ) -> Result<Linked, DbError> {
     let mut tx = pool.begin().await?;
     let holder: Option<String> = sqlx::query_scalar(
@@ -58,6 +63,18 @@ pub async fn link(
     .await?;
     if holder.as_deref().is_some_and(|h| h != user_id) {
         return Ok(Linked::TakenByOther);
+    }
+    if !replace {
+        let own: Option<String> = sqlx::query_scalar(
+            "SELECT subject FROM user_identities WHERE user_id = ? AND provider = ?",
+        )
+        .bind(user_id)
+        .bind(provider)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if own.is_some_and(|s| s != subject) {
+            return Ok(Linked::UserHasAnother);
+        }
     }
     sqlx::query(
         "INSERT INTO user_identities (user_id, provider, subject, email, login, linked_at)

@@ -14,10 +14,11 @@ pub struct Invitation {
     pub expires_at: DateTime<Utc>,
     pub used_at: Option<DateTime<Utc>>,
     pub created_by: Option<String>,
+    pub created_by_id: Option<String>,
 }
 
-const COLUMNS: &str =
-    "id, recipient_email, role, created_at, expires_at, used_at, created_by FROM invitations";
+const COLUMNS: &str = "id, recipient_email, role, created_at, expires_at, used_at, created_by, \
+     created_by_id FROM invitations";
 
 pub struct NewInvitation<'a> {
     pub recipient_email: &'a str,
@@ -25,13 +26,15 @@ pub struct NewInvitation<'a> {
     pub role: &'a str,
     pub expires_at: DateTime<Utc>,
     pub created_by: Option<&'a str>,
+    pub created_by_id: Option<&'a str>,
 }
 
 pub async fn insert(pool: &Pool, new: &NewInvitation<'_>) -> Result<Invitation, DbError> {
     let id = uuid::Uuid::now_v7().to_string();
     sqlx::query(
-        "INSERT INTO invitations (id, recipient_email, token_hash, role, created_at, expires_at, created_by)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO invitations (id, recipient_email, token_hash, role, created_at, expires_at,
+             created_by, created_by_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&id)
     .bind(new.recipient_email)
@@ -40,6 +43,7 @@ pub async fn insert(pool: &Pool, new: &NewInvitation<'_>) -> Result<Invitation, 
     .bind(Utc::now())
     .bind(new.expires_at)
     .bind(new.created_by)
+    .bind(new.created_by_id)
     .execute(pool)
     .await?;
     Ok(sqlx::query_as(&format!("SELECT {COLUMNS} WHERE id = ?"))

@@ -151,7 +151,7 @@ pub async fn list(pool: &Pool) -> Result<Vec<User>, DbError> {
     .await?)
 }
 
-/// Active, unblocked admins (the last one may not be demoted, blocked or deleted).
+/// Active, unblocked admins (none: the setup link is offered).
 pub async fn count_admins(pool: &Pool) -> Result<i64, DbError> {
     Ok(sqlx::query_scalar(
         "SELECT COUNT(*) FROM users WHERE role = 'ADMIN' AND blocked = 0 AND status = 'active'",
@@ -160,37 +160,73 @@ pub async fn count_admins(pool: &Pool) -> Result<i64, DbError> {
     .await?)
 }
 
-/// Changes the role; a change ends all the user's sessions.
-pub async fn set_role(pool: &Pool, id: &str, role: &str) -> Result<bool, DbError> {
-    let done = sqlx::query(
-        "UPDATE users SET session_epoch = session_epoch + (role <> ?1), role = ?1 WHERE id = ?2",
-    )
+/// What a change guarded by the last-admin rule did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Guarded {
+    Done,
+    NotFound,
+    /// Refused: the user is the last active, unblocked admin.
+    LastAdmin,
+}
+
+/// True for a row that is not an active admin, or not the last one. Checked in
+/// the same statement as the change, so two admins blocking each other at
+/// once cannot both succeed (SQLite runs one write at a time).
+const KEEPS_AN_ADMIN: &str = "(role <> 'ADMIN' OR status <> 'active' OR blocked = 1
+     OR EXISTS (SELECT 1 FROM users other WHERE other.id <> users.id AND other.role = 'ADMIN'
+                AND other.status = 'active' AND other.blocked = 0))";
+
+async fn guarded(pool: &Pool, id: &str, affected: u64) -> Result<Guarded, DbError> {
+    Ok(if affected > 0 {
+        Guarded::Done
+    } else if by_id(pool, id).await?.is_some() {
+        Guarded::LastAdmin
+    } else {
+        Guarded::NotFound
+    })
+}
+
+/// Changes the role (a change ends all the user's sessions), never leaving no admin.
+pub async fn set_role(pool: &Pool, id: &str, role: &str) -> Result<Guarded, DbError> {
+    let keep = if role == "ADMIN" {
+        "1 = 1"
+    } else {
+        KEEPS_AN_ADMIN
+    };
+    let done = sqlx::query(&format!(
+        "UPDATE users SET session_epoch = session_epoch + (role <> ?1), role = ?1
+         WHERE id = ?2 AND {keep}"
+    ))
     .bind(role)
     .bind(id)
     .execute(pool)
     .await?;
-    Ok(done.rows_affected() > 0)
+    guarded(pool, id, done.rows_affected()).await
 }
 
-/// Deletes the user; their tokens go with them.
-pub async fn delete(pool: &Pool, id: &str) -> Result<bool, DbError> {
-    let done = sqlx::query("DELETE FROM users WHERE id = ?")
-        .bind(id)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected() > 0)
+/// Deletes the user (their tokens go with them), never the last admin.
+pub async fn delete(pool: &Pool, id: &str) -> Result<Guarded, DbError> {
+    let done = sqlx::query(&format!(
+        "DELETE FROM users WHERE id = ? AND {KEEPS_AN_ADMIN}"
+    ))
+    .bind(id)
+    .execute(pool)
+    .await?;
+    guarded(pool, id, done.rows_affected()).await
 }
 
-/// Blocks or unblocks the user; blocking ends all their sessions at once.
-pub async fn set_blocked(pool: &Pool, id: &str, blocked: bool) -> Result<bool, DbError> {
-    let done =
-        sqlx::query("UPDATE users SET blocked = ?, session_epoch = session_epoch + ? WHERE id = ?")
-            .bind(blocked)
-            .bind(i64::from(blocked))
-            .bind(id)
-            .execute(pool)
-            .await?;
-    Ok(done.rows_affected() > 0)
+/// Blocks (ending all their sessions at once; never the last admin) or unblocks.
+pub async fn set_blocked(pool: &Pool, id: &str, blocked: bool) -> Result<Guarded, DbError> {
+    let keep = if blocked { KEEPS_AN_ADMIN } else { "1 = 1" };
+    let done = sqlx::query(&format!(
+        "UPDATE users SET blocked = ?, session_epoch = session_epoch + ? WHERE id = ? AND {keep}"
+    ))
+    .bind(blocked)
+    .bind(i64::from(blocked))
+    .bind(id)
+    .execute(pool)
+    .await?;
+    guarded(pool, id, done.rows_affected()).await
 }
 
 #[cfg(test)]
@@ -210,12 +246,32 @@ mod tests {
             status: "active",
         };
         let admin = insert(&pool, &new("Admin")).await.unwrap().unwrap();
+        // The only admin cannot be blocked, demoted or deleted; a second one can.
+        assert_eq!(
+            set_blocked(&pool, &admin.id, true).await.unwrap(),
+            Guarded::LastAdmin
+        );
+        assert_eq!(
+            set_role(&pool, &admin.id, "WRITE").await.unwrap(),
+            Guarded::LastAdmin
+        );
+        assert_eq!(delete(&pool, &admin.id).await.unwrap(), Guarded::LastAdmin);
+        assert_eq!(delete(&pool, "nobody").await.unwrap(), Guarded::NotFound);
+        let second = insert(&pool, &new("second")).await.unwrap().unwrap();
+        assert_eq!(
+            set_blocked(&pool, &second.id, true).await.unwrap(),
+            Guarded::Done
+        );
+        assert_eq!(
+            set_blocked(&pool, &admin.id, true).await.unwrap(),
+            Guarded::LastAdmin
+        );
         assert!(insert(&pool, &new("admin")).await.unwrap().is_none());
         assert_eq!(
             by_username(&pool, "ADMIN").await.unwrap().unwrap().id,
             admin.id
         );
-        assert_eq!(count(&pool).await.unwrap(), 1);
+        assert_eq!(count(&pool).await.unwrap(), 2);
         assert_eq!(admin.session_epoch, 0);
         end_sessions(&pool, &admin.id).await.unwrap();
         assert_eq!(

@@ -89,21 +89,46 @@ pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) ->
             {
                 return limited;
             }
+            audit_trail::token_refused(&state, peer, &path, why).await;
             return refuse(api, AppError::Unauthorized(why.to_string()));
+        }
+        // A token sent another way than `Bearer` is said so (on pages, a reverse
+        // proxy's own Basic credentials may be there: those go to the login).
+        Caller::Anonymous if api && req.headers().contains_key(header::AUTHORIZATION) => {
+            return refuse(
+                api,
+                AppError::Unauthorized(
+                    "send the API token as `Authorization: Bearer <token>`".into(),
+                ),
+            );
         }
         Caller::Anonymous => return sign_in_first(api, &req),
         Caller::Known(who) => who,
     };
+    let current = csrf::Current {
+        signed_in: true,
+        csrf: who.csrf.clone().unwrap_or_default(),
+        name: who.name.clone(),
+        role: Some(who.role),
+    };
+    // A refusal of a known caller is a page with their navigation.
+    let refuse_known = |e: AppError| csrf::scope(current.clone(), async move { refuse(api, e) });
+    if access == Access::Session && who.csrf.is_none() {
+        let refused = refuse_known(AppError::Forbidden(
+            "this needs a signed-in browser session: an API token cannot change the account's password, tokens or linked providers".into(),
+        ))
+        .await;
+        audit_trail::record(&state, change(Some(&who), refused.status(), None)).await;
+        return refused;
+    }
     if let Access::AtLeast(role) = access
         && who.role < role
     {
-        let refused = refuse(
-            api,
-            AppError::Forbidden(format!(
-                "this needs the {role} role; {} has {}",
-                who.name, who.role
-            )),
-        );
+        let refused = refuse_known(AppError::Forbidden(format!(
+            "this needs the {role} role; {} has {}",
+            who.name, who.role
+        )))
+        .await;
         audit_trail::record(&state, change(Some(&who), refused.status(), None)).await;
         return refused;
     }
@@ -112,18 +137,12 @@ pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) ->
         req = match check_csrf(&who, req).await {
             Ok(req) => req,
             Err(e) => {
-                let refused = refuse(api, e);
+                let refused = refuse_known(e).await;
                 audit_trail::record(&state, change(Some(&who), refused.status(), None)).await;
                 return refused;
             }
         };
     }
-    let current = csrf::Current {
-        signed_in: true,
-        csrf: who.csrf.clone().unwrap_or_default(),
-        name: who.name.clone(),
-        role: Some(who.role),
-    };
     req.extensions_mut().insert(who.clone());
     let asked_with = req.headers().clone();
     let mut response = csrf::scope(current, next.run(req)).await;

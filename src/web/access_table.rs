@@ -17,11 +17,15 @@ pub enum Access {
     Open,
     /// Any signed-in user or token, whatever its role (their own session).
     SignedIn,
+    /// A signed-in browser session, never an API token: what changes the
+    /// account itself (password, tokens, linked providers), so a token —
+    /// perhaps a READONLY one — cannot turn itself into more.
+    Session,
     /// At least this role.
     AtLeast(Role),
 }
 
-use Access::{AtLeast, Open, SignedIn};
+use Access::{AtLeast, Open, Session, SignedIn};
 const READ: Access = AtLeast(Role::Readonly);
 const WRITE: Access = AtLeast(Role::Write);
 const ADMIN: Access = AtLeast(Role::Admin);
@@ -72,12 +76,12 @@ pub const TABLE: &[(&str, &[(Method, Access)])] = &[
     ("/sync/repo/deploy-key", &[(Method::POST, WRITE)]),
     ("/sync/repo/remove", &[(Method::POST, WRITE)]),
     ("/settings", &[(Method::GET, SignedIn)]),
-    ("/settings/password", &[(Method::POST, SignedIn)]),
-    ("/settings/tokens", &[(Method::POST, SignedIn)]),
-    ("/settings/tokens/{id}/revoke", &[(Method::POST, SignedIn)]),
+    ("/settings/password", &[(Method::POST, Session)]),
+    ("/settings/tokens", &[(Method::POST, Session)]),
+    ("/settings/tokens/{id}/revoke", &[(Method::POST, Session)]),
     (
         "/settings/linked/{provider}/unlink",
-        &[(Method::POST, SignedIn)],
+        &[(Method::POST, Session)],
     ),
     ("/audit", &[(Method::GET, ADMIN)]),
     ("/users", &[(Method::GET, ADMIN)]),
@@ -95,7 +99,7 @@ pub const TABLE: &[(&str, &[(Method, Access)])] = &[
     ("/api/auth/{provider}/callback", &[(Method::GET, Open)]),
     (
         "/api/auth/link/{provider}",
-        &[(Method::GET, SignedIn), (Method::DELETE, SignedIn)],
+        &[(Method::GET, Session), (Method::DELETE, Session)],
     ),
     ("/api/auth/me", &[(Method::GET, SignedIn)]),
     ("/api/auth/logout", &[(Method::POST, SignedIn)]),

@@ -57,10 +57,18 @@ pub async fn record(state: &AppState, c: Change<'_>) {
         // Open and changing: the webhooks, which bring their own key.
         None => ("webhook".to_string(), None),
     };
-    let mut detail = format!("HTTP {}", c.status.as_u16());
-    if let Some(AuditNote(note)) = c.note {
-        detail = format!("{}; {detail}", audit::clip(&note));
-    }
+    // The status only when it says something: a refusal or a failure.
+    let status = (c.status.as_u16() >= 400).then(|| format!("HTTP {}", c.status.as_u16()));
+    let note = c.note.map(|AuditNote(n)| audit::clip(&n));
+    let via = c
+        .who
+        .and_then(|w| w.token_name.as_ref())
+        .map(|t| format!("with token {t}"));
+    let detail = [note, via, status]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; ");
     audit::record(
         &state.pool,
         NewEntry {
@@ -70,7 +78,7 @@ pub async fn record(state: &AppState, c: Change<'_>) {
             action: audit::action_for(c.method.as_str(), c.route.pattern),
             target: Some(audit::target_for(c.route.pattern, &c.route.params)),
             outcome: outcome(c.status).into(),
-            detail: Some(detail),
+            detail: (!detail.is_empty()).then_some(detail),
         },
     )
     .await;
@@ -96,6 +104,25 @@ pub async fn sign_in_event(
             target: None,
             outcome: outcome.into(),
             detail: Some(audit::clip(&detail)),
+        },
+    )
+    .await;
+}
+
+/// An API token that opens nothing (unknown, revoked, expired): written while
+/// the client is under its limit of refused tokens, so guessing is visible but
+/// cannot flood the log.
+pub async fn token_refused(state: &AppState, peer: Option<SocketAddr>, path: &str, why: &str) {
+    audit::record(
+        &state.pool,
+        NewEntry {
+            actor: "anonymous".into(),
+            actor_id: None,
+            client_addr: peer.map(|p| p.ip().to_string()),
+            action: "token.refused".into(),
+            target: Some(audit::clip(path)),
+            outcome: "denied".into(),
+            detail: Some(why.into()),
         },
     )
     .await;

@@ -45,6 +45,8 @@ pub struct Identity {
     pub role: Role,
     /// The session's CSRF token (`None` for a bearer token, which needs none).
     pub csrf: Option<String>,
+    /// The name of the API token used, if one was (shown in the audit log).
+    pub token_name: Option<String>,
 }
 
 pub enum Caller {
@@ -117,6 +119,7 @@ async fn from_token(state: &AppState, token: &str) -> Caller {
         name,
         role,
         csrf: None,
+        token_name: Some(stored.name),
     })
 }
 
@@ -146,5 +149,6 @@ async fn from_session(state: &AppState, session: &Session) -> Caller {
         user_id: Some(user.id),
         name: user.username,
         csrf: Some(held.csrf),
+        token_name: None,
     })
 }

@@ -36,11 +36,35 @@ struct InvitePage {
     notice: String,
 }
 
-fn gone() -> AppError {
-    AppError::Forbidden(
-        "this invitation link was used, revoked or has expired; ask an administrator for a new one"
-            .into(),
+/// Why `token` opens no invitation: cut short, or used up.
+fn gone(token: &str) -> AppError {
+    if crate::auth::api_token::well_formed(token) {
+        AppError::Forbidden(
+            "this invitation link was used, revoked or has expired (or the admin who made it can no longer invite); ask an administrator for a new one"
+                .into(),
+        )
+    } else {
+        AppError::BadRequest(
+            "this is not a whole invitation link: check that you copied all of it (it ends in a 46-character token starting with ff_)"
+                .into(),
+        )
+    }
+}
+
+/// A refused invitation, written to the audit log (the pages are rate limited).
+async fn refused(state: &AppState, peer: &SocketAddr, token: &str) -> AppError {
+    let why = gone(token);
+    sign_in_event(
+        state,
+        "invitation.refused",
+        "anonymous",
+        None,
+        peer,
+        "denied",
+        why.message(),
     )
+    .await;
+    why
 }
 
 fn render(
@@ -77,9 +101,9 @@ async fn page(
         return Ok(refused);
     }
     let token = q.get("token").cloned().unwrap_or_default();
-    let inv = invitation::find(&state.pool, &token)
-        .await?
-        .ok_or_else(gone)?;
+    let Some(inv) = invitation::find_usable(&state.pool, &token).await? else {
+        return Err(refused(&state, &peer, &token).await);
+    };
     Ok(render(&state, &token, &inv, "", String::new()).into_response())
 }
 
@@ -99,9 +123,9 @@ async fn accept(
     }
     let field = |k: &str| form.get(k).cloned().unwrap_or_default();
     let (token, username) = (field("token"), field("username").trim().to_string());
-    let inv = invitation::find(&state.pool, &token)
-        .await?
-        .ok_or_else(gone)?;
+    let Some(inv) = invitation::find_usable(&state.pool, &token).await? else {
+        return Err(refused(&state, &peer, &token).await);
+    };
     let again = |notice: String| {
         (
             axum::http::StatusCode::BAD_REQUEST,
@@ -134,7 +158,7 @@ async fn accept(
     }
     // Used up before the account exists: two tabs cannot both use it.
     if !db::invitations::redeem(&state.pool, &inv.id).await? {
-        return Err(gone());
+        return Err(gone(&token));
     }
     let role: Role = inv.role.parse().unwrap_or(Role::Readonly);
     let new = db::users::NewUser {

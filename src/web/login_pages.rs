@@ -91,6 +91,11 @@ struct LoginPage {
     next: String,
     username: String,
     notice: String,
+    /// This page was opened at another address than `BASE_URL`: why sign-in
+    /// will not stick, and where to go instead.
+    wrong_address: String,
+    /// No admin yet: point at the setup link in the server's output.
+    first_start: bool,
 }
 
 /// Where to go after signing in: a path of this site, never another site.
@@ -126,15 +131,56 @@ fn login_form(state: &AppState, next: String) -> LoginPage {
 
 async fn login_page(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> LoginPage {
-    login_form(&state, safe_next(q.get("next")))
+    let mut page = login_form(&state, safe_next(q.get("next")));
+    page.wrong_address = address_mismatch(&state.config.base_url, &headers);
+    page.first_start = state.config.auth.local_login
+        && db::users::count_admins(&state.pool).await.unwrap_or(1) == 0;
+    page
+}
+
+/// Sessions (a `Secure` cookie when `BASE_URL` is https) and OAuth callbacks
+/// belong to `BASE_URL`'s host: opened elsewhere, a sign-in succeeds and is
+/// lost. Says so, instead of a silent loop back to this page.
+fn address_mismatch(base_url: &str, headers: &axum::http::HeaderMap) -> String {
+    let host_of = |h: &str| {
+        let h = h.trim().to_ascii_lowercase();
+        match h.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
+            None => h.split(':').next().unwrap_or_default().to_string(),
+        }
+    };
+    let Some(asked) = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(host_of)
+    else {
+        return String::new();
+    };
+    let rest = base_url
+        .split_once("://")
+        .map(|(_, r)| r)
+        .unwrap_or(base_url);
+    let base_host = host_of(rest.split('/').next().unwrap_or_default());
+    if asked == base_host {
+        return String::new();
+    }
+    format!(
+        "This page was opened at {asked}, but BASE_URL is {base_url}: the session and any provider's callback belong to that address, so signing in here will not stick. Open {base_url}/login, or set BASE_URL to the address you use."
+    )
 }
 
 /// Starts the user's session under a new id.
 pub async fn sign_in(session: &Session, user: &db::users::User) -> Result<(), AppError> {
     session
         .cycle_id()
+        .await
+        .map_err(|e| AppError::internal("starting a session", e))?;
+    // A flow begun before (a half-done link for another account) is not this user's.
+    session
+        .remove_value(super::oauth_pages::FLOW_KEY)
         .await
         .map_err(|e| AppError::internal("starting a session", e))?;
     let held = SessionUser {
@@ -184,11 +230,18 @@ async fn login(
         };
         (axum::http::StatusCode::UNAUTHORIZED, page).into_response()
     };
+    // A name that cannot be a username (a password typed in the wrong field,
+    // a pasted token) is not kept.
+    let attempted = if check_username(username).is_ok() {
+        username
+    } else {
+        "(not a valid username)"
+    };
     let failed = |why: &str| {
         sign_in_event(
             &state,
             "login.failed",
-            username,
+            attempted,
             None,
             &peer,
             "failed",
@@ -248,7 +301,7 @@ async fn setup_page(
     }
     let token = q.get("token").cloned().unwrap_or_default();
     if !setup_link::is_valid(&state.pool, &token).await? {
-        return Err(link_refused());
+        return Err(link_refused(&state, &peer).await);
     }
     Ok(LoginPage {
         setup: true,
@@ -258,10 +311,30 @@ async fn setup_page(
     .into_response())
 }
 
-fn link_refused() -> AppError {
-    AppError::Forbidden(
-        "this setup link is not valid: it was used, it expired (24 hours), or a newer one was printed when the server last started".into(),
+/// Why a setup link opens nothing, written to the audit log (rate limited).
+async fn link_refused(state: &AppState, peer: &SocketAddr) -> AppError {
+    let set_up = db::users::count_admins(&state.pool).await.unwrap_or(0) > 0;
+    let why = if set_up {
+        AppError::Forbidden(
+            "this install is already set up: sign in at /login (an admin invites further users)"
+                .into(),
+        )
+    } else {
+        AppError::Forbidden(
+            "this setup link is not valid: it was used, it expired (24 hours), or a newer one was printed when the server last started".into(),
+        )
+    };
+    sign_in_event(
+        state,
+        "setup.refused",
+        "anonymous",
+        None,
+        peer,
+        "denied",
+        why.message(),
     )
+    .await;
+    why
 }
 
 fn local_off() -> AppError {
@@ -285,7 +358,7 @@ async fn setup(
     let field = |k: &str| form.get(k).cloned().unwrap_or_default();
     let (token, username) = (field("token"), field("username").trim().to_string());
     if !setup_link::is_valid(&state.pool, &token).await? {
-        return Err(link_refused());
+        return Err(link_refused(&state, &peer).await);
     }
     let again = |notice: String| {
         LoginPage {
@@ -316,7 +389,7 @@ async fn setup(
     };
     // The link is used up first: two tabs cannot both create an admin.
     if !setup_link::redeem(&state.pool, &token).await? {
-        return Err(link_refused());
+        return Err(link_refused(&state, &peer).await);
     }
     let new = db::users::NewUser {
         username: &username,

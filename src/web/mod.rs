@@ -9,6 +9,7 @@ mod audit_page;
 mod audit_query;
 pub mod audit_trail;
 mod charts;
+mod client_addr;
 pub mod csrf;
 mod error;
 mod identity;
@@ -145,7 +146,14 @@ pub fn router(state: AppState) -> Router {
         .layer(csp)
         .layer(nosniff)
         .layer(referrer)
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Spans name the path only: a query can carry an OAuth code or a setup token.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |req: &axum::http::Request<axum::body::Body>| {
+                    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+                },
+            ),
+        )
         .with_state(state)
 }
 

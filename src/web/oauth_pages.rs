@@ -26,7 +26,7 @@ use crate::config::auth::{OAuthProvider, ProviderId};
 use crate::db;
 
 /// Where a started flow waits in the session.
-const FLOW_KEY: &str = "oauth_flow";
+pub(crate) const FLOW_KEY: &str = "oauth_flow";
 /// A flow not finished within this time must start again.
 const FLOW_SECONDS: i64 = 10 * 60;
 
@@ -139,16 +139,51 @@ pub struct AccountStatusPage {
     pub title: String,
     pub message: String,
     pub error: bool,
+    /// Where to go from here: `(href, text)`.
+    pub back: (String, String),
 }
 
 fn status_page(code: u16, title: &str, message: String, error: bool) -> Response {
+    let back = ("/login".to_string(), "Back to sign-in".to_string());
+    status_page_to(code, title, message, error, back)
+}
+
+fn status_page_to(
+    code: u16,
+    title: &str,
+    message: String,
+    error: bool,
+    back: (String, String),
+) -> Response {
     let status = axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::OK);
     let page = AccountStatusPage {
         title: title.into(),
         message,
         error,
+        back,
     };
     (status, page).into_response()
+}
+
+/// Where a refused flow leads back to: Settings for a link, the invitation
+/// for an invited sign-in, else the sign-in page.
+fn back_from(purpose: &Purpose) -> (String, String) {
+    match purpose {
+        Purpose::Link { .. } => ("/settings".into(), "Back to Settings".into()),
+        Purpose::Login {
+            invitation: Some(token),
+        } => (
+            format!("/invite?token={}", urlencoded(token)),
+            "Back to the invitation".into(),
+        ),
+        Purpose::Login { invitation: None } => ("/login".into(), "Back to sign-in".into()),
+    }
+}
+
+fn urlencoded(s: &str) -> String {
+    serde_urlencoded::to_string([("", s)])
+        .map(|q| q.trim_start_matches('=').to_string())
+        .unwrap_or_default()
 }
 
 async fn callback(
@@ -163,14 +198,18 @@ async fn callback(
     }
     let provider = configured(&state, &name)?;
     let label = provider.label.clone();
+    // Who is signed in here already (a link flow), else nobody yet.
+    let (actor, actor_id) = signed_in_here(&state, &session).await;
+    let via = provider.id.as_str();
     let failed = |detail: String| {
-        let state = state.clone();
+        let (state, actor, actor_id) = (state.clone(), actor.clone(), actor_id.clone());
         async move {
+            let detail = format!("provider={via}: {detail}");
             sign_in_event(
                 &state,
                 "login.failed",
-                name_of(provider),
-                None,
+                &actor,
+                actor_id.as_deref(),
                 &peer,
                 "failed",
                 detail,
@@ -214,6 +253,22 @@ async fn callback(
             "The sign-in took over 10 minutes. Start again.".into(),
             true,
         ));
+    }
+    // A link is for the account that asked for it, and only while it is signed in here.
+    if let Purpose::Link { user_id } = &flow.purpose {
+        let held: Option<super::identity::SessionUser> = session
+            .get(super::identity::SESSION_KEY)
+            .await
+            .map_err(|e| AppError::internal("reading the session", e))?;
+        if held.map(|h| h.id).as_deref() != Some(user_id.as_str()) {
+            failed("a link flow answered in a session of another user".into()).await;
+            return Ok(status_page(
+                403,
+                "Not linked",
+                "The account that asked to link is no longer the one signed in here. Sign in and start linking again from Settings.".into(),
+                true,
+            ));
+        }
     }
     if let Some(error) = q.get("error") {
         let why: String = q
@@ -260,7 +315,6 @@ async fn callback(
         &flow.purpose,
     )
     .await?;
-    let via = provider.id.as_str();
     Ok(match decision {
         Decision::SignIn { user, matched } => {
             sign_in(&session, &user).await?;
@@ -316,8 +370,19 @@ async fn callback(
         }
         Decision::Refused(why) => {
             tracing::info!(provider = via, reason = %why, "OAuth sign-in refused");
-            failed(format!("provider={via}: {why}")).await;
-            status_page(403, "Not signed in", capitalised(&why), true)
+            failed(why.clone()).await;
+            let title = if matches!(flow.purpose, Purpose::Link { .. }) {
+                "Not linked"
+            } else {
+                "Not signed in"
+            };
+            status_page_to(
+                403,
+                title,
+                capitalised(&why),
+                true,
+                back_from(&flow.purpose),
+            )
         }
     })
 }
@@ -354,8 +419,19 @@ fn held_page(why: Held, username: &str) -> Response {
     status_page(code, title, message, why != Held::Requested)
 }
 
-fn name_of(p: &OAuthProvider) -> &'static str {
-    p.id.as_str()
+/// The username and id of the session's user, or `anonymous`.
+async fn signed_in_here(state: &AppState, session: &Session) -> (String, Option<String>) {
+    let held = session
+        .get::<super::identity::SessionUser>(super::identity::SESSION_KEY)
+        .await
+        .ok()
+        .flatten();
+    if let Some(held) = held
+        && let Ok(Some(user)) = db::users::by_id(&state.pool, &held.id).await
+    {
+        return (user.username, Some(user.id));
+    }
+    ("anonymous".into(), None)
 }
 
 fn capitalised(s: &str) -> String {

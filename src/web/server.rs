@@ -67,11 +67,14 @@ pub async fn serve(
             inner: stream,
             activity: activity.clone(),
         });
-        // Handlers that key on the client (webhook rate limits) read its address here.
+        // Handlers that key on the client (rate limits, the audit log) read its
+        // address here: behind a trusted proxy, the one it forwarded for.
+        let trusted = limits.trusted_proxies.clone();
         let service = TowerToHyperService::new(router.clone().map_request(
             move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                let client = super::client_addr::client_addr(peer, req.headers(), &trusted);
                 req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
+                    .insert(axum::extract::ConnectInfo(client));
                 req
             },
         ));

@@ -24,6 +24,9 @@ use crate::auth::token_command::{MAX_EXPIRY_DAYS, check_name};
 use crate::auth::{Role, api_token, password};
 use crate::db;
 
+/// How recent a sign-in must be to set a first password without one to confirm.
+const FRESH_SIGN_IN_SECONDS: i64 = 15 * 60;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/settings", get(page))
@@ -39,6 +42,8 @@ pub struct ProviderRow {
     /// What the provider said at the last sign-in; empty when not linked.
     pub linked_as: String,
     pub linked: bool,
+    /// Not the last way to sign in (a password, or another provider).
+    pub can_unlink: bool,
 }
 
 pub struct TokenRow {
@@ -93,11 +98,17 @@ async fn load(state: &AppState, who: &Identity) -> Result<SettingsPage, AppError
             ProviderRow {
                 id: p.id.as_str().into(),
                 label: p.label.clone(),
+                can_unlink: user.password_hash.is_some() || linked.len() > 1,
                 linked: found.is_some(),
                 linked_as: found
                     .map(|i| {
-                        let who = i.login.clone().or(i.email.clone()).unwrap_or_default();
-                        format!("{who} · linked {}", fmt_time(&i.linked_at))
+                        let name = i.login.clone().unwrap_or_default();
+                        let email = i
+                            .email
+                            .as_deref()
+                            .map(|e| format!(" ({e})"))
+                            .unwrap_or_default();
+                        format!("{name}{email} · linked {}", fmt_time(&i.linked_at))
                     })
                     .unwrap_or_default(),
             }
@@ -306,7 +317,22 @@ async fn change_password(
         if new != field("password2") {
             return Err(AppError::BadRequest("the two new passwords differ".into()));
         }
-        // Accounts without a password (provider only) may set one without a current one.
+        // An account without a password (provider only) has no current one to ask
+        // for: a sign-in within the last minutes stands for it instead.
+        if user.password_hash.is_none() {
+            let held: Option<super::identity::SessionUser> = session
+                .get(super::identity::SESSION_KEY)
+                .await
+                .map_err(|e| AppError::internal("reading the session", e))?;
+            let recent = held.is_some_and(|h| {
+                Utc::now().timestamp() - h.login_at <= FRESH_SIGN_IN_SECONDS
+            });
+            if !recent {
+                return Err(AppError::Forbidden(
+                    "to set a first password, sign out and sign in again with your provider, then set it within 15 minutes".into(),
+                ));
+            }
+        }
         if let Some(hash) = user.password_hash.clone() {
             let ok = password_work(move || password::verify(&current, Some(&hash)))
                 .await

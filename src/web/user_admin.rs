@@ -40,6 +40,9 @@ pub async fn create_local(
             crate::pipelines::fields::shown(e)
         )));
     }
+    if let Some(e) = email {
+        e_mail_free(state, e).await?;
+    }
     let hash = password_work(move || password::hash(&typed_password))
         .await
         .ok_or_else(|| AppError::internal("hashing a password", "the worker stopped"))?
@@ -60,38 +63,38 @@ pub async fn create_local(
     Ok(made)
 }
 
-/// Refuses to leave the install without an active admin.
-async fn keep_an_admin(state: &AppState, user: &User) -> Result<(), AppError> {
-    let is_active_admin = user.role == "ADMIN" && !user.blocked && user.status == "active";
-    if is_active_admin && db::users::count_admins(&state.pool).await? <= 1 {
-        return Err(AppError::Conflict(
-            "this is the last active admin: make another user admin first".into(),
-        ));
+/// The answer to a change the last-admin rule guards.
+fn kept(user: &User, done: db::users::Guarded) -> Result<(), AppError> {
+    match done {
+        db::users::Guarded::Done => Ok(()),
+        db::users::Guarded::NotFound => Err(AppError::NotFound("no such user".into())),
+        db::users::Guarded::LastAdmin => Err(AppError::Conflict(format!(
+            "{} is the last active admin: make another user admin first",
+            user.username
+        ))),
     }
-    Ok(())
 }
 
 pub async fn change_role(state: &AppState, user: &User, role: Role) -> Result<(), AppError> {
-    if role != Role::Admin {
-        keep_an_admin(state, user).await?;
-    }
-    db::users::set_role(&state.pool, &user.id, role.as_str()).await?;
+    kept(
+        user,
+        db::users::set_role(&state.pool, &user.id, role.as_str()).await?,
+    )?;
     tracing::info!(user = %user.username, role = %role, "role changed; their sessions ended");
     Ok(())
 }
 
 pub async fn set_blocked(state: &AppState, user: &User, blocked: bool) -> Result<(), AppError> {
-    if blocked {
-        keep_an_admin(state, user).await?;
-    }
-    db::users::set_blocked(&state.pool, &user.id, blocked).await?;
+    kept(
+        user,
+        db::users::set_blocked(&state.pool, &user.id, blocked).await?,
+    )?;
     tracing::info!(user = %user.username, blocked, "user blocked or unblocked");
     Ok(())
 }
 
 pub async fn delete(state: &AppState, user: &User) -> Result<(), AppError> {
-    keep_an_admin(state, user).await?;
-    db::users::delete(&state.pool, &user.id).await?;
+    kept(user, db::users::delete(&state.pool, &user.id).await?)?;
     tracing::info!(user = %user.username, "user deleted");
     Ok(())
 }
@@ -116,6 +119,22 @@ pub async fn answer(
     Ok(())
 }
 
+/// Refuses an e-mail another account already has: a provider's verified
+/// e-mail links to one account, so two with the same e-mail would be a guess.
+async fn e_mail_free(state: &AppState, email: &str) -> Result<(), AppError> {
+    if let Some(holder) = db::users::by_email(&state.pool, email.trim())
+        .await?
+        .first()
+    {
+        return Err(AppError::Conflict(format!(
+            "{} already has an account with the e-mail {}",
+            holder.username,
+            email.trim()
+        )));
+    }
+    Ok(())
+}
+
 pub async fn invite(
     state: &AppState,
     who: &Identity,
@@ -123,6 +142,7 @@ pub async fn invite(
     role: Role,
     hours: i64,
 ) -> Result<invitation::Made, AppError> {
+    e_mail_free(state, email).await?;
     let made = invitation::create(
         &state.pool,
         &state.config.base_url,
@@ -130,6 +150,7 @@ pub async fn invite(
         role,
         hours,
         Some(&who.name),
+        who.user_id.as_deref(),
     )
     .await
     .map_err(|e| match e {

@@ -84,16 +84,17 @@ pub async fn unlink_provider(
             "a token without owner has no linked accounts".into(),
         ));
     };
+    let label = state
+        .config
+        .auth
+        .provider(id)
+        .map_or(id.as_str(), |p| p.label.as_str());
     match db::identities::unlink_unless_last(&state.pool, user_id, id.as_str()).await? {
-        None => Err(AppError::NotFound(format!(
-            "no {} account is linked",
-            id.as_str()
-        ))),
+        None => Err(AppError::NotFound(format!("no {label} account is linked"))),
         Some(false) => Err(AppError::Conflict(format!(
-            "{} is your only way to sign in: link another provider or get a password first",
-            id.as_str()
+            "{label} is your only way to sign in: link another provider or set a password first"
         ))),
-        Some(true) => Ok(format!("{} unlinked", id.as_str())),
+        Some(true) => Ok(format!("{label} unlinked")),
     }
 }
 
