@@ -350,8 +350,10 @@ async fn each_branch_of_the_decision_order() {
         &start_invited,
     )
     .await;
-    // dave@ is now a user: the e-mail matches before the (used) invitation is looked at.
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // dave@ is now a user who signs in with dave-sub: another account at the
+    // provider with his e-mail does not take his place.
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("signs in with another"));
     let other = browser();
     let r = sign_in(
         &other,

@@ -19,7 +19,7 @@ use tower_sessions::Session;
 use super::access_table::{self, Access};
 use super::audit_trail::{self, AuditNote, AuditStatus};
 use super::identity::{self, Caller, Identity};
-use super::login_pages::over_limit;
+use super::sign_in_checks::over_limit;
 use super::stream_guard;
 use super::{ApiError, AppError, AppState, csrf, is_htmx};
 

@@ -14,7 +14,8 @@ use axum::routing::get;
 use tower_sessions::Session;
 
 use super::audit_trail::sign_in_event;
-use super::login_pages::{check_username, password_work, sign_in, too_many};
+use super::login_pages::sign_in;
+use super::sign_in_checks::{check_username, password_work, too_many};
 use super::{AppError, AppState};
 use crate::auth::{Role, invitation, password};
 use crate::db::{self, invitations::Invitation};

@@ -17,61 +17,10 @@ use tower_sessions::Session;
 
 use super::audit_trail::sign_in_event;
 use super::identity::{SESSION_KEY, SessionUser};
+use super::sign_in_checks::{address_mismatch, check_username, password_work, safe_next, too_many};
 use super::{AppError, AppState, csrf};
 use crate::auth::{Role, password, setup_link};
 use crate::db;
-
-/// Sign-in and setup attempts per client address and minute (the first burst
-/// may use them all at once); more get 429 with `Retry-After`.
-pub const ATTEMPTS_PER_MINUTE: u32 = 10;
-
-/// Password checks running at once (argon2id takes 19 MiB each): more wait,
-/// so a flood of sign-ins from many addresses cannot exhaust memory.
-const CONCURRENT_PASSWORD_CHECKS: usize = 4;
-
-/// Runs `work` (a password hash or check) when a slot is free.
-pub(crate) async fn password_work<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Option<T> {
-    static SLOTS: tokio::sync::Semaphore =
-        tokio::sync::Semaphore::const_new(CONCURRENT_PASSWORD_CHECKS);
-    let _slot = SLOTS.acquire().await.ok()?;
-    tokio::task::spawn_blocking(work).await.ok()
-}
-
-/// A 429 when `peer` tried too often this minute.
-pub(crate) fn too_many(state: &AppState, peer: &SocketAddr) -> Option<Response> {
-    over_limit(
-        &state.login_limiter,
-        ATTEMPTS_PER_MINUTE,
-        "sign-in attempts",
-        peer,
-    )
-}
-
-/// A 429 with `Retry-After` when `peer` used up `limiter` this minute.
-pub(crate) fn over_limit(
-    limiter: &super::api::webhooks::Limiter,
-    per_minute: u32,
-    what: &str,
-    peer: &SocketAddr,
-) -> Option<Response> {
-    if limiter.len() > 10_000 {
-        limiter.retain_recent();
-    }
-    limiter.check_key(&peer.ip()).err().map(|_| {
-        let mut r = AppError::TooManyRequests(format!(
-            "more than {per_minute} {what} a minute from {}; wait a minute",
-            peer.ip()
-        ))
-        .into_response();
-        r.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("60"),
-        );
-        r
-    })
-}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -96,21 +45,6 @@ struct LoginPage {
     wrong_address: String,
     /// No admin yet: point at the setup link in the server's output.
     first_start: bool,
-}
-
-/// Where to go after signing in: a path of this site, never another site.
-pub(crate) fn safe_next(next: Option<&String>) -> String {
-    match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.contains('\\')
-                && !n.chars().any(char::is_control) =>
-        {
-            n.clone()
-        }
-        _ => "/".into(),
-    }
 }
 
 /// The sign-in page as this install offers it.
@@ -139,37 +73,6 @@ async fn login_page(
     page.first_start = state.config.auth.local_login
         && db::users::count_admins(&state.pool).await.unwrap_or(1) == 0;
     page
-}
-
-/// Sessions (a `Secure` cookie when `BASE_URL` is https) and OAuth callbacks
-/// belong to `BASE_URL`'s host: opened elsewhere, a sign-in succeeds and is
-/// lost. Says so, instead of a silent loop back to this page.
-fn address_mismatch(base_url: &str, headers: &axum::http::HeaderMap) -> String {
-    let host_of = |h: &str| {
-        let h = h.trim().to_ascii_lowercase();
-        match h.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
-            None => h.split(':').next().unwrap_or_default().to_string(),
-        }
-    };
-    let Some(asked) = headers
-        .get(axum::http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(host_of)
-    else {
-        return String::new();
-    };
-    let rest = base_url
-        .split_once("://")
-        .map(|(_, r)| r)
-        .unwrap_or(base_url);
-    let base_host = host_of(rest.split('/').next().unwrap_or_default());
-    if asked == base_host {
-        return String::new();
-    }
-    format!(
-        "This page was opened at {asked}, but BASE_URL is {base_url}: the session and any provider's callback belong to that address, so signing in here will not stick. Open {base_url}/login, or set BASE_URL to the address you use."
-    )
 }
 
 /// Starts the user's session under a new id.
@@ -416,18 +319,4 @@ async fn setup(
     )
     .await;
     Ok(Redirect::to("/").into_response())
-}
-
-/// 1 to 64 characters: letters, digits, `.`, `_`, `-`, `@`.
-pub fn check_username(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.chars().count() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
-    if ok {
-        Ok(())
-    } else {
-        Err("A username has 1 to 64 letters, digits, `.`, `_`, `-` or `@`.".into())
-    }
 }

@@ -3,6 +3,7 @@
 
 pub mod access_layer;
 pub mod access_table;
+mod account_status;
 pub mod api;
 mod assets;
 mod audit_page;
@@ -34,6 +35,7 @@ mod secrets_page;
 pub mod server;
 pub mod sessions;
 mod settings_page;
+pub(crate) mod sign_in_checks;
 mod sse_bytes;
 mod stream_guard;
 mod sync_page;
@@ -76,7 +78,7 @@ pub struct AppState {
     pub deployment: Arc<crate::gitsync::Deployment>,
     /// Encrypts and decrypts stored secrets (`ENCRYPTION_KEY(S)`).
     pub cipher: Arc<crate::secrets::Cipher>,
-    /// Sign-in and setup attempts per client address (`login_pages::ATTEMPTS_PER_MINUTE`).
+    /// Sign-in and setup attempts per client address (`sign_in_checks::ATTEMPTS_PER_MINUTE`).
     pub login_limiter: Arc<api::webhooks::Limiter>,
     /// OAuth authorize and callback requests per client address (`OAUTH_RATE_LIMIT`).
     pub oauth_limiter: Arc<api::webhooks::Limiter>,
@@ -237,7 +239,7 @@ async fn engine_status(
 
 /// Sign-in and setup attempts a client address may make per minute.
 pub fn login_attempts_per_minute() -> u32 {
-    login_pages::ATTEMPTS_PER_MINUTE
+    sign_in_checks::ATTEMPTS_PER_MINUTE
 }
 
 /// True when the request came from htmx (it then wants a fragment, not a page).

@@ -7,8 +7,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use askama::Template;
-use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{ConnectInfo, Extension, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -16,9 +14,11 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
+use super::account_status::{back_from, capitalised, held_page, status_page, status_page_to};
 use super::audit_trail::sign_in_event;
 use super::identity::Identity;
-use super::login_pages::{over_limit, safe_next, sign_in};
+use super::login_pages::sign_in;
+use super::sign_in_checks::{over_limit, safe_next};
 use super::{AppError, AppState};
 use crate::auth::login_decision::{self, Decision, Held, Purpose};
 use crate::auth::oauth_flow;
@@ -131,59 +131,6 @@ async fn link(
     };
     let purpose = Purpose::Link { user_id };
     begin(&state, &session, provider, purpose, "/settings".into()).await
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "pages/account_status.html")]
-pub struct AccountStatusPage {
-    pub title: String,
-    pub message: String,
-    pub error: bool,
-    /// Where to go from here: `(href, text)`.
-    pub back: (String, String),
-}
-
-fn status_page(code: u16, title: &str, message: String, error: bool) -> Response {
-    let back = ("/login".to_string(), "Back to sign-in".to_string());
-    status_page_to(code, title, message, error, back)
-}
-
-fn status_page_to(
-    code: u16,
-    title: &str,
-    message: String,
-    error: bool,
-    back: (String, String),
-) -> Response {
-    let status = axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::OK);
-    let page = AccountStatusPage {
-        title: title.into(),
-        message,
-        error,
-        back,
-    };
-    (status, page).into_response()
-}
-
-/// Where a refused flow leads back to: Settings for a link, the invitation
-/// for an invited sign-in, else the sign-in page.
-fn back_from(purpose: &Purpose) -> (String, String) {
-    match purpose {
-        Purpose::Link { .. } => ("/settings".into(), "Back to Settings".into()),
-        Purpose::Login {
-            invitation: Some(token),
-        } => (
-            format!("/invite?token={}", urlencoded(token)),
-            "Back to the invitation".into(),
-        ),
-        Purpose::Login { invitation: None } => ("/login".into(), "Back to sign-in".into()),
-    }
-}
-
-fn urlencoded(s: &str) -> String {
-    serde_urlencoded::to_string([("", s)])
-        .map(|q| q.trim_start_matches('=').to_string())
-        .unwrap_or_default()
 }
 
 async fn callback(
@@ -387,38 +334,6 @@ async fn callback(
     })
 }
 
-fn held_page(why: Held, username: &str) -> Response {
-    let (code, title, message) = match why {
-        Held::Requested => (
-            202,
-            "Request sent",
-            format!(
-                "You asked to join as {username}. An administrator will approve or reject the request; sign in again once they have."
-            ),
-        ),
-        Held::Pending => (
-            403,
-            "Waiting for approval",
-            format!(
-                "Your request to join as {username} has not been answered yet. An administrator will approve or reject it."
-            ),
-        ),
-        Held::Rejected => (
-            403,
-            "Request rejected",
-            format!(
-                "An administrator rejected the request to join as {username}. Ask them if you think this is a mistake."
-            ),
-        ),
-        Held::Blocked => (
-            403,
-            "Account blocked",
-            format!("The account {username} is blocked. Ask an administrator."),
-        ),
-    };
-    status_page(code, title, message, why != Held::Requested)
-}
-
 /// The username and id of the session's user, or `anonymous`.
 async fn signed_in_here(state: &AppState, session: &Session) -> (String, Option<String>) {
     let held = session
@@ -432,14 +347,6 @@ async fn signed_in_here(state: &AppState, session: &Session) -> (String, Option<
         return (user.username, Some(user.id));
     }
     ("anonymous".into(), None)
-}
-
-fn capitalised(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(first) => first.to_uppercase().chain(c).collect::<String>() + ".",
-        None => String::new(),
-    }
 }
 
 fn same(a: &str, b: &str) -> bool {

@@ -17,7 +17,7 @@ use chrono::{Duration, Utc};
 
 use super::audit_trail::AuditNote;
 use super::identity::Identity;
-use super::login_pages::{over_limit, password_work};
+use super::sign_in_checks::{over_limit, password_work};
 use super::views::fmt_time;
 use super::{AppError, AppState};
 use crate::auth::token_command::{MAX_EXPIRY_DAYS, check_name};

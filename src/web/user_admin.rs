@@ -7,7 +7,7 @@ use crate::auth::{Role, invitation, password};
 use crate::config::auth::looks_like_email;
 use crate::db::{self, users::User};
 use crate::web::identity::Identity;
-use crate::web::login_pages::{check_username, password_work};
+use crate::web::sign_in_checks::{check_username, password_work};
 use crate::web::{AppError, AppState};
 
 pub async fn find(state: &AppState, id: &str) -> Result<User, AppError> {
