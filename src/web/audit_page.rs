@@ -53,7 +53,22 @@ async fn page(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
     let get = |k: &str| q.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
-    let (actors, actions) = db::audit_log::distinct_values(&state.pool).await?;
+    let (actors, mut actions) = db::audit_log::distinct_values(&state.pool).await?;
+    // Each family (`login.` for `login`, `login.failed`, …) is a choice too, and
+    // the filter in force stays chosen even when nothing matches it.
+    let mut families: Vec<String> = actions
+        .iter()
+        .filter_map(|a| a.split_once('.').map(|(head, _)| format!("{head}.")))
+        .collect();
+    families.dedup();
+    actions.extend(families);
+    if let Some(a) = q.get("action").map(|a| a.trim()).filter(|a| !a.is_empty())
+        && !actions.iter().any(|x| x == a)
+    {
+        actions.push(crate::audit::clip(a));
+    }
+    actions.sort();
+    actions.dedup();
     let mut page = AuditPage {
         actors,
         actions,

@@ -103,7 +103,7 @@ pub fn address_mismatch(base_url: &str, headers: &axum::http::HeaderMap) -> Stri
         return String::new();
     }
     format!(
-        "This page was opened at {asked}, but BASE_URL is {base_url}: the session and any provider's callback belong to that address, so signing in here will not stick. Open {base_url}/login, or set BASE_URL to the address you use."
+        "This page was opened at {asked}, but BASE_URL is {base_url}: a provider sends you back to that address (where this browser has no session), and an https BASE_URL makes the session cookie secure-only, so signing in here may not stick. Open {base_url}/login, or set BASE_URL to the address you use."
     )
 }
 
