@@ -8,16 +8,9 @@
 mod common;
 
 use common::TestApp;
-use reqwest::{StatusCode, redirect::Policy};
+use common::session::{browser, csrf};
+use reqwest::StatusCode;
 use serde_json::Value;
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .build()
-        .expect("client")
-}
 
 /// Signs `username` in with a password; the session's CSRF token.
 async fn sign_in(b: &reqwest::Client, app: &TestApp, username: &str, password: &str) -> String {
@@ -33,22 +26,6 @@ async fn sign_in(b: &reqwest::Client, app: &TestApp, username: &str, password: &
         .expect("login");
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "{username} signs in");
     csrf(b, app).await
-}
-
-async fn csrf(b: &reqwest::Client, app: &TestApp) -> String {
-    let page = b
-        .get(app.url("/settings"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    page.split(r#""X-CSRF-Token": ""#)
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("no CSRF token in:\n{page}"))
-        .to_string()
 }
 
 async fn post_form(

@@ -9,23 +9,9 @@ mod common;
 
 use common::TestApp;
 use common::oidc::StandInIdp;
+use common::session::{browser, free_port, location};
 use reqwest::{StatusCode, redirect::Policy};
 use serde_json::{Value, json};
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .build()
-        .expect("client")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 async fn start(idp: &StandInIdp, extra: &[(&str, &str)]) -> TestApp {
     let port = free_port().to_string();
@@ -39,14 +25,6 @@ async fn start(idp: &StandInIdp, extra: &[(&str, &str)]) -> TestApp {
     }
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     TestApp::start_with(&[("p/main.py", "print(1)\n")], &env).await
-}
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers()
-        .get(reqwest::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
 }
 
 async fn to_callback(b: &reqwest::Client, app: &TestApp, start: &str) -> String {

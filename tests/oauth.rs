@@ -8,23 +8,9 @@ mod common;
 
 use common::TestApp;
 use common::oidc::StandInIdp;
-use reqwest::{StatusCode, redirect::Policy};
+use common::session::{browser, csrf, free_port, location};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .build()
-        .expect("client")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 async fn start(idp: &StandInIdp, extra: &[(&str, &str)]) -> TestApp {
     let port = free_port().to_string();
@@ -39,14 +25,6 @@ async fn start(idp: &StandInIdp, extra: &[(&str, &str)]) -> TestApp {
     }
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     TestApp::start_with(&[("p/main.py", "print(1)\n")], &env).await
-}
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers()
-        .get(reqwest::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_else(|| panic!("no Location in a {} answer", r.status()))
-        .to_string()
 }
 
 /// Follows our app's redirect to the provider and the provider's back; returns
@@ -554,23 +532,6 @@ async fn state_is_bound_to_the_browser_and_pkce_stops_an_injected_code() {
     assert!(all.contains("PKCE"), "{all}");
     assert!(!all.contains(&stolen_code) && !all.contains(common::oidc::CLIENT_SECRET));
     app.stop().await;
-}
-
-/// The CSRF token of a signed-in page.
-async fn csrf(b: &reqwest::Client, app: &TestApp) -> String {
-    let page = b
-        .get(app.url("/pipelines"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    page.split(r#""X-CSRF-Token": ""#)
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("no CSRF token in the page:\n{page}"))
-        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,7 @@ use serde_json::Value;
 pub mod cdp;
 pub mod git_repo;
 pub mod oidc;
+pub mod session;
 
 pub const DEFAULT_TEST_IMAGE: &str = "fastflow-runner:latest";
 
