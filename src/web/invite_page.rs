@@ -15,9 +15,9 @@ use tower_sessions::Session;
 
 use super::audit_trail::sign_in_event;
 use super::login_pages::sign_in;
-use super::sign_in_checks::{check_username, password_work, too_many};
+use super::sign_in_checks::{new_account_hash, too_many};
 use super::{AppError, AppState};
-use crate::auth::{Role, invitation, password};
+use crate::auth::{Role, invitation};
 use crate::db::{self, invitations::Invitation};
 
 pub fn router() -> Router<AppState> {
@@ -134,22 +134,9 @@ async fn accept(
         )
             .into_response()
     };
-    if let Err(problem) = check_username(&username) {
-        return Ok(again(problem));
-    }
-    if field("password") != field("password2") {
-        return Ok(again("The two passwords differ.".into()));
-    }
-    let typed = field("password");
-    let hash = match password_work(move || password::hash(&typed)).await {
-        Some(Ok(h)) => h,
-        Some(Err(e)) => return Ok(again(format!("{e}."))),
-        None => {
-            return Err(AppError::internal(
-                "hashing a password",
-                "the worker stopped",
-            ));
-        }
+    let hash = match new_account_hash(&username, &field("password"), &field("password2")).await? {
+        Ok(hash) => hash,
+        Err(notice) => return Ok(again(notice)),
     };
     if db::users::by_username(&state.pool, &username)
         .await?

@@ -17,7 +17,9 @@ use tower_sessions::Session;
 
 use super::audit_trail::sign_in_event;
 use super::identity::{SESSION_KEY, SessionUser};
-use super::sign_in_checks::{address_mismatch, check_username, password_work, safe_next, too_many};
+use super::sign_in_checks::{
+    address_mismatch, check_username, new_account_hash, password_work, safe_next, too_many,
+};
 use super::{AppError, AppState, csrf};
 use crate::auth::{Role, password, setup_link};
 use crate::db;
@@ -273,22 +275,9 @@ async fn setup(
         }
         .into_response()
     };
-    if let Err(problem) = check_username(&username) {
-        return Ok(again(problem));
-    }
-    if field("password") != field("password2") {
-        return Ok(again("The two passwords differ.".into()));
-    }
-    let typed = field("password");
-    let hash = match password_work(move || password::hash(&typed)).await {
-        Some(Ok(h)) => h,
-        Some(Err(e)) => return Ok(again(format!("{e}."))),
-        None => {
-            return Err(AppError::internal(
-                "hashing a password",
-                "the worker stopped",
-            ));
-        }
+    let hash = match new_account_hash(&username, &field("password"), &field("password2")).await? {
+        Ok(hash) => hash,
+        Err(notice) => return Ok(again(notice)),
     };
     // The link is used up first: two tabs cannot both create an admin.
     if !setup_link::redeem(&state.pool, &token).await? {

@@ -107,6 +107,31 @@ pub fn address_mismatch(base_url: &str, headers: &axum::http::HeaderMap) -> Stri
     )
 }
 
+/// The checks of a form that makes an account (setup, invitation): the
+/// username, the two passwords alike, then the argon2id hash — or what to tell
+/// the person (`Ok(Err(notice))`).
+pub async fn new_account_hash(
+    username: &str,
+    password: &str,
+    again: &str,
+) -> Result<Result<String, String>, AppError> {
+    if let Err(problem) = check_username(username) {
+        return Ok(Err(problem));
+    }
+    if password != again {
+        return Ok(Err("The two passwords differ.".into()));
+    }
+    let typed = password.to_string();
+    match password_work(move || crate::auth::password::hash(&typed)).await {
+        Some(Ok(hash)) => Ok(Ok(hash)),
+        Some(Err(e)) => Ok(Err(format!("{e}."))),
+        None => Err(AppError::internal(
+            "hashing a password",
+            "the worker stopped",
+        )),
+    }
+}
+
 /// 1 to 64 characters: letters, digits, `.`, `_`, `-`, `@`.
 pub fn check_username(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
