@@ -196,6 +196,17 @@ pub async fn list(pool: &Pool, filter: &RunFilter) -> Result<(RunPage, i64), DbE
     Ok((page(pool, filter).await?, total(pool, filter).await?))
 }
 
+/// The attempts that retry `run` (automatic retries and "Run again"), oldest first:
+/// the retry chain's forward link on the run page.
+pub async fn next_attempts(pool: &Pool, run: &str) -> Result<Vec<Run>, DbError> {
+    Ok(sqlx::query_as::<_, Run>(
+        "SELECT * FROM runs WHERE previous_run_id = ? ORDER BY started_at, id LIMIT 20",
+    )
+    .bind(run)
+    .fetch_all(pool)
+    .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -183,6 +183,7 @@ impl Exec<'_> {
         {
             tracing::warn!(run = %self.run.id, error = %e, "could not record the start time");
         }
+        log.announce_change();
         self.follow(log, id, attached.output, started_at, StreamKind::Attach)
             .await
     }
@@ -313,6 +314,7 @@ impl Exec<'_> {
             if let Err(e) = db::runs::set_metrics_error(&deps.pool, &run.id, &problem).await {
                 tracing::warn!(run = %run.id, error = %e, "could not record the sampling problem");
             }
+            log.announce_change();
         }
         // An attach stream that the engine closed delivered everything; a follow-logs
         // stream (after a restart) can miss an unterminated last line, and a stream we

@@ -98,6 +98,7 @@ impl Runner {
             let Some(run) = db::runs::claim(&self.deps.pool, &candidate.id).await? else {
                 continue;
             };
+            self.deps.hubs.notify_changed(&run.id);
             *by_config.entry(job).or_default() += 1;
             *running.entry(run.pipeline_name.clone()).or_default() += 1;
             total += 1;

@@ -51,6 +51,9 @@ impl LogBatch {
 pub enum HubEvent {
     Lines(Arc<LogBatch>),
     Metric(Arc<super::metrics::Sample>),
+    /// A fact of the run changed in the database (it started, its container
+    /// started, a warning was recorded); viewers re-read the row.
+    Changed,
     /// The run's final status is in the database; nothing follows.
     End(RunStatus),
 }
@@ -89,6 +92,14 @@ impl LogHubs {
     pub fn close(&self, run_id: &str, status: RunStatus) {
         if let Some(tx) = self.with_map(|m| m.remove(run_id)) {
             let _ = tx.send(HubEvent::End(status));
+        }
+    }
+
+    /// Tells the run's viewers that its row changed. Only an existing channel is
+    /// told: nobody listens to a run without one, and none is made for it.
+    pub fn notify_changed(&self, run_id: &str) {
+        if let Some(tx) = self.with_map(|m| m.get(run_id).cloned()) {
+            let _ = tx.send(HubEvent::Changed);
         }
     }
 

@@ -62,6 +62,11 @@ pub(super) fn index(stream: LogStream) -> usize {
 }
 
 impl RunLog {
+    /// Tells the run's viewers that a fact in its row changed.
+    pub fn announce_change(&self) {
+        let _ = self.hub.send(HubEvent::Changed);
+    }
+
     pub fn new(writer: LogWriter, hub: broadcast::Sender<HubEvent>) -> Self {
         Self {
             writer,
@@ -351,6 +356,7 @@ pub async fn pump(
             {
                 tracing::warn!(run = %probe.run_id, error = %e, "could not record the setup duration");
             }
+            log.announce_change();
         }
     };
     log.publish();

@@ -284,6 +284,7 @@ pub async fn sample(
             if let Err(e) = db::runs::set_soft_limit_warning(&deps.pool, &run.id, &w).await {
                 tracing::warn!(run = %run.id, error = %e, "could not record the soft-limit warning");
             }
+            let _ = hub.send(HubEvent::Changed);
         }
         since_write += 1;
         if cpu > peak_cpu || ram > peak_mem {

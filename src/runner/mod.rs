@@ -284,6 +284,12 @@ impl Runner {
         self.cancel_because(id, "cancelled by a user").await
     }
 
+    /// True while an executor of this process handles the run (it may still be
+    /// storing the end of a run whose cancel is already recorded).
+    pub fn is_executing(&self, id: &str) -> bool {
+        self.deps.with_active(|m| m.contains_key(id))
+    }
+
     /// [`Runner::cancel`] with the reason the run records.
     pub async fn cancel_because(&self, id: &str, reason: &str) -> Result<RunStatus, CancelError> {
         let token = self.deps.with_active(|m| m.get(id).cloned());
@@ -305,6 +311,7 @@ impl Runner {
                 None => return Err(e.into()),
             },
         };
+        self.deps.hubs.notify_changed(id);
         match token {
             // The executor stops the container and closes the hub. The run was
             // counted by the trigger that recorded the cancel.

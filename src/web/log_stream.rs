@@ -35,6 +35,8 @@ pub struct Framer {
 pub enum Follow {
     /// SSE events of lines, in order (a replay step, or a live batch shared by all viewers).
     Framed(Bytes),
+    /// The run's record changed (started, setup done, cancelled…): the summary is stale.
+    Changed,
     End(RunStatus),
     /// Reading the stored log failed; the stream stops.
     Error(String),
@@ -187,6 +189,10 @@ pub fn follow(
                     // Otherwise a gap: we missed a batch; the replay fills it from the file.
                 }
                 Ok(HubEvent::Metric(_)) => replay = false,
+                Ok(HubEvent::Changed) => {
+                    replay = false;
+                    yield Follow::Changed;
+                }
                 Ok(HubEvent::End(status)) => end = Some(status),
                 Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => {

@@ -63,7 +63,7 @@ pub fn follow_metrics(state: AppState, run_id: String) -> impl Stream<Item = Met
                         yield MetricFollow::Samples(vec![(*sample).clone()]);
                     }
                 }
-                Ok(HubEvent::Lines(_)) => {}
+                Ok(HubEvent::Lines(_) | HubEvent::Changed) => {}
                 Ok(HubEvent::End(status)) => { end = Some(status); replay = true; }
                 Err(RecvError::Lagged(_)) => replay = true,
                 Err(RecvError::Closed) => {

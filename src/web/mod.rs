@@ -15,6 +15,7 @@ pub mod csrf;
 mod error;
 mod identity;
 mod invite_page;
+mod log_render;
 mod log_stream;
 pub(crate) mod login_pages;
 mod metrics_stream;

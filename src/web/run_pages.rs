@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::charts;
+use super::log_render::LineView;
 use super::log_stream::{Follow, Framer, blocking, follow, resume_after, with_permit};
 use super::sse_bytes;
 use super::views::RunDetail;
@@ -47,7 +48,7 @@ async fn load(state: &AppState, id: &str) -> Result<Run, AppError> {
 
 /// Log lines ready for the template.
 struct LogView {
-    lines: Vec<LogLine>,
+    lines: Vec<LineView>,
     omitted: u64,
     last_seq: u64,
 }
@@ -60,7 +61,7 @@ async fn log_view(state: &AppState, run: &Run) -> Result<LogView, AppError> {
     let first = lines.first().map(|l| l.seq).unwrap_or(1);
     let last_seq = lines.last().map(|l| l.seq).unwrap_or(0);
     Ok(LogView {
-        lines,
+        lines: lines.iter().map(LineView::new).collect(),
         omitted: first.saturating_sub(1),
         last_seq,
     })
@@ -72,7 +73,10 @@ struct DetailPage {
     run: RunDetail,
     /// Server-rendered SVG (numbers only, built in `charts`).
     charts: String,
-    lines: Vec<LogLine>,
+    /// The page follows the run over SSE: it is not finished, or its executor
+    /// has not let go of it yet (a cancel is recorded before the container stops).
+    live: bool,
+    lines: Vec<LineView>,
     /// Lines before the first one shown.
     omitted: u64,
     /// Where the live stream continues.
@@ -88,14 +92,7 @@ struct SummaryFragment {
 #[derive(Template, WebTemplate)]
 #[template(path = "fragments/log_lines.html")]
 struct LogLinesFragment {
-    lines: Vec<LogLine>,
-}
-
-/// The same lines, borrowed (a live batch shared by viewers).
-#[derive(Template)]
-#[template(path = "fragments/log_lines.html")]
-struct LogLinesSlice<'a> {
-    lines: &'a [LogLine],
+    lines: Vec<LineView>,
 }
 
 /// The detail view, with the queue position of a waiting run.
@@ -105,6 +102,23 @@ async fn detail(state: &AppState, run: &Run) -> Result<RunDetail, AppError> {
         .await?
         .iter()
         .map(|c| (c.id.clone(), c.pipeline_name.clone(), c.status.to_string()))
+        .collect();
+    view.next_attempts = crate::db::run_list::next_attempts(&state.pool, &run.id)
+        .await?
+        .iter()
+        .map(|n| {
+            let when = match (n.status, n.not_before) {
+                (crate::run_status::RunStatus::Pending, Some(t)) => {
+                    format!("scheduled at {}", super::views::fmt_time(&t))
+                }
+                _ => String::new(),
+            };
+            (
+                n.id.clone(),
+                format!("attempt {} {}", n.attempt, n.status),
+                when,
+            )
+        })
         .collect();
     if let Some(parent) = &run.parent_run_id
         && let Some(p) = crate::db::runs::get(&state.pool, parent).await?
@@ -194,6 +208,7 @@ async fn detail_page(
     Ok(DetailPage {
         run: detail(&state, &run).await?,
         charts: charts_for(&state, &run).await,
+        live: !run.status.is_terminal() || state.runner.is_executing(&run.id),
         lines: log.lines,
         omitted: log.omitted,
         last_seq: log.last_seq,
@@ -279,12 +294,41 @@ async fn log_stream(
         format: FRAME_HTML,
         frame: html_event,
     };
-    let frames = follow(state, id, after, framer).map(|item| match item {
-        Follow::Framed(bytes) => bytes,
-        Follow::End(status) => sse_bytes::event(Some("end"), None, status.as_str()),
-        Follow::Error(e) => sse_bytes::event(Some("end"), None, &format!("error: {e}")),
+    // A status event first: the run may have moved between the page and the stream.
+    let summary_state = state.clone();
+    let summary_id = id.clone();
+    let items = futures_util::stream::once(async { Follow::Changed })
+        .chain(follow(state, id, after, framer));
+    let frames = items.then(move |item| {
+        let state = summary_state.clone();
+        let id = summary_id.clone();
+        async move {
+            match item {
+                Follow::Framed(bytes) => bytes,
+                Follow::Changed => status_event(&state, &id).await,
+                Follow::End(status) => {
+                    let mut out = status_event(&state, &id).await.to_vec();
+                    out.extend_from_slice(&sse_bytes::event(Some("end"), None, status.as_str()));
+                    axum::body::Bytes::from(out)
+                }
+                Follow::Error(e) => sse_bytes::event(Some("end"), None, &format!("error: {e}")),
+            }
+        }
     });
     Ok(sse_bytes::response(with_permit(frames, permit)))
+}
+
+/// One `status` event: the run's summary as it is now, for htmx to swap in.
+/// Nothing if the run cannot be read (the next change or the end tries again).
+async fn status_event(state: &AppState, id: &str) -> axum::body::Bytes {
+    let Ok(run) = load(state, id).await else {
+        return axum::body::Bytes::new();
+    };
+    let Ok(run) = detail(state, &run).await else {
+        return axum::body::Bytes::new();
+    };
+    let html = SummaryFragment { run }.render().unwrap_or_default();
+    sse_bytes::event(Some("status"), None, &html)
 }
 
 /// Where the UI's framing of a live batch is kept (see `LogBatch::framed`).
@@ -293,6 +337,7 @@ const FRAME_HTML: usize = 0;
 /// One `line` event of rendered `<div>` lines, `id:` the last line's number.
 fn html_event(lines: &[LogLine]) -> axum::body::Bytes {
     let last = lines.last().map(|l| l.seq);
-    let html = LogLinesSlice { lines }.render().unwrap_or_default();
+    let lines = lines.iter().map(LineView::new).collect();
+    let html = LogLinesFragment { lines }.render().unwrap_or_default();
     sse_bytes::event(Some("line"), last, &html)
 }

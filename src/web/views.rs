@@ -155,6 +155,11 @@ pub struct RunDetail {
     pub children: Vec<(String, String, String)>,
     /// "12:00:00 UTC slot of job …" when a schedule started the run: (job id, slot time).
     pub slot: Option<(String, String)>,
+    /// When the container started, RFC 3339, while the run goes on: the browser
+    /// ticks the duration from it (`static/app.js`).
+    pub ticking_since: String,
+    /// Attempts that retry this run: (id, "attempt 3 PENDING", "scheduled at …" or "").
+    pub next_attempts: Vec<(String, String, String)>,
     /// The git commit the run's files came from: (short sha, full sha, branch, subject).
     pub git: Option<(String, String, String, String)>,
 }
@@ -208,6 +213,11 @@ impl RunDetail {
             parent_label: String::new(),
             children: Vec::new(),
             slot: None,
+            ticking_since: match (&r.container_started_at, r.status.is_terminal()) {
+                (Some(t), false) => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                _ => String::new(),
+            },
+            next_attempts: Vec::new(),
             git: r.git_sha.as_ref().map(|sha| {
                 (
                     sha.chars().take(12).collect(),

@@ -143,6 +143,47 @@ impl Browser {
         false
     }
 
+    /// Sets the open tab's viewport (CSS pixels): 1280 × 900 for a desktop, 390 × 844 for a phone.
+    pub fn viewport(&mut self, width: u32, height: u32, mobile: bool) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
+        );
+    }
+
+    /// Loads `url` in the open tab and waits for the document to be complete.
+    pub fn navigate(&mut self, url: &str) {
+        self.call("Page.navigate", json!({"url": url}));
+        std::thread::sleep(Duration::from_millis(100));
+        self.wait_for(
+            "document.readyState === 'complete'",
+            Duration::from_secs(20),
+        );
+    }
+
+    /// Saves a PNG of the whole page as `NAME.png` in the screenshots folder
+    /// (`FASTFLOW_SCREENSHOTS`, else `target/ui-screenshots` in the crate) and
+    /// returns its path. CI keeps that folder as an artifact.
+    pub fn screenshot(&mut self, name: &str) -> std::path::PathBuf {
+        use base64::Engine;
+        let dir = std::env::var_os("FASTFLOW_SCREENSHOTS")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots")
+            });
+        std::fs::create_dir_all(&dir).expect("screenshots folder");
+        let shot = self.call(
+            "Page.captureScreenshot",
+            json!({"format": "png", "captureBeyondViewport": true}),
+        );
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().expect("screenshot data"))
+            .expect("screenshot base64");
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).expect("write screenshot");
+        path
+    }
+
     pub fn dom(&mut self) -> String {
         self.eval("document.documentElement.outerHTML")
             .as_str()

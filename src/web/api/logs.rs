@@ -132,6 +132,8 @@ async fn run_log_stream(
     };
     let frames = follow(state, id, after, framer).map(|item| match item {
         Follow::Framed(bytes) => bytes,
+        // The API's stream carries lines and the end; the status is `GET /api/runs/{id}`.
+        Follow::Changed => Bytes::new(),
         Follow::End(status) => {
             sse_bytes::event(Some("end"), None, &json!({"status": status}).to_string())
         }
