@@ -24,6 +24,22 @@ pub struct RunFilter {
     /// Only runs before this one in list order (newer, the page just before it);
     /// `offset` and `after` are not used then.
     pub before: Option<RunCursor>,
+    /// The trigger, its retries included (`scheduler` also matches `scheduler_retry`).
+    pub trigger: Option<String>,
+    pub error_type: Option<crate::run_status::ErrorType>,
+    /// Triggered at or after this time / before this time (RFC 3339, as stored).
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl RunFilter {
+    /// Whether a filter that `run_totals` does not keep is set (the total is counted then).
+    fn narrowed(&self) -> bool {
+        self.trigger.is_some()
+            || self.error_type.is_some()
+            || self.since.is_some()
+            || self.until.is_some()
+    }
 }
 
 /// A place in a run list: the (trigger time as stored, id) of the last run shown.
@@ -98,10 +114,32 @@ fn filtered<'a>(head: &str, filter: &'a RunFilter) -> QueryBuilder<'a, Sqlite> {
     q
 }
 
+/// `filtered`, plus the filters only `runs` has: trigger, error type, time range.
+fn narrowed<'a>(head: &str, filter: &'a RunFilter) -> QueryBuilder<'a, Sqlite> {
+    let mut q = filtered(head, filter);
+    if let Some(t) = &filter.trigger {
+        q.push(" AND (triggered_by = ")
+            .push_bind(t)
+            .push(" OR triggered_by = ")
+            .push_bind(format!("{t}_retry"))
+            .push(")");
+    }
+    if let Some(e) = filter.error_type {
+        q.push(" AND error_type = ").push_bind(e);
+    }
+    if let Some(t) = filter.since {
+        q.push(" AND started_at >= ").push_bind(t);
+    }
+    if let Some(t) = filter.until {
+        q.push(" AND started_at < ").push_bind(t);
+    }
+    q
+}
+
 /// The page's SQL. Lists show no overrides, so `env_vars` and `parameters` are
 /// read as empty: decoding two JSON maps per row was a good part of a list's cost.
 fn page_query(filter: &RunFilter) -> QueryBuilder<'_, Sqlite> {
-    let mut q = filtered(
+    let mut q = narrowed(
         "SELECT id, pipeline_name, status, triggered_by, '{}' AS env_vars, '{}' AS parameters, \
          started_at, claimed_at, container_started_at, finished_at, exit_code, error_type, \
          error_message, image, container_id, log_file, log_lines, log_bytes, log_truncated, \
@@ -170,8 +208,12 @@ pub async fn page(pool: &Pool, filter: &RunFilter) -> Result<RunPage, DbError> {
     })
 }
 
-/// The total of a filter, from `run_totals` (at most five rows per pipeline).
+/// The total of a filter, from `run_totals` (at most five rows per pipeline);
+/// counted on `runs` when a filter that table does not keep is set.
 fn total_query(filter: &RunFilter) -> QueryBuilder<'_, Sqlite> {
+    if filter.narrowed() {
+        return narrowed("SELECT COUNT(*) FROM runs WHERE 1 = 1", filter);
+    }
     filtered(
         "SELECT COALESCE(SUM(runs), 0) FROM run_totals WHERE 1 = 1",
         filter,

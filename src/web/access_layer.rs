@@ -110,6 +110,7 @@ pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) ->
         csrf: who.csrf.clone().unwrap_or_default(),
         name: who.name.clone(),
         role: Some(who.role),
+        path: path.clone(),
     };
     // A refusal of a known caller is a page with their navigation.
     let refuse_known = |e: AppError| csrf::scope(current.clone(), async move { refuse(api, e) });

@@ -13,6 +13,8 @@ pub struct Current {
     /// The caller's name (shown in the navigation) and role.
     pub name: String,
     pub role: Option<crate::auth::Role>,
+    /// The request's path: the navigation marks the section it belongs to.
+    pub path: String,
 }
 
 tokio::task_local! {
@@ -58,4 +60,18 @@ pub fn can_write() -> bool {
     CURRENT
         .try_with(|c| c.role.is_some_and(|r| r >= crate::auth::Role::Write))
         .unwrap_or(false)
+}
+
+/// `aria-current="page"` for the navigation link of `section` (`/runs`) when the
+/// request is in it (`/runs`, `/runs/…`); `/pipelines` also owns `/`'s neighbours.
+pub fn current_section(section: &str) -> &'static str {
+    let inside = CURRENT
+        .try_with(|c| {
+            c.path == section
+                || c.path
+                    .strip_prefix(section)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .unwrap_or(false);
+    if inside { "page" } else { "false" }
 }

@@ -5,13 +5,16 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use axum::routing::get;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
 use super::views::RunRow;
 use super::{AppError, AppState};
 use crate::db::{self, RunFilter};
-use crate::run_status::RunStatus;
+use crate::run_status::{ErrorType, RunStatus};
 
 const PAGE_SIZE: i64 = 50;
 
@@ -32,12 +35,58 @@ struct ListQuery {
     after: Option<String>,
     /// ...or newer than this one.
     before: Option<String>,
+    trigger: Option<String>,
+    error_type: Option<String>,
+    /// Dates (`YYYY-MM-DD`, UTC), both days included.
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The triggers a run list can be narrowed to (each includes its `_retry` runs).
+const TRIGGERS: [&str; 6] = [
+    "manual",
+    "api",
+    "webhook",
+    "scheduler",
+    "downstream",
+    "daemon_restart",
+];
+const ERROR_TYPES: [ErrorType; 6] = [
+    ErrorType::PipelineError,
+    ErrorType::DependencyError,
+    ErrorType::Timeout,
+    ErrorType::Oom,
+    ErrorType::InfrastructureError,
+    ErrorType::Cancelled,
+];
+
+/// A `YYYY-MM-DD` filter field: `None` when blank, a clear error when not a date.
+fn date_field(name: &str, value: &Option<String>) -> Result<Option<NaiveDate>, AppError> {
+    match value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            .map(Some)
+            .map_err(|_| {
+                AppError::BadRequest(format!(
+                    "{name} must be a date like 2026-12-31, not `{}`",
+                    crate::pipelines::fields::shown(v)
+                ))
+            }),
+    }
+}
+
+fn day_start(d: NaiveDate) -> Option<DateTime<Utc>> {
+    d.and_hms_opt(0, 0, 0).map(|t| t.and_utc())
 }
 
 struct ListView {
     runs: Vec<RunRow>,
     pipeline: String,
     status: String,
+    trigger: String,
+    error_type: String,
+    from: String,
+    to: String,
     page: i64,
     pages: i64,
     total: i64,
@@ -47,9 +96,25 @@ struct ListView {
     newer: Option<String>,
     pipelines: Vec<String>,
     statuses: Vec<&'static str>,
+    triggers: &'static [&'static str],
+    error_types: Vec<&'static str>,
 }
 
 impl ListView {
+    /// Whether any filter is set (an empty list then says so, with a way out).
+    fn filtered(&self) -> bool {
+        [
+            &self.pipeline,
+            &self.status,
+            &self.trigger,
+            &self.error_type,
+            &self.from,
+            &self.to,
+        ]
+        .iter()
+        .any(|v| !v.is_empty())
+    }
+
     /// The query of the page shown (the list refreshes itself with it).
     fn current_link(&self) -> String {
         let (key, cursor) = self.read_with.clone().unwrap_or(("after", String::new()));
@@ -74,6 +139,10 @@ impl ListView {
         let mut query = vec![
             ("pipeline", self.pipeline.as_str()),
             ("status", self.status.as_str()),
+            ("trigger", self.trigger.as_str()),
+            ("error_type", self.error_type.as_str()),
+            ("from", self.from.as_str()),
+            ("to", self.to.as_str()),
         ];
         if !cursor.is_empty() {
             query.push((key, cursor));
@@ -129,6 +198,48 @@ async fn list_view(state: &AppState, q: ListQuery) -> Result<ListView, AppError>
         }),
     };
     let (after, before) = (cursor(&q.after)?, cursor(&q.before)?);
+    let trigger = q
+        .trigger
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    if let Some(t) = trigger
+        && !TRIGGERS.contains(&t)
+    {
+        return Err(AppError::BadRequest(format!(
+            "unknown trigger `{}` (use {})",
+            crate::pipelines::fields::shown(t),
+            TRIGGERS.join(", ")
+        )));
+    }
+    let error_type = match q
+        .error_type
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        None => None,
+        Some(e) => Some(
+            ERROR_TYPES
+                .into_iter()
+                .find(|t| t.as_str() == e)
+                .ok_or_else(|| {
+                    AppError::BadRequest(format!(
+                        "unknown error type `{}` (use {})",
+                        crate::pipelines::fields::shown(e),
+                        ERROR_TYPES.map(|t| t.as_str()).join(", ")
+                    ))
+                })?,
+        ),
+    };
+    let (from, to) = (date_field("from", &q.from)?, date_field("to", &q.to)?);
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(AppError::BadRequest(format!(
+            "the date range is reversed: from {f} is after to {t}"
+        )));
+    }
     let read_with = match (&before, &after) {
         (Some(c), _) => Some(("before", c.encode())),
         (None, Some(c)) => Some(("after", c.encode())),
@@ -141,6 +252,11 @@ async fn list_view(state: &AppState, q: ListQuery) -> Result<ListView, AppError>
         offset: 0,
         after,
         before,
+        trigger: trigger.map(str::to_string),
+        error_type,
+        since: from.and_then(day_start),
+        // `to` includes its whole day.
+        until: to.and_then(|d| d.succ_opt()).and_then(day_start),
     };
     let total = db::run_list::total(&state.pool, &filter).await?;
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
@@ -159,6 +275,10 @@ async fn list_view(state: &AppState, q: ListQuery) -> Result<ListView, AppError>
         runs: found.runs.iter().map(RunRow::new).collect(),
         pipeline: pipeline.unwrap_or_default(),
         status: status.map(|s| s.to_string()).unwrap_or_default(),
+        trigger: trigger.unwrap_or_default().to_string(),
+        error_type: error_type.map(|e| e.to_string()).unwrap_or_default(),
+        from: from.map(|d| d.to_string()).unwrap_or_default(),
+        to: to.map(|d| d.to_string()).unwrap_or_default(),
         page,
         pages,
         total,
@@ -173,6 +293,8 @@ async fn list_view(state: &AppState, q: ListQuery) -> Result<ListView, AppError>
             .cloned()
             .collect(),
         statuses: RunStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        triggers: &TRIGGERS,
+        error_types: ERROR_TYPES.iter().map(|e| e.as_str()).collect(),
     })
 }
 
@@ -185,11 +307,23 @@ async fn list_page(
     })
 }
 
+/// The list alone. When the filters or a pager link asked for it, the answer
+/// tells htmx to put the page's own address in the history (`HX-Push-Url`), so
+/// reload, back and a shared link keep the filters; the list's own refresh does not.
 async fn list_fragment(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
-) -> Result<ListFragment, AppError> {
-    Ok(ListFragment {
-        view: list_view(&state, q).await?,
-    })
+    headers: HeaderMap,
+) -> Result<axum::response::Response, AppError> {
+    let view = list_view(&state, q).await?;
+    let asked_by = headers.get("hx-trigger").and_then(|v| v.to_str().ok());
+    let push = matches!(asked_by, Some("run-filters" | "runs-newer" | "runs-older"))
+        .then(|| format!("/runs?{}", view.current_link()));
+    let mut response = ListFragment { view }.into_response();
+    if let Some(url) = push
+        && let Ok(value) = axum::http::HeaderValue::from_str(&url)
+    {
+        response.headers_mut().insert("HX-Push-Url", value);
+    }
+    Ok(response)
 }

@@ -98,6 +98,7 @@ struct LogLinesFragment {
 /// The detail view, with the queue position of a waiting run.
 async fn detail(state: &AppState, run: &Run) -> Result<RunDetail, AppError> {
     let mut view = RunDetail::new(run);
+    view.stopping = run.status.is_terminal() && state.runner.is_executing(&run.id);
     view.children = crate::db::runs::children(&state.pool, &run.id)
         .await?
         .iter()

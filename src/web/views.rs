@@ -11,6 +11,18 @@ pub fn fmt_time(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
+/// "just now", "5 min ago", "3 h ago", "2 days ago" — the absolute time goes in a title.
+pub fn fmt_ago(t: &DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (now - *t).num_seconds();
+    match secs {
+        i64::MIN..=44 => "just now".to_string(),
+        45..=3_599 => format!("{} min ago", (secs + 30) / 60),
+        3_600..=86_399 => format!("{} h ago", secs / 3_600),
+        86_400..=172_799 => "yesterday".to_string(),
+        _ => format!("{} days ago", secs / 86_400),
+    }
+}
+
 pub fn fmt_duration(seconds: f64) -> String {
     if seconds < 60.0 {
         format!("{seconds:.1}s")
@@ -87,6 +99,10 @@ pub struct RunRow {
     pub pipeline_name: String,
     pub status: String,
     pub started_at: String,
+    /// The trigger time relative to now ("5 min ago"), `started_at` on hover.
+    pub started_ago: String,
+    /// The trigger time, RFC 3339 (a `<time datetime>`).
+    pub started_iso: String,
     pub duration: String,
     pub exit_code: String,
     pub error_type: String,
@@ -112,6 +128,10 @@ impl RunRow {
             pipeline_name: r.pipeline_name.clone(),
             status: r.status.to_string(),
             started_at: fmt_time(&r.started_at),
+            started_ago: fmt_ago(&r.started_at, Utc::now()),
+            started_iso: r
+                .started_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             duration: r.duration_seconds().map(fmt_duration).unwrap_or_default(),
             exit_code: r.exit_code.map(|c| c.to_string()).unwrap_or_default(),
             error_type: r.error_type.map(|e| e.to_string()).unwrap_or_default(),
@@ -128,6 +148,9 @@ impl RunRow {
 pub struct RunDetail {
     pub row: RunRow,
     pub finished: bool,
+    /// Finished in the database, but its container is still stopping (a cancel
+    /// or a timeout is recorded first): exit code and log counts come later.
+    pub stopping: bool,
     pub queued_at: String,
     pub container_started_at: String,
     pub finished_at: String,
@@ -178,6 +201,7 @@ impl RunDetail {
         Self {
             row: RunRow::new(r),
             finished: r.status.is_terminal(),
+            stopping: false,
             queued_at: fmt_time(&r.started_at),
             container_started_at: r
                 .container_started_at
@@ -233,6 +257,18 @@ impl RunDetail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_times() {
+        let now = Utc::now();
+        let ago = |s: i64| fmt_ago(&(now - chrono::Duration::seconds(s)), now);
+        assert_eq!(ago(-5), "just now");
+        assert_eq!(ago(10), "just now");
+        assert_eq!(ago(300), "5 min ago");
+        assert_eq!(ago(7_200), "2 h ago");
+        assert_eq!(ago(90_000), "yesterday");
+        assert_eq!(ago(3 * 86_400), "3 days ago");
+    }
 
     #[test]
     fn durations() {

@@ -62,7 +62,7 @@ async fn list_runs(
         limit,
         offset,
         after: parse_cursor(q.cursor.as_deref(), offset)?,
-        before: None,
+        ..Default::default()
     };
     let keyset = filter.after.is_some();
     let (page, total) = db::run_list::list(&state.pool, &filter).await?;
