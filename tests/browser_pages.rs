@@ -100,3 +100,102 @@ async fn every_page_fits_a_phone_and_the_run_filters_survive_a_reload() {
     .unwrap();
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_counts_todays_runs_shows_failures_and_refreshes_in_place() {
+    let app = TestApp::start(&[
+        ("daily/main.py", "print('ok')\n"),
+        ("daily/pipeline.json", r#"{"schedule_cron": "0 3 * * *"}"#),
+        (
+            "flaky/main.py",
+            "raise ValueError('the source table is empty')\n",
+        ),
+    ])
+    .await;
+    let (ok, _) = app.run_to_end("daily", "").await;
+    assert_eq!(ok["status"], "SUCCESS");
+    let (failed, _) = app.run_to_end("flaky", "").await;
+    assert_eq!(failed["status"], "FAILED");
+    let failed_id = failed["id"].as_str().unwrap_or_default().to_string();
+
+    // Plain curl gets the same numbers as the browser.
+    let (status, fragment) = app.get_text("/fragments/dashboard").await;
+    assert_eq!(status, 200);
+    assert!(fragment.contains("<strong>2</strong> runs"), "{fragment}");
+    assert!(fragment.contains("50 % succeeded"), "{fragment}");
+    assert!(
+        fragment.contains(&format!("/runs/{failed_id}")),
+        "the failure is listed"
+    );
+    assert!(
+        fragment.contains("pipeline_error") || fragment.contains("exited with code"),
+        "{fragment}"
+    );
+    assert!(fragment.contains("1 of 1 succeeded") && fragment.contains("0 of 1 succeeded"));
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert!(
+        fragment.contains(&format!("{today}: 2 runs, 1 succeeded, 1 failed")),
+        "today's cell"
+    );
+    assert!(
+        fragment.contains("daily</a> <span title="),
+        "the next cron run is listed: {fragment}"
+    );
+
+    let url = app.url("/");
+    let token = app.token.clone();
+    let client = app.client.clone();
+    let trigger = app.url("/api/pipelines/daily/run");
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut b = common::cdp::Browser::launch();
+        b.open(&url, json!({"Authorization": format!("Bearer {token}")}));
+        b.viewport(1280, 900, false);
+        assert!(
+            b.wait_for(
+                "document.querySelector('#dashboard svg.heat') !== null",
+                Duration::from_secs(20)
+            ),
+            "{}",
+            b.dom()
+        );
+        b.eval("window.__samePage = true");
+        let started = handle.block_on(async {
+            client
+                .post(&trigger)
+                .json(&json!({}))
+                .send()
+                .await
+                .map(|r| r.status())
+        });
+        assert!(
+            started.as_ref().is_ok_and(|s| s.is_success()),
+            "{started:?}"
+        );
+        assert!(
+            b.wait_for(
+                "document.querySelector('#dashboard .stat strong').textContent === '3'",
+                Duration::from_secs(40)
+            ),
+            "the dashboard did not refresh to 3 runs: {}",
+            b.eval("document.querySelector('#dashboard .stats').textContent")
+        );
+        assert_eq!(
+            b.eval("window.__samePage === true"),
+            json!(true),
+            "the page was reloaded"
+        );
+        b.screenshot("dashboard-desktop");
+        b.viewport(390, 844, true);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            b.eval("document.documentElement.scrollWidth <= window.innerWidth"),
+            json!(true),
+            "the dashboard scrolls sideways on a phone"
+        );
+        b.screenshot("dashboard-phone");
+    })
+    .await
+    .unwrap();
+    app.stop().await;
+}

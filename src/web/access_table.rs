@@ -41,6 +41,7 @@ pub const TABLE: &[(&str, &[(Method, Access)])] = &[
     ("/logout", &[(Method::POST, SignedIn)]),
     ("/", &[(Method::GET, READ)]),
     ("/fragments/engine-status", &[(Method::GET, READ)]),
+    ("/fragments/dashboard", &[(Method::GET, READ)]),
     ("/pipelines", &[(Method::GET, READ)]),
     ("/fragments/pipelines", &[(Method::GET, READ)]),
     ("/pipelines/refresh", &[(Method::POST, WRITE)]),

@@ -12,6 +12,8 @@ pub mod audit_trail;
 mod charts;
 mod client_addr;
 pub mod csrf;
+mod dashboard_charts;
+mod dashboard_page;
 mod error;
 mod identity;
 mod invite_page;
@@ -109,6 +111,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let [x_frame, csp, nosniff, referrer] = crate::auth::security_headers();
     Router::new()
+        .merge(dashboard_page::router())
         .merge(pipeline_list_page::router())
         .merge(pipeline_pages::router())
         .merge(run_pages::router())

@@ -17,7 +17,6 @@ use crate::db;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(list_page))
         .route("/pipelines", get(list_page))
         .route("/fragments/pipelines", get(list_fragment))
         .route("/pipelines/refresh", post(refresh))
