@@ -24,6 +24,7 @@ fn pages(run: &str) -> Vec<(&'static str, String)> {
         ("users", "/users".into()),
         ("audit", "/audit".into()),
         ("settings", "/settings".into()),
+        ("system", "/system".into()),
         ("not-found", "/no/such/page".into()),
     ]
 }

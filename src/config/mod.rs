@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod git;
+pub mod shown;
 mod values;
 
 pub use auth::AuthEnv;

@@ -85,6 +85,7 @@ pub const TABLE: &[(&str, &[(Method, Access)])] = &[
         &[(Method::POST, Session)],
     ),
     ("/audit", &[(Method::GET, ADMIN)]),
+    ("/system", &[(Method::GET, ADMIN)]),
     ("/users", &[(Method::GET, ADMIN)]),
     ("/users/local", &[(Method::POST, ADMIN)]),
     ("/users/invite", &[(Method::POST, ADMIN)]),

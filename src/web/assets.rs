@@ -1,10 +1,19 @@
-//! Static files, embedded in the binary so it runs from any directory.
+//! Static files, embedded in the binary so it runs from any directory. Pages
+//! link them with a content hash (`/static/app.js?v=…`, see `url`), so a linked
+//! file may be cached for a year: a changed file gets a new address. They go out
+//! compressed (gzip or brotli, as the browser accepts).
 
 use axum::Router;
-use axum::extract::Path;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use axum::extract::{Path, Query};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use super::AppState;
 
@@ -37,19 +46,57 @@ const FILES: &[(&str, &str, &[u8])] = &[
 ];
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/static/{*path}", get(serve))
+    Router::new()
+        .route("/static/{*path}", get(serve))
+        .layer(tower_http::compression::CompressionLayer::new())
 }
 
-async fn serve(Path(path): Path<String>) -> Response {
-    match FILES.iter().find(|(name, _, _)| *name == path) {
-        Some((_, mime, body)) => (
-            [
-                (header::CONTENT_TYPE, *mime),
-                (header::CACHE_CONTROL, "public, max-age=3600"),
-            ],
-            *body,
-        )
-            .into_response(),
-        None => (StatusCode::NOT_FOUND, "no such static file").into_response(),
+/// The first 12 hex digits of each file's SHA-256, computed once.
+fn versions() -> &'static HashMap<&'static str, String> {
+    static VERSIONS: OnceLock<HashMap<&'static str, String>> = OnceLock::new();
+    VERSIONS.get_or_init(|| {
+        FILES
+            .iter()
+            .map(|(name, _, body)| {
+                let digest = Sha256::digest(body);
+                let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+                (*name, hex)
+            })
+            .collect()
+    })
+}
+
+/// The address pages link a static file by: its path and content hash.
+pub fn url(name: &str) -> String {
+    match versions().get(name) {
+        Some(v) => format!("/static/{name}?v={v}"),
+        None => format!("/static/{name}"),
     }
+}
+
+#[derive(Deserialize)]
+struct AssetQuery {
+    v: Option<String>,
+}
+
+async fn serve(Path(path): Path<String>, Query(q): Query<AssetQuery>) -> Response {
+    let Some((name, mime, body)) = FILES.iter().find(|(name, _, _)| *name == path) else {
+        return (StatusCode::NOT_FOUND, "no such static file").into_response();
+    };
+    // Only the current content's address is immutable; an old or bare one is
+    // revalidated soon, so it never pins a stale file.
+    let current = q.v.as_deref() == versions().get(name).map(String::as_str);
+    let cache = if current {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=300"
+    };
+    (
+        [
+            (header::CONTENT_TYPE, *mime),
+            (header::CACHE_CONTROL, cache),
+        ],
+        *body,
+    )
+        .into_response()
 }

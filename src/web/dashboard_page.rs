@@ -197,11 +197,7 @@ async fn dashboard(state: &AppState) -> Result<Dashboard, AppError> {
         next_runs,
         engine,
         engine_ok,
-        image: state
-            .config
-            .worker_base_image
-            .clone()
-            .unwrap_or_else(|| "chosen per run (WORKER_BASE_IMAGE unset)".into()),
+        image: super::system_page::image_in_use(state).await,
         disk,
         disk_ok,
         heat,

@@ -5,7 +5,7 @@ pub mod access_layer;
 pub mod access_table;
 mod account_status;
 pub mod api;
-mod assets;
+pub mod assets;
 mod audit_page;
 mod audit_query;
 pub mod audit_trail;
@@ -43,6 +43,7 @@ mod sse_bytes;
 mod stream_guard;
 mod sync_page;
 mod sync_repo_page;
+mod system_page;
 mod user_admin;
 mod users_page;
 mod views;
@@ -124,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .merge(invite_page::router())
         .merge(users_page::router())
         .merge(settings_page::router())
+        .merge(system_page::router())
         .merge(audit_page::router())
         .nest("/api", api::router())
         .merge(assets::router())

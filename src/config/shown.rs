@@ -1,0 +1,158 @@
+//! The effective configuration as the System page shows it: each setting by its
+//! variable name, with the value in force. Secrets never appear: they show as
+//! "set" or "not set", and a repository URL loses any credentials in it.
+
+use super::Config;
+use crate::secrets::SecretString;
+
+/// `(variable, value in force)`, in the order of `docs/configuration.md`'s sections.
+pub fn effective(c: &Config) -> Vec<(&'static str, String)> {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "not set".into());
+    let num = |v: Option<u32>| v.map_or("off".to_string(), |n| n.to_string());
+    let secret = |v: &Option<SecretString>| {
+        if v.is_some() {
+            "set (hidden)"
+        } else {
+            "not set"
+        }
+        .to_string()
+    };
+    let path = |p: &std::path::Path| p.display().to_string();
+    let providers: Vec<String> = c.auth.providers.iter().map(|p| p.label.clone()).collect();
+    vec![
+        ("HOST", c.host.to_string()),
+        ("PORT", c.port.to_string()),
+        ("BASE_URL", c.base_url.clone()),
+        ("ENVIRONMENT", format!("{:?}", c.environment).to_lowercase()),
+        ("DATA_DIR", path(&c.data_dir)),
+        ("PIPELINES_DIR", path(&c.pipelines_dir)),
+        ("LOGS_DIR", path(&c.logs_dir)),
+        ("DATABASE_URL", without_credentials(&c.database_url)),
+        ("WORKER_BASE_IMAGE", opt(&c.worker_base_image)),
+        ("UV_CACHE_DIR", path(&c.uv_cache_dir)),
+        (
+            "ENCRYPTION_KEY(S)",
+            if c.encryption_keys.is_empty() && c.encryption_key.is_none() {
+                "not set (a key is generated and stored in DATA_DIR)".into()
+            } else {
+                "set (hidden)".into()
+            },
+        ),
+        ("MAX_CONCURRENT_RUNS", c.max_concurrent_runs.to_string()),
+        (
+            "CONTAINER_TIMEOUT",
+            c.container_timeout
+                .map_or("none".to_string(), |s| format!("{s} s")),
+        ),
+        ("RETRY_ATTEMPTS", c.retry_attempts.to_string()),
+        (
+            "LOG_MAX_SIZE",
+            crate::byte_size::human_bytes(c.log_max_size_bytes),
+        ),
+        (
+            "DOCKER_HOST",
+            c.docker_host
+                .as_deref()
+                .map_or("the local socket".to_string(), without_credentials),
+        ),
+        (
+            "WORKER_CA_BUNDLE",
+            c.worker_ca_bundle
+                .as_deref()
+                .map_or("not set".to_string(), path),
+        ),
+        ("WORKER_NETWORK", c.worker_network.clone()),
+        ("WORKER_PIDS_LIMIT", c.worker_pids_limit.to_string()),
+        ("STOP_RUNS_ON_SHUTDOWN", c.stop_runs_on_shutdown.to_string()),
+        ("LOG_RETENTION_DAYS", num(c.log_retention_days)),
+        ("LOG_RETENTION_RUNS", num(c.log_retention_runs)),
+        (
+            "CLEANUP_TIME",
+            format!("{} UTC", c.cleanup_time.format("%H:%M")),
+        ),
+        (
+            "DEFAULT_CPU_LIMIT",
+            c.default_cpu_limit.map_or("none".into(), |v| v.to_string()),
+        ),
+        (
+            "DEFAULT_MEM_LIMIT",
+            c.default_mem_limit
+                .as_ref()
+                .map_or("none".into(), |m| crate::byte_size::human_bytes(m.bytes)),
+        ),
+        ("MAX_SSE_STREAMS", c.http.max_sse_streams.to_string()),
+        ("HTTP_MAX_CONNECTIONS", c.http.max_connections.to_string()),
+        ("ALLOWED_HOSTS", c.allowed_hosts.join(", ")),
+        (
+            "MIN_FREE_DISK_MB",
+            (c.min_free_disk_bytes >> 20).to_string(),
+        ),
+        ("SCHEDULER_ENABLED", c.scheduler_enabled.to_string()),
+        (
+            "WEBHOOK_RATE_LIMIT",
+            format!("{} / minute", c.webhook_rate_limit),
+        ),
+        (
+            "GIT_REPO_URL",
+            c.git
+                .repo_url
+                .as_ref()
+                .map_or("not set".to_string(), |u| without_credentials(u.expose())),
+        ),
+        ("GIT_BRANCH", opt(&c.git.branch)),
+        ("GIT_TOKEN", secret(&c.git.token)),
+        ("GIT_DEPLOY_KEY", secret(&c.git.deploy_key)),
+        ("GIT_SYNC_WEBHOOK_SECRET", secret(&c.git.webhook_secret)),
+        (
+            "GITHUB_APP_PRIVATE_KEY",
+            secret(&c.git.github_app_private_key),
+        ),
+        (
+            "OAuth providers",
+            if providers.is_empty() {
+                "none".into()
+            } else {
+                providers.join(", ")
+            },
+        ),
+        ("LOCAL_LOGIN", c.auth.local_login.to_string()),
+        ("INITIAL_ADMIN_EMAIL", opt(&c.auth.initial_admin_email)),
+    ]
+}
+
+/// A URL without `user:password@` (a token in a clone URL is a secret).
+pub fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_credentials;
+
+    #[test]
+    fn credentials_leave_urls() {
+        assert_eq!(
+            without_credentials("https://x-access-token:ghp_secret@github.com/o/r.git"),
+            "https://***@github.com/o/r.git"
+        );
+        assert_eq!(
+            without_credentials("git@github.com:o/r.git"),
+            "git@github.com:o/r.git"
+        );
+        assert_eq!(
+            without_credentials("sqlite://data/fastflow.db"),
+            "sqlite://data/fastflow.db"
+        );
+        assert_eq!(
+            without_credentials("tcp://u:p@host:2375"),
+            "tcp://***@host:2375"
+        );
+    }
+}

@@ -1,0 +1,73 @@
+//! The System page (admins): the version, the runner image, the engine, the
+//! disk, the pipelines found, and the effective configuration with every
+//! secret redacted (`config::shown`).
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+
+use super::views::fmt_bytes;
+use super::{AppError, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/system", get(page))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/system.html")]
+struct Page {
+    version: &'static str,
+    image: String,
+    engine: String,
+    engine_ok: bool,
+    /// (what, directory, free space or the error).
+    disks: Vec<(&'static str, String, String)>,
+    valid: usize,
+    invalid: usize,
+    settings: Vec<(&'static str, String)>,
+}
+
+async fn page(State(state): State<AppState>) -> Result<Page, AppError> {
+    let engine = &state.runner.deps().engine;
+    let (engine_text, engine_ok) = match (engine.down_reason(), engine.image_problem()) {
+        (Some(reason), _) => (format!("unreachable: {reason}"), false),
+        (None, Some(problem)) => (problem, false),
+        (None, None) => ("reachable, runner image present".to_string(), true),
+    };
+    let c = &state.config;
+    let disk = |dir: &std::path::Path| match crate::readiness::free_bytes(dir) {
+        Ok(free) => format!("{} free", fmt_bytes(free)),
+        Err(e) => format!("cannot be read: {e}"),
+    };
+    let disks = vec![
+        ("Data", c.data_dir.display().to_string(), disk(&c.data_dir)),
+        ("Logs", c.logs_dir.display().to_string(), disk(&c.logs_dir)),
+        (
+            "Pipelines",
+            c.pipelines_dir.display().to_string(),
+            disk(&c.pipelines_dir),
+        ),
+    ];
+    let snapshot = state.registry.snapshot();
+    let valid = snapshot.pipelines.values().filter(|p| p.is_valid()).count();
+    Ok(Page {
+        version: env!("CARGO_PKG_VERSION"),
+        image: image_in_use(&state).await,
+        engine: engine_text,
+        engine_ok,
+        disks,
+        valid,
+        invalid: snapshot.pipelines.len() - valid,
+        settings: crate::config::shown::effective(c),
+    })
+}
+
+/// The image the next run would use (`WORKER_BASE_IMAGE`, else the default or
+/// the locally built runner image, whichever the engine has).
+pub(super) async fn image_in_use(state: &AppState) -> String {
+    let deps = state.runner.deps();
+    crate::runner::engine::choose_image(&deps.docker, deps.config.worker_base_image.as_deref())
+        .await
+}
