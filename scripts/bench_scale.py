@@ -35,7 +35,8 @@ import bench_scale_runs
 
 SECTIONS = ["lists", "finish", "viewers", "pipelines"]
 N_PIPELINES = 50
-ENDPOINTS = ["/", "/pipelines", "/pipelines/etl_00", "/pipelines/etl_49", "/runs", "/runs?pipeline=etl_00",
+ENDPOINTS = ["/", "/fragments/dashboard", "/system", "/runs?trigger=manual", "/runs?error_type=oom",
+             "/runs?from=2026-06-01&to=2026-06-30", "/runs?pipeline=etl_00&trigger=webhook", "/pipelines", "/pipelines/etl_00", "/pipelines/etl_49", "/runs", "/runs?pipeline=etl_00",
              "/runs?status=FAILED", "/runs?pipeline=etl_03&status=INTERRUPTED", "/api/pipelines",
              "/api/pipelines/etl_00", "/api/runs", "/api/runs?pipeline_name=etl_00",
              "/api/runs?status_filter=FAILED", "/api/runs?pipeline_name=etl_03&status_filter=INTERRUPTED",

@@ -1,7 +1,7 @@
 //! Every page in a real browser (headless Chromium, no network) at desktop and
 //! phone width: no page-level horizontal scroll at 390 px, the runs filters
 //! survive a reload (they are in the URL), an empty filter result says so, the
-//! 404 page. Screenshots of every page at both widths go to the screenshots folder.
+//! pipelines search narrows as one types and survives a reload, the 404 page. Screenshots of every page at both widths go to the screenshots folder.
 
 mod common;
 
@@ -74,6 +74,23 @@ async fn every_page_fits_a_phone_and_the_run_filters_survive_a_reload() {
         );
         assert_eq!(b.eval("document.querySelector('#runs a[href=\"/runs\"]') !== null"), json!(true), "no way to clear the filters");
         b.screenshot("runs-filtered-empty-desktop");
+
+        // The pipelines search narrows as one types, and the address keeps it.
+        b.navigate(&format!("{base}/pipelines"));
+        assert!(b.wait_for("window.htmx !== undefined", Duration::from_secs(10)));
+        b.eval("(function(){var i=document.querySelector('input[name=q]');i.value='nightly';i.dispatchEvent(new Event('input',{bubbles:true}));})()");
+        assert!(
+            b.wait_for("document.querySelectorAll('#pipelines a.name').length === 1 && location.search.includes('q=nightly')", Duration::from_secs(10)),
+            "the search did not narrow the list: {}",
+            b.eval("document.getElementById('pipelines').textContent")
+        );
+        assert_eq!(b.eval("document.querySelector('#pipelines a.name').textContent"), json!("report_with_a_long_name"), "a tag matches");
+        b.eval("location.reload()");
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(b.wait_for("document.readyState === 'complete'", Duration::from_secs(20)));
+        assert_eq!(b.eval("document.querySelector('input[name=q]').value"), json!("nightly"));
+        assert_eq!(b.eval("document.querySelectorAll('#pipelines a.name').length"), json!(1));
+        b.screenshot("pipelines-search-desktop");
 
         let overflow = "document.documentElement.scrollWidth - window.innerWidth";
         let mut wide = Vec::new();

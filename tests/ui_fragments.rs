@@ -169,3 +169,54 @@ async fn static_files_are_versioned_cached_for_a_year_and_compressed() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelines_filter_by_tag_and_state_and_show_their_last_outcomes() {
+    let app = TestApp::start(&[
+        ("nightly_report/main.py", "print('ok')\n"),
+        ("nightly_report/pipeline.json", r#"{"tags": ["nightly"]}"#),
+        ("adhoc/main.py", "print('ok')\n"),
+        ("paused/main.py", "print('ok')\n"),
+        ("paused/pipeline.json", r#"{"enabled": false}"#),
+        ("broken/main.py", "print('x')\n"),
+        ("broken/pipeline.json", "{ nope"),
+    ])
+    .await;
+    app.run_to_end("nightly_report", "").await;
+    let names = |html: &str| -> Vec<String> {
+        html.match_indices("class=\"name\" href=\"/pipelines/")
+            .map(|(i, m)| {
+                html[i + m.len()..]
+                    .chars()
+                    .take_while(|c| *c != '"')
+                    .collect()
+            })
+            .collect()
+    };
+    let (_, tagged) = app.get_text("/fragments/pipelines?tag=nightly").await;
+    assert_eq!(names(&tagged), ["nightly_report"]);
+    assert!(tagged.contains("100 %"), "success rate: {tagged}");
+    assert!(
+        tagged.contains("class=\"s-success\""),
+        "last-10 strip: {tagged}"
+    );
+    let (_, invalid) = app.get_text("/fragments/pipelines?state=invalid").await;
+    assert_eq!(names(&invalid), ["broken"]);
+    let (_, disabled) = app.get_text("/fragments/pipelines?state=disabled").await;
+    assert_eq!(names(&disabled), ["paused"]);
+    assert!(disabled.contains("badge muted\">disabled"), "{disabled}");
+    let (_, ready) = app.get_text("/fragments/pipelines?state=ready").await;
+    assert_eq!(names(&ready), ["adhoc", "nightly_report"]);
+    assert!(!ready.contains(">valid<"), "no badge for the normal case");
+    let (_, none) = app
+        .get_text("/fragments/pipelines?tag=nightly&state=invalid")
+        .await;
+    assert!(
+        none.contains("No pipeline matches tag nightly, invalid"),
+        "{none}"
+    );
+    let (status, body) = app.get_text("/pipelines?state=broken").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("unknown state `broken`"), "{body}");
+    app.stop().await;
+}

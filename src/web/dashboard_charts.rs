@@ -89,7 +89,8 @@ pub fn heat_map(days: &[DayTotal], today: NaiveDate) -> String {
     svg
 }
 
-/// A pipeline's last outcomes as squares, oldest left, each a link to its run.
+/// A pipeline's last outcomes as squares from the left, oldest first (the newest
+/// is the rightmost square), each a link to its run.
 /// `outcomes` come newest first (as the query returns them).
 pub fn outcome_strip(outcomes: &[(String, RunStatus)]) -> String {
     const SLOTS: i64 = 10;
@@ -99,9 +100,8 @@ pub fn outcome_strip(outcomes: &[(String, RunStatus)]) -> String {
         outcomes.len()
     );
     let shown = outcomes.iter().take(SLOTS as usize).rev();
-    let offset = SLOTS - outcomes.len().min(SLOTS as usize) as i64;
     for (i, (id, status)) in shown.enumerate() {
-        let x = (offset + i as i64) * STEP;
+        let x = i as i64 * STEP;
         // Run ids are UUIDs (checked where they are made); the class is a fixed word.
         let _ = write!(
             svg,
@@ -155,6 +155,6 @@ mod tests {
         let svg = outcome_strip(&runs);
         let (old, new) = (svg.find("/runs/old"), svg.find("/runs/new"));
         assert!(old < new, "{svg}");
-        assert!(svg.contains(r#"class="s-failed" x="117""#), "{svg}");
+        assert!(svg.contains(r#"class="s-failed" x="13""#), "{svg}");
     }
 }

@@ -18,23 +18,75 @@ pub struct Selection {
     pub matching: usize,
 }
 
-/// A search, lower-cased once; empty matches everything.
-pub struct Search(String);
+/// Which pipelines a state filter keeps.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum StateFilter {
+    /// Valid and enabled: it can run.
+    Ready,
+    Invalid,
+    Disabled,
+}
+
+impl StateFilter {
+    pub const ALL: [(&'static str, StateFilter); 3] = [
+        ("ready", Self::Ready),
+        ("invalid", Self::Invalid),
+        ("disabled", Self::Disabled),
+    ];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == text).map(|(_, s)| *s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, s)| *s == self)
+            .map_or("", |(n, _)| n)
+    }
+
+    fn keeps(self, p: &Pipeline) -> bool {
+        match self {
+            Self::Ready => p.is_valid() && p.metadata.enabled,
+            Self::Invalid => !p.is_valid(),
+            Self::Disabled => p.is_valid() && !p.metadata.enabled,
+        }
+    }
+}
+
+/// A search, lower-cased once, and optional tag and state filters; empty matches everything.
+pub struct Search(String, Option<String>, Option<StateFilter>);
 
 impl Search {
     /// `None` when `text` is longer than [`MAX_SEARCH_CHARS`].
     pub fn new(text: &str) -> Option<Self> {
         let text = text.trim();
-        (text.chars().count() <= MAX_SEARCH_CHARS).then(|| Self(text.to_lowercase()))
+        (text.chars().count() <= MAX_SEARCH_CHARS).then(|| Self(text.to_lowercase(), None, None))
+    }
+
+    /// Keeps only pipelines with exactly this tag.
+    pub fn with_tag(mut self, tag: Option<String>) -> Self {
+        self.1 = tag;
+        self
+    }
+
+    pub fn with_state(mut self, state: Option<StateFilter>) -> Self {
+        self.2 = state;
+        self
     }
 
     /// Whether the name, a tag or the description contains the search, ignoring case.
     pub fn matches(&self, p: &Pipeline) -> bool {
         let has = |text: &str| text.to_lowercase().contains(&self.0);
-        self.0.is_empty()
+        let text = self.0.is_empty()
             || has(&p.name)
             || p.metadata.tags.iter().any(|t| has(t))
-            || p.metadata.description.as_deref().is_some_and(has)
+            || p.metadata.description.as_deref().is_some_and(has);
+        let tag = self
+            .1
+            .as_ref()
+            .is_none_or(|t| p.metadata.tags.iter().any(|x| x == t));
+        text && tag && self.2.is_none_or(|s| s.keeps(p))
     }
 }
 
@@ -52,6 +104,16 @@ pub fn select(snapshot: &Snapshot, search: &Search, offset: usize, limit: usize)
         pipelines,
         matching,
     }
+}
+
+/// Every tag of the snapshot's pipelines, sorted, once each.
+pub fn all_tags(snapshot: &Snapshot) -> Vec<String> {
+    let tags: std::collections::BTreeSet<&String> = snapshot
+        .pipelines
+        .values()
+        .flat_map(|p| p.metadata.tags.iter())
+        .collect();
+    tags.into_iter().cloned().collect()
 }
 
 /// Pages needed for `matching` pipelines (at least one, shown empty).

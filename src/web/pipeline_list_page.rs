@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::pipeline_list::{self, MAX_SEARCH_CHARS, PAGE_SIZE, Search, page_count};
+use super::pipeline_list::{self, MAX_SEARCH_CHARS, PAGE_SIZE, Search, StateFilter, page_count};
 use super::views::PipelineRow;
 use super::{AppError, AppState, is_htmx};
 use crate::db;
@@ -28,6 +28,9 @@ struct ListQuery {
     q: Option<String>,
     /// Read by hand, so a bad value gets the error page rather than plain text.
     page: Option<String>,
+    tag: Option<String>,
+    /// `ready`, `invalid` or `disabled`.
+    state: Option<String>,
 }
 
 /// `page`: digits (a number past the end shows the last page); empty is page 1.
@@ -46,6 +49,10 @@ fn parse_page(raw: Option<&str>) -> Result<usize, AppError> {
 pub(super) struct ListView {
     rows: Vec<PipelineRow>,
     search: String,
+    tag: String,
+    state: String,
+    /// Every tag in use, for the filter.
+    tags: Vec<String>,
     page: usize,
     pages: usize,
     matching: usize,
@@ -60,6 +67,9 @@ impl ListView {
         Self {
             rows,
             search: String::new(),
+            tag: String::new(),
+            state: String::new(),
+            tags: Vec::new(),
             page: 1,
             pages: 1,
             matching: n,
@@ -70,7 +80,11 @@ impl ListView {
     /// The query of page `page` of this search.
     fn link(&self, page: usize) -> String {
         let page = page.to_string();
-        let mut query = vec![("q", self.search.as_str())];
+        let mut query = vec![
+            ("q", self.search.as_str()),
+            ("tag", self.tag.as_str()),
+            ("state", self.state.as_str()),
+        ];
         if page != "1" {
             query.push(("page", &page));
         }
@@ -89,15 +103,32 @@ impl ListView {
         } else {
             format!("{}–{}", self.first_shown(), self.last_shown())
         };
-        let what = if self.search.is_empty() {
+        let what = if self.search.is_empty() && self.tag.is_empty() && self.state.is_empty() {
             format!("{range} of {} pipelines", self.matching)
         } else {
             format!(
-                "{range} of {} pipelines matching “{}” ({} in all)",
-                self.matching, self.search, self.all
+                "{range} of {} pipelines matching {} ({} in all)",
+                self.matching,
+                self.filter_text(),
+                self.all
             )
         };
         format!("{what} · page {} of {}", self.page, self.pages)
+    }
+
+    /// “etl”, tag nightly, invalid — what the list is narrowed by.
+    fn filter_text(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.search.is_empty() {
+            parts.push(format!("“{}”", self.search));
+        }
+        if !self.tag.is_empty() {
+            parts.push(format!("tag {}", self.tag));
+        }
+        if !self.state.is_empty() {
+            parts.push(self.state.clone());
+        }
+        parts.join(", ")
     }
 
     fn first_shown(&self) -> usize {
@@ -131,11 +162,24 @@ pub(super) struct ListFragment {
 /// The page of the list that `q` asks for; a page past the end shows the last one.
 async fn list_view(state: &AppState, q: &ListQuery) -> Result<(ListView, String), AppError> {
     let text = q.q.as_deref().unwrap_or_default();
-    let search = Search::new(text).ok_or_else(|| {
-        AppError::BadRequest(format!(
-            "the search is longer than {MAX_SEARCH_CHARS} characters"
-        ))
-    })?;
+    let tag = q.tag.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let wanted = match q.state.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(StateFilter::parse(s).ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "unknown state `{}` (use ready, invalid or disabled)",
+                crate::pipelines::fields::shown(s)
+            ))
+        })?),
+    };
+    let search = Search::new(text)
+        .ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "the search is longer than {MAX_SEARCH_CHARS} characters"
+            ))
+        })?
+        .with_tag(tag.map(str::to_string))
+        .with_state(wanted);
     let snapshot = state.registry.snapshot();
     let all_matching = pipeline_list::select(&snapshot, &search, 0, usize::MAX);
     let pages = page_count(all_matching.matching);
@@ -152,13 +196,22 @@ async fn list_view(state: &AppState, q: &ListQuery) -> Result<(ListView, String)
     };
     let names: Vec<&str> = found.pipelines.iter().map(|p| p.name.as_str()).collect();
     let stats = db::run_stats::pipeline_stats_for(&state.pool, &names).await?;
+    let mut rows = Vec::with_capacity(found.pipelines.len());
+    for p in &found.pipelines {
+        let mut row = PipelineRow::new(p, stats.get(&p.name));
+        // One index read per pipeline shown (at most a page of them).
+        let outcomes = db::dashboard::last_outcomes(&state.pool, &p.name, 10).await?;
+        if !outcomes.is_empty() {
+            row.strip = super::dashboard_charts::outcome_strip(&outcomes);
+        }
+        rows.push(row);
+    }
     let view = ListView {
-        rows: found
-            .pipelines
-            .iter()
-            .map(|p| PipelineRow::new(p, stats.get(&p.name)))
-            .collect(),
+        rows,
         search: text.trim().to_string(),
+        tag: tag.unwrap_or_default().to_string(),
+        state: wanted.map(|w| w.as_str().to_string()).unwrap_or_default(),
+        tags: pipeline_list::all_tags(&snapshot),
         page,
         pages,
         matching: found.matching,

@@ -59,6 +59,11 @@ pub struct PipelineRow {
     pub last_status: String,
     pub last_run_id: String,
     pub last_run_at: String,
+    pub last_run_ago: String,
+    /// "93 %" of its finished runs succeeded (lifetime counters); empty before any.
+    pub success_rate: String,
+    /// Its last 10 outcomes as SVG squares (`dashboard_charts::outcome_strip`); empty before any run.
+    pub strip: String,
 }
 
 impl PipelineRow {
@@ -84,6 +89,19 @@ impl PipelineRow {
                 .and_then(|s| s.last_run_at.as_ref())
                 .map(fmt_time)
                 .unwrap_or_default(),
+            last_run_ago: stats
+                .and_then(|s| s.last_run_at.as_ref())
+                .map(|t| fmt_ago(t, Utc::now()))
+                .unwrap_or_default(),
+            success_rate: stats
+                .filter(|s| s.successful_runs + s.failed_runs > 0)
+                .map(|s| {
+                    let rate = s.successful_runs as f64 * 100.0
+                        / (s.successful_runs + s.failed_runs) as f64;
+                    format!("{rate:.0} %")
+                })
+                .unwrap_or_default(),
+            strip: String::new(),
         }
     }
 
