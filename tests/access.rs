@@ -530,7 +530,7 @@ async fn webhook_urls_are_shown_only_to_those_who_may_start_runs() {
     let ro = common::make_token(&app.state().pool, "ro", "READONLY").await;
     let reader = common::client_with_token(&ro);
     let page = reader
-        .get(app.url("/pipelines/wh"))
+        .get(app.url("/pipelines/wh?tab=configuration"))
         .send()
         .await
         .expect("GET");
@@ -545,7 +545,21 @@ async fn webhook_urls_are_shown_only_to_those_who_may_start_runs() {
         page.contains("shown to the WRITE and ADMIN roles only"),
         "{page}"
     );
-    let (_, admin_page) = app.get_text("/pipelines/wh").await;
+    for tab in ["overview", "runs", "source"] {
+        let other = reader
+            .get(app.url(&format!("/pipelines/wh?tab={tab}")))
+            .send()
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .unwrap_or_default();
+        assert!(
+            !other.contains(key),
+            "the {tab} tab shows no key to READONLY"
+        );
+    }
+    let (_, admin_page) = app.get_text("/pipelines/wh?tab=configuration").await;
     assert!(admin_page.contains(&format!("/api/webhooks/wh/{key}")));
     // After signing in, `next` never leads off the site, control characters included.
     let login = reqwest::Client::builder()

@@ -18,10 +18,18 @@ async fn files_linked_out_of_the_pipeline_are_never_shown() {
     assert_eq!(status, 200);
 
     for name in ["leak", "env"] {
+        // No tab shows what a link out of the directory points at.
+        for tab in fastflow::web::PIPELINE_TABS {
+            let (status, page) = app.get_text(&format!("/pipelines/{name}?tab={tab}")).await;
+            assert_eq!(status, 200, "{name} {tab}");
+            assert!(!page.contains(key.trim()), "{name} {tab}: the key leaked");
+            assert!(
+                !page.contains("PATH="),
+                "{name} {tab}: the environment leaked"
+            );
+        }
         let (status, page) = app.get_text(&format!("/pipelines/{name}")).await;
         assert_eq!(status, 200);
-        assert!(!page.contains(key.trim()), "{name}: the key leaked");
-        assert!(!page.contains("PATH="), "{name}: the environment leaked");
         assert!(
             page.contains("leads outside the pipeline directory"),
             "{name}: {page}"

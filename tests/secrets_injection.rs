@@ -268,7 +268,8 @@ async fn a_missing_or_unreadable_secret_fails_before_any_container_and_says_whic
         ),
         "{page}"
     );
-    assert!(page.contains("<code>DEFINED_ONE</code> <span class=\"badge ok\">secret</span>"));
+    let (_, config) = app.get_text("/pipelines/needs?tab=configuration").await;
+    assert!(config.contains("<code>DEFINED_ONE</code> <span class=\"badge ok\">secret</span>"));
     let (_, page) = app.get_text("/pipelines/badtoken").await;
     assert!(
         page.contains("field `encrypted_env.GARBAGE`: is not a Fernet token"),

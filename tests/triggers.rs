@@ -120,7 +120,7 @@ async fn webhooks_answer_like_fast_flow_and_a_schedule_key_selects_its_run_confi
     .await;
     assert_eq!(status, 415);
     // The pipeline page shows each webhook URL, per run configuration.
-    let (_, page) = app.get_text("/pipelines/hook").await;
+    let (_, page) = app.get_text("/pipelines/hook?tab=configuration").await;
     assert!(page.contains("/api/webhooks/hook/pipeline-key-123"));
     assert!(
         page.contains("/api/webhooks/hook/prod-key-456") && page.contains("run configuration prod")

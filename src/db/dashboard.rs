@@ -14,13 +14,22 @@ pub async fn statuses_since(
     pool: &Pool,
     since: DateTime<Utc>,
 ) -> Result<Vec<(RunStatus, i64)>, DbError> {
-    Ok(
-        sqlx::query_as("SELECT status, COUNT(*) FROM runs WHERE started_at >= ? GROUP BY status")
-            .bind(since)
-            .fetch_all(pool)
-            .await?,
-    )
+    Ok(sqlx::query_as(STATUSES_SINCE_SQL)
+        .bind(since)
+        .fetch_all(pool)
+        .await?)
 }
+
+/// `+status`: grouping by the status index would walk every run; the time
+/// range of `runs_by_started` reads only the window.
+pub const STATUSES_SINCE_SQL: &str =
+    "SELECT status, COUNT(*) FROM runs WHERE started_at >= ? GROUP BY +status";
+/// The latest failures.
+pub const RECENT_FAILURES_SQL: &str =
+    "SELECT * FROM runs WHERE status = 'FAILED' ORDER BY started_at DESC, id DESC LIMIT ?";
+/// A pipeline's latest outcomes.
+pub const LAST_OUTCOMES_SQL: &str = "SELECT id, status FROM runs WHERE pipeline_name = ?
+         ORDER BY started_at DESC, id DESC LIMIT ?";
 
 /// Queued (`PENDING`) and running runs now: `(pending, running)`.
 pub async fn active_now(pool: &Pool) -> Result<(i64, i64), DbError> {
@@ -36,12 +45,10 @@ pub async fn active_now(pool: &Pool) -> Result<(i64, i64), DbError> {
 
 /// The latest failed runs, newest first.
 pub async fn recent_failures(pool: &Pool, limit: i64) -> Result<Vec<Run>, DbError> {
-    Ok(sqlx::query_as::<_, Run>(
-        "SELECT * FROM runs WHERE status = 'FAILED' ORDER BY started_at DESC, id DESC LIMIT ?",
-    )
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    Ok(sqlx::query_as::<_, Run>(RECENT_FAILURES_SQL)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
 }
 
 /// One day of the heat map: `day` is `YYYY-MM-DD` (UTC).
@@ -71,12 +78,9 @@ pub async fn last_outcomes(
     pipeline: &str,
     limit: i64,
 ) -> Result<Vec<(String, RunStatus)>, DbError> {
-    Ok(sqlx::query_as(
-        "SELECT id, status FROM runs WHERE pipeline_name = ?
-         ORDER BY started_at DESC, id DESC LIMIT ?",
-    )
-    .bind(pipeline)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    Ok(sqlx::query_as(LAST_OUTCOMES_SQL)
+        .bind(pipeline)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
 }

@@ -9,6 +9,7 @@ pub mod gitsync;
 pub mod identities;
 pub mod invitations;
 pub mod query_audit;
+pub mod run_attempts;
 pub mod run_list;
 pub mod run_stats;
 pub mod runs;

@@ -2,9 +2,9 @@
 //! a test fails when one of them would read the whole `runs` table, so the
 //! pages stay as fast with a million runs as with a hundred (no timing needed).
 
-use super::run_list::{RunCursor, RunFilter, page_sql, total_sql};
-use super::{DbError, Pool, run_stats, runs};
-use crate::run_status::RunStatus;
+use super::run_list::{RunCursor, RunFilter, capped_total_sql, page_sql, total_sql};
+use super::{DbError, Pool, dashboard, run_stats, runs};
+use crate::run_status::{ErrorType, RunStatus};
 
 /// A query to audit.
 pub struct AuditedQuery {
@@ -73,6 +73,55 @@ pub fn list_and_stats_queries() -> Vec<AuditedQuery> {
             }
             add(format!("run total, {label}"), total_sql(&base), false);
         }
+    }
+    // The filters only `runs` keeps: each reads its own index range.
+    for pipeline in [None, Some("p".to_string())] {
+        let narrowings = [
+            (
+                "trigger",
+                RunFilter {
+                    trigger: Some("scheduler".into()),
+                    ..Default::default()
+                },
+            ),
+            (
+                "error type",
+                RunFilter {
+                    error_type: Some(ErrorType::Oom),
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (what, narrowing) in narrowings {
+            let filter = RunFilter {
+                pipeline_name: pipeline.clone(),
+                limit: 50,
+                ..narrowing
+            };
+            let label = format!("{what}, pipeline={}", pipeline.is_some());
+            add(format!("run list, {label}"), page_sql(&filter), false);
+            let after = RunFilter {
+                after: cursor.clone(),
+                ..filter.clone()
+            };
+            add(
+                format!("run list, {label}, after cursor"),
+                page_sql(&after),
+                false,
+            );
+            add(
+                format!("run count, {label}"),
+                capped_total_sql(&filter),
+                false,
+            );
+        }
+    }
+    for (name, sql) in [
+        ("dashboard: statuses since", dashboard::STATUSES_SINCE_SQL),
+        ("dashboard: recent failures", dashboard::RECENT_FAILURES_SQL),
+        ("dashboard: last outcomes", dashboard::LAST_OUTCOMES_SQL),
+    ] {
+        add(name.into(), sql.into(), false);
     }
     let stats = |head: &str| format!("{head} {}", run_stats::STATS_SQL);
     add(

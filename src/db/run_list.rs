@@ -30,6 +30,9 @@ pub struct RunFilter {
     /// Triggered at or after this time / before this time (RFC 3339, as stored).
     pub since: Option<chrono::DateTime<chrono::Utc>>,
     pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only first attempts (the runs list shows later attempts under them, see
+    /// `run_attempts`). Pages only: totals count every attempt.
+    pub first_attempts: bool,
 }
 
 impl RunFilter {
@@ -114,15 +117,15 @@ fn filtered<'a>(head: &str, filter: &'a RunFilter) -> QueryBuilder<'a, Sqlite> {
     q
 }
 
+/// A run's trigger without its `_retry` suffix, exactly as the index
+/// `runs_by_trigger` (migration 0017) names it, so the planner can use it.
+const TRIGGER_KIND: &str = "replace(triggered_by, '_retry', '')";
+
 /// `filtered`, plus the filters only `runs` has: trigger, error type, time range.
 fn narrowed<'a>(head: &str, filter: &'a RunFilter) -> QueryBuilder<'a, Sqlite> {
     let mut q = filtered(head, filter);
     if let Some(t) = &filter.trigger {
-        q.push(" AND (triggered_by = ")
-            .push_bind(t)
-            .push(" OR triggered_by = ")
-            .push_bind(format!("{t}_retry"))
-            .push(")");
+        q.push(format_args!(" AND {TRIGGER_KIND} = ")).push_bind(t);
     }
     if let Some(e) = filter.error_type {
         q.push(" AND error_type = ").push_bind(e);
@@ -150,6 +153,9 @@ fn page_query(filter: &RunFilter) -> QueryBuilder<'_, Sqlite> {
          FROM runs WHERE 1 = 1",
         filter,
     );
+    if filter.first_attempts {
+        q.push(" AND attempt = 1");
+    }
     // Newer pages are read upwards from their cursor and reversed.
     let (cursor, op, order) = match (&filter.before, &filter.after) {
         (Some(c), _) => (Some(c), ">", "ASC"),
@@ -231,6 +237,39 @@ pub async fn total(pool: &Pool, filter: &RunFilter) -> Result<i64, DbError> {
         .build_query_scalar()
         .fetch_one(pool)
         .await?)
+}
+
+/// How many runs match, counting no further than `cap`: `(count, more)`, where
+/// `more` says the count stopped at the cap. The exact total from `run_totals`
+/// when only pipeline and status are set; otherwise the count reads at most
+/// `cap + 1` index entries, so a broad filter over a long history stays cheap.
+pub async fn total_up_to(
+    pool: &Pool,
+    filter: &RunFilter,
+    cap: i64,
+) -> Result<(i64, bool), DbError> {
+    if !filter.narrowed() {
+        return Ok((total(pool, filter).await?, false));
+    }
+    let n: i64 = capped_total_query(filter, cap)
+        .build_query_scalar()
+        .fetch_one(pool)
+        .await?;
+    Ok((n.min(cap), n > cap))
+}
+
+fn capped_total_query(filter: &RunFilter, cap: i64) -> QueryBuilder<'_, Sqlite> {
+    let mut q = narrowed(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM runs WHERE 1 = 1",
+        filter,
+    );
+    q.push(" LIMIT ").push_bind(cap.saturating_add(1)).push(")");
+    q
+}
+
+/// The SQL text of a capped count for a narrowed `filter` (for query-plan checks).
+pub fn capped_total_sql(filter: &RunFilter) -> String {
+    capped_total_query(filter, 1).into_sql()
 }
 
 /// A page and the total: the Fast-Flow 1.x list contract.

@@ -12,6 +12,7 @@ mod metadata_checks;
 mod nested;
 pub mod ranges;
 mod run_config;
+pub mod source;
 pub mod timing;
 pub mod timing_words;
 mod units;

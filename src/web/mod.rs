@@ -15,6 +15,7 @@ pub mod csrf;
 mod dashboard_charts;
 mod dashboard_page;
 mod error;
+mod history_chart;
 mod identity;
 mod invite_page;
 mod log_render;
@@ -27,9 +28,11 @@ mod pipeline_list;
 mod pipeline_list_page;
 mod pipeline_pages;
 mod pipeline_secrets;
+mod pipeline_tabs;
 #[cfg(test)]
 mod render_properties;
 mod replay_cache;
+mod run_groups;
 mod run_list_page;
 mod run_pages;
 mod scheduler_pages;
@@ -39,6 +42,7 @@ pub mod server;
 pub mod sessions;
 mod settings_page;
 pub(crate) mod sign_in_checks;
+mod source_view;
 mod sse_bytes;
 mod stream_guard;
 mod sync_page;
@@ -61,6 +65,8 @@ use crate::pipelines::PipelineRegistry;
 use crate::runner::Runner;
 
 pub use error::{ApiError, AppError};
+/// The pipeline page's tabs, as `?tab=` names them.
+pub use pipeline_pages::TABS as PIPELINE_TABS;
 
 /// Shared state of every handler.
 #[derive(Clone)]

@@ -32,14 +32,14 @@ pub fn router() -> Router<AppState> {
 #[derive(Template, WebTemplate)]
 #[template(path = "pages/pipeline.html")]
 pub(super) struct DetailPage {
-    row: PipelineRow,
+    pub(super) row: PipelineRow,
     metadata_file: String,
     limits: Vec<(&'static str, String)>,
     settings: Vec<(&'static str, String)>,
     env_keys: Vec<String>,
     requirements: String,
     has_requirements: bool,
-    runs: Vec<RunRow>,
+    pub(super) runs: Vec<RunRow>,
     name: String,
     jobs: Vec<crate::scheduler::view::JobView>,
     /// (run configuration or "pipeline", webhook URL)
@@ -54,6 +54,26 @@ pub(super) struct DetailPage {
     secrets: Option<super::pipeline_secrets::SecretFacts>,
     /// Webhook URLs exist but the caller may not start runs, so they are not shown.
     webhooks_hidden: bool,
+    /// The tab shown: one of [`TABS`].
+    pub(super) tab: &'static str,
+    /// The source files (source tab only).
+    pub(super) source: Vec<super::source_view::SourceView>,
+    /// The duration history chart (overview tab only).
+    pub(super) durations: String,
+    /// "Run with changes…": the run whose overrides pre-fill the form, and them.
+    pub(super) prefill_from: String,
+    pub(super) prefill_env: String,
+    pub(super) prefill_parameters: String,
+}
+
+/// The pipeline page's tabs, as `?tab=` names them (the first is the default).
+pub const TABS: [&str; 4] = ["overview", "runs", "configuration", "source"];
+
+#[derive(Deserialize, Default)]
+struct DetailQuery {
+    tab: Option<String>,
+    /// Pre-fill the Run form from this run's overrides.
+    from_run: Option<String>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -69,11 +89,14 @@ fn find(state: &AppState, name: &str) -> Result<std::sync::Arc<Pipeline>, AppErr
         .ok_or_else(|| AppError::NotFound(format!("pipeline `{name}` not found")))
 }
 
-async fn recent_runs(state: &AppState, name: &str) -> Result<Vec<RunRow>, AppError> {
+/// Runs the runs tab lists (the overview lists fewer).
+const RECENT_RUNS: i64 = 20;
+
+async fn recent_runs(state: &AppState, name: &str, limit: i64) -> Result<Vec<RunRow>, AppError> {
     let filter = RunFilter {
         pipeline_name: Some(name.to_string()),
         status: None,
-        limit: 20,
+        limit,
         ..Default::default()
     };
     let runs = db::run_list::page(&state.pool, &filter).await?.runs;
@@ -83,16 +106,29 @@ async fn recent_runs(state: &AppState, name: &str) -> Result<Vec<RunRow>, AppErr
 async fn detail_page(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<DetailQuery>,
     who: Option<axum::extract::Extension<super::identity::Identity>>,
 ) -> Result<DetailPage, AppError> {
     let p = find(&state, &name)?;
+    let tab = match q.tab.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        None => TABS[0],
+        Some(t) => TABS.into_iter().find(|x| *x == t).ok_or_else(|| {
+            AppError::NotFound(format!(
+                "the pipeline page has no tab `{}` (use {})",
+                crate::pipelines::fields::shown(t),
+                TABS.join(", ")
+            ))
+        })?,
+    };
     let stats = db::run_stats::pipeline_stats_of(&state.pool, &p.name).await?;
-    let runs = recent_runs(&state, &name).await?;
+    let runs = recent_runs(&state, &name, RECENT_RUNS).await?;
     let jobs = state.scheduler.jobs_of(&name).await?;
     let mut page = detail_view(&p, &state.config, Some(&stats), runs, jobs);
-    page.secrets = Some(super::pipeline_secrets::of(&state, &p).await?);
+    page.tab = tab;
     // A webhook URL holds its key and starts runs: only for those who may start them.
     let may_start = who.is_some_and(|w| w.role >= crate::auth::Role::Write);
+    super::pipeline_tabs::fill(&state, &p, &mut page, q.from_run.as_deref(), may_start).await?;
+    page.secrets = Some(super::pipeline_secrets::of(&state, &p).await?);
     if !may_start && !page.webhooks.is_empty() {
         page.webhooks.clear();
         page.webhooks_hidden = true;
@@ -245,16 +281,42 @@ pub(super) fn detail_view(
         source_links: Vec::new(),
         secrets: None,
         webhooks_hidden: false,
+        tab: TABS[0],
+        source: Vec::new(),
+        durations: String::new(),
+        prefill_from: String::new(),
+        prefill_env: String::new(),
+        prefill_parameters: String::new(),
     }
+}
+
+#[derive(Deserialize, Default)]
+struct RecentQuery {
+    /// How many runs, 1 to [`RECENT_RUNS`] (the overview tab asks for its 10).
+    limit: Option<String>,
 }
 
 async fn recent_runs_fragment(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<RecentQuery>,
 ) -> Result<RunsFragment, AppError> {
     find(&state, &name)?;
+    let limit = match q.limit.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+        None => RECENT_RUNS,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=RECENT_RUNS).contains(n))
+            .ok_or_else(|| {
+                AppError::BadRequest(format!(
+                    "`limit` must be a whole number from 1 to {RECENT_RUNS}, not `{}`",
+                    crate::pipelines::fields::shown(l)
+                ))
+            })?,
+    };
     Ok(RunsFragment {
-        runs: recent_runs(&state, &name).await?,
+        runs: recent_runs(&state, &name, limit).await?,
     })
 }
 

@@ -248,8 +248,12 @@ fn render_everything(p: &Pipeline) {
             view
         })
         .collect();
-    let page = detail_view(p, &config, None, Vec::new(), jobs).render();
-    assert!(page.is_ok(), "{page:?}");
+    let mut page = detail_view(p, &config, None, Vec::new(), jobs);
+    for tab in super::pipeline_pages::TABS {
+        page.tab = tab;
+        let html = page.render();
+        assert!(html.is_ok(), "{tab}: {html:?}");
+    }
     let table = ListFragment {
         view: ListView::single_page(vec![PipelineRow::new(p, None)]),
     }

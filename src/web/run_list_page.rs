@@ -42,6 +42,10 @@ struct ListQuery {
     to: Option<String>,
 }
 
+/// The most runs a narrowed list counts (trigger, error type, dates): beyond it
+/// the page says "10000+", so a broad filter over years of history stays cheap.
+const TOTAL_CAP: i64 = 10_000;
+
 /// The triggers a run list can be narrowed to (each includes its `_retry` runs).
 const TRIGGERS: [&str; 6] = [
     "manual",
@@ -90,6 +94,10 @@ struct ListView {
     page: i64,
     pages: i64,
     total: i64,
+    /// The count stopped at [`TOTAL_CAP`]: there are more (shown as "10000+").
+    total_capped: bool,
+    /// Automatic retries shown under their first runs (not in `total`).
+    retries: i64,
     /// The cursor this page was read with, as `("after" | "before", cursor)`.
     read_with: Option<(&'static str, String)>,
     older: Option<String>,
@@ -257,8 +265,21 @@ async fn list_view(state: &AppState, q: ListQuery) -> Result<ListView, AppError>
         since: from.and_then(day_start),
         // `to` includes its whole day.
         until: to.and_then(|d| d.succ_opt()).and_then(day_start),
+        // Retries sit under their first run, unless a filter picks attempts by what they are.
+        first_attempts: status.is_none()
+            && trigger.is_none()
+            && error_type.is_none()
+            && from.is_none()
+            && to.is_none(),
     };
-    let total = db::run_list::total(&state.pool, &filter).await?;
+    let (mut total, total_capped) =
+        db::run_list::total_up_to(&state.pool, &filter, TOTAL_CAP).await?;
+    let retries = if filter.first_attempts {
+        db::run_attempts::later_attempts_count(&state.pool, pipeline.as_deref()).await?
+    } else {
+        0
+    };
+    total = total.saturating_sub(retries).max(0);
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
     // A page number alone (an old link) is an offset: correct, and slow at depth.
     // One past the end shows the last page, as the pipelines list does.
@@ -271,8 +292,14 @@ async fn list_view(state: &AppState, q: ListQuery) -> Result<ListView, AppError>
         filter.offset = (page - 1).saturating_mul(PAGE_SIZE);
     }
     let found = db::run_list::page(&state.pool, &filter).await?;
+    let runs = if filter.first_attempts {
+        super::run_groups::with_later_attempts(&state.pool, &found.runs).await?
+    } else {
+        found.runs.iter().map(RunRow::new).collect()
+    };
     Ok(ListView {
-        runs: found.runs.iter().map(RunRow::new).collect(),
+        runs,
+        retries,
         pipeline: pipeline.unwrap_or_default(),
         status: status.map(|s| s.to_string()).unwrap_or_default(),
         trigger: trigger.unwrap_or_default().to_string(),
@@ -282,6 +309,7 @@ async fn list_view(state: &AppState, q: ListQuery) -> Result<ListView, AppError>
         page,
         pages,
         total,
+        total_capped,
         read_with,
         older: found.next.map(|c| c.encode()),
         newer: found.previous.map(|c| c.encode()),

@@ -130,6 +130,8 @@ pub struct RunRow {
     pub warning: String,
     pub attempt: i64,
     pub run_config_id: String,
+    /// A later attempt listed under its first run (indented, "↳ attempt 2").
+    pub under_first: bool,
 }
 
 /// The last 8 characters of a run id, as lists show it (`…a1b2c3d4`).
@@ -158,6 +160,7 @@ impl RunRow {
             warning: r.soft_limit_warning.clone().unwrap_or_default(),
             attempt: r.attempt,
             run_config_id: r.run_config_id.clone().unwrap_or_default(),
+            under_first: false,
         }
     }
 }

@@ -1,0 +1,130 @@
+//! The pipeline page's tabs over plain HTTP: overview (outcomes and duration
+//! chart), runs, configuration and source (highlighted on the server, escaped,
+//! confined to the pipeline's directory), an unknown tab as a 404, and
+//! "Run with changes…" pre-filling the form from an earlier run.
+
+mod common;
+
+use common::TestApp;
+
+const MAIN: &str = "# say <b>hi</b>\nimport os\nprint(\"hi\", os.environ.get(\"A\"))\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tabs_render_and_source_is_escaped_and_confined() {
+    let app = TestApp::start(&[
+        ("hello/main.py", MAIN),
+        ("hello/requirements.txt", "requests==2.32.3\n"),
+        (
+            "hello/pipeline.json",
+            r#"{"description": "Says hi", "timeout": 60, "schedule_cron": "0 3 * * *"}"#,
+        ),
+        ("leaky/main.py", "print('x')\n"),
+    ])
+    .await;
+    // A requirements file that points out of its directory must never be shown.
+    let outside = app.pipelines_dir().join("..").join("secret.txt");
+    std::fs::write(&outside, "TOP-SECRET-CONTENT\n").expect("write outside file");
+    std::os::unix::fs::symlink(&outside, app.pipelines_dir().join("leaky/requirements.txt"))
+        .expect("symlink");
+    app.refresh_pipelines().await;
+    app.run_to_end("hello", "").await;
+
+    let (status, overview) = app.get_text("/pipelines/hello").await;
+    assert_eq!(status, 200, "{overview}");
+    assert!(overview.contains("<nav class=\"tabs\""), "tabs missing");
+    assert!(
+        overview.contains("href=\"/pipelines/hello\" aria-current=\"page\""),
+        "the overview tab is marked current"
+    );
+    assert!(overview.contains("class=\"chart"), "no duration chart");
+    assert!(
+        overview.contains("id=\"run\""),
+        "no run form on the overview"
+    );
+
+    let (status, runs) = app.get_text("/pipelines/hello?tab=runs").await;
+    assert_eq!(status, 200);
+    assert!(runs.contains("href=\"/runs?pipeline=hello\""), "{runs}");
+    assert!(runs.contains("?tab=runs\" aria-current=\"page\""));
+
+    let (status, conf) = app.get_text("/pipelines/hello?tab=configuration").await;
+    assert_eq!(status, 200);
+    assert!(conf.contains("0 3 * * *"), "schedule missing");
+    assert!(conf.contains("requests==2.32.3"), "requirements missing");
+
+    let (status, src) = app.get_text("/pipelines/hello?tab=source").await;
+    assert_eq!(status, 200);
+    for file in ["main.py", "requirements.txt", "pipeline.json"] {
+        assert!(src.contains(file), "{file} not shown");
+    }
+    // Highlighted by the server into classed spans, and the markup in the
+    // comment stays text.
+    assert!(src.contains("class=\"hl-"), "no highlighting classes");
+    assert!(!src.contains("<b>hi</b>"), "source markup was not escaped");
+    assert!(src.contains("&lt;b&gt;hi") || src.contains("&#60;b&#62;hi"));
+
+    let (status, leaky) = app.get_text("/pipelines/leaky?tab=source").await;
+    assert_eq!(status, 200, "{leaky}");
+    assert!(
+        !leaky.contains("TOP-SECRET-CONTENT"),
+        "a symlink out of the pipeline directory was followed"
+    );
+    assert!(
+        leaky.contains("requirements.txt"),
+        "the refused file is named"
+    );
+    assert!(leaky.contains("class=\"banner error"), "its error is shown");
+
+    let (status, bad) = app.get_text("/pipelines/hello?tab=%3Cx%3E").await;
+    assert_eq!(status, 404);
+    assert!(bad.contains("has no tab"), "{bad}");
+    assert!(!bad.contains("<x>"), "the bad tab name is escaped");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_with_changes_prefills_the_form() {
+    let app = TestApp::start(&[("hello/main.py", MAIN), ("other/main.py", "print('o')\n")]).await;
+    let (run, _) = app
+        .run_to_end(
+            "hello",
+            r#"{"env_vars": {"A": "from <earlier>"}, "parameters": {"DAY": "2026-01-31"}}"#,
+        )
+        .await;
+    let id = run["id"].as_str().expect("run id");
+
+    let (_, run_page) = app.get_text(&format!("/runs/{id}")).await;
+    assert!(
+        run_page.contains(&format!("/pipelines/hello?from_run={id}#run")),
+        "the run page links to Run with changes"
+    );
+
+    let (status, page) = app
+        .get_text(&format!("/pipelines/hello?from_run={id}"))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Pre-filled from run"), "no banner");
+    assert!(page.contains("A=from &lt;earlier&gt;") || page.contains("A=from &#60;earlier&#62;"));
+    assert!(page.contains("DAY=2026-01-31"), "parameters not pre-filled");
+
+    // A run of another pipeline, or none at all, is not silently ignored.
+    let (status, wrong) = app
+        .get_text(&format!("/pipelines/other?from_run={id}"))
+        .await;
+    assert_eq!(status, 404, "{wrong}");
+    let (status, _) = app.get_text("/pipelines/hello?from_run=nope").await;
+    assert_eq!(status, 404);
+
+    // The recent-runs fragment takes a limit within its documented range.
+    let (status, _) = app
+        .get_text("/fragments/pipelines/hello/runs?limit=10")
+        .await;
+    assert_eq!(status, 200);
+    for bad in ["0", "21", "ten"] {
+        let (status, body) = app
+            .get_text(&format!("/fragments/pipelines/hello/runs?limit={bad}"))
+            .await;
+        assert_eq!(status, 400, "limit={bad}: {body}");
+    }
+    app.stop().await;
+}
