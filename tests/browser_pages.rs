@@ -16,6 +16,14 @@ fn pages(run: &str) -> Vec<(&'static str, String)> {
         ("home", "/".into()),
         ("pipelines", "/pipelines".into()),
         ("pipeline", "/pipelines/report_with_a_long_name".into()),
+        (
+            "pipeline-configuration",
+            "/pipelines/report_with_a_long_name?tab=configuration".into(),
+        ),
+        (
+            "pipeline-source",
+            "/pipelines/report_with_a_long_name?tab=source".into(),
+        ),
         ("runs", "/runs".into()),
         ("run", format!("/runs/{run}")),
         ("scheduler", "/scheduler".into()),

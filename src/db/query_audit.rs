@@ -3,15 +3,16 @@
 //! pages stay as fast with a million runs as with a hundred (no timing needed).
 
 use super::run_list::{RunCursor, RunFilter, capped_total_sql, page_sql, total_sql};
-use super::{DbError, Pool, dashboard, run_stats, runs};
+use super::{DbError, Pool, dashboard, run_attempts, run_stats, runs};
 use crate::run_status::{ErrorType, RunStatus};
 
 /// A query to audit.
 pub struct AuditedQuery {
     pub name: String,
     pub sql: String,
-    /// Walking an index of `runs` in list order is fine here: the query stops
-    /// after a page (an unfiltered `ORDER BY … LIMIT`).
+    /// Walking an index of `runs` is fine here: in list order when the query
+    /// stops after a page (an unfiltered `ORDER BY … LIMIT`), or a partial index
+    /// that holds only the rows the query counts.
     pub ordered_scan_ok: bool,
 }
 
@@ -116,6 +117,17 @@ pub fn list_and_stats_queries() -> Vec<AuditedQuery> {
             );
         }
     }
+    add(
+        "runs list: later attempts of a page".into(),
+        run_attempts::later_attempts_sql(3),
+        false,
+    );
+    // Walks the partial index `runs_retries`, which holds only the retries counted.
+    add(
+        "runs list: retries count".into(),
+        run_attempts::LATER_ATTEMPTS_COUNT_SQL.into(),
+        true,
+    );
     for (name, sql) in [
         ("dashboard: statuses since", dashboard::STATUSES_SINCE_SQL),
         ("dashboard: recent failures", dashboard::RECENT_FAILURES_SQL),

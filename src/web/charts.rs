@@ -110,7 +110,8 @@ fn svg(series: &Series<'_>) -> String {
         let v = top * frac;
         let _ = write!(
             out,
-            r#"<line x1="{PAD_L}" x2="{x2}" y1="{yy:.1}" y2="{yy:.1}" class="grid"/><text x="{tx}" y="{ty:.1}" class="axis">{v:.0}</text>"#,
+            r#"<line x1="{PAD_L}" x2="{x2}" y1="{yy:.1}" y2="{yy:.1}" class="grid"/><text x="{tx}" y="{ty:.1}" class="axis">{label}</text>"#,
+            label = axis_label(v),
             x2 = W - PAD_R,
             yy = y(v),
             tx = PAD_L - 4.0,
@@ -149,9 +150,28 @@ fn svg(series: &Series<'_>) -> String {
             r#"<polyline class="series" points="{}"/>"#,
             points.join(" ")
         );
+        // One sample makes no line: a dot shows where it is.
+        if let [only] = series.values.as_slice() {
+            let _ = write!(
+                out,
+                r#"<circle class="series-dot" cx="{:.1}" cy="{:.1}" r="3"/>"#,
+                x(0),
+                y(*only)
+            );
+        }
     }
     out.push_str("</svg>");
     out
+}
+
+/// A scale value without a misleading rounding (half of 1 is "0.5", not "0").
+fn axis_label(v: f64) -> String {
+    if v >= 10.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        let text = format!("{v:.2}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
 }
 
 /// 1, 2, 2.5, 5 × 10^n at or above `v` (at least 1).
@@ -199,6 +219,14 @@ mod tests {
         assert!(svg.contains("now 48.0, peak 48.0"));
         let empty = run_charts(&[], None, None, None, None);
         assert!(empty.contains("no samples yet"));
+    }
+
+    #[test]
+    fn axis_labels_differ_on_small_scales() {
+        assert_eq!(axis_label(0.5), "0.5");
+        assert_eq!(axis_label(1.25), "1.25");
+        assert_eq!(axis_label(2.0), "2");
+        assert_eq!(axis_label(25.0), "25");
     }
 
     #[test]

@@ -77,12 +77,17 @@ pub fn heat_map(days: &[DayTotal], today: NaiveDate) -> String {
                     )
                 }
             };
-            let _ = write!(
-                svg,
+            let cell = format!(
                 r#"<rect class="{class}" x="{}" y="{}" width="{CELL}" height="{CELL}" rx="2"><title>{label}</title></rect>"#,
                 LEFT + week * STEP,
                 TOP + weekday * STEP
             );
+            // A day with runs opens the runs triggered that day.
+            if by_day.contains_key(key.as_str()) {
+                let _ = write!(svg, r#"<a href="/runs?from={key}&amp;to={key}">{cell}</a>"#);
+            } else {
+                svg.push_str(&cell);
+            }
         }
     }
     svg.push_str("</svg>");
@@ -142,6 +147,14 @@ mod tests {
         assert!(svg.contains(r#"<rect class="hf""#) && svg.contains("2026-11-30: 2 runs"));
         assert!(svg.contains("2026-12-02: no runs"));
         assert!(!svg.contains("2026-12-03"), "no cells after today");
+        assert!(
+            svg.contains(r#"href="/runs?from=2026-11-30&amp;to=2026-11-30""#),
+            "a day with runs links to them"
+        );
+        assert!(
+            !svg.contains("from=2026-12-02"),
+            "a day without runs has no link"
+        );
         // 52 full weeks and Monday-Wednesday of this one.
         assert_eq!(svg.matches("<rect").count(), 52 * 7 + 3);
     }

@@ -10,7 +10,7 @@ use crate::run_status::RunStatus;
 const W: f64 = 560.0;
 const H: f64 = 140.0;
 const LEFT: f64 = 46.0;
-const TOP: f64 = 14.0;
+const TOP: f64 = 8.0;
 const BOTTOM: f64 = 16.0;
 
 /// `(run id, status, duration in seconds)`, newest first as lists return them.
@@ -26,26 +26,19 @@ pub fn duration_bars(runs: &[(String, RunStatus, Option<f64>)]) -> String {
     if timed.is_empty() {
         return r#"<svg class="chart" viewBox="0 0 560 60" role="img" aria-label="Run durations"><text x="280" y="34" class="empty" text-anchor="middle">No finished runs yet: durations appear here.</text></svg>"#.to_string();
     }
-    let longest = timed
-        .iter()
-        .map(|(_, _, d)| *d)
-        .fold(0.0_f64, f64::max)
-        .max(0.1);
+    let longest = timed.iter().map(|(_, _, d)| *d).fold(0.0_f64, f64::max);
+    // The scale's top is a round number, so its two labels differ and read easily.
+    let top = round_up(longest);
     let plot_w = W - LEFT - 8.0;
     let plot_h = H - TOP - BOTTOM;
     let slot = plot_w / timed.len() as f64;
     let bar = (slot * 0.75).clamp(1.0, 24.0);
     let mut svg = format!(
-        r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="Durations of the last {} runs, longest {}"><text x="{LEFT}" y="10" class="title">Duration of the last {} runs</text>"#,
+        r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="Durations of the last {} finished runs, longest {}">"#,
         timed.len(),
         fmt_duration(longest),
-        timed.len()
     );
-    for (frac, label) in [
-        (1.0, fmt_duration(longest)),
-        (0.5, fmt_duration(longest / 2.0)),
-        (0.0, "0".into()),
-    ] {
+    for (frac, label) in [(1.0, tick(top)), (0.5, tick(top / 2.0)), (0.0, "0".into())] {
         let y = TOP + plot_h * (1.0 - frac);
         let _ = write!(
             svg,
@@ -56,7 +49,7 @@ pub fn duration_bars(runs: &[(String, RunStatus, Option<f64>)]) -> String {
         );
     }
     for (i, (id, status, d)) in timed.iter().enumerate() {
-        let h = (d / longest * plot_h).max(1.0);
+        let h = (d / top * plot_h).max(1.0);
         let x = LEFT + i as f64 * slot + (slot - bar) / 2.0;
         let y = TOP + plot_h - h;
         let _ = write!(
@@ -68,6 +61,27 @@ pub fn duration_bars(runs: &[(String, RunStatus, Option<f64>)]) -> String {
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// The smallest 1, 2 or 5 × 10ⁿ seconds at or above `seconds` (at least 0.1 s).
+fn round_up(seconds: f64) -> f64 {
+    let s = seconds.max(0.1);
+    let magnitude = 10f64.powf(s.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|v| *v >= s * 0.999_999)
+        .unwrap_or(10.0 * magnitude)
+}
+
+/// A scale label: hundredths below a second ("0.05s"), else as durations read.
+fn tick(seconds: f64) -> String {
+    if seconds < 1.0 {
+        let text = format!("{seconds:.2}");
+        format!("{}s", text.trim_end_matches('0').trim_end_matches('.'))
+    } else {
+        fmt_duration(seconds)
+    }
 }
 
 #[cfg(test)]
@@ -89,5 +103,15 @@ mod tests {
             "a run without a duration has no bar"
         );
         assert!(duration_bars(&[]).contains("No finished runs yet"));
+        // A fast run gets labels that differ from each other.
+        let quick = duration_bars(&[("q".to_string(), RunStatus::Success, Some(0.07))]);
+        assert!(
+            quick.contains(">0.1s<") && quick.contains(">0.05s<"),
+            "{quick}"
+        );
+        assert_eq!(round_up(3.2), 5.0);
+        assert_eq!(round_up(40.0), 50.0);
+        assert_eq!(round_up(100.0), 100.0);
+        assert_eq!(tick(300.0), "5m 00s");
     }
 }
