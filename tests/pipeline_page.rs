@@ -1,7 +1,8 @@
 //! The pipeline page's tabs over plain HTTP: overview (outcomes and duration
 //! chart), runs, configuration and source (highlighted on the server, escaped,
-//! confined to the pipeline's directory), an unknown tab as a 404, and
-//! "Run with changes…" pre-filling the form from an earlier run.
+//! confined to the pipeline's directory), an unknown tab as a 404,
+//! "Run with changes…" pre-filling the form from an earlier run, and a run too
+//! short for a resource sample saying so instead of drawing empty charts.
 
 mod common;
 
@@ -93,6 +94,13 @@ async fn run_with_changes_prefills_the_form() {
         .await;
     let id = run["id"].as_str().expect("run id");
 
+    // A run this short ends before its first resource sample: the page says so
+    // instead of drawing empty axes.
+    let (_, charts) = app.get_text(&format!("/fragments/runs/{id}/metrics")).await;
+    assert!(
+        charts.contains("ended before its first sample") && !charts.contains("<svg"),
+        "{charts}"
+    );
     let (_, run_page) = app.get_text(&format!("/runs/{id}")).await;
     assert!(
         run_page.contains(&format!("/pipelines/hello?from_run={id}#run")),

@@ -224,6 +224,21 @@ async fn charts_for(state: &AppState, run: &Run) -> String {
     let series = blocking(move || read_samples(&path, CHART_POINTS))
         .await
         .unwrap_or_default();
+    // Empty axes would suggest a run that used nothing; say why there is no chart instead.
+    if series.samples.is_empty() {
+        let why = if run.container_started_at.is_none() {
+            if run.status.is_terminal() {
+                "No CPU or memory chart: the run ended before its container started."
+            } else {
+                "CPU and memory appear here once the container has started."
+            }
+        } else if run.status.is_terminal() {
+            "No CPU or memory chart: the run ended before its first sample (taken about a second after the container starts)."
+        } else {
+            "Waiting for the first CPU and memory sample…"
+        };
+        return format!(r#"<p class="muted charts-empty">{why}</p>"#);
+    }
     let limits = state
         .registry
         .get(&run.pipeline_name)
