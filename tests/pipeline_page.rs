@@ -89,7 +89,7 @@ async fn run_with_changes_prefills_the_form() {
     let (run, _) = app
         .run_to_end(
             "hello",
-            r#"{"env_vars": {"A": "from <earlier>"}, "parameters": {"DAY": "2026-01-31"}}"#,
+            r#"{"env_vars": {"A": "from <earlier>", "MULTI": "line1\nINJECTED=yes"}, "parameters": {"DAY": "2026-01-31"}}"#,
         )
         .await;
     let id = run["id"].as_str().expect("run id");
@@ -112,8 +112,85 @@ async fn run_with_changes_prefills_the_form() {
         .await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("Pre-filled from run"), "no banner");
-    assert!(page.contains("A=from &lt;earlier&gt;") || page.contains("A=from &#60;earlier&#62;"));
+    // Environment values are masked as the API masks them (they may be secrets),
+    // and a line break in a value cannot become a variable of its own.
+    assert!(
+        !page.contains("from &lt;earlier&gt;") && !page.contains("from &#60;earlier&#62;"),
+        "an env value is shown"
+    );
+    assert!(
+        page.contains("A=***") && page.contains("MULTI=***"),
+        "env names not pre-filled"
+    );
+    assert!(
+        !page.contains("INJECTED"),
+        "a value's second line became a variable"
+    );
     assert!(page.contains("DAY=2026-01-31"), "parameters not pre-filled");
+    assert!(
+        page.contains(&format!(r#"name="from_run" value="{id}""#)),
+        "the form names its source run"
+    );
+
+    // Sent back unchanged, `***` keeps the earlier run's values; a new value wins.
+    let form = [
+        ("env", "A=***\nMULTI=***\nB=new"),
+        ("parameters", "DAY=2026-02-01"),
+        ("from_run", id),
+    ];
+    let resp = common::no_redirect_client(&app.token)
+        .post(app.url("/pipelines/hello/run"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        303,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let copy = location.trim_start_matches("/runs/");
+    let stored = fastflow::db::runs::get(&app.state().pool, copy)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.env_vars.0["A"], "from <earlier>");
+    assert_eq!(stored.env_vars.0["MULTI"], "line1\nINJECTED=yes");
+    assert_eq!(stored.env_vars.0["B"], "new");
+    assert_eq!(stored.parameters.0["DAY"], "2026-02-01");
+
+    // A READONLY viewer gets no Run form and nothing pre-filled.
+    let reader = common::make_token(&app.state().pool, "reader", "READONLY").await;
+    let page = common::client_with_token(&reader)
+        .get(app.url(&format!("/pipelines/hello?from_run={id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Starting runs needs the WRITE role"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("Pre-filled") && !page.contains("A=***"),
+        "prefilled for a reader"
+    );
+    let run_page = common::client_with_token(&reader)
+        .get(app.url(&format!("/runs/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !run_page.contains("Run again") && !run_page.contains("Run with changes"),
+        "a reader sees buttons that answer 403"
+    );
 
     // A run of another pipeline, or none at all, is not silently ignored.
     let (status, wrong) = app

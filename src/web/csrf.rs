@@ -26,6 +26,12 @@ pub async fn scope<F: Future>(current: Current, f: F) -> F::Output {
     CURRENT.scope(current, f).await
 }
 
+/// The request being handled (for work that renders later, like a live
+/// stream's events); the default outside a request.
+pub fn current() -> Current {
+    CURRENT.try_with(Clone::clone).unwrap_or_default()
+}
+
 /// The current request's CSRF token; empty outside a request or without a session.
 pub fn token() -> String {
     CURRENT.try_with(|c| c.csrf.clone()).unwrap_or_default()

@@ -64,6 +64,7 @@ pub(super) struct DetailPage {
     pub(super) prefill_from: String,
     pub(super) prefill_env: String,
     pub(super) prefill_parameters: String,
+    pub(super) prefill_run_config: String,
 }
 
 /// The pipeline page's tabs, as `?tab=` names them (the first is the default).
@@ -127,7 +128,8 @@ async fn detail_page(
     page.tab = tab;
     // A webhook URL holds its key and starts runs: only for those who may start them.
     let may_start = who.is_some_and(|w| w.role >= crate::auth::Role::Write);
-    super::pipeline_tabs::fill(&state, &p, &mut page, q.from_run.as_deref(), may_start).await?;
+    let from_run = q.from_run.as_deref().filter(|_| may_start);
+    super::pipeline_tabs::fill(&state, &p, &mut page, from_run, may_start).await?;
     page.secrets = Some(super::pipeline_secrets::of(&state, &p).await?);
     if !may_start && !page.webhooks.is_empty() {
         page.webhooks.clear();
@@ -285,6 +287,7 @@ pub(super) fn detail_view(
         source: Vec::new(),
         durations: String::new(),
         prefill_from: String::new(),
+        prefill_run_config: String::new(),
         prefill_env: String::new(),
         prefill_parameters: String::new(),
     }
@@ -329,6 +332,9 @@ struct RunForm {
     /// A `schedules[].id`; empty means the pipeline's own settings.
     #[serde(default)]
     run_config_id: String,
+    /// "Run with changes…": a value shown as `***` keeps this run's value.
+    #[serde(default)]
+    from_run: String,
 }
 
 /// `KEY=value` per line; blank lines and `#` comments are skipped. `what` names
@@ -373,8 +379,13 @@ async fn run_from_form(
     Form(form): Form<RunForm>,
 ) -> Result<Response, AppError> {
     let p = find(&state, &name)?;
-    let env = parse_env_lines(&form.env, "environment")?;
-    let parameters = parse_env_lines(&form.parameters, "parameters")?;
+    let mut env = parse_env_lines(&form.env, "environment")?;
+    let mut parameters = parse_env_lines(&form.parameters, "parameters")?;
+    if !form.from_run.trim().is_empty() {
+        let from = super::pipeline_tabs::run_of(&state, &p.name, form.from_run.trim()).await?;
+        super::pipeline_tabs::keep_masked(&mut env, &from.env_vars.0);
+        super::pipeline_tabs::keep_masked(&mut parameters, &from.parameters.0);
+    }
     // Checked here too, so the message names the variable as the form shows it.
     crate::runner::overrides::check("", &env).map_err(|e| AppError::BadRequest(e.to_string()))?;
     crate::runner::overrides::check("", &parameters)

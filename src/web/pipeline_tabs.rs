@@ -4,6 +4,7 @@
 
 use super::pipeline_pages::DetailPage;
 use super::{AppError, AppState};
+use crate::db::runs::Run;
 use crate::db::{self, RunFilter};
 use crate::pipelines::Pipeline;
 
@@ -87,29 +88,64 @@ async fn source(p: &Pipeline, page: &mut DetailPage, may_start: bool) -> Result<
 }
 
 /// A run of another pipeline or an unknown id is a 404, not a silently empty form.
+/// The run `id` of pipeline `name`, or a 404 naming both.
+pub(super) async fn run_of(state: &AppState, name: &str, id: &str) -> Result<Run, AppError> {
+    db::runs::get(&state.pool, id)
+        .await?
+        .filter(|r| r.pipeline_name == name)
+        .ok_or_else(|| {
+            AppError::NotFound(format!(
+                "run `{}` of pipeline `{name}` not found",
+                crate::pipelines::fields::shown(id)
+            ))
+        })
+}
+
+/// What the Run form shows for a previous run's value: environment values are
+/// masked (as the API shows them), and so is any value with a line break (it
+/// would turn into lines of its own).
+pub(super) const MASKED: &str = "***";
+
+/// Values the form sent back as `***` get the previous run's value again.
+pub(super) fn keep_masked(
+    sent: &mut std::collections::BTreeMap<String, String>,
+    previous: &std::collections::BTreeMap<String, String>,
+) {
+    for (key, value) in sent.iter_mut() {
+        if value == MASKED
+            && let Some(old) = previous.get(key)
+        {
+            value.clone_from(old);
+        }
+    }
+}
+
+/// Fills the Run form from a previous run: its overrides without Fast-Flow's
+/// own `_fastflow_*` markers, environment values masked, and its run configuration.
 async fn prefill(
     state: &AppState,
     name: &str,
     from: &str,
     page: &mut DetailPage,
 ) -> Result<(), AppError> {
-    let run = db::runs::get(&state.pool, from)
-        .await?
-        .filter(|r| r.pipeline_name == name)
-        .ok_or_else(|| {
-            AppError::NotFound(format!(
-                "run `{}` of pipeline `{name}` not found",
-                crate::pipelines::fields::shown(from)
-            ))
-        })?;
-    let lines = |m: &std::collections::BTreeMap<String, String>| {
+    let run = run_of(state, name, from).await?;
+    let lines = |m: &std::collections::BTreeMap<String, String>, mask_all: bool| {
         m.iter()
-            .map(|(k, v)| format!("{k}={v}"))
+            .filter(|(k, _)| !k.starts_with("_fastflow_"))
+            .map(|(k, v)| {
+                let shown = if mask_all || v.contains(['\n', '\r']) {
+                    MASKED
+                } else {
+                    v.as_str()
+                };
+                format!("{k}={shown}")
+            })
             .collect::<Vec<_>>()
             .join("\n")
     };
-    page.prefill_env = lines(&run.env_vars.0);
-    page.prefill_parameters = lines(&run.parameters.0);
+    page.prefill_env = lines(&run.env_vars.0, true);
+    page.prefill_parameters = lines(&run.parameters.0, false);
+    page.prefill_run_config = run.run_config_id.clone().unwrap_or_default();
     page.prefill_from = run.id;
     Ok(())
 }

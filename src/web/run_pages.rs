@@ -313,12 +313,15 @@ async fn log_stream(
     // A status event first: the run may have moved between the page and the stream.
     let summary_state = state.clone();
     let summary_id = id.clone();
+    // The summary's forms need the caller's CSRF token and role, as on the page.
+    let caller = super::csrf::current();
     let items = futures_util::stream::once(async { Follow::Changed })
         .chain(follow(state, id, after, framer));
     let frames = items.then(move |item| {
         let state = summary_state.clone();
         let id = summary_id.clone();
-        async move {
+        let caller = caller.clone();
+        super::csrf::scope(caller, async move {
             match item {
                 Follow::Framed(bytes) => bytes,
                 Follow::Changed => status_event(&state, &id).await,
@@ -329,7 +332,7 @@ async fn log_stream(
                 }
                 Follow::Error(e) => sse_bytes::event(Some("end"), None, &format!("error: {e}")),
             }
-        }
+        })
     });
     Ok(sse_bytes::response(with_permit(frames, permit)))
 }

@@ -69,6 +69,15 @@ pub fn client_with_token(token: &str) -> reqwest::Client {
         .expect("HTTP client")
 }
 
+/// Like [`client_with_token`], but redirects are returned, not followed.
+pub fn no_redirect_client(token: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .default_headers(auth_headers(token))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("HTTP client")
+}
+
 /// Stores a new token with `role` and no owner, and returns it.
 pub async fn make_token(pool: &fastflow::db::Pool, name: &str, role: &str) -> String {
     let made = fastflow::auth::api_token::generate().expect("random source");
