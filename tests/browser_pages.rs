@@ -100,6 +100,15 @@ async fn every_page_fits_a_phone_and_the_run_filters_survive_a_reload() {
         assert_eq!(b.eval("document.querySelectorAll('#pipelines a.name').length"), json!(1));
         b.screenshot("pipelines-search-desktop");
 
+        // The state filter (the form's second select) narrows by itself too.
+        b.eval("(function(){var i=document.querySelector('input[name=q]');i.value='';var s=document.querySelector('select[name=state]');s.value='invalid';s.dispatchEvent(new Event('change',{bubbles:true}));})()");
+        assert!(
+            b.wait_for("location.search.includes('state=invalid') && document.querySelectorAll('#pipelines a.name').length === 1", Duration::from_secs(10)),
+            "choosing a state did not filter: {}",
+            b.eval("location.search + ' ' + document.getElementById('pipelines').textContent")
+        );
+        assert_eq!(b.eval("document.querySelector('#pipelines a.name').textContent"), json!("broken"));
+
         let overflow = "document.documentElement.scrollWidth - window.innerWidth";
         let mut wide = Vec::new();
         for (name, path) in pages(&run) {

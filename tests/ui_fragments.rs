@@ -220,3 +220,33 @@ async fn pipelines_filter_by_tag_and_state_and_show_their_last_outcomes() {
     assert!(body.contains("unknown state `broken`"), "{body}");
     app.stop().await;
 }
+
+/// An engine address that accepts connections and never answers (a hung proxy):
+/// the dashboard and the System page still render, and say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_render_while_the_engine_never_answers() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let host = format!("tcp://127.0.0.1:{port}");
+    let app = TestApp::start_with(
+        &[("hello/main.py", "print('hi')\n")],
+        &[("DOCKER_HOST", &host), ("WORKER_BASE_IMAGE", "")],
+    )
+    .await;
+    for path in ["/", "/system", "/fragments/dashboard"] {
+        let (status, page) = app.get_text(path).await;
+        // A wait on the engine would end in the request timeout's 408.
+        assert_eq!(status, 200, "{path}: {page}");
+        if path == "/system" {
+            assert!(page.contains("did not answer"), "{page}");
+        }
+    }
+    app.stop().await;
+    hold.abort();
+}

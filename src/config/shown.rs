@@ -18,6 +18,7 @@ pub fn effective(c: &Config) -> Vec<(&'static str, String)> {
         .to_string()
     };
     let path = |p: &std::path::Path| p.display().to_string();
+    let seconds = |d: std::time::Duration| format!("{} s", d.as_secs());
     let providers: Vec<String> = c.auth.providers.iter().map(|p| p.label.clone()).collect();
     vec![
         ("HOST", c.host.to_string()),
@@ -46,7 +47,7 @@ pub fn effective(c: &Config) -> Vec<(&'static str, String)> {
         ),
         ("RETRY_ATTEMPTS", c.retry_attempts.to_string()),
         (
-            "LOG_MAX_SIZE",
+            "LOG_MAX_SIZE_MB",
             crate::byte_size::human_bytes(c.log_max_size_bytes),
         ),
         (
@@ -80,6 +81,9 @@ pub fn effective(c: &Config) -> Vec<(&'static str, String)> {
                 .as_ref()
                 .map_or("none".into(), |m| crate::byte_size::human_bytes(m.bytes)),
         ),
+        ("HTTP_HEADER_TIMEOUT", seconds(c.http.header_timeout)),
+        ("HTTP_REQUEST_TIMEOUT", seconds(c.http.request_timeout)),
+        ("HTTP_IDLE_TIMEOUT", seconds(c.http.idle_timeout)),
         ("MAX_SSE_STREAMS", c.http.max_sse_streams.to_string()),
         ("HTTP_MAX_CONNECTIONS", c.http.max_connections.to_string()),
         ("ALLOWED_HOSTS", c.allowed_hosts.join(", ")),
@@ -99,10 +103,35 @@ pub fn effective(c: &Config) -> Vec<(&'static str, String)> {
                 .as_ref()
                 .map_or("not set".to_string(), |u| without_credentials(u.expose())),
         ),
-        ("GIT_BRANCH", opt(&c.git.branch)),
-        ("GIT_TOKEN", secret(&c.git.token)),
-        ("GIT_DEPLOY_KEY", secret(&c.git.deploy_key)),
-        ("GIT_SYNC_WEBHOOK_SECRET", secret(&c.git.webhook_secret)),
+        (
+            "GIT_BRANCH",
+            c.git
+                .branch
+                .clone()
+                .unwrap_or_else(|| "main (the default)".into()),
+        ),
+        ("GIT_TIMEOUT", format!("{} s", c.git.timeout_secs)),
+        ("PIPELINES_SUBDIR", opt(&c.git.pipelines_subdir)),
+        ("GIT_SYNC_TOKEN", secret(&c.git.token)),
+        ("GIT_SYNC_DEPLOY_KEY", secret(&c.git.deploy_key)),
+        ("GIT_WEBHOOK_SECRET", secret(&c.git.webhook_secret)),
+        (
+            "AUTO_SYNC_ENABLED",
+            c.git
+                .auto_sync_enabled
+                .map_or("not set (the Sync page decides)".to_string(), |b| {
+                    b.to_string()
+                }),
+        ),
+        (
+            "AUTO_SYNC_INTERVAL",
+            c.git
+                .auto_sync_interval
+                .map_or("not set".to_string(), |s| format!("{s} s")),
+        ),
+        ("UV_PRE_HEAT", c.git.uv_pre_heat.to_string()),
+        ("GITHUB_APP_ID", opt(&c.git.github_app_id)),
+        ("GITHUB_API_URL", opt(&c.git.github_api_url)),
         (
             "GITHUB_APP_PRIVATE_KEY",
             secret(&c.git.github_app_private_key),
@@ -115,7 +144,24 @@ pub fn effective(c: &Config) -> Vec<(&'static str, String)> {
                 providers.join(", ")
             },
         ),
-        ("LOCAL_LOGIN", c.auth.local_login.to_string()),
+        ("LOCAL_LOGIN_ENABLED", c.auth.local_login.to_string()),
+        (
+            "OAUTH_RATE_LIMIT",
+            format!("{} / minute", c.auth.oauth_rate_limit),
+        ),
+        (
+            "TRUSTED_PROXIES",
+            if c.http.trusted_proxies.is_empty() {
+                "none".to_string()
+            } else {
+                c.http
+                    .trusted_proxies
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        ),
         ("INITIAL_ADMIN_EMAIL", opt(&c.auth.initial_admin_email)),
     ]
 }
@@ -134,7 +180,24 @@ pub fn without_credentials(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::without_credentials;
+    use super::{effective, without_credentials};
+
+    #[test]
+    fn every_name_shown_is_a_documented_setting() {
+        let docs = include_str!("../../docs/configuration.md");
+        let config = crate::config::Config::from_vars(&Default::default()).unwrap();
+        for (name, _) in effective(&config) {
+            if name.contains(' ') {
+                continue; // a summary line ("OAuth providers"), not a variable
+            }
+            // `ENCRYPTION_KEY(S)` stands for both variables.
+            let name = name.trim_end_matches("(S)");
+            assert!(
+                docs.contains(&format!("`{name}`")),
+                "{name} is not in docs/configuration.md"
+            );
+        }
+    }
 
     #[test]
     fn credentials_leave_urls() {

@@ -66,8 +66,23 @@ async fn page(State(state): State<AppState>) -> Result<Page, AppError> {
 
 /// The image the next run would use (`WORKER_BASE_IMAGE`, else the default or
 /// the locally built runner image, whichever the engine has).
+/// A page never waits on an engine that accepts connections but does not answer.
 pub(super) async fn image_in_use(state: &AppState) -> String {
     let deps = state.runner.deps();
-    crate::runner::engine::choose_image(&deps.docker, deps.config.worker_base_image.as_deref())
+    if let Some(image) = &deps.config.worker_base_image {
+        return image.clone();
+    }
+    let choice =
+        crate::runner::engine::choose_image(&deps.docker, deps.config.worker_base_image.as_deref());
+    tokio::time::timeout(ENGINE_ANSWER_WAIT, choice)
         .await
+        .unwrap_or_else(|_| {
+            format!(
+                "unknown: the Docker engine did not answer within {} s",
+                ENGINE_ANSWER_WAIT.as_secs()
+            )
+        })
 }
+
+/// How long a page waits for the engine before it says it did not answer.
+const ENGINE_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
