@@ -410,9 +410,15 @@ fn out_of_range<T: std::fmt::Display>(range: &Range<T>, got: &Value) -> String {
 /// A value from the file as it appears in a message: at most 64 characters.
 pub fn shown(text: &str) -> String {
     const MAX: usize = 64;
+    // Control characters (NUL, ESC…) would reach a terminal or a page raw.
+    let visible = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+            .collect()
+    };
     match text.char_indices().nth(MAX) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_string(),
+        Some((end, _)) => format!("{}…", visible(&text[..end])),
+        None => visible(text),
     }
 }
 

@@ -57,47 +57,95 @@ pub fn files(dir: &Path, metadata_file: Option<&str>) -> Vec<SourceFile> {
 /// What a webhook key is replaced with for readers who may not start runs.
 pub const HIDDEN_KEY: &str = "•••• (shown to the WRITE and ADMIN roles only)";
 
-/// `text` with every webhook key hidden: the string value after each
-/// `"webhook_key"` (found by scanning, so an invalid file is covered too) and
-/// every key in `known` (the pipeline's parsed keys) wherever it appears.
-pub fn without_webhook_keys(text: &str, known: &[&str]) -> String {
+/// `text` with every webhook key hidden: the value of each `"webhook_key"`
+/// field however its name is spelled (JSON escapes such as `\u005f` decoded),
+/// found on the string tokens so a file that does not parse is covered too;
+/// every key in `known` (the pipeline's parsed keys) wherever it appears; and, in
+/// a `metadata` file whose strings cannot be told apart (an unterminated string, quotes JSON
+/// does not have) that mentions a webhook, everything.
+pub fn without_webhook_keys(text: &str, known: &[&str], metadata: bool) -> String {
+    let strings = string_tokens(text);
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    const FIELD: &str = "\"webhook_key\"";
-    while let Some(at) = rest.find(FIELD) {
-        let (head, tail) = rest.split_at(at + FIELD.len());
-        out.push_str(head);
-        let value_start = tail
-            .trim_start()
-            .strip_prefix(':')
-            .map(str::trim_start)
-            .and_then(|v| v.strip_prefix('"'));
-        let Some(value) = value_start else {
-            rest = tail;
+    let mut copied = 0;
+    for (i, token) in strings.iter().enumerate() {
+        let is_field_name = token.decoded.eq_ignore_ascii_case("webhook_key")
+            && text[token.end..].trim_start().starts_with(':');
+        let Some(value) = strings.get(i + 1).filter(|_| is_field_name) else {
             continue;
         };
-        // Up to the closing quote that is not escaped (or the end of the file).
-        let mut end = value.len();
-        let mut escaped = false;
-        for (i, c) in value.char_indices() {
-            match c {
-                '\\' if !escaped => escaped = true,
-                '"' if !escaped => {
-                    end = i;
-                    break;
-                }
-                _ => escaped = false,
-            }
+        let between = &text[token.end..value.start];
+        if between.trim() != ":" || value.start < copied {
+            continue;
         }
-        out.push_str(&tail[..tail.len() - value.len()]);
+        out.push_str(&text[copied..value.start]);
+        out.push('"');
         out.push_str(HIDDEN_KEY);
-        rest = &value[end..];
+        out.push('"');
+        copied = value.end;
     }
-    out.push_str(rest);
-    known
+    out.push_str(&text[copied..]);
+    let out = known
         .iter()
         .filter(|k| !k.is_empty())
-        .fold(out, |text, key| text.replace(key, HIDDEN_KEY))
+        .fold(out, |text, key| text.replace(key, HIDDEN_KEY));
+    let unclear = strings.last().is_some_and(|t| !t.closed) || text.contains('\'');
+    if metadata && unclear && text.to_ascii_lowercase().contains("webhook") {
+        return format!("{HIDDEN_KEY}: this file mentions a webhook key and cannot be read safely");
+    }
+    out
+}
+
+/// One `"…"` string of a JSON-like text: its byte span (quotes included) and value.
+struct StringToken {
+    start: usize,
+    end: usize,
+    decoded: String,
+    closed: bool,
+}
+
+/// Every double-quoted string in `text`, escapes decoded (`\uXXXX` included).
+fn string_tokens(text: &str) -> Vec<StringToken> {
+    let bytes = text.as_bytes();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut raw = String::new();
+        let mut j = i + 1;
+        let mut closed = false;
+        while j < bytes.len() {
+            match bytes[j] {
+                b'"' => {
+                    closed = true;
+                    j += 1;
+                    break;
+                }
+                b'\\' => {
+                    raw.push_str(&text[j..(j + 2).min(text.len())]);
+                    j += 2;
+                }
+                _ => {
+                    let c = text[j..].chars().next().unwrap_or('\0');
+                    raw.push(c);
+                    j += c.len_utf8().max(1);
+                }
+            }
+        }
+        let end = j.min(text.len());
+        let decoded = serde_json::from_str::<String>(&format!("\"{raw}\"")).unwrap_or(raw);
+        tokens.push(StringToken {
+            start,
+            end,
+            decoded,
+            closed,
+        });
+        i = end;
+    }
+    tokens
 }
 
 #[cfg(test)]
@@ -108,7 +156,7 @@ mod tests {
     fn webhook_keys_are_hidden_in_valid_and_broken_files() {
         let valid =
             r#"{"webhook_key": "k-123", "schedules": [{"id": "a", "webhook_key" : "k\"456"}]}"#;
-        let shown = without_webhook_keys(valid, &[]);
+        let shown = without_webhook_keys(valid, &[], true);
         assert!(
             !shown.contains("k-123") && !shown.contains("456"),
             "{shown}"
@@ -117,9 +165,33 @@ mod tests {
         assert!(shown.contains(r#""id": "a""#), "the rest is kept: {shown}");
         // Cut off mid-value, and a key repeated in main.py.
         let broken = r#"{"webhook_key": "unterminated"#;
-        assert!(!without_webhook_keys(broken, &[]).contains("unterminated"));
+        assert!(!without_webhook_keys(broken, &[], true).contains("unterminated"));
         let code = "URL = 'https://x/api/webhooks/p/k-123'\n";
-        assert!(!without_webhook_keys(code, &["k-123"]).contains("k-123"));
-        assert_eq!(without_webhook_keys("no keys", &["", "zz"]), "no keys");
+        let shown = without_webhook_keys(code, &["k-123"], false);
+        assert!(
+            !shown.contains("k-123") && shown.starts_with("URL = 'https://x/api/webhooks/p/"),
+            "{shown}"
+        );
+        assert_eq!(
+            without_webhook_keys("no keys", &["", "zz"], true),
+            "no keys"
+        );
+    }
+
+    #[test]
+    fn escaped_names_and_unreadable_files_hide_the_key_too() {
+        let escaped = r#"{"webhook\u005fkey":"s3cr3t\u002dplain"}"#;
+        let shown = without_webhook_keys(escaped, &[], true);
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        let upper = r#"{"WEBHOOK_KEY" : "k9"}"#;
+        assert!(!without_webhook_keys(upper, &[], true).contains("k9"));
+        let single = "{\"webhook_key\": 'BROKENKEY789', }";
+        assert!(!without_webhook_keys(single, &[], true).contains("BROKENKEY789"));
+        let fine = r#"{"description": "it's fine", "tags": ["a"]}"#;
+        assert_eq!(
+            without_webhook_keys(fine, &[], true),
+            fine,
+            "a file without keys is kept"
+        );
     }
 }

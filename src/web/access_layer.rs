@@ -52,11 +52,17 @@ pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) ->
             }
             return r;
         }
-        // Not a route (or not this method): nothing is reachable unlisted.
-        return refuse(
-            api,
-            AppError::NotFound(format!("no such page: {}", shown_path(&path))),
-        );
+        // Not a route (or not this method): nothing is reachable unlisted. A
+        // signed-in reader's 404 page keeps their navigation.
+        let missing = AppError::NotFound(format!("no such page: {}", shown_path(&path)));
+        let session = req.extensions().get::<Session>().cloned();
+        if !api
+            && let Caller::Known(who) =
+                identity::resolve(&state, req.headers(), session.as_ref()).await
+        {
+            return csrf::scope(current_of(&who, &path), async move { refuse(api, missing) }).await;
+        }
+        return refuse(api, missing);
     };
     let access = route.access;
     let change = |who, status, note| audit_trail::Change {
@@ -105,13 +111,7 @@ pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) ->
         Caller::Anonymous => return sign_in_first(api, &req),
         Caller::Known(who) => who,
     };
-    let current = csrf::Current {
-        signed_in: true,
-        csrf: who.csrf.clone().unwrap_or_default(),
-        name: who.name.clone(),
-        role: Some(who.role),
-        path: path.clone(),
-    };
+    let current = current_of(&who, &path);
     // A refusal of a known caller is a page with their navigation.
     let refuse_known = |e: AppError| csrf::scope(current.clone(), async move { refuse(api, e) });
     if access == Access::Session && who.csrf.is_none() {
@@ -185,6 +185,17 @@ fn refuse(api: bool, e: AppError) -> Response {
 
 /// 401 JSON for the API; for pages a redirect to the login (htmx is told to
 /// load it as a whole page, not to swap it into a fragment).
+/// What the templates need to know of a known caller.
+fn current_of(who: &Identity, path: &str) -> csrf::Current {
+    csrf::Current {
+        signed_in: true,
+        csrf: who.csrf.clone().unwrap_or_default(),
+        name: who.name.clone(),
+        role: Some(who.role),
+        path: path.to_string(),
+    }
+}
+
 fn sign_in_first(api: bool, req: &Request) -> Response {
     if api {
         return refuse(
@@ -194,11 +205,22 @@ fn sign_in_first(api: bool, req: &Request) -> Response {
             ),
         );
     }
-    let next = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
+    // An htmx request (a fragment poll) comes back to the page it was made from.
+    let from_page = is_htmx(req.headers())
+        .then(|| req.headers().get("HX-Current-URL"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|url| url.split_once("://").map(|(_, rest)| rest))
+        .map(|rest| rest.find('/').map_or("/", |i| &rest[i..]).to_string());
+    let next = from_page.unwrap_or_else(|| {
+        if is_htmx(req.headers()) {
+            return "/".into();
+        }
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into())
+    });
     let target = format!("/login?next={}", urlencode(&next));
     if is_htmx(req.headers()) {
         let mut r = StatusCode::UNAUTHORIZED.into_response();

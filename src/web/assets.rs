@@ -7,12 +7,11 @@ use axum::Router;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use axum::extract::{Path, Query};
-use axum::http::{StatusCode, header};
+use axum::extract::{Path, RawQuery};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::AppState;
@@ -74,14 +73,23 @@ pub fn url(name: &str) -> String {
     }
 }
 
-#[derive(Deserialize)]
 struct AssetQuery {
     v: Option<String>,
 }
 
-async fn serve(Path(path): Path<String>, Query(q): Query<AssetQuery>) -> Response {
+async fn serve(Path(path): Path<String>, RawQuery(raw): RawQuery) -> Response {
     let Some((name, mime, body)) = FILES.iter().find(|(name, _, _)| *name == path) else {
-        return (StatusCode::NOT_FOUND, "no such static file").into_response();
+        return super::AppError::NotFound(format!(
+            "no such static file: {}",
+            crate::pipelines::fields::shown(&path)
+        ))
+        .into_response();
+    };
+    // The first `v` counts; a malformed or repeated one is just not current.
+    let q = AssetQuery {
+        v: serde_urlencoded::from_str::<Vec<(String, String)>>(raw.as_deref().unwrap_or(""))
+            .ok()
+            .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "v").map(|(_, v)| v)),
     };
     // Only the current content's address is immutable; an old or bare one is
     // revalidated soon, so it never pins a stale file.

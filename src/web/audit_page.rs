@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use super::page_query::PageQuery as Query;
 use super::views::fmt_time;
 use super::{AppError, AppState, audit_query};
 use crate::db;

@@ -8,13 +8,14 @@ use std::net::SocketAddr;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{ConnectInfo, Form, Query, State};
+use axum::extract::{ConnectInfo, Form, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use tower_sessions::Session;
 
 use super::audit_trail::sign_in_event;
 use super::login_pages::sign_in;
+use super::page_query::PageQuery as Query;
 use super::sign_in_checks::{new_account_hash, too_many};
 use super::{AppError, AppState};
 use crate::auth::{Role, invitation};

@@ -10,13 +10,14 @@ use askama_web::WebTemplate;
 use axum::Router;
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Form, Query, State};
+use axum::extract::{ConnectInfo, Form, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use tower_sessions::Session;
 
 use super::audit_trail::sign_in_event;
 use super::identity::{SESSION_KEY, SessionUser};
+use super::page_query::PageQuery as Query;
 use super::sign_in_checks::{
     address_mismatch, check_username, new_account_hash, password_work, safe_next, too_many,
 };

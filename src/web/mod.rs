@@ -23,6 +23,7 @@ mod log_stream;
 pub(crate) mod login_pages;
 mod metrics_stream;
 mod oauth_pages;
+mod page_query;
 mod pipeline_facts;
 mod pipeline_list;
 mod pipeline_list_page;
@@ -156,6 +157,9 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             state.config.http.request_timeout,
         ))
+        // Pages and JSON compressed when the client asks (live streams are not:
+        // tower-http's default predicate leaves text/event-stream alone).
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(x_frame)
         .layer(csp)
         .layer(nosniff)
@@ -164,7 +168,7 @@ pub fn router(state: AppState) -> Router {
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |req: &axum::http::Request<axum::body::Body>| {
-                    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+                    tracing::debug_span!("request", method = %req.method(), path = %logged_path(req.uri().path()))
                 },
             ),
         )
@@ -247,6 +251,17 @@ async fn engine_status(
         (None, None) => String::new(),
     };
     axum::response::Html(html)
+}
+
+/// The path as logs show it: a webhook URL's last segment is its key.
+fn logged_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/api/webhooks/") {
+        Some(rest) if rest.contains('/') => {
+            let pipeline = rest.split('/').next().unwrap_or_default();
+            format!("/api/webhooks/{pipeline}/•••").into()
+        }
+        _ => path.into(),
+    }
 }
 
 /// Sign-in and setup attempts a client address may make per minute.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Extension, Path, Query, State};
+use axum::extract::{ConnectInfo, Extension, Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use super::account_status::{back_from, capitalised, held_page, status_page, stat
 use super::audit_trail::sign_in_event;
 use super::identity::Identity;
 use super::login_pages::sign_in;
+use super::page_query::PageQuery as Query;
 use super::sign_in_checks::{over_limit, safe_next};
 use super::{AppError, AppState};
 use crate::auth::login_decision::{self, Decision, Held, Purpose};

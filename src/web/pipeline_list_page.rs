@@ -4,12 +4,13 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
+use super::page_query::PageQuery as Query;
 use super::pipeline_list::{self, MAX_SEARCH_CHARS, PAGE_SIZE, Search, StateFilter, page_count};
 use super::views::PipelineRow;
 use super::{AppError, AppState, is_htmx};

@@ -107,7 +107,7 @@ async fn recent_runs(state: &AppState, name: &str, limit: i64) -> Result<Vec<Run
 async fn detail_page(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<DetailQuery>,
+    super::page_query::PageQuery(q): super::page_query::PageQuery<DetailQuery>,
     who: Option<axum::extract::Extension<super::identity::Identity>>,
 ) -> Result<DetailPage, AppError> {
     let p = find(&state, &name)?;
@@ -131,6 +131,12 @@ async fn detail_page(
     let from_run = q.from_run.as_deref().filter(|_| may_start);
     super::pipeline_tabs::fill(&state, &p, &mut page, from_run, may_start).await?;
     page.secrets = Some(super::pipeline_secrets::of(&state, &p).await?);
+    if !may_start {
+        let known = super::pipeline_tabs::webhook_keys(&p);
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
+        page.requirements =
+            crate::pipelines::source::without_webhook_keys(&page.requirements, &known, false);
+    }
     if !may_start && !page.webhooks.is_empty() {
         page.webhooks.clear();
         page.webhooks_hidden = true;
@@ -302,7 +308,7 @@ struct RecentQuery {
 async fn recent_runs_fragment(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<RecentQuery>,
+    super::page_query::PageQuery(q): super::page_query::PageQuery<RecentQuery>,
 ) -> Result<RunsFragment, AppError> {
     find(&state, &name)?;
     let limit = match q.limit.as_deref().map(str::trim).filter(|l| !l.is_empty()) {

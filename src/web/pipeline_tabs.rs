@@ -58,25 +58,15 @@ async fn overview(state: &AppState, name: &str, page: &mut DetailPage) -> Result
 /// A webhook key starts runs, so readers who may not start them see it hidden.
 async fn source(p: &Pipeline, page: &mut DetailPage, may_start: bool) -> Result<(), AppError> {
     let (dir, meta) = (p.dir.clone(), p.metadata_file.clone());
-    let known: Vec<String> = p
-        .metadata
-        .webhook_key
-        .iter()
-        .chain(
-            p.metadata
-                .schedules
-                .iter()
-                .filter_map(|s| s.webhook_key.as_ref()),
-        )
-        .cloned()
-        .collect();
+    let known = webhook_keys(p);
     page.source = super::log_stream::blocking(move || {
         let mut files = crate::pipelines::source::files(&dir, meta.as_deref());
         if !may_start {
             let known: Vec<&str> = known.iter().map(String::as_str).collect();
             for f in &mut files {
                 if let Ok(text) = &mut f.text {
-                    *text = crate::pipelines::source::without_webhook_keys(text, &known);
+                    let metadata = meta.as_deref() == Some(f.name.as_str());
+                    *text = crate::pipelines::source::without_webhook_keys(text, &known, metadata);
                 }
             }
         }
@@ -88,6 +78,21 @@ async fn source(p: &Pipeline, page: &mut DetailPage, may_start: bool) -> Result<
 }
 
 /// A run of another pipeline or an unknown id is a 404, not a silently empty form.
+/// The pipeline's webhook keys (its own and its run configurations').
+pub(super) fn webhook_keys(p: &Pipeline) -> Vec<String> {
+    p.metadata
+        .webhook_key
+        .iter()
+        .chain(
+            p.metadata
+                .schedules
+                .iter()
+                .filter_map(|s| s.webhook_key.as_ref()),
+        )
+        .cloned()
+        .collect()
+}
+
 /// The run `id` of pipeline `name`, or a 404 naming both.
 pub(super) async fn run_of(state: &AppState, name: &str, id: &str) -> Result<Run, AppError> {
     db::runs::get(&state.pool, id)

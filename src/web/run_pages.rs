@@ -5,7 +5,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::charts;
 use super::log_render::LineView;
 use super::log_stream::{Follow, Framer, blocking, follow, resume_after, with_permit};
+use super::page_query::PageQuery as Query;
 use super::sse_bytes;
 use super::views::RunDetail;
 use super::{AppError, AppState};
@@ -260,11 +261,12 @@ async fn charts_for(state: &AppState, run: &Run) -> String {
 async fn metrics_fragment(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<axum::response::Response, AppError> {
     let run = load(&state, &id).await?;
     let mut response = axum::response::Html(charts_for(&state, &run).await).into_response();
-    if run.status.is_terminal() {
-        // htmx stops polling on 286.
+    if run.status.is_terminal() && super::is_htmx(&headers) {
+        // htmx stops polling on 286 (a plain client gets a plain 200).
         *response.status_mut() =
             axum::http::StatusCode::from_u16(286).unwrap_or(axum::http::StatusCode::OK);
     }

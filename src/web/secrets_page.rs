@@ -10,11 +10,12 @@ use std::collections::HashMap;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use super::page_query::PageQuery as Query;
 use super::views::fmt_time;
 use super::{AppError, AppState, is_htmx, secret_store};
 use crate::db;

@@ -10,13 +10,14 @@ use askama_web::WebTemplate;
 use axum::Router;
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Extension, Form, Path, Query, State};
+use axum::extract::{ConnectInfo, Extension, Form, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{Duration, Utc};
 
 use super::audit_trail::AuditNote;
 use super::identity::Identity;
+use super::page_query::PageQuery as Query;
 use super::sign_in_checks::{over_limit, password_work};
 use super::views::fmt_time;
 use super::{AppError, AppState};

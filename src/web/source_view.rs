@@ -11,8 +11,13 @@ use syntect::util::LinesWithEndings;
 
 use crate::pipelines::source::SourceFile;
 
-/// Files with more lines than this are shown without colours.
+/// Files with more lines or bytes than this are shown without colours, and so is
+/// a file whose highlighting takes longer than the time budget: a hostile
+/// file (thousands of nested f-strings) costs seconds of CPU and tens of MiB of
+/// spans otherwise, and any reader may open the source tab.
 const MAX_HIGHLIGHTED_LINES: usize = 5_000;
+const MAX_HIGHLIGHTED_BYTES: usize = 128 * 1024;
+const HIGHLIGHT_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// One file ready for the page.
 pub struct SourceView {
@@ -24,9 +29,30 @@ pub struct SourceView {
     pub lines: usize,
 }
 
+/// The syntaxes, loaded once with Python's and JSON's rules compiled (syntect
+/// compiles a rule's regex on first use), so the time budget measures the file.
 fn syntaxes() -> &'static SyntaxSet {
     static SET: OnceLock<SyntaxSet> = OnceLock::new();
-    SET.get_or_init(SyntaxSet::load_defaults_newlines)
+    SET.get_or_init(|| {
+        let set = SyntaxSet::load_defaults_newlines();
+        let samples = [
+            ("py", include_str!("../runner/runtime/sitecustomize.py")),
+            ("json", "{\"a\": [1, 2.5, true, null, \"\\u005f\"]}\n"),
+        ];
+        for (extension, sample) in samples {
+            if let Some(syntax) = set.find_syntax_by_extension(extension) {
+                let mut warm = ClassedHTMLGenerator::new_with_class_style(
+                    syntax,
+                    &set,
+                    ClassStyle::SpacedPrefixed { prefix: "hl-" },
+                );
+                for line in LinesWithEndings::from(sample) {
+                    let _ = warm.parse_html_for_line_which_includes_newline(line);
+                }
+            }
+        }
+        set
+    })
 }
 
 fn escape(text: &str) -> String {
@@ -44,7 +70,12 @@ pub fn highlight(name: &str, text: &str) -> String {
         _ => "",
     };
     let syntax = match set.find_syntax_by_extension(extension) {
-        Some(s) if text.lines().count() <= MAX_HIGHLIGHTED_LINES => s,
+        Some(s)
+            if text.len() <= MAX_HIGHLIGHTED_BYTES
+                && text.lines().count() <= MAX_HIGHLIGHTED_LINES =>
+        {
+            s
+        }
         _ => return escape(text),
     };
     let mut generator = ClassedHTMLGenerator::new_with_class_style(
@@ -52,10 +83,12 @@ pub fn highlight(name: &str, text: &str) -> String {
         set,
         ClassStyle::SpacedPrefixed { prefix: "hl-" },
     );
+    let started = std::time::Instant::now();
     for line in LinesWithEndings::from(text) {
         if generator
             .parse_html_for_line_which_includes_newline(line)
             .is_err()
+            || started.elapsed() > HIGHLIGHT_BUDGET
         {
             return escape(text);
         }
@@ -97,6 +130,21 @@ mod tests {
         assert!(
             html.contains("&lt;script&gt;") && !html.contains("<script>"),
             "{html}"
+        );
+    }
+
+    #[test]
+    fn a_file_too_big_to_highlight_is_plain_and_not_much_bigger() {
+        // The shape that cost seconds and 33 MB of spans per request.
+        let line = "x = f\"{a}{b}{c}{d}{e}{f}{g}{h}{i}{j}{k}{l}{m}{n}\"\n";
+        let text = line.repeat(4_999);
+        let html = highlight("main.py", &text);
+        assert!(!html.contains("hl-"), "highlighted past the byte cap");
+        assert!(
+            html.len() < text.len() * 2,
+            "{} bytes from {}",
+            html.len(),
+            text.len()
         );
     }
 
