@@ -45,6 +45,14 @@
     });
   }
 
+  // A wide chart that scrolls in its own box (the year's heat map) opens at its
+  // recent end, on a phone too.
+  function scrollToEnd(root) {
+    (root || document).querySelectorAll(".scroll-x.at-end").forEach(function (box) { box.scrollLeft = box.scrollWidth; });
+  }
+  document.addEventListener("DOMContentLoaded", function () { scrollToEnd(); });
+  document.addEventListener("htmx:afterSwap", function (event) { scrollToEnd(event.target); });
+
   document.addEventListener("DOMContentLoaded", function () {
     var el = log();
     if (!el) return;

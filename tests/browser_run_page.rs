@@ -93,6 +93,20 @@ async fn live_run_ticks_follows_its_tail_and_a_cancel_updates_the_summary() {
         );
         let summary = b.eval("document.getElementById('run-summary').textContent").as_str().unwrap_or_default().to_string();
         assert!(!summary.contains("0 lines, 0 B"), "log facts still empty after the end: {summary}");
+        assert!(
+            b.wait_for("!document.getElementById('run-summary').textContent.includes('the container is stopping')", Duration::from_secs(60)),
+            "the summary stayed at 'the container is stopping':\n{}",
+            summary_html(&mut b)
+        );
+        // Opened again while (or after) the container stops, the page ends on the final facts too.
+        b.eval("location.reload()");
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(b.wait_for("document.readyState === 'complete'", Duration::from_secs(20)));
+        assert!(
+            b.wait_for("!document.getElementById('run-summary').textContent.includes('the container is stopping') && /[1-9]\\d* lines?,/.test(document.getElementById('run-summary').textContent)", Duration::from_secs(60)),
+            "after a reload the summary is not final:\n{}",
+            summary_html(&mut b)
+        );
         b.viewport(390, 844, true);
         b.screenshot("run-cancelled-phone");
     })

@@ -96,6 +96,8 @@ struct Dashboard {
     heat: String,
     strips: Vec<Strip>,
     more_pipelines: usize,
+    /// Pipelines whose files are invalid (they cannot run).
+    invalid_pipelines: usize,
 }
 
 #[derive(Template, WebTemplate)]
@@ -202,6 +204,11 @@ async fn dashboard(state: &AppState) -> Result<Dashboard, AppError> {
         disk_ok,
         heat,
         more_pipelines: snapshot.pipelines.len().saturating_sub(STRIP_PIPELINES),
+        invalid_pipelines: snapshot
+            .pipelines
+            .values()
+            .filter(|p| !p.is_valid())
+            .count(),
         strips,
     })
 }

@@ -125,9 +125,12 @@ pub fn follow(
         let hubs = state.runner.hubs().clone();
         let mut rx = hubs.subscribe(&run_id);
         // The executor writes the final status before closing the hub, so a run
-        // that is not finished now will deliver its End on `rx`.
+        // that is not finished now will deliver its End on `rx`. A cancelled run
+        // is final in the database while its container stops: it ends on `rx` too,
+        // once its exit code, last lines and counts are in.
         let mut end = match db::runs::get(&state.pool, &run_id).await {
-            Ok(Some(run)) => run.status.is_terminal().then_some(run.status),
+            Ok(Some(run)) => (run.status.is_terminal() && !state.runner.is_executing(&run_id))
+                .then_some(run.status),
             Ok(None) => { hubs.forget_if_unused(&run_id); return; }
             Err(e) => { yield Follow::Error(e.to_string()); return; }
         };
