@@ -85,12 +85,30 @@ async fn retries_sit_under_their_first_run() {
     let (_, failed) = app.get_text("/fragments/runs?status=FAILED").await;
     assert_eq!(
         listed(&failed),
-        vec![(third, false), (second, false), (first, false)],
+        vec![
+            (third.clone(), false),
+            (second.clone(), false),
+            (first.clone(), false)
+        ],
         "{failed}"
     );
     // The JSON API keeps its flat Fast-Flow 1.x list.
     let (_, api) = app.get_json("/api/runs").await;
     assert_eq!(api["total"], 4, "{api}");
+
+    // Retention removed the first attempt: the chain is listed from its oldest
+    // surviving attempt instead of disappearing.
+    let removed =
+        fastflow::db::run_stats::delete_finished(&app.state().pool, std::slice::from_ref(&first))
+            .await
+            .unwrap();
+    assert_eq!(removed, 1);
+    let (_, flaky) = app.get_text("/fragments/runs?pipeline=flaky").await;
+    assert_eq!(
+        listed(&flaky),
+        vec![(second.clone(), false), (third.clone(), true)],
+        "{flaky}"
+    );
     app.stop().await;
 }
 

@@ -33,6 +33,8 @@ pub struct RunFilter {
     /// Only first attempts (the runs list shows later attempts under them, see
     /// `run_attempts`). Pages only: totals count every attempt.
     pub first_attempts: bool,
+    /// Only runs that have ended (a duration history). Pages only.
+    pub finished_only: bool,
 }
 
 impl RunFilter {
@@ -154,7 +156,13 @@ fn page_query(filter: &RunFilter) -> QueryBuilder<'_, Sqlite> {
         filter,
     );
     if filter.first_attempts {
-        q.push(" AND attempt = 1");
+        // A retry whose first attempt retention removed stands for its chain.
+        q.push(
+            " AND (attempt = 1 OR NOT EXISTS (SELECT 1 FROM runs AS first WHERE first.id = runs.previous_run_id))",
+        );
+    }
+    if filter.finished_only {
+        q.push(" AND finished_at IS NOT NULL");
     }
     // Newer pages are read upwards from their cursor and reversed.
     let (cursor, op, order) = match (&filter.before, &filter.after) {

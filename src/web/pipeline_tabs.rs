@@ -37,6 +37,7 @@ async fn overview(state: &AppState, name: &str, page: &mut DetailPage) -> Result
     let history = RunFilter {
         pipeline_name: Some(name.to_string()),
         limit: HISTORY_RUNS,
+        finished_only: true,
         ..Default::default()
     };
     let runs = db::run_list::page(&state.pool, &history).await?.runs;

@@ -272,6 +272,7 @@ async fn list_view(state: &AppState, q: ListQuery) -> Result<ListView, AppError>
             && error_type.is_none()
             && from.is_none()
             && to.is_none(),
+        finished_only: false,
     };
     let (mut total, total_capped) =
         db::run_list::total_up_to(&state.pool, &filter, TOTAL_CAP).await?;
