@@ -10,6 +10,7 @@ mod values;
 
 pub use auth::AuthEnv;
 pub use git::GitEnv;
+pub use values::check_network_mode;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -257,7 +258,12 @@ impl Config {
             log_max_size_bytes: (log_max_size_mb * 1024.0 * 1024.0) as u64,
             docker_host: get("DOCKER_HOST").or_else(|| get("DOCKER_PROXY_URL")),
             worker_ca_bundle,
-            worker_network: get("WORKER_NETWORK").unwrap_or_else(|| "bridge".into()),
+            worker_network: {
+                let mode = get("WORKER_NETWORK").unwrap_or_else(|| "bridge".into());
+                values::check_network_mode(&mode)
+                    .map_err(|reason| values::err("WORKER_NETWORK", &mode, reason))?;
+                mode
+            },
             worker_pids_limit: in_range(
                 get("WORKER_PIDS_LIMIT"),
                 "WORKER_PIDS_LIMIT",

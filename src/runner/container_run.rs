@@ -113,7 +113,13 @@ impl Exec<'_> {
                 ),
             )));
         }
-        let id = match engine::create_container(&deps.docker, body).await {
+        let id = match engine::create_container(
+            &deps.docker,
+            body,
+            &super::container_policy::MountRoots::from_config(&deps.config),
+        )
+        .await
+        {
             Ok(id) => id,
             Err(e) if e.is_unreachable() => {
                 // Not the run's fault: back to the queue until the engine returns.

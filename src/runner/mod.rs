@@ -1,6 +1,7 @@
 //! The run engine: triggering (a PENDING row), the dispatcher that starts queued
 //! runs under `MAX_CONCURRENT_RUNS`, the executor over Docker, logs and live hubs.
 
+pub mod container_policy;
 mod container_run;
 pub mod container_spec;
 mod dispatcher;
