@@ -334,6 +334,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         token_limiter: Arc::new(web::api::webhooks::limiter(
             web::access_layer::TOKEN_ATTEMPTS_PER_MINUTE,
         )),
+        release_check: crate::release_check::ReleaseCheck::new(&config),
     };
     let auth = &config.auth;
     let providers: Vec<&str> = auth.providers.iter().map(|p| p.id.as_str()).collect();
@@ -395,6 +396,12 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         config.clone(),
         shutdown.clone(),
     ));
+    tasks.spawn(
+        state
+            .release_check
+            .clone()
+            .run_daily(config.cleanup_time, shutdown.clone()),
+    );
     let router = web::router(state.clone());
     tasks.spawn(web::server::serve(
         listener,

@@ -17,12 +17,14 @@ pub mod command_runtime;
 pub mod config;
 /// Pool, migrations and every SQL statement.
 pub mod db;
-/// Pipeline discovery and `pipeline.json` metadata.
+/// Pipelines from a git repository: sync, snapshots, webhooks, warm-ups.
 pub mod gitsync;
-
+/// Pipeline discovery and `pipeline.json` metadata.
 pub mod pipelines;
 /// What `/ready` and start-up check: directories, free space.
 pub mod readiness;
+/// This build's version and whether a newer release exists.
+pub mod release_check;
 /// Removes old runs with their files.
 pub mod retention;
 /// Run statuses and error types.

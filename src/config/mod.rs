@@ -5,11 +5,13 @@
 
 pub mod auth;
 pub mod git;
+pub mod operations;
 pub mod shown;
 mod values;
 
 pub use auth::AuthEnv;
 pub use git::GitEnv;
+pub use operations::OpsEnv;
 pub use values::check_network_mode;
 
 use std::collections::HashMap;
@@ -87,6 +89,8 @@ pub struct Config {
     pub webhook_rate_limit: u32,
     /// Git sync (`GIT_REPO_URL` and friends); without a repository, `PIPELINES_DIR` is used as is.
     pub git: GitEnv,
+    /// Release check, metrics, logs, notifications.
+    pub ops: OpsEnv,
     /// OAuth providers, local sign-in, the initial admin's e-mail.
     pub auth: AuthEnv,
 }
@@ -364,6 +368,7 @@ impl Config {
                 "calls per minute per client",
             )?,
             git: GitEnv::from_vars(vars)?,
+            ops: OpsEnv::from_vars(vars)?,
             auth: AuthEnv::from_vars(vars)?,
         })
     }

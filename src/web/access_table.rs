@@ -167,6 +167,7 @@ pub const TABLE: &[(&str, &[(Method, Access)])] = &[
         &[(Method::POST, Open)],
     ),
     ("/api/system/cleanup", &[(Method::POST, ADMIN)]),
+    ("/api/system/version", &[(Method::GET, READ)]),
     ("/api/users", &[(Method::GET, ADMIN), (Method::POST, ADMIN)]),
     (
         "/api/users/{id}",

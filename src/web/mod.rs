@@ -96,6 +96,8 @@ pub struct AppState {
     /// Refused bearer tokens and token changes per client address
     /// (`access_layer::TOKEN_ATTEMPTS_PER_MINUTE`).
     pub token_limiter: Arc<api::webhooks::Limiter>,
+    /// `GET /api/system/version` and the System page.
+    pub release_check: Arc<crate::release_check::ReleaseCheck>,
 }
 
 impl AppState {
