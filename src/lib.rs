@@ -21,6 +21,8 @@ pub mod db;
 pub mod gitsync;
 /// Pipeline discovery and `pipeline.json` metadata.
 pub mod pipelines;
+/// The Prometheus metrics `/metrics` serves.
+pub mod prometheus;
 /// What `/ready` and start-up check: directories, free space.
 pub mod readiness;
 /// This build's version and whether a newer release exists.

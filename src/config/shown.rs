@@ -71,6 +71,7 @@ pub fn effective(c: &Config) -> Vec<(&'static str, String)> {
             format!("{} UTC", c.cleanup_time.format("%H:%M")),
         ),
         ("VERSION_CHECK", c.ops.version_check.to_string()),
+        ("METRICS_TOKEN", secret(&c.ops.metrics_token)),
         (
             "VERSION_CHECK_URL",
             c.ops

@@ -113,6 +113,16 @@ pub async fn ping(pool: &Pool) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Bytes the database's pages take (page count × page size).
+pub async fn size_bytes(pool: &Pool) -> Result<i64, DbError> {
+    let (bytes,): (i64,) = sqlx::query_as(
+        "SELECT p.page_count * s.page_size FROM pragma_page_count() p, pragma_page_size() s",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(bytes)
+}
+
 /// The id of this installation, created on first use; it labels our containers so
 /// that two installations sharing one Docker engine never touch each other's.
 pub async fn instance_id(pool: &Pool) -> Result<String, DbError> {

@@ -157,6 +157,11 @@ impl Runner {
         &self.deps.hubs
     }
 
+    /// Runs whose containers this process follows now.
+    pub fn active_count(&self) -> usize {
+        self.deps.with_active(|m| m.len())
+    }
+
     pub fn deps(&self) -> &Arc<RunnerDeps> {
         &self.deps
     }

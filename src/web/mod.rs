@@ -21,6 +21,7 @@ mod invite_page;
 mod log_render;
 mod log_stream;
 pub(crate) mod login_pages;
+mod metrics_export;
 mod metrics_stream;
 mod oauth_pages;
 mod pipeline_facts;
@@ -136,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         .merge(settings_page::router())
         .merge(system_page::router())
         .merge(audit_page::router())
+        .merge(metrics_export::router())
         .nest("/api", api::router())
         .merge(assets::router())
         .route("/health", get(probes::health))
