@@ -7,6 +7,8 @@ pub mod audit;
 /// Roles, API tokens, passwords, OAuth sign-in, invitations, the setup link and
 /// the first checks of every request.
 pub mod auth;
+/// `fastflow backup` and `restore`.
+pub mod backup;
 /// Human-readable byte counts.
 pub mod byte_size;
 /// `fastflow check`: validates a pipelines directory for CI.
@@ -15,6 +17,8 @@ pub mod check;
 pub mod command_runtime;
 /// Typed configuration from the environment.
 pub mod config;
+/// The lock a running server holds on `DATA_DIR`.
+pub mod data_lock;
 /// Pool, migrations and every SQL statement.
 pub mod db;
 /// Pipelines from a git repository: sync, snapshots, webhooks, warm-ups.

@@ -3,6 +3,7 @@
 
 pub mod api_tokens;
 pub mod audit_log;
+pub mod backup;
 pub mod dashboard;
 pub mod git_repo_config;
 pub mod gitsync;
