@@ -2,7 +2,7 @@
 # The pipeline runs themselves use WORKER_BASE_IMAGE, not this image.
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock VERSION ./
 COPY src src
 COPY migrations migrations
 COPY templates templates

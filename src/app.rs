@@ -184,6 +184,8 @@ pub struct RunningApp {
     pub state: AppState,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
+    /// Released when the app is dropped (or the process ends).
+    _data_lock: Option<crate::data_lock::DataLock>,
 }
 
 impl RunningApp {
@@ -214,6 +216,20 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     config
         .prepare_dirs()
         .context("creating DATA_DIR, LOGS_DIR or UV_CACHE_DIR")?;
+    let data_lock = match crate::data_lock::try_lock(&config.data_dir) {
+        Ok(Some(lock)) => Some(lock),
+        Ok(None) => {
+            tracing::warn!(
+                "another Fast-Flow process holds {}: two servers on one DATA_DIR share its database and runs; `fastflow restore` refuses while one runs",
+                crate::data_lock::lock_path(&config.data_dir).display()
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot take the DATA_DIR lock");
+            None
+        }
+    };
     let (keys, source) = resolve_encryption_keys(
         &config.encryption_keys,
         config.encryption_key.as_ref(),
@@ -334,6 +350,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         token_limiter: Arc::new(web::api::webhooks::limiter(
             web::access_layer::TOKEN_ATTEMPTS_PER_MINUTE,
         )),
+        release_check: crate::release_check::ReleaseCheck::new(&config),
     };
     let auth = &config.auth;
     let providers: Vec<&str> = auth.providers.iter().map(|p| p.id.as_str()).collect();
@@ -395,6 +412,12 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         config.clone(),
         shutdown.clone(),
     ));
+    tasks.spawn(
+        state
+            .release_check
+            .clone()
+            .run_daily(config.cleanup_time, shutdown.clone()),
+    );
     let router = web::router(state.clone());
     tasks.spawn(web::server::serve(
         listener,
@@ -408,6 +431,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         state,
         shutdown,
         tasks,
+        _data_lock: data_lock,
     })
 }
 

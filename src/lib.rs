@@ -7,6 +7,8 @@ pub mod audit;
 /// Roles, API tokens, passwords, OAuth sign-in, invitations, the setup link and
 /// the first checks of every request.
 pub mod auth;
+/// `fastflow backup` and `restore`.
+pub mod backup;
 /// Human-readable byte counts.
 pub mod byte_size;
 /// `fastflow check`: validates a pipelines directory for CI.
@@ -15,14 +17,20 @@ pub mod check;
 pub mod command_runtime;
 /// Typed configuration from the environment.
 pub mod config;
+/// The lock a running server holds on `DATA_DIR`.
+pub mod data_lock;
 /// Pool, migrations and every SQL statement.
 pub mod db;
-/// Pipeline discovery and `pipeline.json` metadata.
+/// Pipelines from a git repository: sync, snapshots, webhooks, warm-ups.
 pub mod gitsync;
-
+/// Pipeline discovery and `pipeline.json` metadata.
 pub mod pipelines;
+/// The Prometheus metrics `/metrics` serves.
+pub mod prometheus;
 /// What `/ready` and start-up check: directories, free space.
 pub mod readiness;
+/// This build's version and whether a newer release exists.
+pub mod release_check;
 /// Removes old runs with their files.
 pub mod retention;
 /// Run statuses and error types.

@@ -1,5 +1,5 @@
-//! The `fastflow` binary: `serve` (default), `check [DIR]`, `encrypt`, `rotate-key`
-//! or `token create|list|revoke`.
+//! The `fastflow` binary: `serve` (default), `check [DIR]`, `encrypt`, `rotate-key`,
+//! `token create|list|revoke`, `backup DIR` or `restore DIR`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +32,20 @@ enum Command {
     /// Re-encrypt every stored secret and credential made with an older key of
     /// ENCRYPTION_KEYS (newest first) with the newest one.
     RotateKey,
+    /// Copy the database (consistently, while the server runs), the logs and the
+    /// generated encryption key into DIR (new or empty).
+    Backup {
+        /// Where the backup goes.
+        dir: PathBuf,
+    },
+    /// Put a backup made with `fastflow backup` back (the server must be stopped).
+    Restore {
+        /// The backup's directory.
+        dir: PathBuf,
+        /// Replace an existing database (it is kept as fastflow.db.before-restore-<time>).
+        #[arg(long)]
+        force: bool,
+    },
     /// API tokens for curl, CI and first setup (`Authorization: Bearer <token>`).
     Token {
         #[command(subcommand)]
@@ -69,6 +83,8 @@ fn main() -> ExitCode {
         Command::Check { dir } => fastflow::check::main(dir),
         Command::Encrypt => fastflow::secrets::encrypt_command::main(),
         Command::RotateKey => fastflow::secrets::rotate_command::main(),
+        Command::Backup { dir } => fastflow::backup::main(dir),
+        Command::Restore { dir, force } => fastflow::backup::restore::main(dir, force),
         Command::Token { action } => {
             use fastflow::auth::token_command::{TokenCommand, main};
             main(match action {

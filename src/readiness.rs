@@ -12,21 +12,32 @@ use crate::config::Config;
 
 /// Every problem with the directories, one sentence each; empty when all is well.
 pub fn directory_problems(config: &Config) -> Vec<String> {
-    let mut problems = Vec::new();
-    if let Err(e) = std::fs::read_dir(&config.pipelines_dir) {
-        problems.push(format!(
+    pipelines_dir_problem(config)
+        .into_iter()
+        .chain(storage_problems(config))
+        .collect()
+}
+
+/// `PIPELINES_DIR` cannot be listed.
+pub fn pipelines_dir_problem(config: &Config) -> Option<String> {
+    std::fs::read_dir(&config.pipelines_dir).err().map(|e| {
+        format!(
             "PIPELINES_DIR {} cannot be read: {e}",
             config.pipelines_dir.display()
-        ));
-    }
+        )
+    })
+}
+
+/// `DATA_DIR` and `LOGS_DIR` are short of space or cannot be written.
+pub fn storage_problems(config: &Config) -> Vec<String> {
     let mut writable = vec![("DATA_DIR", config.data_dir.as_path())];
     if !config.logs_dir.starts_with(&config.data_dir) {
         writable.push(("LOGS_DIR", config.logs_dir.as_path()));
     }
-    for (name, dir) in writable {
-        problems.extend(storage_problem(name, dir, config.min_free_disk_bytes));
-    }
-    problems
+    writable
+        .into_iter()
+        .filter_map(|(name, dir)| storage_problem(name, dir, config.min_free_disk_bytes))
+        .collect()
 }
 
 fn storage_problem(name: &str, dir: &Path, min_free: u64) -> Option<String> {

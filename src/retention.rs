@@ -138,7 +138,7 @@ pub async fn run_daily(pool: Pool, config: std::sync::Arc<Config>, shutdown: Can
     }
 }
 
-fn until_next(at: NaiveTime) -> std::time::Duration {
+pub(crate) fn until_next(at: NaiveTime) -> std::time::Duration {
     let now = Utc::now();
     let today = now.date_naive().and_time(at).and_utc();
     let next = if today > now {

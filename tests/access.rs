@@ -66,7 +66,7 @@ async fn every_route_requires_the_role_the_table_says() {
                     code != StatusCode::UNAUTHORIZED || pattern.starts_with("/api/webhooks"),
                     "{method} {path} is open, got {code}"
                 ),
-                _ if path.starts_with("/api/") => {
+                _ if path.starts_with("/api/") || path == "/metrics" => {
                     assert_eq!(code, StatusCode::UNAUTHORIZED, "{method} {path}")
                 }
                 _ => {
@@ -89,6 +89,7 @@ async fn every_route_requires_the_role_the_table_says() {
                     // Account changes need a browser session, whatever the token's role.
                     Access::Session => false,
                     Access::AtLeast(needed) => role >= needed,
+                    Access::MetricsScrape => true,
                 };
                 // The layer's refusal names the role (or the session); a handler's own
                 // 403 (a used setup link, say) does not.

@@ -116,8 +116,25 @@ async fn engine_going_away_and_coming_back() {
         &[("DOCKER_HOST", &host)],
     )
     .await;
-    let (status, _) = app.get_json("/ready").await;
-    assert_eq!(status, 200);
+    let (status, ready) = app.get_json("/ready").await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["status"], "ready", "{ready}");
+    for name in ["database", "pipelines", "engine", "runner_image", "disk"] {
+        assert_eq!(ready["checks"][name]["ok"], true, "{name}: {ready}");
+    }
+    assert_eq!(ready["checks"]["pipelines"]["valid"], 1, "{ready}");
+    assert_eq!(
+        ready["checks"]["engine"]["host"],
+        format!("DOCKER_HOST={host}"),
+        "{ready}"
+    );
+    assert!(
+        ready["checks"]["disk"]["data_dir_free_bytes"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{ready}"
+    );
     let first = app.trigger("p", "").await;
     assert_eq!(
         app.wait_finished(&first, Duration::from_secs(60)).await["status"],
@@ -150,6 +167,19 @@ async fn engine_going_away_and_coming_back() {
     assert!(
         ready["reason"].as_str().unwrap().contains("Docker engine"),
         "{ready}"
+    );
+    assert_eq!(ready["status"], "not_ready", "{ready}");
+    assert_eq!(ready["checks"]["engine"]["ok"], false, "{ready}");
+    assert!(
+        ready["checks"]["engine"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("Docker engine"),
+        "{ready}"
+    );
+    assert_eq!(
+        ready["checks"]["database"]["ok"], true,
+        "only the engine fails: {ready}"
     );
     let (_, banner) = app.get_text("/fragments/engine-status").await;
     assert!(banner.contains("Runs cannot start"), "{banner}");

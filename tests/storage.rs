@@ -101,6 +101,11 @@ async fn a_full_log_disk_ends_the_run_with_the_reason_after_draining_all_output(
         ready["reason"].as_str().unwrap().starts_with("LOGS_DIR"),
         "{ready}"
     );
+    assert_eq!(ready["checks"]["disk"]["ok"], false, "{ready}");
+    assert_eq!(
+        ready["checks"]["engine"]["ok"], true,
+        "only the disk fails: {ready}"
+    );
 
     // Cancel works at any time, also while the output cannot be stored.
     let id = app.trigger("forever", "{}").await;

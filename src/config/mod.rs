@@ -5,11 +5,14 @@
 
 pub mod auth;
 pub mod git;
+pub mod operations;
 pub mod shown;
 mod values;
 
 pub use auth::AuthEnv;
 pub use git::GitEnv;
+pub use operations::OpsEnv;
+pub use values::check_network_mode;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -86,6 +89,8 @@ pub struct Config {
     pub webhook_rate_limit: u32,
     /// Git sync (`GIT_REPO_URL` and friends); without a repository, `PIPELINES_DIR` is used as is.
     pub git: GitEnv,
+    /// Release check, metrics, logs, notifications.
+    pub ops: OpsEnv,
     /// OAuth providers, local sign-in, the initial admin's e-mail.
     pub auth: AuthEnv,
 }
@@ -257,7 +262,12 @@ impl Config {
             log_max_size_bytes: (log_max_size_mb * 1024.0 * 1024.0) as u64,
             docker_host: get("DOCKER_HOST").or_else(|| get("DOCKER_PROXY_URL")),
             worker_ca_bundle,
-            worker_network: get("WORKER_NETWORK").unwrap_or_else(|| "bridge".into()),
+            worker_network: {
+                let mode = get("WORKER_NETWORK").unwrap_or_else(|| "bridge".into());
+                values::check_network_mode(&mode)
+                    .map_err(|reason| values::err("WORKER_NETWORK", &mode, reason))?;
+                mode
+            },
             worker_pids_limit: in_range(
                 get("WORKER_PIDS_LIMIT"),
                 "WORKER_PIDS_LIMIT",
@@ -358,6 +368,7 @@ impl Config {
                 "calls per minute per client",
             )?,
             git: GitEnv::from_vars(vars)?,
+            ops: OpsEnv::from_vars(vars)?,
             auth: AuthEnv::from_vars(vars)?,
         })
     }

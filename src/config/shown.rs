@@ -71,6 +71,15 @@ pub fn effective(c: &Config) -> Vec<(&'static str, String)> {
             "CLEANUP_TIME",
             format!("{} UTC", c.cleanup_time.format("%H:%M")),
         ),
+        ("VERSION_CHECK", c.ops.version_check.to_string()),
+        ("METRICS_TOKEN", secret(&c.ops.metrics_token)),
+        (
+            "VERSION_CHECK_URL",
+            c.ops
+                .version_check_url
+                .as_deref()
+                .map_or("not set".to_string(), without_credentials),
+        ),
         (
             "DEFAULT_CPU_LIMIT",
             c.default_cpu_limit.map_or("none".into(), |v| v.to_string()),

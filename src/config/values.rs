@@ -177,3 +177,21 @@ pub(super) fn base_url_checked(raw: &str) -> Result<String, ConfigError> {
     }
     Ok(raw.trim_end_matches('/').to_string())
 }
+
+/// Network modes a run may use: the engine's bridge, none, or a user-defined
+/// network by name. `host` and `container:<id>` share another namespace.
+pub fn check_network_mode(mode: &str) -> Result<(), String> {
+    let lower = mode.to_ascii_lowercase();
+    if lower == "host" || lower.starts_with("container:") {
+        return Err(format!(
+            "network mode `{mode}` shares a namespace with the host or another container; use `bridge` (the default), `none` or a user-defined network name"
+        ));
+    }
+    if mode.is_empty()
+        || mode.len() > 128
+        || mode.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!("network mode `{mode}` is not a network name"));
+    }
+    Ok(())
+}

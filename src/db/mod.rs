@@ -3,6 +3,7 @@
 
 pub mod api_tokens;
 pub mod audit_log;
+pub mod backup;
 pub mod dashboard;
 pub mod git_repo_config;
 pub mod gitsync;
@@ -111,6 +112,16 @@ fn configure_sqlite_once() {
 pub async fn ping(pool: &Pool) -> Result<(), DbError> {
     sqlx::query("SELECT 1").execute(pool).await?;
     Ok(())
+}
+
+/// Bytes the database's pages take (page count × page size).
+pub async fn size_bytes(pool: &Pool) -> Result<i64, DbError> {
+    let (bytes,): (i64,) = sqlx::query_as(
+        "SELECT p.page_count * s.page_size FROM pragma_page_count() p, pragma_page_size() s",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(bytes)
 }
 
 /// The id of this installation, created on first use; it labels our containers so

@@ -362,6 +362,7 @@ impl GitSync {
         if let Some(e) = &error {
             tracing::warn!(trigger, error = %e, "git sync failed; the previous snapshot keeps serving");
         }
+        crate::prometheus::metrics().git_synced(success);
         let entry = NewSyncLogEntry {
             started_at,
             duration_ms: i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX),

@@ -113,7 +113,13 @@ impl Exec<'_> {
                 ),
             )));
         }
-        let id = match engine::create_container(&deps.docker, body).await {
+        let id = match engine::create_container(
+            &deps.docker,
+            body,
+            &super::container_policy::MountRoots::from_config(&deps.config),
+        )
+        .await
+        {
             Ok(id) => id,
             Err(e) if e.is_unreachable() => {
                 // Not the run's fault: back to the queue until the engine returns.
@@ -178,6 +184,11 @@ impl Exec<'_> {
             ));
         }
         let started_at = Utc::now();
+        let due = self
+            .run
+            .not_before
+            .map_or(self.run.started_at, |t| t.max(self.run.started_at));
+        crate::prometheus::metrics().container_started((started_at - due).as_seconds_f64());
         if let Err(e) =
             db::runs::set_container_started(&self.deps.pool, &self.run.id, started_at).await
         {

@@ -12,6 +12,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
+use super::container_policy::{self, MountRoots, PolicyViolation};
 use super::container_spec::LABEL_INSTANCE;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,8 +23,22 @@ pub enum EngineError {
         "image `{image}` is not available locally and pulling it failed: {reason}. On machines without registry access build a local image with scripts/build-runner-image.sh and set WORKER_BASE_IMAGE"
     )]
     Pull { image: String, reason: String },
-    #[error("Docker engine error: {0}")]
+    #[error("Docker engine error: {}", describe_api_error(.0))]
     Api(#[from] BollardError),
+    #[error(transparent)]
+    Policy(#[from] PolicyViolation),
+}
+
+/// A 403 from the engine's address is a socket proxy's allow-list (the engine itself
+/// answers 403 only for swarm and plugin calls we never make): say which call and
+/// what to allow instead of passing on the proxy's HTML page.
+fn describe_api_error(e: &BollardError) -> String {
+    match e {
+        BollardError::DockerResponseServerError {
+            status_code: 403, ..
+        } => "the Docker API refused the call with 403 Forbidden: a Docker socket proxy in DOCKER_HOST does not allow it. Fast-Flow needs CONTAINERS=1 IMAGES=1 INFO=1 POST=1 PING=1 (docs/deployment.md lists each call)".into(),
+        other => other.to_string(),
+    }
 }
 
 /// Connects to `DOCKER_HOST` (unix socket path or `unix://`, `tcp://`, `http://`), or
@@ -54,7 +69,7 @@ impl EngineError {
     pub fn is_unreachable(&self) -> bool {
         match self {
             Self::Api(e) | Self::Connect { source: e, .. } => is_unreachable(e),
-            Self::Pull { .. } => false,
+            Self::Pull { .. } | Self::Policy(_) => false,
         }
     }
 }
@@ -141,7 +156,9 @@ fn split_image(image: &str) -> (&str, &str) {
 pub async fn create_container(
     docker: &Docker,
     body: ContainerCreateBody,
+    roots: &MountRoots,
 ) -> Result<String, EngineError> {
+    container_policy::check(&body, roots)?;
     match docker.create_container(None, body.clone()).await {
         Ok(created) => Ok(created.id),
         Err(e) if is_not_found(&e) => {

@@ -318,7 +318,17 @@ pub(super) async fn record(
         }
     }
     let status = match db::runs::get(&deps.pool, &run.id).await {
-        Ok(Some(r)) => r.status,
+        Ok(Some(r)) => {
+            let end = r.finished_at.unwrap_or_else(chrono::Utc::now);
+            let began = r.container_started_at.unwrap_or(r.started_at);
+            crate::prometheus::metrics().run_finished(
+                &r.pipeline_name,
+                r.status.as_str(),
+                (end - began).as_seconds_f64(),
+                u64::try_from(r.log_bytes).unwrap_or(0),
+            );
+            r.status
+        }
         _ => outcome.status,
     };
     tracing::info!(run = %run.id, pipeline = %run.pipeline_name, %status, exit_code = ?outcome.exit_code,

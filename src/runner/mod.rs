@@ -1,6 +1,7 @@
 //! The run engine: triggering (a PENDING row), the dispatcher that starts queued
 //! runs under `MAX_CONCURRENT_RUNS`, the executor over Docker, logs and live hubs.
 
+pub mod container_policy;
 mod container_run;
 pub mod container_spec;
 mod dispatcher;
@@ -154,6 +155,11 @@ impl Runner {
 
     pub fn hubs(&self) -> &Arc<LogHubs> {
         &self.deps.hubs
+    }
+
+    /// Runs whose containers this process follows now.
+    pub fn active_count(&self) -> usize {
+        self.deps.with_active(|m| m.len())
     }
 
     pub fn deps(&self) -> &Arc<RunnerDeps> {

@@ -153,9 +153,13 @@ impl Runner {
         };
         let mut body = container_spec::build(&deps.config, p, &ctx);
         body.cmd = Some(warm_command(p));
-        let container = engine::create_container(&deps.docker, body)
-            .await
-            .map_err(|e| format!("creating the warm-up container failed: {e}"))?;
+        let container = engine::create_container(
+            &deps.docker,
+            body,
+            &super::container_policy::MountRoots::from_config(&deps.config),
+        )
+        .await
+        .map_err(|e| format!("creating the warm-up container failed: {e}"))?;
         let outcome = async {
             deps.docker
                 .start_container(

@@ -166,11 +166,13 @@ impl Scheduler {
                 .collect();
             let results = db::schedule::record_slots(&self.inner.pool, chunk, now).await?;
             self.advance_cursors(&times);
-            for ((job_id, _), result) in times.iter().zip(results) {
+            for ((job_id, slot), result) in times.iter().zip(results) {
                 if let SlotResult::Recorded { run_id, .. } = result {
                     report.recorded += 1;
                     if let Some(run_id) = run_id {
                         report.started += 1;
+                        crate::prometheus::metrics()
+                            .scheduled_run_queued((now - *slot).as_seconds_f64());
                         if specs
                             .get(job_id)
                             .is_some_and(|s| s.kind == JobKind::Restart)

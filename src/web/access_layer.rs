@@ -30,9 +30,19 @@ pub const TOKEN_ATTEMPTS_PER_MINUTE: u32 = 30;
 /// Most bytes of a form body read to find its CSRF field.
 const MAX_FORM_BYTES: usize = 2 * 1024 * 1024;
 
+/// The request carries `METRICS_TOKEN` (compared in constant time).
+fn metrics_token_matches(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    use subtle::ConstantTimeEq;
+    match (&state.config.ops.metrics_token, identity::bearer(headers)) {
+        (Some(token), Some(sent)) => bool::from(token.expose().as_bytes().ct_eq(sent.as_bytes())),
+        _ => false,
+    }
+}
+
 pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    let api = path.starts_with("/api/") || path == "/api";
+    // A scraper wants a 401, not the sign-in page.
+    let api = path.starts_with("/api/") || path == "/api" || path == "/metrics";
     let method = req.method().clone();
     let peer = req
         .extensions()
@@ -64,7 +74,11 @@ pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) ->
         }
         return refuse(api, missing);
     };
-    let access = route.access;
+    let access = match route.access {
+        Access::MetricsScrape if metrics_token_matches(&state, req.headers()) => Access::Open,
+        Access::MetricsScrape => Access::AtLeast(crate::auth::Role::Readonly),
+        other => other,
+    };
     let change = |who, status, note| audit_trail::Change {
         method: &method,
         route: &route,

@@ -23,6 +23,8 @@ pub enum Access {
     Session,
     /// At least this role.
     AtLeast(Role),
+    /// `METRICS_TOKEN` as a bearer token, else like `AtLeast(Readonly)`.
+    MetricsScrape,
 }
 
 use Access::{AtLeast, Open, Session, SignedIn};
@@ -34,6 +36,7 @@ const ADMIN: Access = AtLeast(Role::Admin);
 pub const TABLE: &[(&str, &[(Method, Access)])] = &[
     ("/health", &[(Method::GET, Open)]),
     ("/ready", &[(Method::GET, Open)]),
+    ("/metrics", &[(Method::GET, Access::MetricsScrape)]),
     ("/static/{*path}", &[(Method::GET, Open)]),
     ("/login", &[(Method::GET, Open), (Method::POST, Open)]),
     ("/setup", &[(Method::GET, Open), (Method::POST, Open)]),
@@ -167,6 +170,7 @@ pub const TABLE: &[(&str, &[(Method, Access)])] = &[
         &[(Method::POST, Open)],
     ),
     ("/api/system/cleanup", &[(Method::POST, ADMIN)]),
+    ("/api/system/version", &[(Method::GET, READ)]),
     ("/api/users", &[(Method::GET, ADMIN), (Method::POST, ADMIN)]),
     (
         "/api/users/{id}",

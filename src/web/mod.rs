@@ -21,6 +21,7 @@ mod invite_page;
 mod log_render;
 mod log_stream;
 pub(crate) mod login_pages;
+mod metrics_export;
 mod metrics_stream;
 mod oauth_pages;
 mod page_query;
@@ -30,6 +31,7 @@ mod pipeline_list_page;
 mod pipeline_pages;
 mod pipeline_secrets;
 mod pipeline_tabs;
+mod probes;
 #[cfg(test)]
 mod render_properties;
 mod replay_cache;
@@ -96,6 +98,8 @@ pub struct AppState {
     /// Refused bearer tokens and token changes per client address
     /// (`access_layer::TOKEN_ATTEMPTS_PER_MINUTE`).
     pub token_limiter: Arc<api::webhooks::Limiter>,
+    /// `GET /api/system/version` and the System page.
+    pub release_check: Arc<crate::release_check::ReleaseCheck>,
 }
 
 impl AppState {
@@ -134,10 +138,11 @@ pub fn router(state: AppState) -> Router {
         .merge(settings_page::router())
         .merge(system_page::router())
         .merge(audit_page::router())
+        .merge(metrics_export::router())
         .nest("/api", api::router())
         .merge(assets::router())
-        .route("/health", get(health))
-        .route("/ready", get(ready))
+        .route("/health", get(probes::health))
+        .route("/ready", get(probes::ready))
         .route("/fragments/engine-status", get(engine_status))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -173,46 +178,6 @@ pub fn router(state: AppState) -> Router {
             ),
         )
         .with_state(state)
-}
-
-async fn health(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({
-        "status": "healthy",
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": state.started.elapsed().as_secs(),
-    }))
-}
-
-/// 200 when runs can start and be stored: database, Docker engine, readable
-/// `PIPELINES_DIR`, writable `DATA_DIR`/`LOGS_DIR` with space left; else 503 with
-/// every reason (the first one also as `reason`).
-async fn ready(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let mut problems = Vec::new();
-    if let Err(e) = crate::db::ping(&state.pool).await {
-        problems.push(format!("database unavailable: {e}"));
-    }
-    if !state.registry.is_loaded() {
-        problems.push("pipelines are still being discovered".to_string());
-    }
-    problems.extend(state.runner.deps().engine.down_reason());
-    let config = state.config.clone();
-    match tokio::task::spawn_blocking(move || crate::readiness::directory_problems(&config)).await {
-        Ok(found) => problems.extend(found),
-        Err(e) => problems.push(format!("checking the directories failed: {e}")),
-    }
-    match problems.first() {
-        None => axum::Json(serde_json::json!({"ready": true})).into_response(),
-        Some(first) => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"ready": false, "reason": first, "problems": problems})),
-        )
-            .into_response(),
-    }
 }
 
 /// The server answers before the first scan of `PIPELINES_DIR` is in (it can take

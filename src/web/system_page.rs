@@ -19,6 +19,8 @@ pub fn router() -> Router<AppState> {
 #[template(path = "pages/system.html")]
 struct Page {
     version: &'static str,
+    /// What the release check found, in words.
+    release: String,
     image: String,
     engine: String,
     engine_ok: bool,
@@ -27,6 +29,26 @@ struct Page {
     valid: usize,
     invalid: usize,
     settings: Vec<(&'static str, String)>,
+}
+
+fn release_text(state: &AppState) -> String {
+    let check = &state.release_check;
+    if !check.is_enabled() {
+        return "not checked (VERSION_CHECK=false or no VERSION_CHECK_URL)".into();
+    }
+    let info = check.current();
+    let when = info
+        .last_checked
+        .map(|t| format!(" (checked {})", t.format("%Y-%m-%d %H:%M UTC")))
+        .unwrap_or_default();
+    match (&info.check_error, &info.latest_version) {
+        (Some(error), _) => format!("the check failed: {error}{when}"),
+        (None, Some(latest)) if info.update_available => {
+            format!("{latest} is available — this is {}{when}", info.version)
+        }
+        (None, Some(latest)) => format!("{latest}, this version is current{when}"),
+        (None, None) => "not checked yet".into(),
+    }
 }
 
 async fn page(State(state): State<AppState>) -> Result<Page, AppError> {
@@ -53,7 +75,8 @@ async fn page(State(state): State<AppState>) -> Result<Page, AppError> {
     let snapshot = state.registry.snapshot();
     let valid = snapshot.pipelines.values().filter(|p| p.is_valid()).count();
     Ok(Page {
-        version: env!("CARGO_PKG_VERSION"),
+        version: crate::release_check::current_version(),
+        release: release_text(&state),
         image: image_in_use(&state).await,
         engine: engine_text,
         engine_ok,

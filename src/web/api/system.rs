@@ -1,4 +1,5 @@
-//! `/api/system` and `/api/stats`: retention cleanup on demand and daily counters.
+//! `/api/system` and `/api/stats`: retention cleanup on demand, the version and
+//! release check, and daily counters.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -14,6 +15,26 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/system/cleanup", post(run_cleanup))
         .route("/stats/daily", get(daily_stats))
+        .route("/system/version", get(version))
+}
+
+#[derive(Deserialize)]
+struct VersionQuery {
+    #[serde(default)]
+    force_check: bool,
+}
+
+/// This build's version and the latest release (Fast-Flow 1.x's answer);
+/// `force_check=true` checks the release feed now (at most once a minute).
+async fn version(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<VersionQuery>,
+) -> Json<crate::release_check::VersionInfo> {
+    Json(if q.force_check {
+        state.release_check.check_now().await
+    } else {
+        state.release_check.current()
+    })
 }
 
 /// Runs the retention cleanup now and reports what it removed.
