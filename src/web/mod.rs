@@ -144,6 +144,10 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(probes::health))
         .route("/ready", get(probes::ready))
         .route("/fragments/engine-status", get(engine_status))
+        // Pages and JSON compressed when the client asks (live streams are not:
+        // tower-http's default predicate leaves text/event-stream alone). Around
+        // the handlers only, so the middleware below sees plain responses.
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             after_discovery,
@@ -162,9 +166,6 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             state.config.http.request_timeout,
         ))
-        // Pages and JSON compressed when the client asks (live streams are not:
-        // tower-http's default predicate leaves text/event-stream alone).
-        .layer(tower_http::compression::CompressionLayer::new())
         .layer(x_frame)
         .layer(csp)
         .layer(nosniff)
