@@ -72,6 +72,30 @@ pub async fn days(pool: &Pool, days: i64) -> Result<Vec<DayTotal>, DbError> {
     .await?)
 }
 
+/// The latest runs of each of `pipelines`, newest first, in one statement (one
+/// index seek per pipeline, one round trip): `(pipeline, id, status)`.
+pub async fn last_outcomes_of(
+    pool: &Pool,
+    pipelines: &[&str],
+    limit: i64,
+) -> Result<Vec<(String, String, RunStatus)>, DbError> {
+    if pipelines.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("");
+    for (i, name) in pipelines.iter().enumerate() {
+        if i > 0 {
+            q.push(" UNION ALL ");
+        }
+        q.push("SELECT * FROM (SELECT pipeline_name, id, status FROM runs WHERE pipeline_name = ")
+            .push_bind(*name)
+            .push(" ORDER BY started_at DESC, id DESC LIMIT ")
+            .push_bind(limit)
+            .push(")");
+    }
+    Ok(q.build_query_as().fetch_all(pool).await?)
+}
+
 /// A pipeline's latest runs, newest first: `(id, status)`.
 pub async fn last_outcomes(
     pool: &Pool,

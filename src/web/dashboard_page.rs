@@ -172,8 +172,18 @@ async fn dashboard(state: &AppState) -> Result<Dashboard, AppError> {
     let heat = heat_map(&db::dashboard::days(pool, 371).await?, now.date_naive());
     let snapshot = state.registry.snapshot();
     let mut strips = Vec::new();
-    for name in snapshot.pipelines.keys().take(STRIP_PIPELINES) {
-        let outcomes = db::dashboard::last_outcomes(pool, name, 10).await?;
+    let shown: Vec<&str> = snapshot
+        .pipelines
+        .keys()
+        .take(STRIP_PIPELINES)
+        .map(String::as_str)
+        .collect();
+    let mut latest = std::collections::HashMap::<String, Vec<(String, RunStatus)>>::new();
+    for (pipeline, id, status) in db::dashboard::last_outcomes_of(pool, &shown, 10).await? {
+        latest.entry(pipeline).or_default().push((id, status));
+    }
+    for name in shown {
+        let outcomes = latest.remove(name).unwrap_or_default();
         let succeeded = outcomes
             .iter()
             .filter(|(_, s)| *s == RunStatus::Success)
@@ -184,7 +194,7 @@ async fn dashboard(state: &AppState) -> Result<Dashboard, AppError> {
             format!("{succeeded} of {} succeeded", outcomes.len())
         };
         strips.push(Strip {
-            name: name.clone(),
+            name: name.to_string(),
             svg: outcome_strip(&outcomes),
             summary,
         });

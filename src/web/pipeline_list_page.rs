@@ -198,10 +198,14 @@ async fn list_view(state: &AppState, q: &ListQuery) -> Result<(ListView, String)
     let names: Vec<&str> = found.pipelines.iter().map(|p| p.name.as_str()).collect();
     let stats = db::run_stats::pipeline_stats_for(&state.pool, &names).await?;
     let mut rows = Vec::with_capacity(found.pipelines.len());
+    // One statement: an index read per pipeline shown (at most a page of them).
+    let mut latest = std::collections::HashMap::<String, Vec<_>>::new();
+    for (pipeline, id, status) in db::dashboard::last_outcomes_of(&state.pool, &names, 10).await? {
+        latest.entry(pipeline).or_default().push((id, status));
+    }
     for p in &found.pipelines {
         let mut row = PipelineRow::new(p, stats.get(&p.name));
-        // One index read per pipeline shown (at most a page of them).
-        let outcomes = db::dashboard::last_outcomes(&state.pool, &p.name, 10).await?;
+        let outcomes = latest.remove(&p.name).unwrap_or_default();
         if !outcomes.is_empty() {
             row.strip = super::dashboard_charts::outcome_strip(&outcomes);
         }
