@@ -140,12 +140,26 @@ fn init_tracing() {
     let no_engine_bodies = filter_fn(|meta| {
         !(meta.target().starts_with("bollard") && *meta.level() > tracing::Level::INFO)
     });
-    let layer = tracing_subscriber::fmt::layer()
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_filter(filter)
-        .with_filter(no_engine_bodies);
+    let format = crate::config::operations::LogFormat::from_env();
+    let layer: Box<dyn Layer<_> + Send + Sync> = match format {
+        // One object per line; the request's or run's span fields (request_id,
+        // run_id) are on every line inside it.
+        Ok(crate::config::operations::LogFormat::Json) => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .boxed(),
+        _ => tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .boxed(),
+    };
+    let layer = layer.with_filter(filter).with_filter(no_engine_bodies);
     let _ = tracing_subscriber::registry().with(layer).try_init();
+    if let Err(problem) = format {
+        tracing::warn!("{problem}; writing text logs");
+    }
 }
 
 async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
@@ -375,6 +389,15 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     // The setup link makes a local admin: useless where local sign-in is off.
     if auth.local_login {
         match crate::auth::setup_link::issue_if_no_user(&state.pool).await {
+            Ok(Some(link))
+                if config.ops.log_format == crate::config::operations::LogFormat::Json =>
+            {
+                // JSON logs stay one object per line: the link is a field.
+                tracing::warn!(
+                    setup_url = %format!("{base}{link}"),
+                    "no admin exists yet: open setup_url once, within 24 hours, to create the first admin"
+                );
+            }
             Ok(Some(link)) => {
                 // Said on stdout too, like Jupyter's token link: it is the way in.
                 println!(
@@ -418,6 +441,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
             .clone()
             .run_daily(config.cleanup_time, shutdown.clone()),
     );
+    tasks.spawn(after_discovery(Box::pin(startup_summary(state.clone()))));
     let router = web::router(state.clone());
     tasks.spawn(web::server::serve(
         listener,
@@ -433,6 +457,25 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         tasks,
         _data_lock: data_lock,
     })
+}
+
+/// One line once the pipelines are discovered: what was found, which image, the
+/// engine and the address, so an operator sees at a glance whether all is well.
+async fn startup_summary(state: AppState) {
+    let snapshot = state.registry.snapshot();
+    let valid = snapshot.pipelines.values().filter(|p| p.is_valid()).count();
+    let invalid = snapshot.pipelines.len() - valid;
+    let engine = state.runner.deps().engine.down_reason();
+    tracing::info!(
+        pipelines_valid = valid,
+        pipelines_invalid = invalid,
+        image = state.config.worker_base_image.as_deref().unwrap_or("automatic"),
+        engine = engine.as_deref().unwrap_or("reachable"),
+        docker_host = %engine::describe_host(state.config.docker_host.as_deref()),
+        url = %state.config.base_url,
+        "ready: {valid} pipelines ({invalid} invalid) from {}",
+        state.config.pipelines_dir.display()
+    );
 }
 
 /// Runs `work` once the first scan is in (not at all if shutdown comes first).

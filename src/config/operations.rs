@@ -10,7 +10,41 @@ use crate::secrets::SecretString;
 /// Shortest `METRICS_TOKEN`: a scraper's credential must not be guessable.
 pub const MIN_METRICS_TOKEN_CHARS: usize = 16;
 
-/// `VERSION_CHECK`, `VERSION_CHECK_URL`, `METRICS_TOKEN`.
+/// How log lines are written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, with the request or run it belongs to.
+    Json,
+}
+
+impl LogFormat {
+    /// `LOG_FORMAT=text|json`, or Fast-Flow 1.x's `LOG_JSON=true`.
+    pub fn parse(format: Option<&str>, legacy_json: Option<&str>) -> Result<Self, String> {
+        match format.map(|f| f.trim().to_ascii_lowercase()) {
+            Some(f) if f == "json" => Ok(Self::Json),
+            Some(f) if f == "text" || f.is_empty() => Ok(Self::Text),
+            Some(f) => Err(format!("LOG_FORMAT={f}: expected `text` or `json`")),
+            None if legacy_json.is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) => {
+                Ok(Self::Json)
+            }
+            None => Ok(Self::Text),
+        }
+    }
+
+    /// From the process environment, before the configuration is read (logging
+    /// starts first); a bad value is said once logging runs.
+    pub fn from_env() -> Result<Self, String> {
+        Self::parse(
+            std::env::var("LOG_FORMAT").ok().as_deref(),
+            std::env::var("LOG_JSON").ok().as_deref(),
+        )
+    }
+}
+
+/// `VERSION_CHECK`, `VERSION_CHECK_URL`, `METRICS_TOKEN`, `LOG_FORMAT`.
 #[derive(Debug, Clone, Default)]
 pub struct OpsEnv {
     /// `VERSION_CHECK` (default on): look for a newer release at start and daily.
@@ -21,6 +55,8 @@ pub struct OpsEnv {
     /// `METRICS_TOKEN`: a bearer token that may read `/metrics` (and nothing else)
     /// without signing in; any signed-in user or API token may read it too.
     pub metrics_token: Option<SecretString>,
+    /// `LOG_FORMAT`: every request is logged at info in JSON, at debug in text.
+    pub log_format: LogFormat,
 }
 
 impl OpsEnv {
@@ -54,10 +90,19 @@ impl OpsEnv {
             }
             t => t.map(SecretString::new),
         };
+        let log_format = LogFormat::parse(get("LOG_FORMAT").as_deref(), get("LOG_JSON").as_deref())
+            .map_err(|reason| {
+                err(
+                    "LOG_FORMAT",
+                    get("LOG_FORMAT").as_deref().unwrap_or(""),
+                    reason,
+                )
+            })?;
         Ok(Self {
             version_check,
             version_check_url,
             metrics_token,
+            log_format,
         })
     }
 }

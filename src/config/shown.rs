@@ -74,6 +74,14 @@ pub fn effective(c: &Config) -> Vec<(&'static str, String)> {
         ("VERSION_CHECK", c.ops.version_check.to_string()),
         ("METRICS_TOKEN", secret(&c.ops.metrics_token)),
         (
+            "LOG_FORMAT",
+            match c.ops.log_format {
+                crate::config::operations::LogFormat::Json => "json",
+                crate::config::operations::LogFormat::Text => "text",
+            }
+            .to_string(),
+        ),
+        (
             "VERSION_CHECK_URL",
             c.ops
                 .version_check_url

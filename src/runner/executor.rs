@@ -32,7 +32,14 @@ pub async fn resume(runner: Runner, run: Run, container_id: String) {
     drive(runner, run, Some(container_id)).await
 }
 
+/// Everything a run logs carries its id and pipeline (the span's fields).
 async fn drive(runner: Runner, run: Run, existing: Option<String>) {
+    use tracing::Instrument;
+    let span = tracing::info_span!("run", run_id = %run.id, pipeline = %run.pipeline_name);
+    drive_in_span(runner, run, existing).instrument(span).await
+}
+
+async fn drive_in_span(runner: Runner, run: Run, existing: Option<String>) {
     let deps = runner.deps().clone();
     let cancel = CancellationToken::new();
     deps.with_active(|m| m.insert(run.id.clone(), cancel.clone()));

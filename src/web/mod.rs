@@ -171,13 +171,28 @@ pub fn router(state: AppState) -> Router {
         .layer(nosniff)
         .layer(referrer)
         // Spans name the path only: a query can carry an OAuth code or a setup token.
+        // Each request has an id (the client's `X-Request-ID`, else a new UUID) on
+        // its span, so every line it logs carries it, and in its answer.
         .layer(
-            tower_http::trace::TraceLayer::new_for_http().make_span_with(
-                |req: &axum::http::Request<axum::body::Body>| {
-                    tracing::debug_span!("request", method = %req.method(), path = %logged_path(req.uri().path()))
-                },
-            ),
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+                    let id = req
+                        .extensions()
+                        .get::<tower_http::request_id::RequestId>()
+                        .and_then(|r| r.header_value().to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %logged_path(req.uri().path()))
+                })
+                .on_request(())
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new()
+                        .level(access_log_level(state.config.ops.log_format)),
+                ),
         )
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            tower_http::request_id::MakeRequestUuid,
+        ))
         .with_state(state)
 }
 
@@ -217,6 +232,15 @@ async fn engine_status(
         (None, None) => String::new(),
     };
     axum::response::Html(html)
+}
+
+/// Every request is a log line in JSON logs (for a log pipeline); text logs,
+/// read by a person, keep them at debug.
+fn access_log_level(format: crate::config::operations::LogFormat) -> tracing::Level {
+    match format {
+        crate::config::operations::LogFormat::Json => tracing::Level::INFO,
+        crate::config::operations::LogFormat::Text => tracing::Level::DEBUG,
+    }
 }
 
 /// The path as logs show it: a webhook URL's last segment is its key.

@@ -478,8 +478,13 @@ impl ServerProcess {
         let collected = output.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // In text or JSON logs: the address is what follows, up to a quote.
                 if let Some(addr) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(addr.trim().to_string());
+                    let addr: String = addr
+                        .chars()
+                        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                        .collect();
+                    let _ = tx.send(addr);
                 }
                 if let Ok(mut lines) = collected.lock() {
                     lines.push(line);
