@@ -163,14 +163,12 @@ async fn run_with_changes_prefills_the_form() {
 
     // A READONLY viewer gets no Run form and nothing pre-filled.
     let reader = common::make_token(&app.state().pool, "reader", "READONLY").await;
-    let page = common::client_with_token(&reader)
-        .get(app.url(&format!("/pipelines/hello?from_run={id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let as_reader = common::client_with_token(&reader);
+    let page = common::text_with(
+        &as_reader,
+        &app.url(&format!("/pipelines/hello?from_run={id}")),
+    )
+    .await;
     assert!(
         page.contains("Starting runs needs the WRITE role"),
         "{page}"
@@ -179,14 +177,7 @@ async fn run_with_changes_prefills_the_form() {
         !page.contains("Pre-filled") && !page.contains("A=***"),
         "prefilled for a reader"
     );
-    let run_page = common::client_with_token(&reader)
-        .get(app.url(&format!("/runs/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let run_page = common::text_with(&as_reader, &app.url(&format!("/runs/{id}"))).await;
     assert!(
         !run_page.contains("Run again") && !run_page.contains("Run with changes"),
         "a reader sees buttons that answer 403"

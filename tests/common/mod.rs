@@ -69,6 +69,18 @@ pub fn client_with_token(token: &str) -> reqwest::Client {
         .expect("HTTP client")
 }
 
+/// The body of `GET url` with `client` (any status).
+pub async fn text_with(client: &reqwest::Client, url: &str) -> String {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body")
+}
+
 /// Like [`client_with_token`], but redirects are returned, not followed.
 pub fn no_redirect_client(token: &str) -> reqwest::Client {
     reqwest::Client::builder()
