@@ -23,6 +23,8 @@ pub mod data_lock;
 pub mod db;
 /// Pipelines from a git repository: sync, snapshots, webhooks, warm-ups.
 pub mod gitsync;
+/// `fastflow import-fastflow`: a Python Fast-Flow 1.x database's history and secrets.
+pub mod import_fastflow;
 /// Pipeline discovery and `pipeline.json` metadata.
 pub mod pipelines;
 /// The Prometheus metrics `/metrics` serves.

@@ -1,5 +1,5 @@
 //! The `fastflow` binary: `serve` (default), `check [DIR]`, `encrypt`, `rotate-key`,
-//! `token create|list|revoke`, `backup DIR` or `restore DIR`.
+//! `token create|list|revoke`, `backup DIR`, `restore DIR` or `import-fastflow DB`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +46,12 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Import a Python Fast-Flow 1.x database (fastflow.db): its run history and
+    /// its secrets and parameters (same ENCRYPTION_KEY). Safe to run again.
+    ImportFastflow {
+        /// The 1.x SQLite database file.
+        path: PathBuf,
+    },
     /// API tokens for curl, CI and first setup (`Authorization: Bearer <token>`).
     Token {
         #[command(subcommand)]
@@ -84,6 +90,7 @@ fn main() -> ExitCode {
         Command::Encrypt => fastflow::secrets::encrypt_command::main(),
         Command::RotateKey => fastflow::secrets::rotate_command::main(),
         Command::Backup { dir } => fastflow::backup::main(dir),
+        Command::ImportFastflow { path } => fastflow::import_fastflow::main(path),
         Command::Restore { dir, force } => fastflow::backup::restore::main(dir, force),
         Command::Token { action } => {
             use fastflow::auth::token_command::{TokenCommand, main};

@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod git_repo_config;
 pub mod gitsync;
 pub mod identities;
+pub mod import_fastflow;
 pub mod invitations;
 pub mod query_audit;
 pub mod run_attempts;
