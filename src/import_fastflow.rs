@@ -9,8 +9,11 @@
 //! (PENDING, RUNNING) and its WARNING state become INTERRUPTED with a note.
 //! Secrets are Fernet tokens made with `ENCRYPTION_KEY` and are copied as they
 //! are; with the same key here they open, and the import says how many do not.
-//! Rows that exist already (same run id, same secret key) are left alone, so the
-//! import can be run again. Logs stay where 1.x wrote them.
+//! Users come with their role, status, block and provider ids (GitHub, Google,
+//! Microsoft, custom OIDC), so they sign in here as they did there; 1.x had no
+//! local passwords. Rows that exist already (same run id, secret key, user id,
+//! username or provider subject) are left alone, so the import can be run again.
+//! Logs stay where 1.x wrote them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +31,9 @@ pub struct ImportReport {
     pub secrets_imported: usize,
     pub secrets_present: usize,
     pub secrets_unreadable: Vec<String>,
+    pub users_imported: usize,
+    /// Users left out: their id, username or a provider subject is taken here.
+    pub users_skipped: Vec<String>,
     pub revision: Option<String>,
 }
 
@@ -46,15 +52,23 @@ pub fn main(path: PathBuf) -> ExitCode {
     match crate::command_runtime::block_on(import(&config, &path)) {
         Ok(Ok(r)) => {
             println!(
-                "imported from {} (Alembic revision {}): {} runs ({} already here, {} unfinished there and now INTERRUPTED), {} secrets and parameters ({} already here)",
+                "imported from {} (Alembic revision {}): {} runs ({} already here, {} unfinished there and now INTERRUPTED), {} secrets and parameters ({} already here), {} users ({} left out)",
                 path.display(),
                 r.revision.as_deref().unwrap_or("none"),
                 r.runs_imported,
                 r.runs_present,
                 r.runs_unfinished,
                 r.secrets_imported,
-                r.secrets_present
+                r.secrets_present,
+                r.users_imported,
+                r.users_skipped.len()
             );
+            if !r.users_skipped.is_empty() {
+                println!(
+                    "note: users left out (their id, username or provider account is here already): {}",
+                    r.users_skipped.join(", ")
+                );
+            }
             if !r.secrets_unreadable.is_empty() {
                 println!(
                     "warning: these secrets do not open with ENCRYPTION_KEY(S): {} — set the key the Python Fast-Flow used",
@@ -93,6 +107,7 @@ pub async fn import(config: &Config, path: &Path) -> Result<ImportReport, String
     };
     let runs = source::source_runs(&from).await.map_err(read)?;
     let secrets = source::source_secrets(&from).await.map_err(read)?;
+    let users = source::source_users(&from).await.map_err(read)?;
     from.close().await;
 
     let pool = crate::db::connect(&config.database_url)
@@ -127,6 +142,39 @@ pub async fn import(config: &Config, path: &Path) -> Result<ImportReport, String
             report.secrets_imported += 1;
         } else {
             report.secrets_present += 1;
+        }
+    }
+    for user in &users {
+        let Some(id) = dashed(&user.id) else {
+            report.users_skipped.push(user.username.clone());
+            continue;
+        };
+        let role = match user.role.as_str() {
+            r @ ("READONLY" | "WRITE" | "ADMIN") => r,
+            _ => "READONLY",
+        };
+        let status = match user.status.as_deref() {
+            Some(s @ ("active" | "pending" | "rejected")) => s,
+            _ => "active",
+        };
+        let row = source::ImportedUser {
+            id: &id,
+            username: &user.username,
+            email: user.email.as_deref(),
+            role,
+            status,
+            blocked: user.blocked,
+            created_at: parse_time(&user.created_at).unwrap_or_else(chrono::Utc::now),
+            last_login_at: user.last_login_at.as_deref().and_then(parse_time),
+            identities: &user.identities,
+        };
+        if source::insert_user(&pool, &row)
+            .await
+            .map_err(|e| format!("storing user {}: {e}", user.username))?
+        {
+            report.users_imported += 1;
+        } else {
+            report.users_skipped.push(user.username.clone());
         }
     }
     pool.close().await;

@@ -103,6 +103,58 @@ async fn source_db(path: &std::path::Path, token: &str) {
         .await
         .unwrap();
     }
+    let users = [
+        (
+            "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb1",
+            "alice",
+            "ADMIN",
+            0,
+            "active",
+            Some("12345"),
+            None,
+            None,
+        ),
+        (
+            "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb2",
+            "bob",
+            "READONLY",
+            0,
+            "pending",
+            None,
+            Some("google-sub-9"),
+            None,
+        ),
+        (
+            "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb3",
+            "carol",
+            "WRITE",
+            1,
+            "active",
+            None,
+            None,
+            Some("oidc|carol"),
+        ),
+    ];
+    for (id, name, role, blocked, status, github, google, custom) in users {
+        sqlx::query(
+            "INSERT INTO users (id, username, email, role, blocked, status, github_id, github_login,
+                 google_id, custom_oauth_id, created_at, last_login_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '2025-11-01 12:00:00', '2026-01-04 09:30:00.5')",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(format!("{name}@example.com"))
+        .bind(role)
+        .bind(blocked)
+        .bind(status)
+        .bind(github)
+        .bind(github.map(|_| name))
+        .bind(google)
+        .bind(custom)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
     pool.close().await;
 }
 
@@ -253,6 +305,43 @@ async fn a_fastflow_1x_database_is_imported_once_and_fully() {
         .unwrap()
         .unwrap();
     assert_eq!(region.value, "eu-west-1");
+    // Users keep their role, status, block and provider accounts.
+    let alice = fastflow::db::users::by_username(pool, "alice")
+        .await
+        .unwrap()
+        .expect("alice");
+    assert_eq!(
+        (alice.role.as_str(), alice.status.as_str()),
+        ("ADMIN", "active")
+    );
+    assert_eq!(
+        fastflow::db::identities::owner(pool, "github", "12345")
+            .await
+            .unwrap(),
+        Some(alice.id.clone())
+    );
+    let bob = fastflow::db::users::by_username(pool, "bob")
+        .await
+        .unwrap()
+        .expect("bob");
+    assert_eq!(bob.status.as_str(), "pending");
+    assert_eq!(
+        fastflow::db::identities::owner(pool, "google", "google-sub-9")
+            .await
+            .unwrap(),
+        Some(bob.id)
+    );
+    let carol = fastflow::db::users::by_username(pool, "carol")
+        .await
+        .unwrap()
+        .expect("carol");
+    assert!(carol.blocked, "carol stays blocked");
+    assert_eq!(
+        fastflow::db::identities::owner(pool, "custom", "oidc|carol")
+            .await
+            .unwrap(),
+        Some(carol.id)
+    );
     app.stop().await;
 }
 

@@ -188,3 +188,118 @@ pub async fn insert_secret(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// One user as Fast-Flow 1.x stored it; columns a database older than 1.x's last
+/// migration lacks are `None`.
+pub struct SourceUser {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub role: String,
+    pub blocked: bool,
+    pub status: Option<String>,
+    pub created_at: String,
+    pub last_login_at: Option<String>,
+    /// `(provider, subject, login)` for each provider id the user has.
+    pub identities: Vec<(&'static str, String, Option<String>)>,
+}
+
+/// Every user of the source.
+pub async fn source_users(source: &Pool) -> Result<Vec<SourceUser>, DbError> {
+    let rows = sqlx::query("SELECT * FROM users ORDER BY created_at, id")
+        .fetch_all(source)
+        .await?;
+    let text = |r: &sqlx::sqlite::SqliteRow, c: &str| -> Option<String> {
+        r.try_get::<Option<String>, _>(c).ok().flatten()
+    };
+    rows.iter()
+        .map(|r| {
+            let mut identities = Vec::new();
+            for (provider, column) in [
+                ("github", "github_id"),
+                ("google", "google_id"),
+                ("microsoft", "microsoft_id"),
+                ("custom", "custom_oauth_id"),
+            ] {
+                if let Some(subject) = text(r, column).filter(|s| !s.is_empty()) {
+                    let login = (provider == "github")
+                        .then(|| text(r, "github_login"))
+                        .flatten();
+                    identities.push((provider, subject, login));
+                }
+            }
+            Ok(SourceUser {
+                id: r.try_get("id")?,
+                username: r.try_get("username")?,
+                email: text(r, "email"),
+                role: r.try_get("role")?,
+                blocked: r
+                    .try_get::<Option<bool>, _>("blocked")
+                    .ok()
+                    .flatten()
+                    .unwrap_or(false),
+                status: text(r, "status"),
+                created_at: r.try_get("created_at")?,
+                last_login_at: text(r, "last_login_at"),
+                identities,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(DbError::from)
+}
+
+/// A user to store with their provider identities.
+pub struct ImportedUser<'a> {
+    pub id: &'a str,
+    pub username: &'a str,
+    pub email: Option<&'a str>,
+    pub role: &'a str,
+    pub status: &'a str,
+    pub blocked: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub identities: &'a [(&'static str, String, Option<String>)],
+}
+
+/// Stores `user` and their identities unless the id, the username or one of the
+/// provider subjects is taken here; true when stored.
+pub async fn insert_user(pool: &Pool, user: &ImportedUser<'_>) -> Result<bool, DbError> {
+    let mut tx = pool.begin().await?;
+    let done = sqlx::query(
+        "INSERT OR IGNORE INTO users (id, username, email, role, status, blocked, created_at, last_login_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(user.id)
+    .bind(user.username)
+    .bind(user.email)
+    .bind(user.role)
+    .bind(user.status)
+    .bind(user.blocked)
+    .bind(user.created_at)
+    .bind(user.last_login_at)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    for (provider, subject, login) in user.identities {
+        let linked = sqlx::query(
+            "INSERT OR IGNORE INTO user_identities (user_id, provider, subject, email, login, linked_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(user.id)
+        .bind(provider)
+        .bind(subject)
+        .bind(user.email)
+        .bind(login)
+        .bind(user.created_at)
+        .execute(&mut *tx)
+        .await?;
+        if linked.rows_affected() == 0 {
+            // Someone here signs in with that subject already: the user stays out.
+            return Ok(false);
+        }
+    }
+    tx.commit().await?;
+    Ok(true)
+}
