@@ -153,10 +153,11 @@ pub async fn import(config: &Config, path: &Path) -> Result<ImportReport, String
             r @ ("READONLY" | "WRITE" | "ADMIN") => r,
             _ => "READONLY",
         };
-        let status = match user.status.as_deref() {
-            Some(s @ ("active" | "pending" | "rejected")) => s,
-            _ => "active",
-        };
+        let status = user
+            .status
+            .as_deref()
+            .filter(|s| ["active", "pending", "rejected"].contains(s))
+            .unwrap_or("active");
         let row = source::ImportedUser {
             id: &id,
             username: &user.username,
