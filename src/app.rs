@@ -315,6 +315,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         tasks: Default::default(),
         preheat: Default::default(),
         cipher: cipher.clone(),
+        create_resets: Default::default(),
     });
     // Read before the dispatcher runs: these are the previous process's runs.
     let stale = crate::db::runs::running(&pool).await?;

@@ -31,7 +31,15 @@ fn denied(head: &str) -> bool {
     method == "POST" && unversioned.starts_with("/containers/create")
 }
 
-async fn serve(mut tcp: TcpStream) {
+/// How the stand-in refuses: HAProxy's 403, or cutting the connection (a
+/// proxy or engine that drops the call).
+#[derive(Clone, Copy)]
+enum Refusal {
+    Forbidden,
+    Cut,
+}
+
+async fn serve(mut tcp: TcpStream, refusal: Refusal) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -45,6 +53,9 @@ async fn serve(mut tcp: TcpStream) {
     }
     let text = String::from_utf8_lossy(&head).to_string();
     if denied(&text) {
+        if let Refusal::Cut = refusal {
+            return; // dropped with the request body unread: the client sees a reset
+        }
         let _ = tcp.write_all(DENIED).await;
         // Closed the way HAProxy closes (a lingering close): our side first, then
         // the rest of the request is read and dropped, so the client is not reset
@@ -72,20 +83,25 @@ async fn serve(mut tcp: TcpStream) {
     }
 }
 
+/// Starts the stand-in; its DOCKER_HOST and task.
+async fn stand_in(refusal: Refusal) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let proxy = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(serve(tcp, refusal));
+        }
+    });
+    (format!("tcp://127.0.0.1:{port}"), proxy)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_the_proxy_refuses_fails_the_run_at_once_and_says_why() {
     common::require_docker().await;
     assert!(denied("POST /containers/create?name=x HTTP/1.1"));
     assert!(denied("POST /v1.41/containers/create HTTP/1.1"));
     assert!(!denied("GET /containers/json HTTP/1.1"));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let proxy = tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            tokio::spawn(serve(tcp));
-        }
-    });
-    let host = format!("tcp://127.0.0.1:{port}");
+    let (host, proxy) = stand_in(Refusal::Forbidden).await;
     let app = TestApp::start_with(
         &[("hello/main.py", "print('hi')\n")],
         &[("DOCKER_HOST", &host)],
@@ -120,6 +136,29 @@ async fn a_call_the_proxy_refuses_fails_the_run_at_once_and_says_why() {
             .chars()
             .take(3000)
             .collect::<String>()
+    );
+    app.stop().await;
+    proxy.abort();
+}
+
+/// A create call that is cut off every time, while pings answer: the run fails
+/// after a few tries instead of waiting in the queue for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_call_cut_off_every_time_fails_the_run_instead_of_waiting_for_ever() {
+    common::require_docker().await;
+    let (host, proxy) = stand_in(Refusal::Cut).await;
+    let app = TestApp::start_with(
+        &[("hello/main.py", "print('hi')\n")],
+        &[("DOCKER_HOST", &host)],
+    )
+    .await;
+    let id = app.trigger("hello", "").await;
+    let run = app.wait_finished(&id, Duration::from_secs(120)).await;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    let error = run["error_message"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("cut off 5 times") && error.contains(&host),
+        "{error}"
     );
     app.stop().await;
     proxy.abort();

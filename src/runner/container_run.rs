@@ -121,6 +121,20 @@ impl Exec<'_> {
         .await
         {
             Ok(id) => id,
+            Err(e)
+                if e.is_unreachable()
+                    && deps.note_create_reset(&run.id) >= super::MAX_CREATE_RESETS =>
+            {
+                deps.forget_create_resets(&run.id);
+                return Ok(Ended::without_container(failure(
+                    ErrorType::InfrastructureError,
+                    format!(
+                        "creating the container was cut off {} times although the Docker engine at {} answered in between: {e}. A socket proxy or the engine drops this call; check the proxy's permissions (docs/deployment.md) and its log",
+                        super::MAX_CREATE_RESETS,
+                        engine::describe_host(deps.config.docker_host.as_deref())
+                    ),
+                )));
+            }
             Err(e) if e.is_unreachable() => {
                 // Not the run's fault: back to the queue until the engine returns.
                 deps.engine.set_down(format!(
@@ -140,6 +154,7 @@ impl Exec<'_> {
             }
         };
         deps.engine.set_image_problem(None);
+        deps.forget_create_resets(&run.id);
         if let Err(e) = db::runs::set_container(&deps.pool, &run.id, &id, &image).await {
             tracing::warn!(run = %run.id, error = %e, "could not record the container id");
         }

@@ -59,9 +59,40 @@ pub struct RunnerDeps {
     pub preheat: Arc<preheat::Preheater>,
     /// Decrypts stored secrets and `encrypted_env` values at run time.
     pub cipher: Arc<crate::secrets::Cipher>,
+    /// Runs whose container creation failed at the connection while the engine
+    /// answered its ping, and how often (see `MAX_CREATE_RESETS`).
+    pub create_resets: Mutex<HashMap<String, u32>>,
 }
 
+/// A run whose container creation is cut off this often, while the engine answers
+/// pings in between (a proxy or engine that resets that one call), fails instead
+/// of waiting in the queue for ever.
+pub const MAX_CREATE_RESETS: u32 = 5;
+
 impl RunnerDeps {
+    /// Counts one more cut-off creation for `run`; returns the count.
+    fn note_create_reset(&self, run: &str) -> u32 {
+        let mut map = self
+            .create_resets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // An entry leaves when its run starts or fails; a run cancelled while it
+        // waits leaves one behind, so the map is emptied should it ever grow large.
+        if map.len() > 10_000 {
+            map.clear();
+        }
+        let count = map.entry(run.to_string()).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    }
+
+    fn forget_create_resets(&self, run: &str) {
+        self.create_resets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(run);
+    }
+
     fn with_active<R>(&self, f: impl FnOnce(&mut HashMap<String, CancellationToken>) -> R) -> R {
         match self.active.lock() {
             Ok(mut guard) => f(&mut guard),

@@ -116,6 +116,7 @@ mod tests {
             shutdown: Default::default(),
             tasks: Default::default(),
             preheat: Default::default(),
+            create_resets: Default::default(),
             cipher: Arc::new(
                 crate::secrets::Cipher::new(&crate::secrets::SecretString::new(
                     "kcogCCTbNDkn7UOY3RvQF_CW6Qpu0HufuPWp2qm_X7U=",
