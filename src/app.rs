@@ -20,7 +20,7 @@ use crate::web::{self, AppState};
 /// Entry point of `fastflow serve`.
 pub fn main() -> ExitCode {
     limit_malloc_arenas();
-    init_tracing();
+    crate::logging::init();
     raise_open_file_limit();
     let config = match Config::from_env() {
         Ok(c) => c,
@@ -117,48 +117,6 @@ fn fit_connections_to_open_file_limit(config: &mut Config) {
             "HTTP_MAX_CONNECTIONS is above what the open-file limit allows; lowered"
         );
         config.http.max_connections = fits;
-    }
-}
-
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RUST_LOG")
-        .or_else(|_| {
-            EnvFilter::try_new(
-                std::env::var("LOG_LEVEL")
-                    .unwrap_or_else(|_| "info".into())
-                    .to_lowercase(),
-            )
-        })
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::{Layer, filter::filter_fn};
-    // The Docker client's debug output holds whole request bodies, a run's
-    // environment (its secrets) among them: dropped below info by a filter of its
-    // own, which no directive of RUST_LOG / LOG_LEVEL can outrank.
-    let no_engine_bodies = filter_fn(|meta| {
-        !(meta.target().starts_with("bollard") && *meta.level() > tracing::Level::INFO)
-    });
-    let format = crate::config::operations::LogFormat::from_env();
-    let layer: Box<dyn Layer<_> + Send + Sync> = match format {
-        // One object per line; the request's or run's span fields (request_id,
-        // run_id) are on every line inside it.
-        Ok(crate::config::operations::LogFormat::Json) => tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .boxed(),
-        _ => tracing_subscriber::fmt::layer()
-            .with_target(false)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-            .boxed(),
-    };
-    let layer = layer.with_filter(filter).with_filter(no_engine_bodies);
-    let _ = tracing_subscriber::registry().with(layer).try_init();
-    if let Err(problem) = format {
-        tracing::warn!("{problem}; writing text logs");
     }
 }
 
@@ -442,7 +400,9 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
             .clone()
             .run_daily(config.cleanup_time, shutdown.clone()),
     );
-    tasks.spawn(after_discovery(Box::pin(startup_summary(state.clone()))));
+    tasks.spawn(after_discovery(Box::pin(crate::logging::startup_summary(
+        state.clone(),
+    ))));
     let router = web::router(state.clone());
     tasks.spawn(web::server::serve(
         listener,
@@ -458,25 +418,6 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         tasks,
         _data_lock: data_lock,
     })
-}
-
-/// One line once the pipelines are discovered: what was found, which image, the
-/// engine and the address, so an operator sees at a glance whether all is well.
-async fn startup_summary(state: AppState) {
-    let snapshot = state.registry.snapshot();
-    let valid = snapshot.pipelines.values().filter(|p| p.is_valid()).count();
-    let invalid = snapshot.pipelines.len() - valid;
-    let engine = state.runner.deps().engine.down_reason();
-    tracing::info!(
-        pipelines_valid = valid,
-        pipelines_invalid = invalid,
-        image = state.config.worker_base_image.as_deref().unwrap_or("automatic"),
-        engine = engine.as_deref().unwrap_or("reachable"),
-        docker_host = %engine::describe_host(state.config.docker_host.as_deref()),
-        url = %state.config.base_url,
-        "ready: {valid} pipelines ({invalid} invalid) from {}",
-        state.config.pipelines_dir.display()
-    );
 }
 
 /// Runs `work` once the first scan is in (not at all if shutdown comes first).

@@ -25,6 +25,8 @@ pub mod db;
 pub mod gitsync;
 /// `fastflow import-fastflow`: a Python Fast-Flow 1.x database's history and secrets.
 pub mod import_fastflow;
+/// Log output (text or JSON) and the start-up summary line.
+pub mod logging;
 /// Pipeline discovery and `pipeline.json` metadata.
 pub mod pipelines;
 /// The Prometheus metrics `/metrics` serves.
