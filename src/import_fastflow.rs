@@ -38,51 +38,34 @@ pub struct ImportReport {
 }
 
 pub fn main(path: PathBuf) -> ExitCode {
-    let mut config = match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
+    crate::command_runtime::run_with_config(true, |config| async move {
+        let r = import(&config, &path).await?;
+        let mut report = format!(
+            "imported from {} (Alembic revision {}): {} runs ({} already here, {} unfinished there and now INTERRUPTED), {} secrets and parameters ({} already here), {} users ({} left out)",
+            path.display(),
+            r.revision.as_deref().unwrap_or("none"),
+            r.runs_imported,
+            r.runs_present,
+            r.runs_unfinished,
+            r.secrets_imported,
+            r.secrets_present,
+            r.users_imported,
+            r.users_skipped.len()
+        );
+        if !r.users_skipped.is_empty() {
+            report.push_str(&format!(
+                "\nnote: users left out (their id, username or provider account is here already): {}",
+                r.users_skipped.join(", ")
+            ));
         }
-    };
-    if let Err(e) = config.prepare_dirs() {
-        eprintln!("error: creating DATA_DIR: {e}");
-        return ExitCode::FAILURE;
-    }
-    match crate::command_runtime::block_on(import(&config, &path)) {
-        Ok(Ok(r)) => {
-            println!(
-                "imported from {} (Alembic revision {}): {} runs ({} already here, {} unfinished there and now INTERRUPTED), {} secrets and parameters ({} already here), {} users ({} left out)",
-                path.display(),
-                r.revision.as_deref().unwrap_or("none"),
-                r.runs_imported,
-                r.runs_present,
-                r.runs_unfinished,
-                r.secrets_imported,
-                r.secrets_present,
-                r.users_imported,
-                r.users_skipped.len()
-            );
-            if !r.users_skipped.is_empty() {
-                println!(
-                    "note: users left out (their id, username or provider account is here already): {}",
-                    r.users_skipped.join(", ")
-                );
-            }
-            if !r.secrets_unreadable.is_empty() {
-                println!(
-                    "warning: these secrets do not open with ENCRYPTION_KEY(S): {} — set the key the Python Fast-Flow used",
-                    r.secrets_unreadable.join(", ")
-                );
-            }
-            ExitCode::SUCCESS
+        if !r.secrets_unreadable.is_empty() {
+            report.push_str(&format!(
+                "\nwarning: these secrets do not open with ENCRYPTION_KEY(S): {} — set the key the Python Fast-Flow used",
+                r.secrets_unreadable.join(", ")
+            ));
         }
-        Ok(Err(message)) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
-        Err(code) => code,
-    }
+        Ok(report)
+    })
 }
 
 pub async fn import(config: &Config, path: &Path) -> Result<ImportReport, String> {

@@ -42,37 +42,22 @@ pub fn database_file(url: &str) -> Option<PathBuf> {
 }
 
 pub fn main(dir: PathBuf) -> ExitCode {
-    let config = match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let done = crate::command_runtime::block_on(backup(&config, &dir));
-    match done {
-        Ok(Ok(m)) => {
-            println!(
-                "backup written to {}: {} runs ({} finished), {} log and metrics files ({} bytes){}",
-                dir.display(),
-                m.runs,
-                m.finished_runs,
-                m.log_files,
-                m.log_bytes,
-                if m.includes_encryption_key {
-                    ", the encryption key"
-                } else {
-                    ""
-                }
-            );
-            ExitCode::SUCCESS
-        }
-        Ok(Err(message)) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
-        Err(code) => code,
-    }
+    crate::command_runtime::run_with_config(false, |config| async move {
+        let m = backup(&config, &dir).await?;
+        Ok(format!(
+            "backup written to {}: {} runs ({} finished), {} log and metrics files ({} bytes){}",
+            dir.display(),
+            m.runs,
+            m.finished_runs,
+            m.log_files,
+            m.log_bytes,
+            if m.includes_encryption_key {
+                ", the encryption key"
+            } else {
+                ""
+            }
+        ))
+    })
 }
 
 /// Writes the backup into `dir` (created; it must be new or empty).

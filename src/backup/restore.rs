@@ -15,28 +15,9 @@ use super::{
 use crate::config::Config;
 
 pub fn main(dir: PathBuf, force: bool) -> ExitCode {
-    let mut config = match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(e) = config.prepare_dirs() {
-        eprintln!("error: creating DATA_DIR or LOGS_DIR: {e}");
-        return ExitCode::FAILURE;
-    }
-    match crate::command_runtime::block_on(restore(&config, &dir, force)) {
-        Ok(Ok(report)) => {
-            println!("{report}");
-            ExitCode::SUCCESS
-        }
-        Ok(Err(message)) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
-        Err(code) => code,
-    }
+    crate::command_runtime::run_with_config(true, |config| async move {
+        restore(&config, &dir, force).await
+    })
 }
 
 /// Restores `dir` into the configured `DATA_DIR` / `LOGS_DIR`; the sentence
