@@ -259,7 +259,14 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         .with_context(|| format!("writing runtime files into {}", config.data_dir.display()))?;
     let config = Arc::new(config);
     let shutdown = CancellationToken::new();
+    let notifier = crate::notify::Notifier::new(
+        pool.clone(),
+        config.clone(),
+        cipher.clone(),
+        registry.clone(),
+    );
     let runner = Runner::new(RunnerDeps {
+        notifier: notifier.clone(),
         config: config.clone(),
         pool: pool.clone(),
         docker,
@@ -306,6 +313,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     } else {
         config.clone()
     };
+    notifier.set_base_url(base.clone());
     let state = AppState {
         config: web_config,
         pool,
@@ -384,6 +392,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     } else {
         tracing::warn!("SCHEDULER_ENABLED=false: schedules do not fire in this process");
     }
+    tasks.spawn(notifier.dispatch(shutdown.clone()));
     tasks.spawn(trim_memory_periodically(shutdown.clone()));
     tasks.spawn(web::sessions::delete_expired_hourly(
         state.pool.clone(),

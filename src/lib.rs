@@ -27,6 +27,8 @@ pub mod gitsync;
 pub mod import_fastflow;
 /// Log output (text or JSON) and the start-up summary line.
 pub mod logging;
+/// Failure notifications: e-mail and webhooks, queued and retried.
+pub mod notify;
 /// Pipeline discovery and `pipeline.json` metadata.
 pub mod pipelines;
 /// The Prometheus metrics `/metrics` serves.

@@ -31,6 +31,12 @@ pub struct PipelineLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotifyLabels {
+    pub channel: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SyncLabels {
     pub result: String,
 }
@@ -52,6 +58,7 @@ pub struct Metrics {
     trigger_to_start: Histogram,
     scheduler_lag: Histogram,
     sync_results: Family<SyncLabels, Counter>,
+    notifications: Family<NotifyLabels, Counter>,
     queued: Gauge,
     running: Gauge,
     active_containers: Gauge,
@@ -122,6 +129,12 @@ impl Metrics {
             "Git syncs by result (ok, failed)",
             sync_results.clone(),
         );
+        let notifications = Family::<NotifyLabels, Counter>::default();
+        registry.register(
+            "notification_attempts",
+            "Notification delivery attempts by channel (email, webhook) and result (sent, retry, failed)",
+            notifications.clone(),
+        );
         let gauge = |registry: &mut Registry, name: &str, help: &str| {
             let g = Gauge::default();
             registry.register(name, help, g.clone());
@@ -153,6 +166,7 @@ impl Metrics {
             trigger_to_start,
             scheduler_lag,
             sync_results,
+            notifications,
             queued,
             running,
             active_containers,
@@ -207,6 +221,16 @@ impl Metrics {
         let result = if ok { "ok" } else { "failed" };
         self.sync_results
             .get_or_create(&SyncLabels {
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// One delivery attempt of a notification ended: `sent`, `retry` or `failed`.
+    pub fn notification_attempt(&self, channel: &str, result: &str) {
+        self.notifications
+            .get_or_create(&NotifyLabels {
+                channel: channel.into(),
                 result: result.into(),
             })
             .inc();

@@ -5,12 +5,14 @@
 
 pub mod auth;
 pub mod git;
+pub mod notify;
 pub mod operations;
 pub mod shown;
 mod values;
 
 pub use auth::AuthEnv;
 pub use git::GitEnv;
+pub use notify::NotifyEnv;
 pub use operations::OpsEnv;
 pub use values::check_network_mode;
 
@@ -91,6 +93,8 @@ pub struct Config {
     pub git: GitEnv,
     /// Release check, metrics, logs, notifications.
     pub ops: OpsEnv,
+    /// Failure notifications: e-mail, webhooks, the events to tell.
+    pub notify: NotifyEnv,
     /// OAuth providers, local sign-in, the initial admin's e-mail.
     pub auth: AuthEnv,
 }
@@ -369,6 +373,7 @@ impl Config {
             )?,
             git: GitEnv::from_vars(vars)?,
             ops: OpsEnv::from_vars(vars)?,
+            notify: NotifyEnv::from_vars(vars)?,
             auth: AuthEnv::from_vars(vars)?,
         })
     }

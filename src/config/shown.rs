@@ -88,6 +88,31 @@ pub fn effective(c: &Config) -> Vec<(&'static str, String)> {
                 .as_deref()
                 .map_or("not set".to_string(), without_credentials),
         ),
+        ("EMAIL_ENABLED", c.notify.email_enabled.to_string()),
+        ("SMTP_HOST", opt(&c.notify.smtp_host)),
+        ("SMTP_PORT", c.notify.smtp_port.to_string()),
+        (
+            "SMTP_TLS",
+            c.notify
+                .smtp_tls
+                .map_or("by the port".to_string(), |t| t.as_str().to_string()),
+        ),
+        ("SMTP_USER", opt(&c.notify.smtp_user)),
+        ("SMTP_PASSWORD", secret(&c.notify.smtp_password)),
+        ("SMTP_FROM", opt(&c.notify.smtp_from)),
+        ("EMAIL_RECIPIENTS", c.notify.email_recipients.join(", ")),
+        ("TEAMS_ENABLED", c.notify.teams_enabled.to_string()),
+        ("TEAMS_WEBHOOK_URL", secret(&c.notify.teams_webhook_url)),
+        ("NOTIFY_WEBHOOK_URL", secret(&c.notify.webhook_url)),
+        (
+            "NOTIFY_ON",
+            c.notify
+                .notify_on
+                .iter()
+                .map(|e| e.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
         (
             "DEFAULT_CPU_LIMIT",
             c.default_cpu_limit.map_or("none".into(), |v| v.to_string()),

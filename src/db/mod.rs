@@ -10,6 +10,8 @@ pub mod gitsync;
 pub mod identities;
 pub mod import_fastflow;
 pub mod invitations;
+pub mod notifications;
+pub mod notify_settings;
 pub mod query_audit;
 pub mod run_attempts;
 pub mod run_list;

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::fields::{FieldIssue, FieldReader, MemorySize, shown};
 use super::nested::{check_cron, read_downstream, read_retry_strategy, read_schedule, small};
+use super::notify_spec::NotifySpec;
 use super::ranges;
 use super::timing::{Catchup, DayEdge, Overlap};
 
@@ -154,6 +155,8 @@ pub struct PipelineMetadata {
     pub restart_on_crash: bool,
     pub restart_cooldown: Option<u64>,
     pub restart_interval: Option<String>,
+    /// `notify`: this pipeline's events, extra recipients and webhook.
+    pub notify: Option<NotifySpec>,
 }
 
 impl Default for PipelineMetadata {
@@ -186,6 +189,7 @@ impl Default for PipelineMetadata {
             restart_on_crash: false,
             restart_cooldown: None,
             restart_interval: None,
+            notify: None,
         }
     }
 }
@@ -292,8 +296,10 @@ fn read_fields(r: &mut FieldReader<'_>) -> PipelineMetadata {
         restart_on_crash: r.bool("restart_on_crash").unwrap_or(false),
         restart_cooldown: r.integer_in("restart_cooldown", &ranges::RESTART_COOLDOWN),
         restart_interval: None,
+        notify: None,
     };
     m.restart_interval = read_restart_interval(r);
+    m.notify = super::notify_spec::read_notify(r);
     match m.pipeline_type.as_deref() {
         None | Some("script") => {}
         Some("notebook") => r.error(

@@ -10,6 +10,7 @@ pub mod host;
 pub mod metadata;
 mod metadata_checks;
 mod nested;
+pub mod notify_spec;
 pub mod ranges;
 mod run_config;
 pub mod source;

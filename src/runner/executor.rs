@@ -77,8 +77,17 @@ async fn drive_in_span(runner: Runner, run: Run, existing: Option<String>) {
     if let Some(id) = container {
         remove_container(&deps, id).await;
     }
-    if let Some(pipeline) = pipeline {
-        super::followups::after_final(&runner, &pipeline, &run, status, outcome.error_type).await;
+    match pipeline {
+        Some(pipeline) => {
+            super::followups::after_final(&runner, &pipeline, &run, status, outcome.error_type)
+                .await
+        }
+        // Gone from PIPELINES_DIR: the server's own settings still hear of it.
+        None => {
+            deps.notifier
+                .run_ended(None, &run, status, outcome.error_type)
+                .await
+        }
     }
 }
 

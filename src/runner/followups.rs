@@ -36,6 +36,11 @@ pub(super) async fn after_final(
             }
         }
     }
+    runner
+        .deps
+        .notifier
+        .run_ended(pipeline.metadata.notify.as_ref(), run, status, error_type)
+        .await;
     // A pipeline disabled meanwhile starts nothing more.
     if !pipeline.metadata.enabled {
         return;

@@ -62,6 +62,8 @@ pub struct RunnerDeps {
     /// Runs whose container creation failed at the connection while the engine
     /// answered its ping, and how often (see `MAX_CREATE_RESETS`).
     pub create_resets: Mutex<HashMap<String, u32>>,
+    /// Queues the notifications of final outcomes (sent in the background).
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 /// A run whose container creation is cut off this often, while the engine answers

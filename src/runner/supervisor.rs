@@ -103,10 +103,25 @@ mod tests {
         let mut config = Config::from_vars(&vars).unwrap();
         config.prepare_dirs().unwrap();
         let pool = db::connect(&config.database_url).await.unwrap();
+        let registry = Arc::new(PipelineRegistry::load(dir, None));
+        let config = Arc::new(config);
+        let cipher = Arc::new(
+            crate::secrets::Cipher::new(&crate::secrets::SecretString::new(
+                "kcogCCTbNDkn7UOY3RvQF_CW6Qpu0HufuPWp2qm_X7U=",
+            ))
+            .unwrap(),
+        );
+        let notifier = crate::notify::Notifier::new(
+            pool.clone(),
+            config.clone(),
+            cipher.clone(),
+            registry.clone(),
+        );
         Runner::new(RunnerDeps {
-            registry: Arc::new(PipelineRegistry::load(dir, None)),
-            config: Arc::new(config),
+            registry,
+            config,
             pool,
+            notifier,
             docker: engine::connect(Some("tcp://127.0.0.1:9")).unwrap(),
             hubs: Default::default(),
             instance_id: "test".into(),
@@ -117,12 +132,7 @@ mod tests {
             tasks: Default::default(),
             preheat: Default::default(),
             create_resets: Default::default(),
-            cipher: Arc::new(
-                crate::secrets::Cipher::new(&crate::secrets::SecretString::new(
-                    "kcogCCTbNDkn7UOY3RvQF_CW6Qpu0HufuPWp2qm_X7U=",
-                ))
-                .unwrap(),
-            ),
+            cipher,
         })
     }
 

@@ -116,5 +116,23 @@ pub async fn rotate(pool: &Pool, cipher: &Cipher) -> Result<Rotation, db::DbErro
             db::git_repo_config::put(pool, &repo).await?;
         }
     }
+    let mut notify = db::notify_settings::get(pool).await?;
+    let mut changed = false;
+    for (field, slot) in [
+        ("SMTP password", &mut notify.smtp_password_encrypted),
+        ("Teams webhook URL", &mut notify.teams_webhook_url_encrypted),
+        ("webhook URL", &mut notify.webhook_url_encrypted),
+    ] {
+        let Some(token) = slot.as_deref() else {
+            continue;
+        };
+        if let Some(new) = renew(token, format!("the notification {field}"), &mut out) {
+            *slot = Some(new);
+            changed = true;
+        }
+    }
+    if changed {
+        db::notify_settings::put(pool, &notify).await?;
+    }
     Ok(out)
 }

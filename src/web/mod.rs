@@ -23,6 +23,7 @@ mod log_stream;
 pub(crate) mod login_pages;
 mod metrics_export;
 mod metrics_stream;
+mod notify_page;
 mod oauth_pages;
 mod page_query;
 mod pipeline_facts;
@@ -136,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         .merge(invite_page::router())
         .merge(users_page::router())
         .merge(settings_page::router())
+        .merge(notify_page::router())
         .merge(system_page::router())
         .merge(audit_page::router())
         .merge(metrics_export::router())

@@ -15,6 +15,7 @@ pub mod cdp;
 pub mod git_repo;
 pub mod oidc;
 pub mod session;
+pub mod sinks;
 
 pub const DEFAULT_TEST_IMAGE: &str = "fastflow-runner:latest";
 

@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 pub(crate) use auth::unlink_provider;
 mod logs;
+mod notifications;
 pub(super) mod pipelines;
 mod run_json;
 mod runs;
@@ -39,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .merge(pipelines::router())
         .merge(runs::router())
         .merge(logs::router())
+        .merge(notifications::router())
         .merge(scheduler::router())
         .merge(secrets::router())
         .merge(sync::router())
