@@ -2,7 +2,8 @@
 //! `LOG_RETENTION_RUNS` per pipeline, with their log and metrics files. Queued and
 //! running runs are never touched; counters and daily statistics stay. The slot
 //! ledger keeps `LOG_RETENTION_DAYS` too, and at most [`SLOTS_KEPT_PER_JOB`] rows
-//! per job in any case.
+//! per job in any case. The notification log keeps 90 days (or less, with
+//! `LOG_RETENTION_DAYS`).
 
 use std::path::Path;
 
@@ -27,7 +28,13 @@ pub struct CleanupReport {
     pub retention_runs: Option<u32>,
     /// Slot ledger rows removed.
     pub slots_deleted: u64,
+    /// Sent and failed notifications removed (kept [`NOTIFICATIONS_KEPT_DAYS`]
+    /// days, or `LOG_RETENTION_DAYS` when shorter).
+    pub notifications_deleted: u64,
 }
+
+/// Days the notification log keeps a sent or failed message.
+pub const NOTIFICATIONS_KEPT_DAYS: i64 = 90;
 
 /// The newest ledger rows kept per scheduler job (an every-second job makes 86 400 a day).
 pub const SLOTS_KEPT_PER_JOB: i64 = 10_000;
@@ -69,6 +76,11 @@ pub async fn cleanup(pool: &Pool, config: &Config) -> Result<CleanupReport, db::
         .log_retention_days
         .map(|d| Utc::now() - Duration::days(i64::from(d)));
     report.slots_deleted = db::schedule::prune_slots(pool, older_than, SLOTS_KEPT_PER_JOB).await?;
+    let notices_before = older_than
+        .unwrap_or_else(|| Utc::now() - Duration::days(NOTIFICATIONS_KEPT_DAYS))
+        .max(Utc::now() - Duration::days(NOTIFICATIONS_KEPT_DAYS));
+    report.notifications_deleted =
+        db::notifications::delete_finished_before(pool, notices_before).await?;
     if config.log_retention_days.is_none() && config.log_retention_runs.is_none() {
         return Ok(report);
     }

@@ -72,6 +72,7 @@ fn pages(run: &str) -> Vec<String> {
         "/users",
         "/audit",
         "/settings",
+        "/settings/notifications",
         "/system",
         "/no/such/page",
     ]

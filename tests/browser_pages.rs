@@ -32,6 +32,7 @@ fn pages(run: &str) -> Vec<(&'static str, String)> {
         ("users", "/users".into()),
         ("audit", "/audit".into()),
         ("settings", "/settings".into()),
+        ("notifications", "/settings/notifications".into()),
         ("system", "/system".into()),
         ("not-found", "/no/such/page".into()),
     ]

@@ -58,7 +58,7 @@ pub fn files(dir: &Path, metadata_file: Option<&str>) -> Vec<SourceFile> {
 pub const HIDDEN_KEY: &str = "•••• (shown to the WRITE and ADMIN roles only)";
 
 /// `text` with every webhook key hidden: the value of each `"webhook_key"`
-/// field however its name is spelled (JSON escapes such as `\u005f` decoded),
+/// field (and of `notify`'s `"webhook"` URL) however its name is spelled (JSON escapes such as `\u005f` decoded),
 /// found on the string tokens so a file that does not parse is covered too;
 /// every key in `known` (the pipeline's parsed keys) wherever it appears; and, in
 /// a `metadata` file whose strings cannot be told apart (an unterminated string, quotes JSON
@@ -68,7 +68,8 @@ pub fn without_webhook_keys(text: &str, known: &[&str], metadata: bool) -> Strin
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
     for (i, token) in strings.iter().enumerate() {
-        let is_field_name = token.decoded.eq_ignore_ascii_case("webhook_key")
+        let is_field_name = (token.decoded.eq_ignore_ascii_case("webhook_key")
+            || token.decoded.eq_ignore_ascii_case("webhook"))
             && text[token.end..].trim_start().starts_with(':');
         let Some(value) = strings.get(i + 1).filter(|_| is_field_name) else {
             continue;
@@ -176,6 +177,15 @@ mod tests {
             without_webhook_keys("no keys", &["", "zz"], true),
             "no keys"
         );
+        // notify.webhook, even with `\/` escapes that the parsed URL does not match.
+        let notify =
+            r#"{"notify": {"webhook": "https:\/\/hooks.slack.com\/services\/T\/B\/tok3n"}}"#;
+        let shown = without_webhook_keys(
+            notify,
+            &["https://hooks.slack.com/services/T/B/tok3n"],
+            true,
+        );
+        assert!(!shown.contains("tok3n"), "{shown}");
     }
 
     #[test]

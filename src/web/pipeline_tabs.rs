@@ -79,7 +79,8 @@ async fn source(p: &Pipeline, page: &mut DetailPage, may_start: bool) -> Result<
 }
 
 /// A run of another pipeline or an unknown id is a 404, not a silently empty form.
-/// The pipeline's webhook keys (its own and its run configurations').
+/// The pipeline's webhook keys (its own and its run configurations') and its
+/// notification webhook URL.
 pub(super) fn webhook_keys(p: &Pipeline) -> Vec<String> {
     p.metadata
         .webhook_key
@@ -90,6 +91,8 @@ pub(super) fn webhook_keys(p: &Pipeline) -> Vec<String> {
                 .iter()
                 .filter_map(|s| s.webhook_key.as_ref()),
         )
+        // The `notify.webhook` URL is a credential too (Slack's and Teams' are).
+        .chain(p.metadata.notify.iter().filter_map(|n| n.webhook.as_ref()))
         .cloned()
         .collect()
 }

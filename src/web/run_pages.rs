@@ -82,6 +82,8 @@ struct DetailPage {
     omitted: u64,
     /// Where the live stream continues.
     last_seq: u64,
+    /// The notifications this run's outcome sent, with their results.
+    notices: Vec<crate::db::notifications::Delivery>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -214,6 +216,7 @@ async fn detail_page(
         lines: log.lines,
         omitted: log.omitted,
         last_seq: log.last_seq,
+        notices: crate::db::notifications::for_run(&state.pool, &run.id).await?,
     })
 }
 
