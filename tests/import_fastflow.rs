@@ -155,6 +155,53 @@ async fn source_db(path: &std::path::Path, token: &str) {
         .await
         .unwrap();
     }
+    // Scheduler jobs as 1.x kept them: one from a pipeline.json switched off,
+    // one on, one made through its API.
+    for (id, trigger, value, enabled, source, config) in [
+        ("c1", "CRON", "0 6 * * *", false, "pipeline_json", None),
+        (
+            "c2",
+            "INTERVAL",
+            "300",
+            true,
+            "pipeline_json",
+            Some("hourly"),
+        ),
+        (
+            "c3",
+            "CRON",
+            "*/5 * * * *",
+            false,
+            "pipeline_json",
+            Some("nightly"),
+        ),
+        ("c4", "CRON", "30 2 * * 1", true, "api", None),
+    ] {
+        sqlx::query(
+            "INSERT INTO scheduled_jobs (id, pipeline_name, trigger_type, trigger_value, enabled,
+                 source, run_config_id, created_at)
+             VALUES (?, 'etl', ?, ?, ?, ?, ?, '2025-12-01 08:00:00')",
+        )
+        .bind(format!("{id:0>32}"))
+        .bind(trigger)
+        .bind(value)
+        .bind(enabled)
+        .bind(source)
+        .bind(config)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO orchestrator_settings (id, email_enabled, smtp_host, smtp_port, smtp_user,
+             smtp_password_encrypted, smtp_from, email_recipients, teams_enabled, teams_webhook_url)
+         VALUES (1, 1, 'mail.example.com', 465, 'mailer', ?, 'ff@example.com',
+                 'ops@example.com,dev@example.com', 1, 'https://x.webhook.office.com/webhookb2/t0ken')",
+    )
+    .bind(token)
+    .execute(&pool)
+    .await
+    .unwrap();
     pool.close().await;
 }
 
@@ -199,9 +246,21 @@ async fn a_fastflow_1x_database_is_imported_once_and_fully() {
         !said.contains("do not open"),
         "the Python-made token opens here: {said}"
     );
+    assert!(
+        said.contains("scheduler: 2 jobs switched off in 1.x are off here too (0 already had an override); notification settings: imported"),
+        "{said}"
+    );
+    assert!(
+        said.contains("etl (cron 30 2 * * 1)"),
+        "the API job is named: {said}"
+    );
     let again = String::from_utf8_lossy(&import().stdout).to_string();
     assert!(
         again.contains(": 0 runs (5 already here") && again.contains("(2 already here)"),
+        "{again}"
+    );
+    assert!(
+        again.contains("0 jobs switched off in 1.x are off here too (2 already had an override); notification settings: already set here"),
         "{again}"
     );
 
@@ -341,6 +400,45 @@ async fn a_fastflow_1x_database_is_imported_once_and_fully() {
             .await
             .unwrap(),
         Some(carol.id)
+    );
+    // The switched-off jobs are off here, the other follows pipeline.json.
+    use fastflow::scheduler::jobs::{JobKind, job_id};
+    let rows = fastflow::db::schedule::all_jobs(pool).await.unwrap();
+    for (config, want) in [(None, Some(false)), (Some("nightly"), Some(false))] {
+        let id = job_id("etl", config, JobKind::Schedule);
+        assert_eq!(
+            rows.get(&id).and_then(|r| r.enabled_override),
+            want,
+            "{config:?}"
+        );
+    }
+    assert!(!rows.contains_key(&job_id("etl", Some("hourly"), JobKind::Schedule)));
+    // The notification settings, the Fernet password opening with the same key.
+    let (_, n) = app.get_json("/api/settings/notifications").await;
+    assert_eq!(n["smtp_host"], "mail.example.com", "{n}");
+    assert_eq!(n["smtp_port"], 465);
+    assert_eq!(n["smtp_tls"], "tls", "port 465 means TLS");
+    assert_eq!(
+        n["email_recipients"],
+        serde_json::json!(["ops@example.com", "dev@example.com"])
+    );
+    assert_eq!(n["smtp_password_configured"], true);
+    assert_eq!(n["teams_webhook_url"], "https://x.webhook.office.com/…");
+    assert_eq!(n["source"]["smtp_host"], "settings");
+    let stored = fastflow::db::notify_settings::get(pool).await.unwrap();
+    assert_eq!(
+        cipher
+            .decrypt(stored.smtp_password_encrypted.as_deref().unwrap())
+            .unwrap()
+            .expose(),
+        "s3cret-value"
+    );
+    assert!(
+        !stored
+            .teams_webhook_url_encrypted
+            .unwrap()
+            .contains("t0ken"),
+        "encrypted here"
     );
     app.stop().await;
 }

@@ -9,6 +9,7 @@ pub mod git_repo_config;
 pub mod gitsync;
 pub mod identities;
 pub mod import_fastflow;
+pub mod import_fastflow_settings;
 pub mod invitations;
 pub mod notifications;
 pub mod notify_settings;

@@ -13,7 +13,10 @@
 //! Microsoft, custom OIDC), so they sign in here as they did there; 1.x had no
 //! local passwords. Rows that exist already (same run id, secret key, user id,
 //! username or provider subject) are left alone, so the import can be run again.
+//! Scheduler overrides and the notification settings come too (`settings.rs`).
 //! Logs stay where 1.x wrote them.
+
+mod settings;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,6 +38,7 @@ pub struct ImportReport {
     /// Users left out: their id, username or a provider subject is taken here.
     pub users_skipped: Vec<String>,
     pub revision: Option<String>,
+    pub settings: settings::SettingsReport,
 }
 
 pub fn main(path: PathBuf) -> ExitCode {
@@ -56,6 +60,17 @@ pub fn main(path: PathBuf) -> ExitCode {
             report.push_str(&format!(
                 "\nnote: users left out (their id, username or provider account is here already): {}",
                 r.users_skipped.join(", ")
+            ));
+        }
+        let s = &r.settings;
+        report.push_str(&format!(
+            "\nscheduler: {} jobs switched off in 1.x are off here too ({} already had an override); notification settings: {}",
+            s.overrides_imported, s.overrides_present, s.notifications
+        ));
+        if !s.api_jobs.is_empty() {
+            report.push_str(&format!(
+                "\nnote: jobs made through 1.x's API are not imported (schedules live in pipeline.json here; add schedule_cron or schedule_interval_seconds): {}",
+                s.api_jobs.join(", ")
             ));
         }
         if !r.secrets_unreadable.is_empty() {
@@ -91,6 +106,7 @@ pub async fn import(config: &Config, path: &Path) -> Result<ImportReport, String
     let runs = source::source_runs(&from).await.map_err(read)?;
     let secrets = source::source_secrets(&from).await.map_err(read)?;
     let users = source::source_users(&from).await.map_err(read)?;
+    let (jobs, notify) = settings::read(&from).await;
     from.close().await;
 
     let pool = crate::db::connect(&config.database_url)
@@ -161,6 +177,14 @@ pub async fn import(config: &Config, path: &Path) -> Result<ImportReport, String
             report.users_skipped.push(user.username.clone());
         }
     }
+    report.settings = settings::import(
+        &pool,
+        jobs.as_deref().unwrap_or_default(),
+        notify.as_ref(),
+        cipher.as_ref(),
+    )
+    .await
+    .map_err(|e| format!("storing the scheduler and notification settings: {e}"))?;
     pool.close().await;
     Ok(report)
 }
