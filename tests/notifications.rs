@@ -411,6 +411,20 @@ async fn the_page_saves_settings_sends_tests_and_lists_deliveries() {
     assert_eq!(got[0].body["event"], "test");
     let (_, frag) = app.get_text("/fragments/notifications").await;
     assert!(frag.contains(">sent<") && frag.contains("(test)"), "{frag}");
+    // Ten test sends a minute, all callers together; the eleventh waits.
+    for i in 0..9 {
+        let (status, body) = app.post_json("/api/settings/test-webhook", "").await;
+        assert_eq!(status, 200, "send {i}: {body}");
+    }
+    let (status, body) = app.post_json("/api/settings/test-webhook", "").await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(
+        hooks
+            .wait_for("/page/secret-xyz", 10, Duration::from_secs(10))
+            .await
+            .len(),
+        10
+    );
     // A bad value is refused with its field; the stored one stays.
     let resp = app
         .client

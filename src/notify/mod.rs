@@ -26,6 +26,9 @@ use crate::secrets::Cipher;
 /// Messages waiting at most; past it a new one is recorded as failed at once,
 /// so a dead mail server cannot grow the table without bound.
 pub const MAX_PENDING: i64 = 1000;
+/// Test sends per minute, all callers together: a WRITE user cannot turn the
+/// test button into a mail cannon.
+pub const TEST_SENDS_PER_MINUTE: u32 = 10;
 /// The longest a test send may take (the page waits for it).
 const TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
@@ -57,12 +60,21 @@ impl SendError {
     }
 }
 
-/// Why a test send failed: not set up (`attempted` false), or the server or
-/// webhook refused or did not answer.
+/// Why a test send failed.
 #[derive(Debug, Clone)]
 pub struct TestFailure {
     pub message: String,
-    pub attempted: bool,
+    pub kind: TestFailureKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestFailureKind {
+    /// The channel is not set up (or the database failed).
+    NotSetUp,
+    /// Over [`TEST_SENDS_PER_MINUTE`].
+    TooMany,
+    /// The server or webhook refused or did not answer.
+    Refused,
 }
 
 /// What a final outcome is, for notifications; `None` for a cancel.
@@ -86,6 +98,7 @@ pub struct Notifier {
     wake: tokio::sync::Notify,
     /// The address the server really listens at, when BASE_URL named port 0 (tests).
     base_url: std::sync::OnceLock<String>,
+    test_sends: governor::DefaultDirectRateLimiter,
 }
 
 impl Notifier {
@@ -103,6 +116,10 @@ impl Notifier {
             http: webhook::client(),
             wake: tokio::sync::Notify::new(),
             base_url: std::sync::OnceLock::new(),
+            test_sends: governor::RateLimiter::direct(governor::Quota::per_minute(
+                std::num::NonZeroU32::new(TEST_SENDS_PER_MINUTE)
+                    .unwrap_or(std::num::NonZeroU32::MIN),
+            )),
         })
     }
 
@@ -207,7 +224,7 @@ impl Notifier {
     pub async fn send_test(&self, channel: &str) -> Result<String, TestFailure> {
         let not_set = |message: String| TestFailure {
             message,
-            attempted: false,
+            kind: TestFailureKind::NotSetUp,
         };
         let settings = self.settings().await.map_err(|e| not_set(e.to_string()))?;
         let target = targets(&settings, None)
@@ -231,6 +248,14 @@ impl Notifier {
             })?;
         if let Some(why) = &target.unusable {
             return Err(not_set(why.clone()));
+        }
+        if self.test_sends.check().is_err() {
+            return Err(TestFailure {
+                message: format!(
+                    "at most {TEST_SENDS_PER_MINUTE} test messages a minute; try again shortly"
+                ),
+                kind: TestFailureKind::TooMany,
+            });
         }
         let id = self
             .queue(None, "(test)", "test", &target)
@@ -268,7 +293,7 @@ impl Notifier {
             Ok(()) => Ok(format!("sent to {}", target.shown)),
             Err(e) => Err(TestFailure {
                 message: e.message,
-                attempted: true,
+                kind: TestFailureKind::Refused,
             }),
         }
     }

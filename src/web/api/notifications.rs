@@ -122,16 +122,18 @@ async fn change_settings(
 }
 
 /// Sends a test message now: `{"status": "success", "message": …}`, or 400
-/// when the channel is not set up, 502 when the server or webhook refused it.
+/// when the channel is not set up, 502 when the server or webhook refused it,
+/// 429 past `TEST_SENDS_PER_MINUTE`.
 async fn test(State(state): State<AppState>, channel: &'static str) -> Response {
     let notifier = &state.runner.deps().notifier;
     match notifier.send_test(channel).await {
         Ok(message) => Json(json!({"status": "success", "message": message})).into_response(),
         Err(failure) => {
-            let code = if failure.attempted {
-                axum::http::StatusCode::BAD_GATEWAY
-            } else {
-                axum::http::StatusCode::BAD_REQUEST
+            use crate::notify::TestFailureKind;
+            let code = match failure.kind {
+                TestFailureKind::Refused => axum::http::StatusCode::BAD_GATEWAY,
+                TestFailureKind::TooMany => axum::http::StatusCode::TOO_MANY_REQUESTS,
+                TestFailureKind::NotSetUp => axum::http::StatusCode::BAD_REQUEST,
             };
             (code, Json(json!({"detail": failure.message}))).into_response()
         }
