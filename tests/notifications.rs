@@ -189,6 +189,8 @@ async fn a_pipeline_chooses_its_events_recipients_and_webhook() {
             ("SMTP_PORT", &port),
             ("SMTP_FROM", "fastflow@example.com"),
             ("EMAIL_RECIPIENTS", "ops@example.com"),
+            // The receiver is on loopback, which a pipeline's webhook may not reach by default.
+            ("NOTIFY_ALLOW_LOOPBACK_WEBHOOKS", "true"),
         ],
     )
     .await;
@@ -499,6 +501,51 @@ async fn a_mail_server_that_stalls_or_speaks_nonsense_gets_a_clear_answer_not_a_
             .unwrap()
             .starts_with("SMTP 127.0.0.1:"),
         "{body}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_webhook_may_not_reach_loopback_metadata_or_the_engine() {
+    let hooks = HookReceiver::start().await;
+    let port = hooks.addr.port();
+    // (The engine's own address, DOCKER_HOST, is refused as well: webhook_guard's unit test.)
+    let targets = [
+        ("by_ip", format!("http://127.0.0.1:{port}/ip")),
+        ("by_name", format!("http://localhost:{port}/name")),
+        (
+            "metadata",
+            "http://169.254.169.254/latest/meta-data/".to_string(),
+        ),
+    ];
+    let mut files = Vec::new();
+    for (name, url) in &targets {
+        files.push((
+            format!("{name}/main.py"),
+            "raise SystemExit(1)\n".to_string(),
+        ));
+        files.push((
+            format!("{name}/pipeline.json"),
+            format!(r#"{{"notify": {{"webhook": "{url}"}}}}"#),
+        ));
+    }
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let app = TestApp::start_with(&files, &[]).await;
+    for (name, _) in &targets {
+        let (run, _) = app.run_to_end(name, "").await;
+        let sent = settled(&app, run["id"].as_str().unwrap(), 1).await;
+        assert_eq!(sent[0]["status"], "failed", "{name}: {sent:?}");
+        let error = sent[0]["last_error"].as_str().unwrap();
+        assert!(error.contains("may not post to"), "{name}: {error}");
+        assert_eq!(sent[0]["attempts"], 1, "a refusal is not retried: {sent:?}");
+    }
+    assert!(
+        hooks.hooks().is_empty(),
+        "nothing reached loopback: {:?}",
+        hooks.hooks()
     );
     app.stop().await;
 }

@@ -83,6 +83,9 @@ pub struct NotifyEnv {
     pub notify_on: Vec<NotifyEvent>,
     /// `FRONTEND_URL` (1.x): where the links in a notification point; else `BASE_URL`.
     pub frontend_url: Option<String>,
+    /// `NOTIFY_ALLOW_LOOPBACK_WEBHOOKS`: a pipeline's own webhook may post to
+    /// this host's loopback (tests, single-host chat servers).
+    pub allow_loopback_webhooks: bool,
 }
 
 impl Default for NotifyEnv {
@@ -103,6 +106,7 @@ impl Default for NotifyEnv {
             webhook_format: None,
             notify_on: NotifyEvent::DEFAULT_ON.to_vec(),
             frontend_url: None,
+            allow_loopback_webhooks: false,
         }
     }
 }
@@ -194,6 +198,10 @@ impl NotifyEnv {
                 Some(list) => parse_events(&list).map_err(|why| err("NOTIFY_ON", &list, why))?,
             },
             frontend_url: get("FRONTEND_URL").map(|u| u.trim_end_matches('/').to_string()),
+            allow_loopback_webhooks: parse_bool(
+                get("NOTIFY_ALLOW_LOOPBACK_WEBHOOKS"),
+                "NOTIFY_ALLOW_LOOPBACK_WEBHOOKS",
+            )?,
         })
     }
 }

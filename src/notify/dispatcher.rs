@@ -154,7 +154,17 @@ impl Notifier {
             .as_deref()
             .and_then(WebhookFormat::parse)
             .unwrap_or_default();
-        super::webhook::post(&self.http, &url, &d.target, &message.webhook_body(format)).await
+        let body = message.webhook_body(format);
+        if d.source == SOURCE_PIPELINE_WEBHOOK {
+            if let Some(why) = super::webhook_guard::refuses_url(&self.forbidden, &url).await {
+                return Err(SendError::permanent(format!(
+                    "a pipeline's webhook may not post to {}: {why}",
+                    d.target
+                )));
+            }
+            return super::webhook::post(&self.pipeline_http, &url, &d.target, &body).await;
+        }
+        super::webhook::post(&self.http, &url, &d.target, &body).await
     }
 
     async fn message_for(&self, d: &Delivery, settings: &Effective) -> Message {

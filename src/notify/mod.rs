@@ -10,6 +10,7 @@ pub mod email;
 pub mod message;
 pub mod settings;
 pub mod webhook;
+pub mod webhook_guard;
 
 use std::sync::Arc;
 
@@ -95,6 +96,9 @@ pub struct Notifier {
     cipher: Arc<Cipher>,
     registry: Arc<PipelineRegistry>,
     http: reqwest::Client,
+    /// For pipelines' own webhooks: refuses the engine, link-local and loopback.
+    pipeline_http: reqwest::Client,
+    forbidden: Arc<webhook_guard::Forbidden>,
     wake: tokio::sync::Notify,
     /// The address the server really listens at, when BASE_URL named port 0 (tests).
     base_url: std::sync::OnceLock<String>,
@@ -108,7 +112,10 @@ impl Notifier {
         cipher: Arc<Cipher>,
         registry: Arc<PipelineRegistry>,
     ) -> Arc<Self> {
+        let forbidden = Arc::new(webhook_guard::Forbidden::from_config(&config));
         Arc::new(Self {
+            pipeline_http: webhook_guard::client(forbidden.clone()),
+            forbidden,
             pool,
             config,
             cipher,

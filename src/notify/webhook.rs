@@ -11,15 +11,18 @@ use super::SendError;
 /// The whole request, from connecting to the answer's status.
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The client every webhook call shares.
-pub fn client() -> reqwest::Client {
+/// The settings every webhook client shares.
+pub fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .timeout(WEBHOOK_TIMEOUT)
         .connect_timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("fastflow/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_default()
+}
+
+/// The client for the webhooks an admin configured.
+pub fn client() -> reqwest::Client {
+    builder().build().unwrap_or_default()
 }
 
 /// Posts `body` to `url`; `shown` names the target in errors.
@@ -31,6 +34,15 @@ pub async fn post(
 ) -> Result<(), SendError> {
     let response = client.post(url).json(body).send().await.map_err(|e| {
         let e = e.without_url();
+        // The guard's refusal (webhook_guard) is a cause of the connect error: say it.
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if text.contains("may not post to") {
+                return SendError::permanent(text);
+            }
+            cause = c.source();
+        }
         let what = if e.is_timeout() {
             format!("no answer within {} s", WEBHOOK_TIMEOUT.as_secs())
         } else if e.is_connect() {
