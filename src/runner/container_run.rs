@@ -307,7 +307,15 @@ impl Exec<'_> {
             run_id: &run.id,
             container_started_at: started_at,
         };
-        let pump = log_pump::pump(log, output, stop_pump.clone(), probe);
+        let pump = async {
+            let result = log_pump::pump(&mut *log, output, stop_pump.clone(), probe).await;
+            // An attach stream that ends while the container still runs was cut (a
+            // socket proxy's idle timeout: 10 minutes of silence for HAProxy), not
+            // completed: what follows is read from the engine's copy at the end.
+            let cut = matches!(result, Ok(PumpEnd::Complete))
+                && engine::is_running(&deps.docker, id).await;
+            (result, cut)
+        };
         let metrics_stop = CancellationToken::new();
         let sampler = metrics::sample(deps, run, self.limits, id, metrics_stop.clone());
         let waiter = async {
@@ -315,9 +323,15 @@ impl Exec<'_> {
             metrics_stop.cancel();
             (ended, Utc::now())
         };
-        let (pump_result, (wait_result, ended_at), sampling) = tokio::join!(pump, waiter, sampler);
+        let ((pump_result, cut), (wait_result, ended_at), sampling) =
+            tokio::join!(pump, waiter, sampler);
+        if cut {
+            log.system(
+                "[fastflow] the output stream was cut off while the container ran (a socket proxy's idle timeout?); the rest of the log was read from the engine when the run ended".into(),
+            );
+        }
         let complete = match &pump_result {
-            Ok(end) => *end == PumpEnd::Complete,
+            Ok(end) => *end == PumpEnd::Complete && !cut,
             Err(e) => {
                 tracing::warn!(run = %run.id, "{e}");
                 false

@@ -27,6 +27,9 @@ pub enum EngineError {
     Api(#[from] BollardError),
     #[error(transparent)]
     Policy(#[from] PolicyViolation),
+    /// The wait for a running container cannot be kept up.
+    #[error("{0}")]
+    Wait(String),
 }
 
 /// A 403 from the engine's address is a socket proxy's allow-list (the engine itself
@@ -69,7 +72,7 @@ impl EngineError {
     pub fn is_unreachable(&self) -> bool {
         match self {
             Self::Api(e) | Self::Connect { source: e, .. } => is_unreachable(e),
-            Self::Pull { .. } | Self::Policy(_) => false,
+            Self::Pull { .. } | Self::Policy(_) | Self::Wait(_) => false,
         }
     }
 }
@@ -172,24 +175,61 @@ pub async fn create_container(
 }
 
 /// Waits until the container is not running and returns its exit code.
+///
+/// A socket proxy may end a long wait: HAProxy (tecnativa/docker-socket-proxy)
+/// answers `504` after `timeout server` (10 minutes) without a byte, or the
+/// connection drops. Then the container's own state decides: still running is
+/// waited for again, ended gives its exit code. A wait that keeps failing at
+/// once while the container runs (a proxy that refuses it) is an error.
 pub async fn wait_exit(docker: &Docker, id: &str) -> Result<i64, EngineError> {
+    const QUICK: std::time::Duration = std::time::Duration::from_secs(1);
+    const MAX_QUICK_FAILURES: u32 = 5;
+    let mut quick_failures = 0;
     loop {
         let options = WaitContainerOptionsBuilder::new()
             .condition("not-running")
             .build();
+        let began = std::time::Instant::now();
         let mut stream = docker.wait_container(id, Some(options));
-        match stream.next().await {
+        let cut = match stream.next().await {
             Some(Ok(resp)) => return Ok(resp.status_code),
             // bollard reports a non-zero exit as an error value; it is an outcome.
             Some(Err(BollardError::DockerContainerWaitError { code, .. })) => return Ok(code),
             // The response headers took longer than the client timeout; keep waiting.
             Some(Err(BollardError::RequestTimeoutError)) => continue,
-            Some(Err(e)) => return Err(e.into()),
-            None => {
-                let state = docker.inspect_container(id, None).await?.state;
-                return Ok(state.and_then(|s| s.exit_code).unwrap_or(-1));
-            }
+            Some(Err(e)) => Some(e),
+            None => None,
+        };
+        drop(stream);
+        let state = docker.inspect_container(id, None).await?.state;
+        if !state.as_ref().and_then(|s| s.running).unwrap_or(false) {
+            return Ok(state.and_then(|s| s.exit_code).unwrap_or(-1));
         }
+        if began.elapsed() < QUICK {
+            quick_failures += 1;
+            if quick_failures >= MAX_QUICK_FAILURES {
+                return Err(match cut {
+                    Some(e) => e.into(),
+                    None => EngineError::Wait(
+                        "the engine (or a proxy in front of it) keeps ending the wait for the container at once".into(),
+                    ),
+                });
+            }
+            tokio::time::sleep(QUICK).await;
+        } else {
+            quick_failures = 0;
+        }
+        if let Some(e) = &cut {
+            tracing::info!(container = %id, error = %e, "the wait for the container was cut off while it runs; waiting again");
+        }
+    }
+}
+
+/// Whether the container runs now (`false` when it cannot be inspected).
+pub async fn is_running(docker: &Docker, id: &str) -> bool {
+    match docker.inspect_container(id, None).await {
+        Ok(c) => c.state.and_then(|s| s.running).unwrap_or(false),
+        Err(_) => false,
     }
 }
 
