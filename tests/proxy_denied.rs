@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::TestApp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UnixStream};
+use tokio::net::{TcpListener, TcpStream};
 
 /// HAProxy's answer to `http-request deny` (tecnativa/docker-socket-proxy).
 const DENIED: &[u8] = b"HTTP/1.0 403 Forbidden\r\ncache-control: no-cache\r\ncontent-type: text/html\r\n\r\n<html><body><h1>403 Forbidden</h1>\nRequest forbidden by administrative rules.\n</body></html>\n";
@@ -40,18 +40,9 @@ enum Refusal {
 }
 
 async fn serve(mut tcp: TcpStream, refusal: Refusal) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match tcp.read(&mut byte).await {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-        if head.len() > 64 * 1024 {
-            return;
-        }
-    }
-    let text = String::from_utf8_lossy(&head).to_string();
+    let Some(text) = common::engine_proxy::read_head(&mut tcp).await else {
+        return;
+    };
     if denied(&text) {
         if let Refusal::Cut = refusal {
             return; // dropped with the request body unread: the client sees a reset
@@ -66,19 +57,7 @@ async fn serve(mut tcp: TcpStream, refusal: Refusal) {
         let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
         return;
     }
-    let Ok(mut unix) = UnixStream::connect("/var/run/docker.sock").await else {
-        return;
-    };
-    // One request per connection (an upgrade, like attach, keeps its own).
-    let forwarded = if text.to_ascii_lowercase().contains("\r\nupgrade:") {
-        text
-    } else {
-        format!(
-            "{}\r\nConnection: close\r\n\r\n",
-            text.trim_end_matches("\r\n")
-        )
-    };
-    if unix.write_all(forwarded.as_bytes()).await.is_ok() {
+    if let Some((mut unix, _)) = common::engine_proxy::forward_head(&text).await {
         let _ = tokio::io::copy_bidirectional(&mut tcp, &mut unix).await;
     }
 }

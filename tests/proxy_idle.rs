@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::TestApp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UnixStream};
+use tokio::net::{TcpListener, TcpStream};
 
 const IDLE: Duration = Duration::from_secs(2);
 
@@ -19,30 +19,12 @@ const IDLE: Duration = Duration::from_secs(2);
 const GATEWAY_TIMEOUT: &[u8] = b"HTTP/1.1 504 Gateway Time-out\r\ncontent-length: 92\r\ncache-control: no-cache\r\ncontent-type: text/html\r\n\r\n<html><body><h1>504 Gateway Time-out</h1>\nThe server didn't respond in time.\n</body></html>\n";
 
 async fn serve(mut tcp: TcpStream) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match tcp.read(&mut byte).await {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-    }
-    let text = String::from_utf8_lossy(&head).to_string();
-    let Ok(mut unix) = UnixStream::connect("/var/run/docker.sock").await else {
+    let Some(text) = common::engine_proxy::read_head(&mut tcp).await else {
         return;
     };
-    let upgrade = text.to_ascii_lowercase().contains("\r\nupgrade:");
-    let forwarded = if upgrade {
-        text
-    } else {
-        format!(
-            "{}\r\nConnection: close\r\n\r\n",
-            text.trim_end_matches("\r\n")
-        )
-    };
-    if unix.write_all(forwarded.as_bytes()).await.is_err() {
+    let Some((mut unix, upgrade)) = common::engine_proxy::forward_head(&text).await else {
         return;
-    }
+    };
     // Copy both ways; nothing either way for IDLE ends the connection (a 504
     // when the engine has not answered a plain request at all).
     let (mut cr, mut cw) = tcp.split();
@@ -103,7 +85,10 @@ async fn a_run_silent_longer_than_the_proxys_idle_timeout_ends_truthfully() {
     );
     assert!(log.contains("before the silence"), "{log}");
     assert!(log.contains("after the silence"), "no line is lost: {log}");
-    assert!(log.contains("the output stream was cut off"), "the log says so: {log}");
+    assert!(
+        log.contains("the output stream was cut off"),
+        "the log says so: {log}"
+    );
     app.stop().await;
     proxy.abort();
 }

@@ -12,6 +12,7 @@ use fastflow::config::Config;
 use serde_json::Value;
 
 pub mod cdp;
+pub mod engine_proxy;
 pub mod git_repo;
 pub mod oidc;
 pub mod session;
