@@ -126,6 +126,7 @@ PORT=$port
 BASE_URL=http://127.0.0.1:$port
 WORKER_BASE_IMAGE=$runner_image
 METRICS_TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+FASTFLOW_ENV_FILE=$env_file
 EOF
 base="http://127.0.0.1:$port"
 

@@ -46,8 +46,11 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Import a Python Fast-Flow 1.x database (fastflow.db): its run history and
-    /// its secrets and parameters (same ENCRYPTION_KEY). Safe to run again.
+    /// Import a Python Fast-Flow 1.x database (fastflow.db): run history, secrets and
+    /// parameters (same ENCRYPTION_KEY), users with their sign-in providers, switched-off
+    /// scheduler jobs and the e-mail/Teams settings. Reads this server's configuration
+    /// (DATA_DIR, DATABASE_URL, ENCRYPTION_KEY, .env); stop the server first. Safe to run
+    /// again: what exists here is left alone. See docs/deployment.md.
     ImportFastflow {
         /// The 1.x SQLite database file.
         path: PathBuf,

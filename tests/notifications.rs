@@ -217,6 +217,15 @@ async fn a_pipeline_chooses_its_events_recipients_and_webhook() {
     // The pipeline page and API never show the webhook URL in clear.
     let (_, p) = app.get_json("/api/pipelines/mine").await;
     assert!(!p.to_string().contains("/own/tok"), "{p}");
+    let (_, page) = app.get_text("/pipelines/mine?tab=configuration").await;
+    assert!(
+        page.contains("Also e-mailed to") && page.contains("team@example.com"),
+        "the tab says what is told"
+    );
+    assert!(
+        page.contains("Own webhook") && !page.contains("/own/tok"),
+        "its webhook only by host"
+    );
 
     let (q, _) = app.run_to_end("quiet", "").await;
     assert_eq!(q["status"], "FAILED");

@@ -105,6 +105,24 @@ pub fn effective(c: &Config) -> Vec<(&'static str, String)> {
         ("TEAMS_WEBHOOK_URL", secret(&c.notify.teams_webhook_url)),
         ("NOTIFY_WEBHOOK_URL", secret(&c.notify.webhook_url)),
         (
+            "NOTIFY_WEBHOOK_FORMAT",
+            c.notify
+                .webhook_format
+                .map_or("by the URL".to_string(), |f| f.as_str().to_string()),
+        ),
+        (
+            "SMTP_CA_FILE",
+            c.notify
+                .smtp_ca_file
+                .as_deref()
+                .map_or("not set".to_string(), path),
+        ),
+        ("FRONTEND_URL", opt(&c.notify.frontend_url)),
+        (
+            "NOTIFY_ALLOW_LOOPBACK_WEBHOOKS",
+            c.notify.allow_loopback_webhooks.to_string(),
+        ),
+        (
             "NOTIFY_ON",
             c.notify
                 .notify_on

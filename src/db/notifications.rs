@@ -32,7 +32,8 @@ pub struct Delivery {
     pub pipeline_name: String,
     pub event: String,
     pub channel: String,
-    #[serde(skip)]
+    /// Where the target comes from: `email`, `settings:webhook`, `settings:teams`
+    /// or `pipeline:webhook` (the pipeline's own `notify.webhook`).
     pub source: String,
     pub target: String,
     pub format: Option<String>,
@@ -42,6 +43,18 @@ pub struct Delivery {
     pub created_at: DateTime<Utc>,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl Delivery {
+    /// The target's origin in words, for pages.
+    pub fn origin(&self) -> &'static str {
+        match self.source.as_str() {
+            "settings:webhook" => "the server's webhook",
+            "settings:teams" => "Teams",
+            "pipeline:webhook" => "the pipeline's webhook",
+            _ => "e-mail",
+        }
+    }
 }
 
 const COLUMNS: &str = "id, run_id, pipeline_name, event, channel, source, target, format, status, \

@@ -154,7 +154,7 @@ impl Notifier {
             .as_deref()
             .and_then(WebhookFormat::parse)
             .unwrap_or_default();
-        let body = message.webhook_body(format);
+        let body = message.webhook_body_for(format, &url);
         if d.source == SOURCE_PIPELINE_WEBHOOK {
             if let Some(why) = super::webhook_guard::refuses_url(&self.forbidden, &url).await {
                 return Err(SendError::permanent(format!(

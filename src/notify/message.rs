@@ -75,10 +75,13 @@ impl Message {
             facts.push(("Finished", end.format("%Y-%m-%d %H:%M:%S UTC").to_string()));
         }
         if let Some(d) = run.duration_seconds() {
-            facts.push((
-                "Duration",
-                crate::pipelines::timing_words::duration_words(d.max(0.0) as u64),
-            ));
+            let d = d.max(0.0);
+            let words = if d < 60.0 {
+                format!("{d:.1} s")
+            } else {
+                crate::pipelines::timing_words::duration_words(d as u64)
+            };
+            facts.push(("Duration", words));
         }
         if run.attempt > 1 {
             facts.push(("Attempt", run.attempt.to_string()));
@@ -104,8 +107,55 @@ impl Message {
         if let Some(link) = &self.link {
             out.push_str(&format!("\nOpen the run: {link}\n"));
         }
-        out.push_str("\n-- \nFast-Flow failure notifications. Settings → Notifications says who gets them.\n");
+        out.push_str(&format!(
+            "\n-- \nFast-Flow notifications{}. Settings → Notifications says who gets them.\n",
+            self.link
+                .as_deref()
+                .and_then(|l| l.split("/runs/").next())
+                .map(|base| format!(" from {base}"))
+                .unwrap_or_default()
+        ));
         out
+    }
+
+    /// The body posted to `url`: Teams Workflows (Power Automate) URLs take an
+    /// Adaptive Card, the older Office 365 connectors a MessageCard.
+    pub fn webhook_body_for(&self, format: WebhookFormat, url: &str) -> Value {
+        if format == WebhookFormat::Teams && is_teams_workflow(url) {
+            return self.adaptive_card();
+        }
+        self.webhook_body(format)
+    }
+
+    fn adaptive_card(&self) -> Value {
+        let facts: Vec<Value> = self
+            .facts()
+            .into_iter()
+            .map(|(label, value)| json!({"title": label, "value": value}))
+            .collect();
+        let mut card = json!({
+            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "type": "AdaptiveCard",
+            "version": "1.4",
+            "body": [
+                {"type": "TextBlock", "size": "Medium", "weight": "Bolder", "wrap": true,
+                 "color": if self.is_good_news() { "Good" } else { "Attention" },
+                 "text": self.headline()},
+                {"type": "FactSet", "facts": facts},
+            ],
+        });
+        if let Some(link) = &self.link {
+            card["actions"] =
+                json!([{"type": "Action.OpenUrl", "title": "Open the run", "url": link}]);
+        }
+        json!({
+            "type": "message",
+            "attachments": [{
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": null,
+                "content": card,
+            }],
+        })
     }
 
     /// The body posted to a webhook.
@@ -171,6 +221,14 @@ impl Message {
     }
 }
 
+/// A Teams Workflows (Power Automate) webhook, which takes Adaptive Cards.
+fn is_teams_workflow(url: &str) -> bool {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .is_some_and(|h| h.ends_with(".logic.azure.com") || h.ends_with(".powerplatform.com"))
+}
+
 fn clipped(text: &str) -> String {
     if text.chars().count() <= MAX_ERROR_CHARS {
         return text.to_string();
@@ -178,4 +236,58 @@ fn clipped(text: &str) -> String {
     let mut out: String = text.chars().take(MAX_ERROR_CHARS).collect();
     out.push('…');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message() -> Message {
+        Message {
+            event: "failure".into(),
+            pipeline: "etl".into(),
+            run: None,
+            run_id: Some("r1".into()),
+            link: Some("https://flow.example.com/runs/r1".into()),
+        }
+    }
+
+    #[test]
+    fn teams_gets_the_card_its_url_takes() {
+        let m = message();
+        let old = m.webhook_body_for(
+            WebhookFormat::Teams,
+            "https://x.webhook.office.com/webhookb2/k",
+        );
+        assert_eq!(old["@type"], "MessageCard");
+        let flow = m.webhook_body_for(
+            WebhookFormat::Teams,
+            "https://prod-12.westeurope.logic.azure.com/workflows/abc/triggers/manual/paths/invoke?sig=s",
+        );
+        assert_eq!(flow["type"], "message");
+        let card = &flow["attachments"][0]["content"];
+        assert_eq!(card["type"], "AdaptiveCard");
+        assert_eq!(card["body"][0]["text"], "Pipeline etl failed");
+        assert_eq!(
+            card["actions"][0]["url"],
+            "https://flow.example.com/runs/r1"
+        );
+        assert_eq!(
+            m.webhook_body_for(WebhookFormat::Json, "https://x.logic.azure.com/")["event"],
+            "failure"
+        );
+    }
+
+    #[test]
+    fn the_text_names_the_server() {
+        let text = message().text();
+        assert!(
+            text.contains("Open the run: https://flow.example.com/runs/r1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Fast-Flow notifications from https://flow.example.com."),
+            "{text}"
+        );
+    }
 }

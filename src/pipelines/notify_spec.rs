@@ -99,7 +99,10 @@ impl WebhookFormat {
         let host = url_host(url).unwrap_or_default();
         if host == "hooks.slack.com" {
             Self::Slack
-        } else if host.ends_with(".webhook.office.com") || host.ends_with(".logic.azure.com") {
+        } else if host.ends_with(".webhook.office.com")
+            || host.ends_with(".logic.azure.com")
+            || host.ends_with(".powerplatform.com")
+        {
             Self::Teams
         } else {
             Self::Json

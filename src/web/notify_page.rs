@@ -379,12 +379,14 @@ async fn test(
     Form(form): Form<TestForm>,
 ) -> Result<Response, AppError> {
     let result = state.runner.deps().notifier.send_test(&form.channel).await;
+    let what = match form.channel.as_str() {
+        "email" => "e-mail",
+        "teams" => "Teams message",
+        _ => "webhook",
+    };
     let (ok, text) = match result {
-        Ok(m) => (true, format!("Test {}: {m}.", form.channel)),
-        Err(e) => (
-            false,
-            format!("Test {} failed: {}", form.channel, e.message),
-        ),
+        Ok(m) => (true, format!("Test {what}: {m} — accepted.")),
+        Err(e) => (false, format!("Test {what} failed: {}", e.message)),
     };
     if is_htmx(&headers) {
         return Ok(TestResult { ok, text }.into_response());

@@ -107,3 +107,25 @@ pub(super) fn cores(c: f64) -> String {
         format!("{c} cores")
     }
 }
+
+/// The pipeline's `notify` as the Configuration tab states it: (what, value).
+pub fn notify_facts(p: &Pipeline) -> Vec<(&'static str, String)> {
+    let Some(n) = &p.metadata.notify else {
+        return Vec::new();
+    };
+    let mut facts = vec![(
+        "Events",
+        match &n.on {
+            None => "the server's (Settings → Notifications)".to_string(),
+            Some(on) if on.is_empty() => "none: this pipeline is never told".to_string(),
+            Some(on) => on.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", "),
+        },
+    )];
+    if !n.email.is_empty() {
+        facts.push(("Also e-mailed to", n.email.join(", ")));
+    }
+    if let Some(shown) = &n.webhook_shown {
+        facts.push(("Own webhook", format!("{shown} ({})", n.format().as_str())));
+    }
+    facts
+}

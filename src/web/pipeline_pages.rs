@@ -54,6 +54,8 @@ pub(super) struct DetailPage {
     secrets: Option<super::pipeline_secrets::SecretFacts>,
     /// Webhook URLs exist but the caller may not start runs, so they are not shown.
     webhooks_hidden: bool,
+    /// The pipeline's own `notify` settings (empty: the server's).
+    notify: Vec<(&'static str, String)>,
     /// The tab shown: one of [`TABS`].
     pub(super) tab: &'static str,
     /// The source files (source tab only).
@@ -289,6 +291,7 @@ pub(super) fn detail_view(
         source_links: Vec::new(),
         secrets: None,
         webhooks_hidden: false,
+        notify: super::pipeline_facts::notify_facts(p),
         tab: TABS[0],
         source: Vec::new(),
         durations: String::new(),
