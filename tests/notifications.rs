@@ -446,6 +446,10 @@ async fn the_page_saves_settings_sends_tests_and_lists_deliveries() {
         .unwrap();
     let html = resp.text().await.unwrap();
     assert!(html.contains("Not saved: smtp_from:"), "{html}");
+    assert!(
+        html.contains(r#"value="not-an-address""#),
+        "what was typed stays in the form"
+    );
     let (_, s) = app.get_json("/api/settings/notifications").await;
     assert_eq!(s["notify_on"], serde_json::json!(["failure", "success"]));
     app.stop().await;

@@ -23,6 +23,7 @@ mod log_stream;
 pub(crate) mod login_pages;
 mod metrics_export;
 mod metrics_stream;
+mod notify_form;
 mod notify_page;
 mod oauth_pages;
 mod page_query;
