@@ -44,6 +44,13 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// SQLITE_BUSY (5) and its extended codes (517: a read turned write lost
+    /// its snapshot): another writer had the database; trying again may work.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Self::Query(sqlx::Error::Database(e))
+            if e.code().as_deref().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| c & 0xff == 5))
+    }
+
     /// SQLITE_FULL (13): the disk under the database is full.
     pub fn is_disk_full(&self) -> bool {
         matches!(self, Self::Query(sqlx::Error::Database(e)) if e.code().as_deref() == Some("13"))

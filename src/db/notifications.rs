@@ -9,6 +9,8 @@ use super::{DbError, Pool};
 pub const PENDING: &str = "pending";
 pub const SENT: &str = "sent";
 pub const FAILED: &str = "failed";
+/// A test message its caller is sending now (never taken by the dispatcher).
+pub const SENDING: &str = "sending";
 
 /// A message to record. `status` is `PENDING`, or `FAILED` with `last_error`
 /// when it cannot be sent at all (the channel is off, the queue is full).
@@ -121,6 +123,40 @@ pub async fn next_due(pool: &Pool) -> Result<Option<DateTime<Utc>>, DbError> {
     .await?)
 }
 
+/// Takes a due message for sending: not due again before `lease` (unless its
+/// attempt is recorded or it is released). Whether it was still due.
+pub async fn claim(
+    pool: &Pool,
+    id: i64,
+    now: DateTime<Utc>,
+    lease: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE notifications SET next_attempt_at = ? \
+         WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?",
+    )
+    .bind(lease)
+    .bind(id)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Makes claimed messages due again at once (a shutdown cut their sending short).
+pub async fn release(pool: &Pool, ids: &[i64], now: DateTime<Utc>) -> Result<(), DbError> {
+    for id in ids {
+        sqlx::query(
+            "UPDATE notifications SET next_attempt_at = ? WHERE id = ? AND status = 'pending'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
 /// The result of one attempt: sent, another try at `retry_at`, or given up.
 pub async fn record_attempt(
     pool: &Pool,
@@ -185,7 +221,9 @@ pub async fn swap_outcome(
     run_id: &str,
     at: DateTime<Utc>,
 ) -> Result<Option<String>, DbError> {
-    let mut tx = pool.begin().await?;
+    // IMMEDIATE: a read that later writes would fail at once when another
+    // writer came between (SQLITE_BUSY_SNAPSHOT); this waits its turn instead.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let previous: Option<String> = sqlx::query_scalar(
         "SELECT last_outcome FROM notify_pipeline_state WHERE pipeline_name = ?",
     )

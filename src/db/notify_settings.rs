@@ -31,16 +31,43 @@ const COLUMNS: &str = "email_enabled, smtp_host, smtp_port, smtp_user, smtp_pass
 
 /// The stored overrides (all NULL when the page never saved).
 pub async fn get(pool: &Pool) -> Result<NotifySettingsRow, DbError> {
+    get_with(pool).await
+}
+
+async fn get_with<'e, E: sqlx::SqliteExecutor<'e>>(ex: E) -> Result<NotifySettingsRow, DbError> {
     let row: Option<NotifySettingsRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM notification_settings WHERE id = 1"
     ))
-    .fetch_optional(pool)
+    .fetch_optional(ex)
     .await?;
     Ok(row.unwrap_or_default())
 }
 
 /// Replaces every override at once (the page sends the whole form).
 pub async fn put(pool: &Pool, row: &NotifySettingsRow) -> Result<(), DbError> {
+    put_with(pool, row).await
+}
+
+/// Changes the stored row with `change` in one transaction, so changes made at
+/// the same time never undo each other; `change`'s refusal stores nothing.
+pub async fn update(
+    pool: &Pool,
+    change: impl FnOnce(&mut NotifySettingsRow) -> Result<(), String>,
+) -> Result<Result<(), String>, DbError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut row = get_with(&mut *tx).await?;
+    if let Err(why) = change(&mut row) {
+        return Ok(Err(why));
+    }
+    put_with(&mut *tx, &row).await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
+async fn put_with<'e, E: sqlx::SqliteExecutor<'e>>(
+    ex: E,
+    row: &NotifySettingsRow,
+) -> Result<(), DbError> {
     sqlx::query(&format!(
         "INSERT INTO notification_settings (id, {COLUMNS}) \
          VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
@@ -70,7 +97,7 @@ pub async fn put(pool: &Pool, row: &NotifySettingsRow) -> Result<(), DbError> {
     .bind(&row.notify_on)
     .bind(row.updated_at)
     .bind(&row.updated_by)
-    .execute(pool)
+    .execute(ex)
     .await?;
     Ok(())
 }

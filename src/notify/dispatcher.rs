@@ -1,13 +1,16 @@
-//! The background sender: takes the pending messages whose time has come, sends
-//! a few at once, and records each attempt — sent, retried later with a growing
+//! The background sender: takes the pending messages whose time has come,
+//! claims each (a lease, so a message is never sent twice at once, nor again
+//! and again when its result cannot be stored), sends a few per channel at
+//! once, and records each attempt — sent, retried later with a growing
 //! delay, or failed for good. Pending messages are in the database, so they
 //! survive a restart and are sent by the next process.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::Utc;
-use futures_util::StreamExt;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::message::Message;
@@ -26,53 +29,96 @@ pub const RETRY_DELAYS: [Duration; 4] = [
     Duration::from_secs(120),
     Duration::from_secs(600),
 ];
-/// Messages taken per round, and sent at the same time.
-const BATCH: i64 = 16;
-const PARALLEL: usize = 4;
+/// Due messages read per round.
+const BATCH: i64 = 32;
+/// Messages sent at once, per channel: a stalled mail server never holds up
+/// the webhooks, nor one dead webhook the others.
+const EMAIL_PARALLEL: usize = 2;
+const WEBHOOK_PARALLEL: usize = 4;
+/// A message being sent is not due again for this long: if its result cannot
+/// be recorded (a full disk), it is sent again after the lease, not at once.
+pub const LEASE: Duration = Duration::from_secs(120);
 /// Longest sleep between rounds when nothing is due.
 const IDLE_WAIT: Duration = Duration::from_secs(60);
 
 impl Notifier {
-    /// Sends until `shutdown`; woken early when a message is queued.
+    /// Sends until `shutdown`; woken early when a message is queued or a
+    /// sender is free again.
     pub async fn dispatch(self: Arc<Self>, shutdown: CancellationToken) {
+        let email = Arc::new(Semaphore::new(EMAIL_PARALLEL));
+        let webhook = Arc::new(Semaphore::new(WEBHOOK_PARALLEL));
+        let in_flight: Arc<Mutex<HashSet<i64>>> = Default::default();
         loop {
-            let batch = match db::notifications::due(&self.pool, Utc::now(), BATCH).await {
+            let now = Utc::now();
+            let batch = match db::notifications::due(&self.pool, now, BATCH).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading the notifications to send");
                     Vec::new()
                 }
             };
-            let full = batch.len() as i64 == BATCH;
+            let mut busy = false;
             if !batch.is_empty() {
                 match self.settings().await {
                     Ok(settings) => {
-                        let sending =
-                            futures_util::stream::iter(batch).for_each_concurrent(PARALLEL, |d| {
-                                let this = self.clone();
-                                let settings = &settings;
-                                async move { this.deliver(d, settings).await }
+                        let settings = Arc::new(settings);
+                        for d in batch {
+                            let lane = if d.channel == "email" {
+                                &email
+                            } else {
+                                &webhook
+                            };
+                            let Ok(permit) = lane.clone().try_acquire_owned() else {
+                                busy = true;
+                                continue;
+                            };
+                            let lease = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+                            match db::notifications::claim(&self.pool, d.id, now, lease).await {
+                                Ok(true) => {}
+                                Ok(false) => continue,
+                                Err(e) => {
+                                    tracing::warn!(notification = d.id, error = %e, "claiming a notification");
+                                    busy = true;
+                                    continue;
+                                }
+                            }
+                            lock(&in_flight).insert(d.id);
+                            let (this, settings, flight) =
+                                (self.clone(), settings.clone(), in_flight.clone());
+                            tokio::spawn(async move {
+                                let id = d.id;
+                                this.deliver(d, &settings).await;
+                                lock(&flight).remove(&id);
+                                drop(permit);
+                                this.wake.notify_one();
                             });
-                        // An attempt cut short by shutdown is not recorded: the
-                        // message stays pending for the next process.
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return,
-                            _ = sending => {}
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "reading the notification settings"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the notification settings");
+                        busy = true;
+                    }
                 }
             }
-            if full {
-                continue;
-            }
-            let wait = match db::notifications::next_due(&self.pool).await {
-                Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO),
-                _ => IDLE_WAIT,
-            }
-            .clamp(Duration::from_millis(100), IDLE_WAIT);
+            let wait = if busy {
+                Duration::from_secs(1)
+            } else {
+                match db::notifications::next_due(&self.pool).await {
+                    Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+                    _ => IDLE_WAIT,
+                }
+                .clamp(Duration::from_millis(100), IDLE_WAIT)
+            };
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => {
+                    // Messages cut short by shutdown are not recorded: due again
+                    // at once for the next process (after a crash, after the lease).
+                    let ids: Vec<i64> = lock(&in_flight).drain().collect();
+                    if let Err(e) = db::notifications::release(&self.pool, &ids, Utc::now()).await {
+                        tracing::warn!(error = %e, "releasing the notifications being sent");
+                    }
+                    return;
+                }
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
@@ -181,4 +227,8 @@ impl Notifier {
             run,
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -106,7 +106,9 @@ fn transport(
 /// not change by trying again, anything else (4xx, the network) may.
 fn smtp_error(e: &lettre::transport::smtp::Error, host: &str, port: u16) -> SendError {
     let text = format!("SMTP {host}:{port}: {e}");
-    if e.is_permanent() {
+    // A refusal (5xx) and our own client's errors (e.g. an address it cannot
+    // send) do not change by trying again.
+    if e.is_permanent() || e.is_client() {
         SendError::permanent(text)
     } else {
         SendError::retry(text)

@@ -163,9 +163,15 @@ impl Message {
         match format {
             WebhookFormat::Json => self.json(),
             WebhookFormat::Slack => {
-                let mut text = format!("*{}*", self.headline());
+                // Slack reads `<…>` as links and mentions (`<!channel>`): values are escaped.
+                let esc = |v: &str| {
+                    v.replace('&', "&amp;")
+                        .replace('<', "&lt;")
+                        .replace('>', "&gt;")
+                };
+                let mut text = format!("*{}*", esc(&self.headline()));
                 for (label, value) in self.facts().into_iter().skip(1) {
-                    text.push_str(&format!("\n{label}: {value}"));
+                    text.push_str(&format!("\n{label}: {}", esc(&value)));
                 }
                 if let Some(link) = &self.link {
                     text.push_str(&format!("\n<{link}|Open the run>"));
@@ -275,6 +281,26 @@ mod tests {
         assert_eq!(
             m.webhook_body_for(WebhookFormat::Json, "https://x.logic.azure.com/")["event"],
             "failure"
+        );
+    }
+
+    #[test]
+    fn slack_values_cannot_mention_or_link() {
+        let mut m = message();
+        m.run_id = Some("<!channel> <https://evil.example|reset> & co".into());
+        let body = m.webhook_body(WebhookFormat::Slack);
+        let text = body["text"].as_str().unwrap();
+        assert!(
+            !text.contains("<!channel>") && !text.contains("<https://evil"),
+            "{text}"
+        );
+        assert!(
+            text.contains("&lt;!channel&gt;") && text.contains("&amp; co"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("|Open the run>"),
+            "our own link stays a link: {text}"
         );
     }
 

@@ -152,8 +152,18 @@ impl Notifier {
         status: RunStatus,
         error_type: Option<ErrorType>,
     ) {
-        if let Err(e) = self.queue_for_run(spec, run, status, error_type).await {
-            tracing::error!(run_id = %run.id, error = %e, "could not queue the run's notifications");
+        // A busy database (many writers at once) gets a few more tries.
+        for attempt in 1..=5 {
+            match self.queue_for_run(spec, run, status, error_type).await {
+                Ok(()) => return,
+                Err(e) if attempt < 5 && e.is_busy() => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+                }
+                Err(e) => {
+                    tracing::error!(run_id = %run.id, error = %e, "could not queue the run's notifications");
+                    return;
+                }
+            }
         }
     }
 
@@ -198,6 +208,8 @@ impl Notifier {
         Ok(())
     }
 
+    /// Stores one message: pending for the dispatcher, or (`test`) being sent
+    /// by the caller, which the dispatcher never takes.
     async fn queue(
         &self,
         run_id: Option<&str>,
@@ -218,7 +230,11 @@ impl Notifier {
                 source: t.source,
                 target: &t.shown,
                 format: t.format.map(|f| f.as_str()),
-                status: if error.is_some() { FAILED } else { PENDING },
+                status: match (&error, run_id) {
+                    (Some(_), _) => FAILED,
+                    (None, None) => db::notifications::SENDING,
+                    (None, Some(_)) => PENDING,
+                },
                 last_error: error.as_deref(),
             },
             Utc::now(),

@@ -208,7 +208,10 @@ pub fn apply_change(
             row.smtp_port = value
                 .map(|v| match v.parse::<u16>() {
                     Ok(p) if p > 0 => Ok(i64::from(p)),
-                    _ => Err(format!("`{v}` is not a TCP port from 1 to 65535")),
+                    _ => Err(format!(
+                        "`{}` is not a TCP port from 1 to 65535",
+                        crate::pipelines::fields::shown(v)
+                    )),
                 })
                 .transpose()
                 .map_err(why)?
@@ -304,14 +307,13 @@ pub async fn change(
     changes: &[(String, Option<String>)],
     by: &str,
 ) -> Result<Result<(), String>, DbError> {
-    let mut row = db::notify_settings::get(pool).await?;
-    for (field, value) in changes {
-        if let Err(why) = apply_change(&mut row, field, value.as_deref(), cipher) {
-            return Ok(Err(why));
+    db::notify_settings::update(pool, |row| {
+        for (field, value) in changes {
+            apply_change(row, field, value.as_deref(), cipher)?;
         }
-    }
-    row.updated_at = Some(chrono::Utc::now());
-    row.updated_by = Some(by.to_string());
-    db::notify_settings::put(pool, &row).await?;
-    Ok(Ok(()))
+        row.updated_at = Some(chrono::Utc::now());
+        row.updated_by = Some(by.to_string());
+        Ok(())
+    })
+    .await
 }

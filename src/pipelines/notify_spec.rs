@@ -187,7 +187,10 @@ fn read_events(n: &mut FieldReader<'_>, value: Value) -> Vec<NotifyEvent> {
         return Vec::new();
     };
     let mut events = Vec::new();
-    for (i, item) in items.iter().take(NotifyEvent::ALL.len() * 2).enumerate() {
+    if !n.within("on", items.len(), NotifyEvent::ALL.len() * 2) {
+        return events;
+    }
+    for (i, item) in items.iter().enumerate() {
         match item.as_str().and_then(NotifyEvent::parse) {
             Some(e) if !events.contains(&e) => events.push(e),
             Some(_) => {}
@@ -211,7 +214,15 @@ pub fn check_address(raw: &str) -> Result<String, String> {
             "is longer than {MAX_ADDRESS_CHARS} characters, too long for an e-mail address"
         ));
     }
-    match a.parse::<lettre::Address>() {
+    // Plain addresses only: the mail is sent without SMTPUTF8, and a quoted local
+    // part ("a, b"@x) would not survive the recipient list.
+    if !a.is_ascii() || a.contains(['"', ',', ';', '<', '>', '(', ')', ' ']) {
+        return Err(format!(
+            "`{}` is not a plain e-mail address like name@example.com (ASCII, no quotes, spaces or brackets)",
+            shown(a)
+        ));
+    }
+    match a.parse::<lettre::message::Mailbox>() {
         Ok(_) => Ok(a.to_string()),
         Err(_) => Err(format!(
             "`{}` is not an e-mail address like name@example.com",
@@ -220,7 +231,11 @@ pub fn check_address(raw: &str) -> Result<String, String> {
     }
 }
 
-/// Addresses separated by commas (or semicolons), each checked.
+/// Recipients the server's own list (`EMAIL_RECIPIENTS`) may have.
+pub const MAX_SERVER_RECIPIENTS: usize = 100;
+
+/// Addresses separated by commas (or semicolons), each checked, at most
+/// [`MAX_SERVER_RECIPIENTS`].
 pub fn parse_address_list(raw: &str) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = Vec::new();
     for part in raw
@@ -228,6 +243,11 @@ pub fn parse_address_list(raw: &str) -> Result<Vec<String>, String> {
         .map(str::trim)
         .filter(|p| !p.is_empty())
     {
+        if out.len() >= MAX_SERVER_RECIPIENTS {
+            return Err(format!(
+                "more than {MAX_SERVER_RECIPIENTS} recipients; use a mailing list address"
+            ));
+        }
         let a = check_address(part)?;
         if !out.contains(&a) {
             out.push(a);

@@ -67,10 +67,16 @@ pub fn without_webhook_keys(text: &str, known: &[&str], metadata: bool) -> Strin
     let strings = string_tokens(text);
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
+    // A key whose value is not a string (an object, a list) cannot be cut out alone.
+    let mut not_a_string = false;
     for (i, token) in strings.iter().enumerate() {
         let is_field_name = (token.decoded.eq_ignore_ascii_case("webhook_key")
             || token.decoded.eq_ignore_ascii_case("webhook"))
             && text[token.end..].trim_start().starts_with(':');
+        if is_field_name {
+            let after = text[token.end..].trim_start()[1..].trim_start();
+            not_a_string |= !after.starts_with('"') && !after.starts_with("null");
+        }
         let Some(value) = strings.get(i + 1).filter(|_| is_field_name) else {
             continue;
         };
@@ -89,7 +95,7 @@ pub fn without_webhook_keys(text: &str, known: &[&str], metadata: bool) -> Strin
         .iter()
         .filter(|k| !k.is_empty())
         .fold(out, |text, key| text.replace(key, HIDDEN_KEY));
-    let unclear = strings.last().is_some_and(|t| !t.closed) || text.contains('\'');
+    let unclear = strings.last().is_some_and(|t| !t.closed) || text.contains('\'') || not_a_string;
     if metadata && unclear && text.to_ascii_lowercase().contains("webhook") {
         return format!("{HIDDEN_KEY}: this file mentions a webhook key and cannot be read safely");
     }
@@ -186,6 +192,9 @@ mod tests {
             true,
         );
         assert!(!shown.contains("tok3n"), "{shown}");
+        // A webhook given as an object (invalid, so not parsed) is hidden too.
+        let object = r#"{"notify": {"webhook": {"url": "https://x/SECRETOBJ"}}}"#;
+        assert!(!without_webhook_keys(object, &[], true).contains("SECRETOBJ"));
     }
 
     #[test]

@@ -101,7 +101,12 @@ async fn change_settings(
                         }
                     }
                 }
-                Some(parts.join(","))
+                // An empty list tells nothing (`,`), as the page's unticked boxes do.
+                Some(if parts.is_empty() && field == "notify_on" {
+                    ",".to_string()
+                } else {
+                    parts.join(",")
+                })
             }
             _ => {
                 return Err(ApiError(AppError::BadRequest(format!(
