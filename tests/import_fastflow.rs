@@ -462,3 +462,87 @@ fn a_file_that_is_not_a_fastflow_database_is_refused_by_name() {
         "nothing was written before the source was read"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_1x_settings_are_left_out_by_name_not_stored() {
+    let key =
+        python("from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())");
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("fastflow.db");
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect(&format!("sqlite://{}?mode=rwc", src.display()))
+        .await
+        .unwrap();
+    sqlx::raw_sql(include_str!("fixtures/fastflow-1x-schema.sql"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    for (id, name, enabled) in [
+        ("d1", "../../etc", "0"),
+        ("d2", "etl", "maybe"),
+        ("d3", "etl", "0"),
+    ] {
+        sqlx::query(&format!(
+            "INSERT INTO scheduled_jobs (id, pipeline_name, trigger_type, trigger_value, enabled, source, created_at)
+             VALUES ('{id:0>32}', ?, 'CRON', '0 6 * * *', '{enabled}', 'pipeline_json', '2025-12-01 08:00:00')"
+        ))
+        .bind(name)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO orchestrator_settings (id, email_enabled, smtp_host, smtp_port, smtp_password_encrypted,
+             smtp_from, email_recipients, teams_webhook_url)
+         VALUES (1, 1, 'mail host\r\nRCPT TO:<evil@x>', 99999999, 'not-a-fernet-token', 'bad from',
+                 'ops@example.com,<script>', 'file:///etc/passwd')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let data = dir.path().join("data");
+    let out = Command::new(BIN)
+        .args(["import-fastflow", src.to_str().unwrap()])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATA_DIR", &data)
+        .env("ENCRYPTION_KEY", &key)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("1 jobs switched off in 1.x are off here too"),
+        "only etl's valid row: {said}"
+    );
+    assert!(
+        said.contains("scheduler job of `../../etc` left out"),
+        "{said}"
+    );
+    assert!(
+        said.contains("1 scheduler jobs left out: a value of the wrong type"),
+        "{said}"
+    );
+    for field in [
+        "smtp_host",
+        "smtp_port",
+        "smtp_from",
+        "email_recipients",
+        "teams_webhook_url",
+        "smtp_password",
+    ] {
+        assert!(said.contains(field), "{field} is named as left out: {said}");
+    }
+    let pool = fastflow::db::connect(&format!("sqlite://{}", data.join("fastflow.db").display()))
+        .await
+        .unwrap();
+    let stored = fastflow::db::notify_settings::get(&pool).await.unwrap();
+    assert_eq!(stored.smtp_host, None, "a host with CR/LF is not stored");
+    assert_eq!(stored.smtp_password_encrypted, None);
+    assert_eq!(stored.email_enabled, Some(true), "valid fields come over");
+}

@@ -19,15 +19,18 @@ pub struct SourceJob {
     pub run_config_id: Option<String>,
 }
 
-pub async fn source_jobs(source: &Pool) -> Result<Vec<SourceJob>, DbError> {
+/// The jobs, and how many rows could not be read (a value of the wrong type).
+pub async fn source_jobs(source: &Pool) -> Result<(Vec<SourceJob>, usize), DbError> {
     let rows = sqlx::query(
         "SELECT pipeline_name, trigger_type, trigger_value, enabled, source, run_config_id \
          FROM scheduled_jobs ORDER BY pipeline_name, created_at",
     )
     .fetch_all(source)
     .await?;
-    rows.iter()
-        .map(|r| {
+    let mut jobs = Vec::new();
+    let mut unreadable = 0;
+    for r in &rows {
+        let job = (|| -> Result<SourceJob, sqlx::Error> {
             Ok(SourceJob {
                 pipeline_name: r.try_get("pipeline_name")?,
                 trigger_type: r.try_get("trigger_type")?,
@@ -36,9 +39,13 @@ pub async fn source_jobs(source: &Pool) -> Result<Vec<SourceJob>, DbError> {
                 source: r.try_get("source")?,
                 run_config_id: r.try_get("run_config_id")?,
             })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(DbError::from)
+        })();
+        match job {
+            Ok(j) => jobs.push(j),
+            Err(_) => unreadable += 1,
+        }
+    }
+    Ok((jobs, unreadable))
 }
 
 /// The notification settings 1.x stored (its Settings page).
@@ -55,6 +62,8 @@ pub struct SourceNotify {
     pub teams_enabled: Option<bool>,
     /// Plain text in 1.x.
     pub teams_webhook_url: Option<String>,
+    /// Columns whose value had the wrong type.
+    pub unreadable: Vec<&'static str>,
 }
 
 /// `None` when 1.x never saved its settings page.
@@ -67,16 +76,47 @@ pub async fn source_notify(source: &Pool) -> Result<Option<SourceNotify>, DbErro
     .fetch_optional(source)
     .await?;
     let Some(r) = row else { return Ok(None) };
+    // A value of the wrong type leaves that field out (the importer says which).
+    let mut unreadable = Vec::new();
+    let mut text = |c: &'static str| -> Option<String> {
+        r.try_get::<Option<String>, _>(c).unwrap_or_else(|_| {
+            unreadable.push(c);
+            None
+        })
+    };
+    let (host, user, password, from, recipients, teams_url) = (
+        text("smtp_host"),
+        text("smtp_user"),
+        text("smtp_password_encrypted"),
+        text("smtp_from"),
+        text("email_recipients"),
+        text("teams_webhook_url"),
+    );
+    let flag = |c: &'static str, bad: &mut Vec<&'static str>| {
+        r.try_get::<Option<bool>, _>(c).unwrap_or_else(|_| {
+            bad.push(c);
+            None
+        })
+    };
+    let email_enabled = flag("email_enabled", &mut unreadable);
+    let teams_enabled = flag("teams_enabled", &mut unreadable);
+    let smtp_port = r
+        .try_get::<Option<i64>, _>("smtp_port")
+        .unwrap_or_else(|_| {
+            unreadable.push("smtp_port");
+            None
+        });
     Ok(Some(SourceNotify {
-        email_enabled: r.try_get("email_enabled")?,
-        smtp_host: r.try_get("smtp_host")?,
-        smtp_port: r.try_get("smtp_port")?,
-        smtp_user: r.try_get("smtp_user")?,
-        smtp_password_encrypted: r.try_get("smtp_password_encrypted")?,
-        smtp_from: r.try_get("smtp_from")?,
-        email_recipients: r.try_get("email_recipients")?,
-        teams_enabled: r.try_get("teams_enabled")?,
-        teams_webhook_url: r.try_get("teams_webhook_url")?,
+        email_enabled,
+        smtp_host: host,
+        smtp_port,
+        smtp_user: user,
+        smtp_password_encrypted: password,
+        smtp_from: from,
+        email_recipients: recipients,
+        teams_enabled,
+        teams_webhook_url: teams_url,
+        unreadable,
     }))
 }
 

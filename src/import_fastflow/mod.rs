@@ -67,6 +67,9 @@ pub fn main(path: PathBuf) -> ExitCode {
             "\nscheduler: {} jobs switched off in 1.x are off here too ({} already had an override); notification settings: {}",
             s.overrides_imported, s.overrides_present, s.notifications
         ));
+        for note in &s.notes {
+            report.push_str(&format!("\nnote: {note}"));
+        }
         if !s.api_jobs.is_empty() {
             report.push_str(&format!(
                 "\nnote: jobs made through 1.x's API are not imported (schedules live in pipeline.json here; add schedule_cron or schedule_interval_seconds): {}",
@@ -177,14 +180,15 @@ pub async fn import(config: &Config, path: &Path) -> Result<ImportReport, String
             report.users_skipped.push(user.username.clone());
         }
     }
-    report.settings = settings::import(
-        &pool,
-        jobs.as_deref().unwrap_or_default(),
-        notify.as_ref(),
-        cipher.as_ref(),
-    )
-    .await
-    .map_err(|e| format!("storing the scheduler and notification settings: {e}"))?;
+    let (jobs, unreadable_jobs) = jobs.unwrap_or_default();
+    report.settings = settings::import(&pool, &jobs, notify.as_ref(), cipher.as_ref())
+        .await
+        .map_err(|e| format!("storing the scheduler and notification settings: {e}"))?;
+    if unreadable_jobs > 0 {
+        report.settings.notes.push(format!(
+            "{unreadable_jobs} scheduler jobs left out: a value of the wrong type in the 1.x row"
+        ));
+    }
     pool.close().await;
     Ok(report)
 }

@@ -14,6 +14,7 @@
 use crate::db::import_fastflow_settings::{self as source, SourceJob, SourceNotify};
 use crate::db::notify_settings::NotifySettingsRow;
 use crate::db::{DbError, Pool};
+use crate::pipelines::fields::shown;
 use crate::scheduler::jobs::{JobKind, job_id};
 use crate::secrets::Cipher;
 
@@ -26,10 +27,13 @@ pub struct SettingsReport {
     pub api_jobs: Vec<String>,
     /// `imported`, `already set here`, `none in 1.x`, or why not.
     pub notifications: String,
+    /// What was left out, and why.
+    pub notes: Vec<String>,
 }
 
-/// Reads what 1.x has (`None` for a table an older 1.x did not have yet).
-pub async fn read(from: &Pool) -> (Option<Vec<SourceJob>>, Option<SourceNotify>) {
+/// What 1.x has: its jobs (and how many rows could not be read), its
+/// notification settings (`None` for a table an older 1.x did not have).
+pub async fn read(from: &Pool) -> (Option<(Vec<SourceJob>, usize)>, Option<SourceNotify>) {
     let jobs = source::source_jobs(from).await.ok();
     let notify = source::source_notify(from).await.ok().flatten();
     (jobs, notify)
@@ -43,6 +47,17 @@ pub async fn import(
 ) -> Result<SettingsReport, DbError> {
     let mut report = SettingsReport::default();
     for job in jobs {
+        let run_config_ok = job
+            .run_config_id
+            .as_deref()
+            .is_none_or(|r| r.is_empty() || crate::pipelines::is_valid_pipeline_name(r));
+        if !crate::pipelines::is_valid_pipeline_name(&job.pipeline_name) || !run_config_ok {
+            report.notes.push(format!(
+                "scheduler job of `{}` left out: not a pipeline name or run configuration id here",
+                shown(&job.pipeline_name)
+            ));
+            continue;
+        }
         let kind = match (
             job.source.as_str(),
             job.trigger_type.to_ascii_lowercase().as_str(),
@@ -54,8 +69,8 @@ pub async fn import(
                 report.api_jobs.push(format!(
                     "{} ({} {})",
                     job.pipeline_name,
-                    job.trigger_type.to_ascii_lowercase(),
-                    job.trigger_value
+                    shown(&job.trigger_type.to_ascii_lowercase()),
+                    shown(&job.trigger_value)
                 ));
                 continue;
             }
@@ -106,51 +121,52 @@ async fn import_notify(
     if here.updated_at.is_some() {
         return Ok("already set here, left alone".into());
     }
+    let mut notes: Vec<String> = n
+        .unreadable
+        .iter()
+        .map(|c| format!("{c} left out: not a value of its type"))
+        .collect();
+    let mut row = NotifySettingsRow::default();
+    // Each value passes the same checks as the Settings page; a refused one is named.
     let text = |v: &Option<String>| {
         v.as_deref()
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .map(str::to_string)
     };
-    let mut notes = Vec::new();
-    let recipients = text(&n.email_recipients).and_then(|list| {
-        match crate::pipelines::notify_spec::parse_address_list(&list) {
-            Ok(l) => Some(l.join(", ")),
-            Err(why) => {
-                notes.push(format!("email_recipients left out: {why}"));
-                None
-            }
-        }
-    });
-    let teams_url = match (text(&n.teams_webhook_url), cipher) {
-        (Some(url), Some(c)) => match crate::pipelines::notify_spec::check_webhook_url(&url) {
-            Ok(()) => Some(c.encrypt(&url)),
-            Err(why) => {
-                notes.push(format!("teams_webhook_url left out: {why}"));
-                None
-            }
-        },
-        (Some(_), None) => {
-            notes.push("teams_webhook_url left out: no ENCRYPTION_KEY to store it with".into());
-            None
-        }
-        (None, _) => None,
+    let fields = [
+        ("smtp_host", text(&n.smtp_host)),
+        ("smtp_user", text(&n.smtp_user)),
+        ("smtp_port", n.smtp_port.map(|p| p.to_string())),
+        ("smtp_from", text(&n.smtp_from)),
+        ("email_recipients", text(&n.email_recipients)),
+        ("email_enabled", n.email_enabled.map(|b| b.to_string())),
+        ("teams_enabled", n.teams_enabled.map(|b| b.to_string())),
+        ("teams_webhook_url", text(&n.teams_webhook_url)),
+    ];
+    let Some(cipher) = cipher else {
+        return Ok(
+            "left out: no ENCRYPTION_KEY here (set the one the Python Fast-Flow used)".into(),
+        );
     };
-    let row = NotifySettingsRow {
-        email_enabled: n.email_enabled,
-        smtp_host: text(&n.smtp_host),
-        smtp_port: n.smtp_port.filter(|p| (1..=65535).contains(p)),
-        smtp_user: text(&n.smtp_user),
-        smtp_password_encrypted: text(&n.smtp_password_encrypted),
-        smtp_from: text(&n.smtp_from)
-            .filter(|f| crate::pipelines::notify_spec::check_address(f).is_ok()),
-        email_recipients: recipients,
-        teams_enabled: n.teams_enabled,
-        teams_webhook_url_encrypted: teams_url,
-        updated_at: Some(chrono::Utc::now()),
-        updated_by: Some("import-fastflow".into()),
-        ..Default::default()
-    };
+    for (field, value) in fields {
+        let Some(value) = value else { continue };
+        if let Err(why) =
+            crate::notify::settings::apply_change(&mut row, field, Some(&value), cipher)
+        {
+            notes.push(format!("{} left out", shown(&why)));
+        }
+    }
+    // The password is 1.x's Fernet token: kept as it is when this key opens it.
+    if let Some(token) = text(&n.smtp_password_encrypted) {
+        if cipher.decrypt(&token).is_ok() {
+            row.smtp_password_encrypted = Some(token);
+        } else {
+            notes.push("smtp_password left out: it does not open with ENCRYPTION_KEY(S) — set the key the Python Fast-Flow used, or type it on Settings → Notifications".into());
+        }
+    }
+    row.updated_at = Some(chrono::Utc::now());
+    row.updated_by = Some("import-fastflow".into());
     crate::db::notify_settings::put(pool, &row).await?;
     let mut said = "imported".to_string();
     if !notes.is_empty() {
