@@ -26,7 +26,8 @@ fn python(code: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-async fn source_db(path: &std::path::Path, token: &str) {
+/// An empty database with the 1.x schema.
+async fn schema_db(path: &std::path::Path) -> sqlx::SqlitePool {
     let pool = sqlx::sqlite::SqlitePoolOptions::new()
         .connect(&format!("sqlite://{}?mode=rwc", path.display()))
         .await
@@ -35,6 +36,11 @@ async fn source_db(path: &std::path::Path, token: &str) {
         .execute(&pool)
         .await
         .unwrap();
+    pool
+}
+
+async fn source_db(path: &std::path::Path, token: &str) {
+    let pool = schema_db(path).await;
     let runs = [
         (
             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1",
@@ -469,14 +475,7 @@ async fn hostile_1x_settings_are_left_out_by_name_not_stored() {
         python("from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())");
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("fastflow.db");
-    let pool = sqlx::sqlite::SqlitePoolOptions::new()
-        .connect(&format!("sqlite://{}?mode=rwc", src.display()))
-        .await
-        .unwrap();
-    sqlx::raw_sql(include_str!("fixtures/fastflow-1x-schema.sql"))
-        .execute(&pool)
-        .await
-        .unwrap();
+    let pool = schema_db(&src).await;
     for (id, name, enabled) in [
         ("d1", "../../etc", "0"),
         ("d2", "etl", "maybe"),
