@@ -102,12 +102,18 @@ pub async fn pending_count(pool: &Pool) -> Result<i64, DbError> {
     )
 }
 
-/// Pending messages whose time has come, oldest first.
-pub async fn due(pool: &Pool, now: DateTime<Utc>, limit: i64) -> Result<Vec<Delivery>, DbError> {
+/// Pending messages of `channel` whose time has come, oldest first.
+pub async fn due(
+    pool: &Pool,
+    channel: &str,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Delivery>, DbError> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM notifications WHERE status = 'pending' AND next_attempt_at <= ? \
-         ORDER BY next_attempt_at, id LIMIT ?"
+        "SELECT {COLUMNS} FROM notifications WHERE status = 'pending' AND channel = ? \
+         AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?"
     ))
+    .bind(channel)
     .bind(now)
     .bind(limit)
     .fetch_all(pool)

@@ -29,8 +29,8 @@ pub const RETRY_DELAYS: [Duration; 4] = [
     Duration::from_secs(120),
     Duration::from_secs(600),
 ];
-/// Due messages read per round.
-const BATCH: i64 = 32;
+/// Due messages read per round and channel.
+const BATCH: i64 = 16;
 /// Messages sent at once, per channel: a stalled mail server never holds up
 /// the webhooks, nor one dead webhook the others.
 const EMAIL_PARALLEL: usize = 2;
@@ -50,13 +50,15 @@ impl Notifier {
         let in_flight: Arc<Mutex<HashSet<i64>>> = Default::default();
         loop {
             let now = Utc::now();
-            let batch = match db::notifications::due(&self.pool, now, BATCH).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading the notifications to send");
-                    Vec::new()
+            // Each channel's own due messages: many stalled e-mails never keep
+            // a webhook from being read, nor the other way round.
+            let mut batch = Vec::new();
+            for (channel, limit) in [("email", BATCH), ("webhook", BATCH)] {
+                match db::notifications::due(&self.pool, channel, now, limit).await {
+                    Ok(b) => batch.extend(b),
+                    Err(e) => tracing::warn!(error = %e, "reading the notifications to send"),
                 }
-            };
+            }
             let mut busy = false;
             if !batch.is_empty() {
                 match self.settings().await {
