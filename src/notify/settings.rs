@@ -86,14 +86,7 @@ pub async fn load(pool: &Pool, config: &Config, cipher: &Cipher) -> Result<Effec
 
 fn resolve(config: &Config, row: &NotifySettingsRow, cipher: &Cipher) -> Effective {
     let env = &config.notify;
-    let mut overridden = Vec::new();
     let mut problems = Vec::new();
-    let mut pick = |field: &'static str, set: bool| {
-        if set {
-            overridden.push(field);
-        }
-        set
-    };
     let mut secret =
         |field: &'static str, token: &Option<String>, env: &Option<SecretString>| match token {
             Some(t) => match cipher.decrypt(t) {
@@ -118,17 +111,35 @@ fn resolve(config: &Config, row: &NotifySettingsRow, cipher: &Cipher) -> Effecti
         &env.teams_webhook_url,
     );
     let webhook_url = secret("webhook_url", &row.webhook_url_encrypted, &env.webhook_url);
-    let smtp_port = match row.smtp_port.and_then(|p| u16::try_from(p).ok()) {
-        Some(p) if pick("smtp_port", true) => p,
-        _ => env.smtp_port,
-    };
+    let port_set = row.smtp_port.and_then(|p| u16::try_from(p).ok());
+    let smtp_port = port_set.unwrap_or(env.smtp_port);
     let tls_set = row.smtp_tls.as_deref().and_then(SmtpTls::parse);
-    let smtp_tls = match tls_set {
-        Some(t) if pick("smtp_tls", true) => t,
-        _ => env.smtp_tls.unwrap_or_else(|| SmtpTls::for_port(smtp_port)),
-    };
+    let smtp_tls = tls_set
+        .or(env.smtp_tls)
+        .unwrap_or_else(|| SmtpTls::for_port(smtp_port));
+    let overridden = [
+        ("email_enabled", row.email_enabled.is_some()),
+        ("smtp_host", row.smtp_host.is_some()),
+        ("smtp_port", port_set.is_some()),
+        ("smtp_user", row.smtp_user.is_some()),
+        ("smtp_password", row.smtp_password_encrypted.is_some()),
+        ("smtp_from", row.smtp_from.is_some()),
+        ("smtp_tls", tls_set.is_some()),
+        ("email_recipients", row.email_recipients.is_some()),
+        ("teams_enabled", row.teams_enabled.is_some()),
+        (
+            "teams_webhook_url",
+            row.teams_webhook_url_encrypted.is_some(),
+        ),
+        ("webhook_url", row.webhook_url_encrypted.is_some()),
+        ("webhook_format", row.webhook_format.is_some()),
+        ("notify_on", row.notify_on.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(field, set)| set.then_some(field))
+    .collect();
     let text = |v: &Option<String>, env: &Option<String>| v.clone().or_else(|| env.clone());
-    let e = Effective {
+    Effective {
         email_enabled: row.email_enabled.unwrap_or(env.email_enabled),
         smtp_host: text(&row.smtp_host, &env.smtp_host),
         smtp_port,
@@ -157,32 +168,8 @@ fn resolve(config: &Config, row: &NotifySettingsRow, cipher: &Cipher) -> Effecti
             .frontend_url
             .clone()
             .unwrap_or_else(|| config.base_url.clone()),
-        overridden: Vec::new(),
-        problems: Vec::new(),
-    };
-    let set = [
-        ("email_enabled", row.email_enabled.is_some()),
-        ("smtp_host", row.smtp_host.is_some()),
-        ("smtp_user", row.smtp_user.is_some()),
-        ("smtp_password", row.smtp_password_encrypted.is_some()),
-        ("smtp_from", row.smtp_from.is_some()),
-        ("email_recipients", row.email_recipients.is_some()),
-        ("teams_enabled", row.teams_enabled.is_some()),
-        (
-            "teams_webhook_url",
-            row.teams_webhook_url_encrypted.is_some(),
-        ),
-        ("webhook_url", row.webhook_url_encrypted.is_some()),
-        ("webhook_format", row.webhook_format.is_some()),
-        ("notify_on", row.notify_on.is_some()),
-    ];
-    for (field, is_set) in set {
-        pick(field, is_set);
-    }
-    Effective {
         overridden,
         problems,
-        ..e
     }
 }
 
